@@ -1,0 +1,1 @@
+"""Paper execution service: accepts order intents and tracks them without real money."""

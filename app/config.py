@@ -1,0 +1,53 @@
+"""Settings read from the environment once, at start-up."""
+
+import logging
+import sys
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def parse_allowlist(value: object) -> object:
+    """Split a comma-separated list, strip entries and drop empty ones."""
+    if isinstance(value, str):
+        return frozenset(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """The service's configuration; field names are the spec's variable names."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    # NoDecode: the value is a comma-separated list, not JSON.
+    allowed_symbols: Annotated[frozenset[str], NoDecode] = frozenset()
+    allowed_exchanges: Annotated[frozenset[str], NoDecode] = frozenset()
+    service_name: str = Field(default="execution", min_length=1, max_length=64, pattern=r"^[\w.\-]+$")
+    service_version: str = Field(default="0.1.0", min_length=1, max_length=64)
+    log_level: LogLevel = "INFO"
+
+    _split = field_validator("allowed_symbols", "allowed_exchanges", mode="before")(parse_allowlist)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelNamesMapping()[self.log_level]
+
+
+def load_settings() -> Settings:
+    """Read Settings from the environment, or stop start-up with one clear line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        print(f"execution: invalid configuration: {problems}", file=sys.stderr)
+        raise SystemExit(2) from None

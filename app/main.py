@@ -1,0 +1,68 @@
+"""The FastAPI application: a factory, and thin routes that delegate to the service."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+
+from app.clock import iso_z, utc_now
+from app.config import Settings, load_settings
+from app.deps import ServiceDep
+from app.errors import add_exception_handlers
+from app.logs import EventLog, configure_logging
+from app.middleware import RequestLogMiddleware
+from app.schemas import Capabilities, DuplicateBody, Health, OrderCreated, OrderIntent, ValidationErrorBody
+from app.service import OrderService, created_body
+from app.storage import InMemoryStore, OrderStore
+
+INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    201: {"model": OrderCreated, "description": "Order accepted (status NEW)"},
+    400: {
+        "model": ValidationErrorBody,
+        "description": "Invalid order parameters, or exchange/symbol not in the allowlist "
+        "(`errors` is present for invalid parameters only)",
+    },
+    409: {"model": DuplicateBody, "description": "Duplicate idempotency_key; `order_id` names its order"},
+}
+# The route reads the raw body itself (one strict parse, no 422), so the OpenAPI
+# document is told about the body here.
+INTENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": OrderIntent.model_json_schema()}},
+    }
+}
+
+
+def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
+    events = EventLog(configure_logging(settings.service_name, settings.log_level_number))
+    service = OrderService(settings, store if store is not None else InMemoryStore(), events)
+
+    app = FastAPI(title="Paper execution service", version=settings.service_version)
+    app.state.settings = settings
+    app.state.service = service
+    add_exception_handlers(app)
+    app.add_middleware(RequestLogMiddleware, events=events)
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz() -> Health:
+        return Health(status="ok", timestamp=iso_z(utc_now()))
+
+    @app.get("/capabilities", response_model=Capabilities)
+    async def capabilities(service: ServiceDep) -> Capabilities:
+        return service.capabilities()
+
+    @app.post(
+        "/execution/order-intents",
+        status_code=201,
+        response_class=Response,
+        responses=INTENT_RESPONSES,
+        openapi_extra=INTENT_BODY,
+    )
+    async def submit_order_intent(request: Request, service: ServiceDep) -> Response:
+        order = service.submit_json(await request.body())
+        return Response(created_body(order), status_code=201, media_type="application/json")
+
+    return app
+
+
+app = create_app(load_settings())

@@ -1,0 +1,67 @@
+"""Each test gets its own settings, store and app: nothing is shared between tests."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+from app.storage import InMemoryStore
+
+EXAMPLE_ALLOWLISTS = {"allowed_symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "allowed_exchanges": "binance,coinbase"}
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings with every field given, so the test runner's environment cannot leak in."""
+    values: dict[str, Any] = {
+        **EXAMPLE_ALLOWLISTS,
+        "service_name": "execution",
+        "service_version": "0.1.0",
+        "log_level": "INFO",
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def intent(**overrides: Any) -> dict[str, Any]:
+    """A valid MARKET intent; override any field (None values are sent as null)."""
+    body: dict[str, Any] = {
+        "idempotency_key": "key-1",
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "side": "BUY",
+        "qty": 0.01,
+        "type": "MARKET",
+        "limit_price": None,
+        "client_ts_utc": None,
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def store() -> InMemoryStore:
+    return InMemoryStore()
+
+
+@pytest.fixture
+def make_client(store: InMemoryStore) -> Iterator[Callable[..., TestClient]]:
+    """Build a client around a fresh app; keyword arguments override settings."""
+    clients: list[TestClient] = []
+
+    def build(**overrides: Any) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides), store))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()

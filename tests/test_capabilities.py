@@ -1,0 +1,57 @@
+"""GET /healthz and GET /capabilities, in ok and degraded states."""
+
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi.testclient import TestClient
+
+
+def test_healthz(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"status", "timestamp"}
+    assert body["status"] == "ok"
+    assert body["timestamp"].endswith("Z")
+    datetime.fromisoformat(body["timestamp"])
+
+
+def test_capabilities_ok(client: TestClient) -> None:
+    response = client.get("/capabilities")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"service", "version", "status", "features", "degraded_reason", "generated_at"}
+    assert body["service"] == "execution"
+    assert body["version"] == "0.1.0"
+    assert body["status"] == "ok"
+    assert body["features"] == ["paper_execution"]
+    assert body["degraded_reason"] is None
+    assert body["generated_at"].endswith("Z")
+
+
+def test_capabilities_degraded_without_symbols(make_client: Callable[..., TestClient]) -> None:
+    body = make_client(allowed_symbols="").get("/capabilities").json()
+    assert body["status"] == "degraded"
+    assert body["degraded_reason"] == "ALLOWED_SYMBOLS is empty: every order intent is rejected"
+    assert body["features"] == ["paper_execution"]
+
+
+def test_capabilities_degraded_without_exchanges(make_client: Callable[..., TestClient]) -> None:
+    body = make_client(allowed_exchanges=",").get("/capabilities").json()
+    assert body["status"] == "degraded"
+    assert body["degraded_reason"] == "ALLOWED_EXCHANGES is empty: every order intent is rejected"
+
+
+def test_capabilities_degraded_without_either(make_client: Callable[..., TestClient]) -> None:
+    body = make_client(allowed_exchanges="", allowed_symbols="").get("/capabilities").json()
+    assert body["status"] == "degraded"
+    assert body["degraded_reason"] == "ALLOWED_EXCHANGES and ALLOWED_SYMBOLS are empty: every order intent is rejected"
+
+
+def test_service_name_and_version_overrides(make_client: Callable[..., TestClient]) -> None:
+    body = make_client(service_name="paper-exec-eu", service_version="2.3.4").get("/capabilities").json()
+    assert (body["service"], body["version"]) == ("paper-exec-eu", "2.3.4")
+
+
+def test_version_is_in_the_openapi_document(make_client: Callable[..., TestClient]) -> None:
+    assert make_client(service_version="2.3.4").get("/openapi.json").json()["info"]["version"] == "2.3.4"

@@ -1,0 +1,20 @@
+"""The OpenAPI document tells the truth: the body, 201/400/409, and no 422."""
+
+from fastapi.testclient import TestClient
+
+
+def test_no_422_anywhere(client: TestClient) -> None:
+    assert '"422"' not in client.get("/openapi.json").text
+
+
+def test_order_intent_operation_is_documented(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/execution/order-intents"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert operation["requestBody"]["required"] is True
+    assert set(schema["required"]) == {"idempotency_key", "exchange", "symbol", "side", "qty", "type"}
+    assert schema["additionalProperties"] is False
+    assert set(operation["responses"]) == {"201", "400", "409"}
+
+
+def test_docs_page_is_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200

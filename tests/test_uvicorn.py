@@ -1,0 +1,85 @@
+"""End to end: the real `uvicorn app.main:app` process on a loopback port."""
+
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.conftest import intent
+from tests.uvicorn_server import ROOT, free_port, running_server, uvicorn_command
+
+URL = "/execution/order-intents"
+SPEC_LINE = r"(?m)^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - execution - "
+
+
+def test_order_through_the_real_server_and_its_log(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        status, created = server.request("POST", URL, intent(idempotency_key="e2e-1"))
+        assert status == 201
+        assert created["status"] == "NEW"
+        status, duplicate = server.request("POST", URL, intent(idempotency_key="e2e-1"))
+        assert (status, duplicate["order_id"]) == (409, created["order_id"])
+        status, rejected = server.request("POST", URL, intent(idempotency_key="e2e-2", symbol="DOGE/USDT"))
+        assert (status, rejected) == (400, {"detail": "Symbol 'DOGE/USDT' not allowed"})
+    log = server.log()
+    order_id = created["order_id"]
+    assert re.search(
+        SPEC_LINE + r'INFO - Received order intent \{"idempotency_key": "e2e-1", "exchange": "binance", '
+        r'"symbol": "BTC/USDT", "side": "BUY", "qty": 0.01, "type": "MARKET"\}\n',
+        log,
+    ), log
+    assert re.search(
+        SPEC_LINE
+        + r'INFO - Order created successfully \{"idempotency_key": "e2e-1", "order_id": "'
+        + order_id
+        + r'", "exchange": "binance", "symbol": "BTC/USDT", "side": "BUY", "qty": 0.01, "status": "NEW"\}\n',
+        log,
+    ), log
+    assert re.search(SPEC_LINE + r"WARNING - Duplicate order intent \{", log), log
+    assert re.search(SPEC_LINE + r'WARNING - Order intent rejected \{.*"status": "REJECTED"\}\n', log), log
+    # One request line per request (the health probe at start-up included), and not
+    # uvicorn's own access line as well.
+    request_lines = re.findall(SPEC_LINE + r'INFO - HTTP request \{"method": "POST", "path": "' + URL, log)
+    assert len(request_lines) == 3
+    assert '"POST /execution/order-intents HTTP/1.1"' not in log
+
+
+def test_racing_one_key_against_the_real_server_creates_one_order(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+
+        def post(n: int) -> tuple[int, str]:
+            status, body = server.request("POST", URL, intent(idempotency_key="race", qty=n + 1))
+            return status, body["order_id"]
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(post, range(64)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201] + [409] * 63
+    assert len({order_id for _, order_id in results}) == 1
+
+
+def test_invalid_configuration_stops_the_real_server(tmp_path: Path) -> None:
+    env = {**os.environ, "LOG_LEVEL": "LOUD", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        uvicorn_command(free_port()), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0
+    assert "execution: invalid configuration: LOG_LEVEL: " in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_app_module_imports_with_no_configuration() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("ALLOWED_SYMBOLS", "ALLOWED_EXCHANGES")}
+    code = "import app.main; print(app.main.app.state.service.capabilities().status)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "degraded"

@@ -1,0 +1,135 @@
+"""Every invalid request is a 400 with a JSON `detail` (never 422, never 500) and stores nothing."""
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.storage import InMemoryStore
+from tests.conftest import intent
+
+URL = "/execution/order-intents"
+
+
+def without(field: str) -> dict[str, Any]:
+    body = intent()
+    del body[field]
+    return body
+
+
+# (case id, request body as sent, the field the 400 must name or None for body-level errors)
+INVALID_BODIES: list[tuple[str, bytes, str | None]] = [
+    ("malformed json", b'{"idempotency_key": "k",', None),
+    ("empty body", b"", None),
+    ("not utf-8", b"\xff\xfe\x00", None),
+    ("array body", b"[]", None),
+    ("null body", b"null", None),
+    ("string body", b'"order"', None),
+    ("number body", b"42", None),
+    ("form encoded", b"idempotency_key=k&qty=1", None),
+    *[
+        (f"missing {f}", json.dumps(without(f)).encode(), f)
+        for f in ("idempotency_key", "exchange", "symbol", "side", "qty", "type")
+    ],
+    ("unknown field", json.dumps(intent(leverage=10)).encode(), "leverage"),
+    ("key is a number", json.dumps(intent(idempotency_key=123)).encode(), "idempotency_key"),
+    ("key is empty", json.dumps(intent(idempotency_key="")).encode(), "idempotency_key"),
+    ("key too long", json.dumps(intent(idempotency_key="k" * 256)).encode(), "idempotency_key"),
+    ("key with newline", json.dumps(intent(idempotency_key="a\nb")).encode(), "idempotency_key"),
+    ("key with NUL", json.dumps(intent(idempotency_key="a\u0000b")).encode(), "idempotency_key"),
+    ("key with DEL", json.dumps(intent(idempotency_key="a\u007fb")).encode(), "idempotency_key"),
+    ("key with C1 control", json.dumps(intent(idempotency_key="a\u0085b")).encode(), "idempotency_key"),
+    ("exchange is null", json.dumps(intent(exchange=None)).encode(), "exchange"),
+    ("exchange too long", json.dumps(intent(exchange="x" * 65)).encode(), "exchange"),
+    ("exchange with tab", json.dumps(intent(exchange="bin\tance")).encode(), "exchange"),
+    ("symbol is empty", json.dumps(intent(symbol="")).encode(), "symbol"),
+    ("symbol is a list", json.dumps(intent(symbol=["BTC/USDT"])).encode(), "symbol"),
+    ("side lower case", json.dumps(intent(side="buy")).encode(), "side"),
+    ("side unknown", json.dumps(intent(side="HOLD")).encode(), "side"),
+    ("type unknown", json.dumps(intent(type="STOP")).encode(), "type"),
+    ("type lower case", json.dumps(intent(type="market")).encode(), "type"),
+    ("qty as string", json.dumps(intent(qty="0.01")).encode(), "qty"),
+    ("qty as boolean", json.dumps(intent(qty=True)).encode(), "qty"),
+    ("qty is null", json.dumps(intent(qty=None)).encode(), "qty"),
+    ("qty zero", json.dumps(intent(qty=0)).encode(), "qty"),
+    ("qty negative zero", json.dumps(intent(qty=-0.0)).encode(), "qty"),
+    ("qty negative", json.dumps(intent(qty=-1)).encode(), "qty"),
+    ("qty NaN", json.dumps(intent(qty=float("nan"))).encode(), "qty"),
+    ("qty Infinity", json.dumps(intent(qty=float("inf"))).encode(), "qty"),
+    ("qty -Infinity", json.dumps(intent(qty=float("-inf"))).encode(), "qty"),
+    ("qty overflows a float", json.dumps(intent(qty=1)).replace('"qty": 1', '"qty": 1e400').encode(), "qty"),
+    ("qty huge integer", json.dumps(intent(qty=10**400)).encode(), "qty"),
+    ("qty over the maximum", json.dumps(intent(qty=1.0000001e15)).encode(), "qty"),
+    ("limit price as string", json.dumps(intent(type="LIMIT", limit_price="100")).encode(), "limit_price"),
+    ("limit price zero", json.dumps(intent(type="LIMIT", limit_price=0)).encode(), "limit_price"),
+    ("limit price negative", json.dumps(intent(type="LIMIT", limit_price=-5)).encode(), "limit_price"),
+    ("limit price NaN", json.dumps(intent(type="LIMIT", limit_price=float("nan"))).encode(), "limit_price"),
+    ("LIMIT without limit_price", json.dumps(without("limit_price") | {"type": "LIMIT"}).encode(), "limit_price"),
+    ("LIMIT with null limit_price", json.dumps(intent(type="LIMIT", limit_price=None)).encode(), "limit_price"),
+    ("MARKET with limit_price", json.dumps(intent(type="MARKET", limit_price=100.0)).encode(), "limit_price"),
+    ("client ts not a date", json.dumps(intent(client_ts_utc="yesterday")).encode(), "client_ts_utc"),
+    ("client ts date only", json.dumps(intent(client_ts_utc="2024-01-15")).encode(), "client_ts_utc"),
+    ("client ts unix number", json.dumps(intent(client_ts_utc=1705314600)).encode(), "client_ts_utc"),
+    ("client ts unix string", json.dumps(intent(client_ts_utc="1705314600")).encode(), "client_ts_utc"),
+    ("client ts impossible", json.dumps(intent(client_ts_utc="2024-02-30T10:00:00Z")).encode(), "client_ts_utc"),
+    ("client ts boolean", json.dumps(intent(client_ts_utc=True)).encode(), "client_ts_utc"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"), [(b, f) for _, b, f in INVALID_BODIES], ids=[c for c, _, _ in INVALID_BODIES]
+)
+def test_invalid_intent_is_400_with_detail_and_stores_nothing(
+    client: TestClient, store: InMemoryStore, body: bytes, field: str | None
+) -> None:
+    response = client.post(URL, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    payload = response.json()
+    assert isinstance(payload["detail"], str)
+    assert payload["detail"].startswith("Invalid order intent: ")
+    assert payload["errors"]
+    assert all(set(error) == {"loc", "msg"} for error in payload["errors"])
+    if field is not None:
+        assert [field] in [error["loc"] for error in payload["errors"]]
+        assert field in payload["detail"]
+    assert store.count() == 0
+
+
+def test_limit_without_price_names_limit_price(client: TestClient) -> None:
+    response = client.post(URL, json=intent(type="LIMIT"))
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"loc": ["limit_price"], "msg": "limit_price is required for LIMIT orders"}]
+
+
+def test_control_characters_are_named_in_the_error(client: TestClient) -> None:
+    response = client.post(URL, json=intent(symbol="BTC\r\nUSDT"))
+    assert response.json()["errors"] == [{"loc": ["symbol"], "msg": "must not contain control characters"}]
+
+
+def test_every_problem_of_a_body_is_listed(client: TestClient) -> None:
+    response = client.post(URL, json={"qty": "1", "side": "buy", "extra": 1})
+    locs = [error["loc"] for error in response.json()["errors"]]
+    for expected in (["qty"], ["side"], ["extra"], ["idempotency_key"], ["exchange"], ["symbol"], ["type"]):
+        assert expected in locs
+
+
+def test_an_invalid_body_does_not_disturb_stored_orders(client: TestClient, store: InMemoryStore) -> None:
+    created = client.post(URL, json=intent(idempotency_key="keep")).json()
+    assert client.post(URL, json=intent(idempotency_key="keep", qty="1")).status_code == 400
+    stored = store.get_by_key("keep")
+    assert stored is not None
+    assert (stored.order_id, stored.qty) == (created["order_id"], 0.01)
+    assert store.count() == 1
+
+
+def test_unknown_path_is_a_json_404(client: TestClient) -> None:
+    response = client.get("/execution/nothing-here")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}
+
+
+def test_wrong_method_is_a_json_405(client: TestClient) -> None:
+    response = client.get(URL)
+    assert response.status_code == 405
+    assert response.json() == {"detail": "Method Not Allowed"}

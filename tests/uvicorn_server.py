@@ -1,0 +1,81 @@
+"""Start the spec's uvicorn command on a free loopback port, for end-to-end tests."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_ENV = {"ALLOWED_SYMBOLS": "BTC/USDT,ETH/USDT,SOL/USDT", "ALLOWED_EXCHANGES": "binance,coinbase"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def uvicorn_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+
+
+@contextmanager
+def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    full_env = {**os.environ, **EXAMPLE_ENV, **(env or {}), "PYTHONPATH": str(ROOT)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(uvicorn_command(port), cwd=ROOT, env=full_env, stdout=log, stderr=log)
+    server = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited at start-up:\n{server.log()}")
+            try:
+                if server.request("GET", "/healthz")[0] == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
