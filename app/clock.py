@@ -1,14 +1,25 @@
-"""UTC timestamps in the wire format: ISO 8601 ending in `Z`."""
+"""Time as integer microseconds since the epoch (exact, and small to store), and its
+wire format: UTC ISO 8601 ending in `Z`."""
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+def now_micros() -> int:
+    return time.time_ns() // 1000
 
 
-def iso_z(moment: datetime) -> str:
-    """`2024-01-15T10:30:00.123456Z` for an aware datetime (always microseconds)."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return f"{moment.isoformat(timespec='microseconds')[:-6]}Z"  # drop "+00:00"
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime (exact: integer arithmetic)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def to_datetime(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def iso_z(micros: int) -> str:
+    """`2024-01-15T10:30:00.123456Z`: always microseconds, always UTC."""
+    return f"{to_datetime(micros).isoformat(timespec='microseconds')[:-6]}Z"  # drop "+00:00"

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from app.clock import iso_z, utc_now
+from app.clock import iso_z, now_micros
 from app.config import Settings, load_settings
 from app.deps import ServiceDep
 from app.errors import add_exception_handlers
@@ -45,7 +45,7 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:
-        return Health(status="ok", timestamp=iso_z(utc_now()))
+        return Health(status="ok", timestamp=iso_z(now_micros()))
 
     @app.get("/capabilities", response_model=Capabilities)
     async def capabilities(service: ServiceDep) -> Capabilities:

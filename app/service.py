@@ -1,16 +1,15 @@
 """Order intake: the spec's lifecycle, from raw body to stored order, with its log events."""
 
-import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import NoReturn
 
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from app.clock import iso_z, utc_now
+from app.clock import iso_z, now_micros, to_micros
 from app.config import Settings
 from app.errors import DuplicateIntent, InstrumentNotAllowed, ServiceError, invalid_from_validation
+from app.ids import new_order_number
 from app.logs import EventLog, Fields
 from app.schemas import Capabilities, OrderIntent
 from app.storage import Order, OrderStore
@@ -27,7 +26,7 @@ class OrderService:
         settings: Settings,
         store: OrderStore,
         events: EventLog,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], int] = now_micros,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -67,7 +66,7 @@ class OrderService:
             self._reject(InstrumentNotAllowed(self._not_allowed("Symbol", intent.symbol)), fields)
 
         order = Order(
-            order_id=f"paper-{uuid.uuid4()}",
+            number=new_order_number(),
             idempotency_key=intent.idempotency_key,
             exchange=exchange,
             symbol=symbol,
@@ -75,24 +74,26 @@ class OrderService:
             qty=intent.qty,
             type=_TYPES[intent.type],
             limit_price=intent.limit_price,
-            client_ts=intent.client_ts_utc,
+            client_ts=None if intent.client_ts_utc is None else to_micros(intent.client_ts_utc),
             accepted_at=self.clock(),
         )
         stored, created = self.store.add_unless_key_exists(order)
         if not created:
+            existing_id = stored.order_id
             self.events.warning(
                 "Duplicate order intent",
-                {"idempotency_key": intent.idempotency_key, "order_id": stored.order_id, "status": stored.status},
+                {"idempotency_key": intent.idempotency_key, "order_id": existing_id, "status": stored.status},
             )
             raise DuplicateIntent(
-                f"Duplicate idempotency_key {intent.idempotency_key!r}: already used by order {stored.order_id}",
-                order_id=stored.order_id,
+                f"Duplicate idempotency_key {intent.idempotency_key!r}: already used by order {existing_id}",
+                order_id=existing_id,
             )
+        order_id = order.order_id
         self.events.info(
             "Order created successfully",
             {
                 "idempotency_key": order.idempotency_key,
-                "order_id": order.order_id,
+                "order_id": order_id,
                 "exchange": order.exchange,
                 "symbol": order.symbol,
                 "side": order.side,

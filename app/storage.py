@@ -1,12 +1,16 @@
 """The order store interface and the lock-guarded in-memory store."""
 
 import threading
-from datetime import datetime
 from typing import Protocol
+
+from app.ids import format_order_id, parse_order_id
 
 
 class Order:
-    """One accepted order. `__slots__` keeps a stored order to a few hundred bytes."""
+    """One accepted order. `__slots__` keeps a stored order to a few hundred bytes.
+
+    Times are integer microseconds since the epoch; the id is kept as its number.
+    """
 
     __slots__ = (
         "accepted_at",
@@ -15,7 +19,7 @@ class Order:
         "filled_qty",
         "idempotency_key",
         "limit_price",
-        "order_id",
+        "number",
         "qty",
         "side",
         "status",
@@ -26,7 +30,7 @@ class Order:
     def __init__(
         self,
         *,
-        order_id: str,
+        number: int,
         idempotency_key: str,
         exchange: str,
         symbol: str,
@@ -34,12 +38,12 @@ class Order:
         qty: float,
         type: str,
         limit_price: float | None,
-        client_ts: datetime | None,
-        accepted_at: datetime,
+        client_ts: int | None,
+        accepted_at: int,
         status: str = "NEW",
         filled_qty: float = 0.0,
     ) -> None:
-        self.order_id = order_id
+        self.number = number
         self.idempotency_key = idempotency_key
         self.exchange = exchange
         self.symbol = symbol
@@ -51,6 +55,10 @@ class Order:
         self.accepted_at = accepted_at
         self.status = status
         self.filled_qty = filled_qty
+
+    @property
+    def order_id(self) -> str:
+        return format_order_id(self.number)
 
 
 class OrderStore(Protocol):
@@ -73,7 +81,7 @@ class InMemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_id: dict[str, Order] = {}
+        self._by_number: dict[int, Order] = {}
         self._by_key: dict[str, Order] = {}
 
     def add_unless_key_exists(self, order: Order) -> tuple[Order, bool]:
@@ -84,14 +92,15 @@ class InMemoryStore:
             if existing is not None:
                 return existing, False
             self._by_key[order.idempotency_key] = order
-            self._by_id[order.order_id] = order
+            self._by_number[order.number] = order
             return order, True
 
     def get(self, order_id: str) -> Order | None:
-        return self._by_id.get(order_id)
+        number = parse_order_id(order_id)
+        return None if number is None else self._by_number.get(number)
 
     def get_by_key(self, idempotency_key: str) -> Order | None:
         return self._by_key.get(idempotency_key)
 
     def count(self) -> int:
-        return len(self._by_id)
+        return len(self._by_number)

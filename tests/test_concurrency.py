@@ -59,7 +59,7 @@ def test_store_check_and_insert_is_atomic() -> None:
             n: int, round_no: int = round_no, store: InMemoryStore = store, barrier: threading.Barrier = barrier
         ) -> bool:
             order = Order(
-                order_id=f"paper-{round_no}-{n}",
+                number=round_no * 100 + n,
                 idempotency_key="k",
                 exchange="binance",
                 symbol="BTC/USDT",
@@ -68,7 +68,7 @@ def test_store_check_and_insert_is_atomic() -> None:
                 type="MARKET",
                 limit_price=None,
                 client_ts=None,
-                accepted_at=None,  # type: ignore[arg-type]
+                accepted_at=0,
             )
             barrier.wait()
             return store.add_unless_key_exists(order)[1]

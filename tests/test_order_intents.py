@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
+from app.clock import to_datetime
 from app.storage import InMemoryStore
 from tests.conftest import intent
 
@@ -63,7 +64,7 @@ def test_client_timestamp_with_offset_is_stored_in_utc(client: TestClient, store
     assert response.status_code == 201
     stored = store.get(response.json()["order_id"])
     assert stored is not None
-    assert stored.client_ts == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
+    assert to_datetime(stored.client_ts) == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 
 
 def test_naive_client_timestamp_is_taken_as_utc(client: TestClient, store: InMemoryStore) -> None:
@@ -71,7 +72,7 @@ def test_naive_client_timestamp_is_taken_as_utc(client: TestClient, store: InMem
     assert response.status_code == 201
     stored = store.get(response.json()["order_id"])
     assert stored is not None
-    assert stored.client_ts == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
+    assert to_datetime(stored.client_ts) == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 
 
 def test_unique_keys_get_distinct_orders(client: TestClient, store: InMemoryStore) -> None:
