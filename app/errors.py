@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 
 class ServiceError(Exception):
@@ -34,11 +35,34 @@ class DuplicateIntent(ServiceError):
     status_code = 409
 
 
+# A body with 100,000 unknown fields must not get a 10 MB answer and log line.
+MAX_LISTED_ERRORS = 10
+MAX_LOC_PART = 64
+
+
+def _short(part: str | int) -> str | int:
+    if isinstance(part, str) and len(part) > MAX_LOC_PART:
+        return part[:MAX_LOC_PART] + "..."
+    return part
+
+
 def invalid_from_validation(exc: ValidationError | RequestValidationError, what: str) -> InvalidIntent:
     """One 400 from pydantic's errors: a readable `detail` and the `errors` list."""
-    errors = [{"loc": [part for part in error["loc"] if part != "body"], "msg": error["msg"]} for error in exc.errors()]
+    all_errors = exc.errors()
+    errors = [
+        {"loc": [_short(part) for part in error["loc"] if part != "body"], "msg": error["msg"]}
+        for error in all_errors[:MAX_LISTED_ERRORS]
+    ]
     parts = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in errors)
+    if len(all_errors) > MAX_LISTED_ERRORS:
+        parts += f"; and {len(all_errors) - MAX_LISTED_ERRORS} more"
     return InvalidIntent(f"Invalid {what}: {parts}", errors=errors)
+
+
+async def _render_client_disconnect(request: Request, exc: Exception) -> JSONResponse:
+    # The client hung up mid-body: nobody will read this answer, but the request line
+    # says 400 rather than 500, and no traceback fills the log.
+    return JSONResponse({"detail": "Client disconnected before the request body was complete"}, status_code=400)
 
 
 async def _render_service_error(request: Request, exc: Exception) -> JSONResponse:
@@ -56,3 +80,4 @@ async def _render_request_validation(request: Request, exc: Exception) -> JSONRe
 def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _render_service_error)
     app.add_exception_handler(RequestValidationError, _render_request_validation)
+    app.add_exception_handler(ClientDisconnect, _render_client_disconnect)

@@ -10,16 +10,16 @@ from app.deps import ServiceDep
 from app.errors import add_exception_handlers
 from app.logs import EventLog, configure_logging
 from app.middleware import RequestLogMiddleware
-from app.schemas import Capabilities, DuplicateBody, Health, OrderCreated, OrderIntent, ValidationErrorBody
+from app.schemas import BadRequestBody, Capabilities, DuplicateBody, Health, OrderCreated, OrderIntent
 from app.service import OrderService, created_body
 from app.storage import InMemoryStore, OrderStore
 
 INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"model": OrderCreated, "description": "Order accepted (status NEW)"},
     400: {
-        "model": ValidationErrorBody,
-        "description": "Invalid order parameters, or exchange/symbol not in the allowlist "
-        "(`errors` is present for invalid parameters only)",
+        "model": BadRequestBody,
+        "description": "Invalid order parameters (`errors` lists them), a body that is not JSON, "
+        "or an exchange/symbol not in the allowlist",
     },
     409: {"model": DuplicateBody, "description": "Duplicate idempotency_key; `order_id` names its order"},
 }
@@ -37,7 +37,9 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
     events = EventLog(configure_logging(settings.service_name, settings.log_level_number))
     service = OrderService(settings, store if store is not None else InMemoryStore(), events)
 
-    app = FastAPI(title="Paper execution service", version=settings.service_version)
+    # redirect_slashes off: a 307 to a Location built from the client's Host header is
+    # no answer for a bot; `/execution/order-intents/` is a plain 404.
+    app = FastAPI(title="Paper execution service", version=settings.service_version, redirect_slashes=False)
     app.state.settings = settings
     app.state.service = service
     add_exception_handlers(app)
@@ -46,6 +48,10 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:
         return Health(status="ok", timestamp=iso_z(now_micros()))
+
+    @app.head("/healthz", include_in_schema=False)
+    async def healthz_head() -> Response:
+        return Response(media_type="application/json")  # some probes only send HEAD
 
     @app.get("/capabilities", response_model=Capabilities)
     async def capabilities(service: ServiceDep) -> Capabilities:
@@ -59,7 +65,7 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
         openapi_extra=INTENT_BODY,
     )
     async def submit_order_intent(request: Request, service: ServiceDep) -> Response:
-        order = service.submit_json(await request.body())
+        order = service.submit_json(await request.body(), request.headers.get("content-type"))
         return Response(created_body(order), status_code=201, media_type="application/json")
 
     return app

@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-# C0 controls, DEL and C1 controls: they forge log lines and confuse terminals.
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: they
+# forge log lines and confuse terminals and log viewers.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # pydantic also takes "1700000000" as a datetime; the contract says ISO 8601.
 _ISO_8601_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 # Far above any real quantity or price, and below 2**53 so the value stays exact.
@@ -71,7 +72,10 @@ class OrderIntent(BaseModel):
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+00:01 is before year 1 in UTC
+            raise PydanticCustomError("datetime_range", "must be within years 1 to 9999 in UTC") from None
 
 
 class OrderCreated(BaseModel):
@@ -96,8 +100,10 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-class ValidationErrorBody(ErrorBody):
-    errors: list[ErrorLocation]
+class BadRequestBody(ErrorBody):
+    """A 400: `errors` is there when the body failed validation, absent otherwise."""
+
+    errors: list[ErrorLocation] | None = None
 
 
 class DuplicateBody(ErrorBody):

@@ -8,7 +8,7 @@ from pydantic_core import to_json
 
 from app.clock import iso_z, now_micros, to_micros
 from app.config import Settings
-from app.errors import DuplicateIntent, InstrumentNotAllowed, ServiceError, invalid_from_validation
+from app.errors import DuplicateIntent, InstrumentNotAllowed, InvalidIntent, ServiceError, invalid_from_validation
 from app.ids import new_order_number
 from app.logs import EventLog, Fields
 from app.schemas import Capabilities, OrderIntent
@@ -37,14 +37,18 @@ class OrderService:
         self._exchanges = {name: name for name in settings.allowed_exchanges}
         self._symbols = {name: name for name in settings.allowed_symbols}
 
-    def submit_json(self, body: bytes) -> Order:
-        """Check and store an intent given as a raw JSON body."""
+    def submit_json(self, body: bytes, content_type: str | None = None) -> Order:
+        """Check and store an intent given as a raw JSON body and its Content-Type."""
         try:
+            if not is_json_media_type(content_type):
+                # A browser may POST text/plain or a form to any address without asking
+                # first (no CORS preflight); only JSON, or no type at all, is an intent.
+                raise InvalidIntent(f"Content-Type must be application/json, not {content_type!r}")
             intent = OrderIntent.model_validate_json(body)
         except ValidationError as exc:
-            error = invalid_from_validation(exc, "order intent")
-            self.events.warning("Order intent rejected", {"reason": error.detail, "status": "REJECTED"})
-            raise error from None
+            self._reject(invalid_from_validation(exc, "order intent"), {})
+        except InvalidIntent as error:
+            self._reject(error, {})
         return self.submit(intent)
 
     def submit(self, intent: OrderIntent) -> Order:
@@ -135,6 +139,14 @@ class OrderService:
     def _reject(self, error: ServiceError, fields: Fields) -> NoReturn:
         self.events.warning("Order intent rejected", {**fields, "reason": error.detail, "status": "REJECTED"})
         raise error
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """No Content-Type, `application/json` or `application/*+json`, parameters ignored."""
+    if content_type is None:
+        return True
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
 def created_body(order: Order) -> bytes:

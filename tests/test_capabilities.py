@@ -16,6 +16,12 @@ def test_healthz(client: TestClient) -> None:
     datetime.fromisoformat(body["timestamp"])
 
 
+def test_healthz_answers_head(client: TestClient) -> None:
+    response = client.head("/healthz")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
 def test_capabilities_ok(client: TestClient) -> None:
     response = client.get("/capabilities")
     assert response.status_code == 200

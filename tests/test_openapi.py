@@ -18,3 +18,12 @@ def test_order_intent_operation_is_documented(client: TestClient) -> None:
 
 def test_docs_page_is_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
+
+
+def test_the_400_schema_fits_allowlist_refusals_too(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    operation = document["paths"]["/execution/order-intents"]["post"]
+    ref = operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert schema["required"] == ["detail"]
+    assert "errors" in schema["properties"]

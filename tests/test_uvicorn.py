@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -83,3 +84,20 @@ def test_the_app_module_imports_with_no_configuration() -> None:
         check=True,
     )
     assert result.stdout.strip() == "degraded"
+
+
+def test_a_client_hanging_up_mid_body_is_no_500(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /execution/order-intents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                b'{"idempotency_key": "half'
+            )
+        # The server goes on serving.
+        assert server.request("POST", URL, intent(idempotency_key="after"))[0] == 201
+    log = server.log()
+    assert "Traceback" not in log
+    assert '"status": 500' not in log
+    assert re.search(SPEC_LINE + r'INFO - HTTP request \{"method": "POST", "path": "' + URL + '", "status": 400', log)

@@ -74,6 +74,17 @@ INVALID_BODIES: list[tuple[str, bytes, str | None]] = [
     ("client ts unix string", json.dumps(intent(client_ts_utc="1705314600")).encode(), "client_ts_utc"),
     ("client ts impossible", json.dumps(intent(client_ts_utc="2024-02-30T10:00:00Z")).encode(), "client_ts_utc"),
     ("client ts boolean", json.dumps(intent(client_ts_utc=True)).encode(), "client_ts_utc"),
+    (
+        "client ts before year 1 in UTC",
+        json.dumps(intent(client_ts_utc="0001-01-01T00:00:00+00:01")).encode(),
+        "client_ts_utc",
+    ),
+    (
+        "client ts after 9999 in UTC",
+        json.dumps(intent(client_ts_utc="9999-12-31T23:59:59-14:00")).encode(),
+        "client_ts_utc",
+    ),
+    ("key with line separator", json.dumps(intent(idempotency_key="a\u2028b")).encode(), "idempotency_key"),
 ]
 
 
@@ -133,3 +144,38 @@ def test_wrong_method_is_a_json_405(client: TestClient) -> None:
     response = client.get(URL)
     assert response.status_code == 405
     assert response.json() == {"detail": "Method Not Allowed"}
+
+
+def test_a_flood_of_problems_gets_a_short_answer(client: TestClient) -> None:
+    body = intent() | {f"field_{n}_" + "x" * 1000: n for n in range(5000)}
+    response = client.post(URL, json=body)
+    assert response.status_code == 400
+    payload = response.json()
+    assert len(payload["errors"]) == 10
+    assert payload["detail"].endswith("; and 4990 more")
+    assert all(len(part) <= 67 for error in payload["errors"] for part in error["loc"])
+    assert len(response.content) < 4000
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json"]
+)
+def test_a_non_json_content_type_is_400(client: TestClient, store: InMemoryStore, content_type: str) -> None:
+    response = client.post(URL, content=json.dumps(intent()).encode(), headers={"content-type": content_type})
+    assert response.status_code == 400
+    assert response.json()["detail"] == f"Content-Type must be application/json, not {content_type!r}"
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "Application/JSON", "application/vnd.x+json"]
+)
+def test_json_content_types_are_accepted(client: TestClient, content_type: str) -> None:
+    response = client.post(URL, content=json.dumps(intent()).encode(), headers={"content-type": content_type})
+    assert response.status_code == 201
+
+
+def test_a_trailing_slash_is_a_404_not_a_redirect(client: TestClient) -> None:
+    response = client.post(URL + "/", json=intent(), follow_redirects=False)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}
