@@ -40,7 +40,6 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
     # redirect_slashes off: a 307 to a Location built from the client's Host header is
     # no answer for a bot; `/execution/order-intents/` is a plain 404.
     app = FastAPI(title="Paper execution service", version=settings.service_version, redirect_slashes=False)
-    app.state.settings = settings
     app.state.service = service
     add_exception_handlers(app)
     app.add_middleware(RequestLogMiddleware, events=events)

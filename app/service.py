@@ -62,12 +62,8 @@ class OrderService:
             "type": intent.type,
         }
         self.events.info("Received order intent", fields)
-        exchange = self._exchanges.get(intent.exchange)
-        if exchange is None:
-            self._reject(InstrumentNotAllowed(self._not_allowed("Exchange", intent.exchange)), fields)
-        symbol = self._symbols.get(intent.symbol)
-        if symbol is None:
-            self._reject(InstrumentNotAllowed(self._not_allowed("Symbol", intent.symbol)), fields)
+        exchange = self._allowed(self._exchanges, intent.exchange, "Exchange", "ALLOWED_EXCHANGES", fields)
+        symbol = self._allowed(self._symbols, intent.symbol, "Symbol", "ALLOWED_SYMBOLS", fields)
 
         order = Order(
             number=new_order_number(),
@@ -129,12 +125,15 @@ class OrderService:
         verb = "is" if len(empty) == 1 else "are"
         return f"{' and '.join(empty)} {verb} empty: every order intent is rejected"
 
-    def _not_allowed(self, what: str, value: str) -> str:
-        variable = "ALLOWED_EXCHANGES" if what == "Exchange" else "ALLOWED_SYMBOLS"
-        allowed = self._exchanges if what == "Exchange" else self._symbols
-        if not allowed:
-            return f"{what} {value!r} not allowed: {variable} is empty, so every order intent is rejected"
-        return f"{what} {value!r} not allowed"
+    def _allowed(self, allowed: dict[str, str], value: str, what: str, variable: str, fields: Fields) -> str:
+        """The allowlist's own copy of `value`, or a rejection that names the list if empty."""
+        canonical = allowed.get(value)
+        if canonical is None:
+            detail = f"{what} {value!r} not allowed"
+            if not allowed:
+                detail += f": {variable} is empty, so every order intent is rejected"
+            self._reject(InstrumentNotAllowed(detail), fields)
+        return canonical
 
     def _reject(self, error: ServiceError, fields: Fields) -> NoReturn:
         self.events.warning("Order intent rejected", {**fields, "reason": error.detail, "status": "REJECTED"})
