@@ -69,28 +69,37 @@ class EventLog:
 class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A stream handler that, inside an event loop, writes once per loop iteration.
 
-    Each request logs three lines; a write (and flush) per line costs more than the
-    route itself. Lines logged while the loop runs are written together at the start
-    of its next iteration, so none waits longer than that. Outside a loop (threads,
-    start-up, shutdown) every line is written at once, after anything pending.
+    Each request logs three lines, and a write system call per line is a noticeable
+    share of a request's cost. Lines logged while a loop runs are written together
+    when that loop comes round (its next iteration), so none waits longer than that.
+    Outside a loop (threads, start-up, shutdown) a line is written at once, after
+    anything pending.
     """
+
+    # Past this many waiting lines, write now: a loop that stopped before its flush
+    # ran must not make lines pile up.
+    MAX_PENDING = 1000
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
         self._pending: list[str] = []
+        # The loop that has a flush queued; another loop queues its own, so lines are
+        # never left waiting on a loop that has stopped.
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        # Called by Handler.handle with self.lock held.
         try:
-            line = self.format(record) + self.terminator
+            self._pending.append(self.format(record) + self.terminator)
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                self._pending.append(line)
+                loop = None
+            if loop is None or len(self._pending) >= self.MAX_PENDING:
                 self._write_pending()
-                return
-            if not self._pending:
+            elif self._flush_loop is not loop:
                 loop.call_soon(self.flush)
-            self._pending.append(line)
+                self._flush_loop = loop
         except Exception:
             self.handleError(record)
 
@@ -99,6 +108,7 @@ class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write_pending()
 
     def _write_pending(self) -> None:
+        self._flush_loop = None
         if self._pending:
             text = "".join(self._pending)
             self._pending.clear()

@@ -188,3 +188,46 @@ def test_json_fields_round_trip(client: TestClient, caplog: pytest.LogCaptureFix
     match = LINE.fullmatch(FieldsFormatter().format(received))
     assert match is not None
     assert json.loads(match["fields"])["idempotency_key"] == 'quote"and\\backslash'
+
+
+def test_lines_left_by_a_stopped_loop_are_written_by_the_next_one() -> None:
+    stream = CountingStream()
+    handler = LoopBatchingHandler(stream)
+    handler.setFormatter(FieldsFormatter())
+    logger = logging.Logger("batch-test")
+    logger.addHandler(handler)
+    events_log = EventLog(logger)
+
+    # The stop comes first in the iteration, so the loop ends before the flush that
+    # logging queued can run.
+    first_loop = asyncio.new_event_loop()
+    first_loop.call_soon(first_loop.stop)
+    first_loop.call_soon(events_log.info, "from the first loop", {})
+    first_loop.run_forever()
+    first_loop.close()
+    assert stream.getvalue() == ""
+
+    async def log_and_yield() -> None:
+        events_log.info("from the second loop", {})
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(log_and_yield())
+    messages = [line.split(" - ")[3] for line in stream.getvalue().splitlines()]
+    assert messages == ["from the first loop", "from the second loop"]
+
+
+def test_a_flood_of_lines_is_written_without_waiting_for_the_loop() -> None:
+    stream = CountingStream()
+    handler = LoopBatchingHandler(stream)
+    handler.setFormatter(FieldsFormatter())
+    logger = logging.Logger("batch-test")
+    logger.addHandler(handler)
+    events_log = EventLog(logger)
+
+    async def log_many() -> None:
+        for n in range(LoopBatchingHandler.MAX_PENDING):
+            events_log.info("line", {"n": n})
+        assert len(stream.getvalue().splitlines()) == LoopBatchingHandler.MAX_PENDING
+
+    asyncio.run(log_many())
