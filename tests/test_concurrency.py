@@ -5,6 +5,7 @@ own event loop in its own thread: the store really is called from many threads a
 """
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi.testclient import TestClient
@@ -16,8 +17,19 @@ from tests.conftest import intent, make_settings
 URL = "/execution/order-intents"
 
 
+class SlowLookups(dict[str, Order]):
+    """A key map whose lookups take a millisecond: it holds the window between the
+    duplicate check and the insert open, so any other thread that could slip in, does."""
+
+    def get(self, key: str, default: Order | None = None) -> Order | None:  # type: ignore[override]
+        found = super().get(key, default)
+        time.sleep(0.001)  # after the lookup: what was seen may be stale by the insert
+        return found
+
+
 def test_many_threads_racing_one_key_create_exactly_one_order() -> None:
     store = InMemoryStore()
+    store._by_key = SlowLookups()  # holds the check-to-insert window open (see below)
     client = TestClient(create_app(make_settings(), store))
     barrier = threading.Barrier(32)
 
@@ -49,10 +61,10 @@ def test_many_unique_keys_in_parallel_are_all_created() -> None:
     assert all(store.get_by_key(f"unique-{n}") is not None for n in range(400))
 
 
-def test_store_check_and_insert_is_atomic() -> None:
-    # Directly on the store, many rounds: the narrowest window the lock must close.
-    for round_no in range(50):
+def test_store_check_and_insert_is_atomic_even_when_slow() -> None:
+    for round_no in range(5):
         store = InMemoryStore()
+        store._by_key = SlowLookups()  # only the timing changes; without the lock this test fails
         barrier = threading.Barrier(8)
 
         def add(
