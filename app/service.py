@@ -36,6 +36,7 @@ class OrderService:
         # every stored order points at the same string.
         self._exchanges = {name: name for name in settings.allowed_exchanges}
         self._symbols = {name: name for name in settings.allowed_symbols}
+        self._degraded_reason = _empty_allowlists_reason(self._exchanges, self._symbols)
 
     def submit_json(self, body: bytes, content_type: str | None = None) -> Order:
         """Check and store an intent given as a raw JSON body and its Content-Type."""
@@ -62,8 +63,8 @@ class OrderService:
             "type": intent.type,
         }
         self.events.info("Received order intent", fields)
-        exchange = self._allowed(self._exchanges, intent.exchange, "Exchange", "ALLOWED_EXCHANGES", fields)
-        symbol = self._allowed(self._symbols, intent.symbol, "Symbol", "ALLOWED_SYMBOLS", fields)
+        exchange = self._allowed(self._exchanges, intent.exchange, "Exchange", fields)
+        symbol = self._allowed(self._symbols, intent.symbol, "Symbol", fields)
 
         order = Order(
             number=new_order_number(),
@@ -104,7 +105,7 @@ class OrderService:
         return order
 
     def capabilities(self) -> Capabilities:
-        reason = self._degraded_reason()
+        reason = self._degraded_reason
         return Capabilities(
             service=self.settings.service_name,
             version=self.settings.service_version,
@@ -114,30 +115,27 @@ class OrderService:
             generated_at=iso_z(self.clock()),
         )
 
-    def _degraded_reason(self) -> str | None:
-        empty = [
-            name
-            for name, allowed in (("ALLOWED_EXCHANGES", self._exchanges), ("ALLOWED_SYMBOLS", self._symbols))
-            if not allowed
-        ]
-        if not empty:
-            return None
-        verb = "is" if len(empty) == 1 else "are"
-        return f"{' and '.join(empty)} {verb} empty: every order intent is rejected"
-
-    def _allowed(self, allowed: dict[str, str], value: str, what: str, variable: str, fields: Fields) -> str:
-        """The allowlist's own copy of `value`, or a rejection that names the list if empty."""
+    def _allowed(self, allowed: dict[str, str], value: str, what: str, fields: Fields) -> str:
+        """The allowlist's own copy of `value`, or a rejection (naming any empty list)."""
         canonical = allowed.get(value)
         if canonical is None:
             detail = f"{what} {value!r} not allowed"
-            if not allowed:
-                detail += f": {variable} is empty, so every order intent is rejected"
+            if self._degraded_reason:
+                detail += f"; {self._degraded_reason}"
             self._reject(InstrumentNotAllowed(detail), fields)
         return canonical
 
     def _reject(self, error: ServiceError, fields: Fields) -> NoReturn:
         self.events.warning("Order intent rejected", {**fields, "reason": error.detail, "status": "REJECTED"})
         raise error
+
+
+def _empty_allowlists_reason(exchanges: dict[str, str], symbols: dict[str, str]) -> str | None:
+    empty = [name for name, allowed in (("ALLOWED_EXCHANGES", exchanges), ("ALLOWED_SYMBOLS", symbols)) if not allowed]
+    if not empty:
+        return None
+    verb = "is" if len(empty) == 1 else "are"
+    return f"{' and '.join(empty)} {verb} empty: every order intent is rejected"
 
 
 def is_json_media_type(content_type: str | None) -> bool:

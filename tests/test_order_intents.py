@@ -86,6 +86,7 @@ def test_duplicate_key_is_409_naming_the_existing_order(client: TestClient, stor
     response = client.post(URL, json=intent(idempotency_key="dup"))
     assert response.status_code == 409
     body = response.json()
+    assert set(body) == {"detail", "order_id"}
     assert "Duplicate idempotency_key" in body["detail"]
     assert body["order_id"] == first["order_id"]
     assert store.count() == 1
@@ -137,24 +138,42 @@ def test_allowlist_matching_is_exact_and_case_sensitive(client: TestClient) -> N
 
 
 def test_allowlist_entries_are_stripped_and_empty_ones_dropped(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(allowed_symbols=" BTC/USDT , ,ETH/USDT,", allowed_exchanges="binance,")
-    assert client.post(URL, json=intent(symbol="ETH/USDT")).status_code == 201
-    assert client.post(URL, json=intent(idempotency_key="k2", symbol="")).status_code == 400
+    client = make_client(allowed_symbols=" BTC/USDT , ,ETH/USDT,", allowed_exchanges=" binance ,")
+    assert client.post(URL, json=intent(symbol="BTC/USDT")).status_code == 201
+    assert client.post(URL, json=intent(idempotency_key="k2", symbol="ETH/USDT")).status_code == 201
+    assert client.post(URL, json=intent(idempotency_key="k3", symbol=" BTC/USDT ")).status_code == 400
+    # No empty entry survived: the service is not degraded by a stray comma.
+    assert client.get("/capabilities").json()["status"] == "ok"
 
 
 def test_empty_symbol_allowlist_rejects_everything_and_says_so(make_client: Callable[..., TestClient]) -> None:
     client = make_client(allowed_symbols="")
     response = client.post(URL, json=intent())
     assert response.status_code == 400
-    assert "not allowed" in response.json()["detail"]
-    assert "ALLOWED_SYMBOLS is empty" in response.json()["detail"]
+    assert response.json()["detail"] == (
+        "Symbol 'BTC/USDT' not allowed; ALLOWED_SYMBOLS is empty: every order intent is rejected"
+    )
 
 
 def test_empty_exchange_allowlist_rejects_everything_and_says_so(make_client: Callable[..., TestClient]) -> None:
     client = make_client(allowed_exchanges=" , ")
     response = client.post(URL, json=intent())
     assert response.status_code == 400
-    assert "ALLOWED_EXCHANGES is empty" in response.json()["detail"]
+    assert response.json()["detail"] == (
+        "Exchange 'binance' not allowed; ALLOWED_EXCHANGES is empty: every order intent is rejected"
+    )
+
+
+def test_an_empty_list_is_named_whichever_check_refuses(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(allowed_symbols="")
+    detail = client.post(URL, json=intent(exchange="kraken")).json()["detail"]
+    assert detail == "Exchange 'kraken' not allowed; ALLOWED_SYMBOLS is empty: every order intent is rejected"
+    client = make_client(allowed_symbols="", allowed_exchanges="")
+    detail = client.post(URL, json=intent()).json()["detail"]
+    assert detail == (
+        "Exchange 'binance' not allowed; "
+        "ALLOWED_EXCHANGES and ALLOWED_SYMBOLS are empty: every order intent is rejected"
+    )
 
 
 def test_a_rejected_intent_does_not_take_its_key(client: TestClient) -> None:
