@@ -4,11 +4,10 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from pydantic import ValidationError
-from pydantic_core import to_json
 
 from app.clock import iso_z, now_micros, to_micros
 from app.config import Settings
-from app.errors import DuplicateIntent, InstrumentNotAllowed, InvalidIntent, ServiceError, invalid_from_validation
+from app.errors import DuplicateIntent, InstrumentNotAllowed, InvalidIntent, ServiceError, invalid_from_errors
 from app.ids import new_order_number
 from app.logs import EventLog, Fields
 from app.schemas import Capabilities, OrderIntent
@@ -39,7 +38,11 @@ class OrderService:
         self._degraded_reason = _empty_allowlists_reason(self._exchanges, self._symbols)
 
     def submit_json(self, body: bytes, content_type: str | None = None) -> Order:
-        """Check and store an intent given as a raw JSON body and its Content-Type."""
+        """Check and store an intent given as a raw JSON body and its declared media type.
+
+        The media type is checked here, with the body, so that its refusal is logged
+        like every other refused intent.
+        """
         try:
             if not is_json_media_type(content_type):
                 # A browser may POST text/plain or a form to any address without asking
@@ -47,7 +50,7 @@ class OrderService:
                 raise InvalidIntent(f"Content-Type must be application/json, not {content_type!r}")
             intent = OrderIntent.model_validate_json(body)
         except ValidationError as exc:
-            self._reject(invalid_from_validation(exc, "order intent"), {})
+            self._reject(invalid_from_errors(exc.errors(), "order intent"), {})
         except InvalidIntent as error:
             self._reject(error, {})
         return self.submit(intent)
@@ -81,10 +84,7 @@ class OrderService:
         stored, created = self.store.add_unless_key_exists(order)
         if not created:
             existing_id = stored.order_id
-            self.events.warning(
-                "Duplicate order intent",
-                {"idempotency_key": intent.idempotency_key, "order_id": existing_id, "status": stored.status},
-            )
+            self.events.warning("Duplicate order intent", {**fields, "order_id": existing_id, "status": stored.status})
             raise DuplicateIntent(
                 f"Duplicate idempotency_key {intent.idempotency_key!r}: already used by order {existing_id}",
                 order_id=existing_id,
@@ -144,21 +144,3 @@ def is_json_media_type(content_type: str | None) -> bool:
         return True
     media_type = content_type.partition(";")[0].strip().lower()
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
-
-
-def created_body(order: Order) -> bytes:
-    """The 201 body: exactly the spec's eight keys."""
-    # A plain dict through pydantic-core's encoder: this is on the hot path, and the
-    # values were validated on the way in. `OrderCreated` documents the shape.
-    return to_json(
-        {
-            "order_id": order.order_id,
-            "status": order.status,
-            "accepted_ts_utc": iso_z(order.accepted_at),
-            "exchange": order.exchange,
-            "symbol": order.symbol,
-            "side": order.side,
-            "qty": order.qty,
-            "filled_qty": order.filled_qty,
-        }
-    )

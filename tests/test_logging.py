@@ -106,7 +106,16 @@ def test_duplicate_is_a_warning_with_the_existing_order(client: TestClient, capl
     client.post(URL, json=intent(idempotency_key="d"))
     [duplicate] = by_message(caplog, "Duplicate order intent")
     assert duplicate.levelname == "WARNING"
-    assert duplicate.fields == {"idempotency_key": "d", "order_id": order_id, "status": "NEW"}  # type: ignore[attr-defined]
+    assert duplicate.fields == {  # type: ignore[attr-defined]
+        "idempotency_key": "d",
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "side": "BUY",
+        "qty": 0.01,
+        "type": "MARKET",
+        "order_id": order_id,
+        "status": "NEW",
+    }
 
 
 def test_one_request_line_per_request(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
