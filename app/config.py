@@ -31,6 +31,15 @@ class Settings(BaseSettings):
 
     _split = field_validator("allowed_symbols", "allowed_exchanges", mode="before")(parse_allowlist)
 
+    @field_validator("service_name")
+    @classmethod
+    def _not_a_server_logger(cls, value: str) -> str:
+        # The name is also the logger's: uvicorn's loggers, or the root, would capture
+        # or silence the service's lines.
+        if value.lower() == "root" or value.lower().split(".")[0] == "uvicorn":
+            raise ValueError(f"{value!r} is a logger name the server uses; choose another")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+import traceback
 from typing import Any
 
 Fields = dict[str, Any]
@@ -98,7 +99,7 @@ class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             if loop is None or len(self._pending) >= self.MAX_PENDING:
                 self._write_pending()
             elif self._flush_loop is not loop:
-                loop.call_soon(self.flush)
+                loop.call_soon(self._flush_in_loop)
                 self._flush_loop = loop
         except Exception:
             self.handleError(record)
@@ -106,6 +107,16 @@ class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             self._write_pending()
+
+    def _flush_in_loop(self) -> None:
+        # An event-loop callback: report a failed write the way Handler.handleError
+        # does, never raise into the loop. The batch is dropped, as a StreamHandler
+        # drops a line it cannot write.
+        try:
+            self.flush()
+        except Exception:
+            if logging.raiseExceptions:
+                traceback.print_exc(file=sys.stderr)
 
     def _write_pending(self) -> None:
         self._flush_loop = None
@@ -135,6 +146,9 @@ def configure_logging(logger_name: str, level: int) -> logging.Logger:
     handler.name = _HANDLER_NAME
     handler.setFormatter(FieldsFormatter())
     logger.addHandler(handler)
+    # Our handler writes every line; a handler on the root logger (a --log-config,
+    # say) must not print them a second time.
+    logger.propagate = False
     # The service writes its own request line; uvicorn checks for handlers on each new
     # connection, so with none it skips its access line instead of printing a second one.
     access = logging.getLogger("uvicorn.access")

@@ -1,5 +1,6 @@
 """Each test gets its own settings, store and app: nothing is shared between tests."""
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,6 +40,15 @@ def intent(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+@pytest.fixture(autouse=True)
+def service_log_records(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """The service's logger does not propagate to the root, where caplog listens."""
+    logger = logging.getLogger("execution")
+    logger.addHandler(caplog.handler)
+    yield
+    logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture

@@ -38,7 +38,16 @@ def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.service_name, settings.service_version, settings.log_level) == ("exec-2", "9.9.9", "DEBUG")
 
 
-@pytest.mark.parametrize(("name", "value"), [("LOG_LEVEL", "LOUD"), ("SERVICE_NAME", ""), ("SERVICE_NAME", "a b")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LOG_LEVEL", "LOUD"),
+        ("SERVICE_NAME", ""),
+        ("SERVICE_NAME", "a b"),
+        ("SERVICE_NAME", "uvicorn.access"),
+        ("SERVICE_NAME", "root"),
+    ],
+)
 def test_invalid_configuration_stops_with_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str, value: str
 ) -> None:

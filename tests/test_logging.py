@@ -134,7 +134,9 @@ def test_one_request_line_per_request(client: TestClient, caplog: pytest.LogCapt
 def test_service_name_names_the_logger(
     make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
 ) -> None:
-    make_client(service_name="exec-eu").post(URL, json=intent())
+    client = make_client(service_name="exec-eu")
+    logging.getLogger("exec-eu").addHandler(caplog.handler)
+    client.post(URL, json=intent())
     assert by_message(caplog, "Received order intent") == []
     records = events(caplog, "exec-eu")
     assert "Received order intent" in [r.getMessage() for r in records]
@@ -240,3 +242,42 @@ def test_a_flood_of_lines_is_written_without_waiting_for_the_loop() -> None:
         assert len(stream.getvalue().splitlines()) == LoopBatchingHandler.MAX_PENDING
 
     asyncio.run(log_many())
+
+
+def test_a_failing_stream_does_not_raise_into_the_loop(capsys: pytest.CaptureFixture[str]) -> None:
+    class BrokenStream(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError("reader went away")
+
+    handler = LoopBatchingHandler(BrokenStream())
+    handler.setFormatter(FieldsFormatter())
+    logger = logging.Logger("batch-test")
+    logger.addHandler(handler)
+    events_log = EventLog(logger)
+    loop_errors: list[dict[str, object]] = []
+
+    async def log_and_yield() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: loop_errors.append(context))
+        events_log.info("lost", {})
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(log_and_yield())
+    assert loop_errors == []
+    assert "BrokenPipeError: reader went away" in capsys.readouterr().err
+
+
+def test_service_lines_do_not_reach_root_handlers(make_client: Callable[..., TestClient]) -> None:
+    root_records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            root_records.append(record)
+
+    collector = Collect()
+    logging.getLogger().addHandler(collector)
+    try:
+        make_client().post(URL, json=intent())
+    finally:
+        logging.getLogger().removeHandler(collector)
+    assert [r for r in root_records if r.name == "execution"] == []
