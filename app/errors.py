@@ -3,6 +3,7 @@
 Nothing here knows the web framework; `app.handlers` renders these.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,16 @@ class InstrumentNotAllowed(ServiceError):
 
 class DuplicateIntent(ServiceError):
     status_code = 409
+
+
+class BodyTooLarge(ServiceError):
+    status_code = 413
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"Request body is larger than {max_bytes} bytes")
+
+    def body_bytes(self) -> bytes:
+        return json.dumps(self.body()).encode()
 
 
 # A body with 100,000 unknown fields must not get a 10 MB answer and log line.

@@ -10,10 +10,13 @@ from app.config import Settings, load_settings
 from app.deps import ServiceDep
 from app.handlers import add_exception_handlers
 from app.logs import EventLog, configure_logging
-from app.middleware import RequestLogMiddleware
-from app.schemas import BadRequestBody, Capabilities, DuplicateBody, Health, OrderCreated, OrderIntent
+from app.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from app.schemas import BadRequestBody, Capabilities, DuplicateBody, ErrorBody, Health, OrderCreated, OrderIntent
 from app.service import OrderService
 from app.storage import InMemoryStore, Order, OrderStore
+
+# An intent is a few hundred bytes; nothing this service takes comes near this.
+MAX_BODY_BYTES = 64 * 1024
 
 INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"model": OrderCreated, "description": "Order accepted (status NEW)"},
@@ -23,6 +26,7 @@ INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "or an exchange/symbol not in the allowlist",
     },
     409: {"model": DuplicateBody, "description": "Duplicate idempotency_key; `order_id` names its order"},
+    413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
 }
 # The route reads the raw body itself (one strict parse, no 422), so the OpenAPI
 # document is told about the body here.
@@ -61,7 +65,8 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
     app = FastAPI(title="Paper execution service", version=settings.service_version, redirect_slashes=False)
     app.state.service = service
     add_exception_handlers(app)
-    app.add_middleware(RequestLogMiddleware, events=events)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RequestLogMiddleware, events=events)  # added last: outermost, sees every answer
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:

@@ -13,7 +13,7 @@ def test_order_intent_operation_is_documented(client: TestClient) -> None:
     assert operation["requestBody"]["required"] is True
     assert set(schema["required"]) == {"idempotency_key", "exchange", "symbol", "side", "qty", "type"}
     assert schema["additionalProperties"] is False
-    assert set(operation["responses"]) == {"201", "400", "409"}
+    assert set(operation["responses"]) == {"201", "400", "409", "413"}
 
 
 def test_docs_page_is_served(client: TestClient) -> None:

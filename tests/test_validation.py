@@ -1,6 +1,7 @@
 """Every invalid request is a 400 with a JSON `detail` (never 422, never 500) and stores nothing."""
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -147,14 +148,43 @@ def test_wrong_method_is_a_json_405(client: TestClient) -> None:
 
 
 def test_a_flood_of_problems_gets_a_short_answer(client: TestClient) -> None:
-    body = intent() | {f"field_{n}_" + "x" * 1000: n for n in range(5000)}
+    body = intent() | {f"field_{n}_" + "x" * 100: n for n in range(500)}
     response = client.post(URL, json=body)
     assert response.status_code == 400
     payload = response.json()
     assert len(payload["errors"]) == 10
-    assert payload["detail"].endswith("; and 4990 more")
+    assert payload["detail"].endswith("; and 490 more")
     assert all(len(part) <= 67 for error in payload["errors"] for part in error["loc"])
     assert len(response.content) < 4000
+
+
+def padded_intent(size: int) -> bytes:
+    """A valid intent, padded with JSON whitespace to exactly `size` bytes."""
+    body = json.dumps(intent()).encode()
+    return body + b" " * (size - len(body))
+
+
+def test_a_body_of_64_kib_is_accepted(client: TestClient) -> None:
+    assert client.post(URL, content=padded_intent(64 * 1024)).status_code == 201
+
+
+def test_a_declared_body_over_64_kib_is_413_at_once(client: TestClient, store: InMemoryStore) -> None:
+    response = client.post(URL, content=padded_intent(64 * 1024 + 1))
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body is larger than 65536 bytes"}
+    assert store.count() == 0
+
+
+def test_a_streamed_body_over_64_kib_is_413(client: TestClient, store: InMemoryStore) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the size is found by counting
+        yield json.dumps(intent()).encode()
+        for _ in range(100):
+            yield b" " * 1024
+
+    response = client.post(URL, content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body is larger than 65536 bytes"}
+    assert store.count() == 0
 
 
 @pytest.mark.parametrize(
