@@ -11,12 +11,9 @@ from app.errors import DuplicateIntent, InstrumentNotAllowed, InvalidIntent, Ser
 from app.ids import new_order_number
 from app.logs import EventLog, Fields
 from app.schemas import Capabilities, OrderIntent
-from app.storage import Order, OrderStore
+from app.storage import Order, OrderKind, OrderStore
 
 FEATURES = ("paper_execution",)
-# Canonical objects for the few values every order repeats, so stored orders share them.
-_SIDES = {"BUY": "BUY", "SELL": "SELL"}
-_TYPES = {"MARKET": "MARKET", "LIMIT": "LIMIT"}
 
 
 class OrderService:
@@ -31,10 +28,11 @@ class OrderService:
         self.store = store
         self.events = events
         self.clock = clock
-        # Maps to the allowlist's own string objects: the check is one lookup and
-        # every stored order points at the same string.
-        self._exchanges = {name: name for name in settings.allowed_exchanges}
-        self._symbols = {name: name for name in settings.allowed_symbols}
+        self._exchanges = frozenset(settings.allowed_exchanges)
+        self._symbols = frozenset(settings.allowed_symbols)
+        # One shared OrderKind per combination seen, so stored orders point at it
+        # rather than each holding its own (bounded by the allowlists: 2 sides, 2 types).
+        self._kinds: dict[OrderKind, OrderKind] = {}
         self._degraded_reason = _empty_allowlists_reason(self._exchanges, self._symbols)
 
     def submit_json(self, body: bytes, content_type: str | None = None) -> Order:
@@ -66,17 +64,15 @@ class OrderService:
             "type": intent.type,
         }
         self.events.info("Received order intent", fields)
-        exchange = self._allowed(self._exchanges, intent.exchange, "Exchange", fields)
-        symbol = self._allowed(self._symbols, intent.symbol, "Symbol", fields)
+        self._check_allowed(self._exchanges, intent.exchange, "Exchange", fields)
+        self._check_allowed(self._symbols, intent.symbol, "Symbol", fields)
 
+        kind = OrderKind(intent.exchange, intent.symbol, intent.side, intent.type)
         order = Order(
             number=new_order_number(),
             idempotency_key=intent.idempotency_key,
-            exchange=exchange,
-            symbol=symbol,
-            side=_SIDES[intent.side],
+            kind=self._kinds.setdefault(kind, kind),
             qty=intent.qty,
-            type=_TYPES[intent.type],
             limit_price=intent.limit_price,
             client_ts=None if intent.client_ts_utc is None else to_micros(intent.client_ts_utc),
             accepted_at=self.clock(),
@@ -115,22 +111,20 @@ class OrderService:
             generated_at=iso_z(self.clock()),
         )
 
-    def _allowed(self, allowed: dict[str, str], value: str, what: str, fields: Fields) -> str:
-        """The allowlist's own copy of `value`, or a rejection (naming any empty list)."""
-        canonical = allowed.get(value)
-        if canonical is None:
+    def _check_allowed(self, allowed: frozenset[str], value: str, what: str, fields: Fields) -> None:
+        """Refuse a value not on its allowlist, naming any empty list."""
+        if value not in allowed:
             detail = f"{what} {value!r} not allowed"
             if self._degraded_reason:
                 detail += f"; {self._degraded_reason}"
             self._reject(InstrumentNotAllowed(detail), fields)
-        return canonical
 
     def _reject(self, error: ServiceError, fields: Fields) -> NoReturn:
         self.events.warning("Order intent rejected", {**fields, "reason": error.detail, "status": "REJECTED"})
         raise error
 
 
-def _empty_allowlists_reason(exchanges: dict[str, str], symbols: dict[str, str]) -> str | None:
+def _empty_allowlists_reason(exchanges: frozenset[str], symbols: frozenset[str]) -> str | None:
     empty = [name for name, allowed in (("ALLOWED_EXCHANGES", exchanges), ("ALLOWED_SYMBOLS", symbols)) if not allowed]
     if not empty:
         return None

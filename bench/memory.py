@@ -1,9 +1,15 @@
 """Memory per stored order and lookup cost, in-process, through the service's own path.
 
-Stores 200,000 orders (each from a JSON body, as the route does, with a UUID4 string as
-its idempotency key, a common choice for bots) in the in-memory store and reports the
-memory they hold per order (tracemalloc: every allocation still alive afterwards,
-maps included). Then times random lookups by order id and by key in stores of 2,000 to 1,000,000
+Stores 200,000 orders in the in-memory store, each from a JSON body as the route gets
+it, with a fresh UUID4 string as its idempotency key (a common choice for bots), and
+reports what they hold per order, in two ways, each in a fresh process:
+- RSS: the growth of the process's resident memory (what the machine pays, allocator
+  rounding and fragmentation included); the target is judged on this one;
+- tracemalloc: the bytes still allocated afterwards (exact, but without rounding).
+Two kinds of order: the spec's example (MARKET, `limit_price` and `client_ts_utc`
+null) and a LIMIT order that carries both.
+
+Then it times random lookups by order id and by key in stores of 2,000 to 1,000,000
 orders. A lookup is one hash-map probe, so its cost does not grow with the number
 stored; what rises from the smallest store is the CPU cache missing (a small store
 fits in it, a large one does not), and it levels off once no store fits.
@@ -13,8 +19,11 @@ fits in it, a large one does not), and it levels off once no store fits.
 
 import argparse
 import gc
+import json
 import logging
+import os
 import random
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -27,68 +36,109 @@ from app.service import OrderService
 from app.storage import InMemoryStore
 
 LOOKUPS = 200_000
+KINDS = ("market", "limit")
+TARGET = 450
 
 
-def body(key: str) -> bytes:
+def body(kind: str, n: int) -> bytes:
+    key = uuid.uuid4()
+    if kind == "market":
+        return (
+            f'{{"idempotency_key":"{key}","exchange":"binance","symbol":"BTC/USDT","side":"BUY",'
+            f'"qty":0.01,"type":"MARKET","limit_price":null,"client_ts_utc":null}}'
+        ).encode()
     return (
-        f'{{"idempotency_key":"{key}","exchange":"binance","symbol":"BTC/USDT","side":"BUY",'
-        f'"qty":0.01,"type":"MARKET","limit_price":null,"client_ts_utc":null}}'
+        f'{{"idempotency_key":"{key}","exchange":"binance","symbol":"BTC/USDT","side":"SELL",'
+        f'"qty":0.25,"type":"LIMIT","limit_price":{30000 + n / 100},'
+        f'"client_ts_utc":"2026-11-24T07:34:{n % 60:02d}.{n % 1000000:06d}Z"}}'
     ).encode()
 
 
-def fill(orders: int, *, measure: bool = False) -> tuple[InMemoryStore, list[str], list[str], int]:
-    """Store `orders` orders; return the store, their ids and keys, and bytes they hold."""
+def new_service() -> tuple[OrderService, InMemoryStore]:
     quiet = logging.getLogger("bench-memory")
     quiet.setLevel(logging.CRITICAL)
-    settings = Settings(allowed_symbols="BTC/USDT", allowed_exchanges="binance")
     store = InMemoryStore()
-    service = OrderService(settings, store, EventLog(quiet))
-    keys = [str(uuid.uuid4()) for _ in range(orders)]
-    ids: list[str] = []
-    if not measure:
-        for key in keys:
-            ids.append(service.submit_json(body(key)).order_id)
-        return store, ids, keys, 0
+    settings = Settings(allowed_symbols="BTC/USDT", allowed_exchanges="binance")
+    return OrderService(settings, store, EventLog(quiet)), store
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure_in_this_process(kind: str, orders: int, method: str) -> float:
+    """Bytes per order that `orders` stored orders of `kind` hold, by `method`."""
+    service, store = new_service()
+    service.submit_json(body(kind, 0))  # first-call costs (imports, caches) are not an order's
     gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    for key in keys:
-        ids.append(service.submit_json(body(key)).order_id)
+    if method == "tracemalloc":
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+    else:
+        before = resident_bytes()
+    for n in range(1, orders + 1):
+        service.submit_json(body(kind, n))
     gc.collect()
-    # The ids list and the id strings are the benchmark's own (the store keeps ids as
-    # numbers); what the store holds is the rest.
-    held = tracemalloc.get_traced_memory()[0] - before - sys.getsizeof(ids) - sum(sys.getsizeof(i) for i in ids)
-    tracemalloc.stop()
-    return store, ids, keys, held
+    after = tracemalloc.get_traced_memory()[0] if method == "tracemalloc" else resident_bytes()
+    assert store.count() == orders + 1
+    return (after - before) / orders
+
+
+def measure(kind: str, orders: int, method: str) -> float:
+    """Run one measurement in a fresh interpreter, so none inherits another's heap."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.memory", "--child", kind, method, "--orders", str(orders)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    return float(json.loads(out)["bytes_per_order"])
+
+
+def filled(orders: int) -> tuple[InMemoryStore, list[str], list[str]]:
+    service, store = new_service()
+    ids, keys = [], []
+    for n in range(orders):
+        order = service.submit_json(body("market", n))
+        ids.append(order.order_id)
+        keys.append(order.idempotency_key)
+    return store, ids, keys
 
 
 def time_lookups(lookup: Callable[[str], object], names: list[str]) -> float:
     sample = random.choices(names, k=LOOKUPS)
     started = time.perf_counter()
     for name in sample:
-        lookup(name)
+        if lookup(name) is None:
+            raise AssertionError(f"lost {name}")
     return (time.perf_counter() - started) / LOOKUPS * 1e9
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=200_000)
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        kind, method = args.child
+        print(json.dumps({"bytes_per_order": measure_in_this_process(kind, args.orders, method)}))
+        return
 
-    store, ids, keys, held = fill(args.orders, measure=True)
-    print(f"stored orders:        {store.count():,}")
-    print(f"memory held:          {held / 1e6:.1f} MB")
-    print(f"bytes per order:      {held / args.orders:.0f}  (target <= 450; key: a 36-character UUID string)")
+    print(f"memory per stored order, {args.orders:,} orders (target: at most {TARGET} bytes, by RSS)")
+    for kind in KINDS:
+        rss = measure(kind, args.orders, "rss")
+        traced = measure(kind, args.orders, "tracemalloc")
+        verdict = "meets" if rss <= TARGET else "MISSES"
+        print(f"  {kind:7} RSS {rss:5.0f} B/order   tracemalloc {traced:5.0f} B/order   {verdict} the target")
 
-    stores = [fill(2_000), fill(20_000), (store, ids, keys, held), fill(1_000_000)]
+    stores = [filled(size) for size in (2_000, 20_000, 200_000, 1_000_000)]
     for label in ("by order id", "by key"):
         cells = []
-        for each_store, each_ids, each_keys, _ in stores:
-            if label == "by key":
-                nanos = time_lookups(each_store.get_by_key, each_keys)
-            else:
-                nanos = time_lookups(each_store.get, each_ids)
-            cells.append(f"{nanos:5.0f} ns at {each_store.count():>7,}")
+        for store, ids, keys in stores:
+            nanos = time_lookups(store.get, ids) if label == "by order id" else time_lookups(store.get_by_key, keys)
+            cells.append(f"{nanos:5.0f} ns at {store.count():>9,}")
         print(f"lookup {label:12} " + "   ".join(cells))
 
 

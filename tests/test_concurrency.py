@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.storage import InMemoryStore, Order
+from app.storage import InMemoryStore, Order, OrderKind
 from tests.conftest import intent, make_settings
 
 URL = "/execution/order-intents"
@@ -73,11 +73,8 @@ def test_store_check_and_insert_is_atomic_even_when_slow() -> None:
             order = Order(
                 number=round_no * 100 + n,
                 idempotency_key="k",
-                exchange="binance",
-                symbol="BTC/USDT",
-                side="BUY",
+                kind=OrderKind("binance", "BTC/USDT", "BUY", "MARKET"),
                 qty=1.0,
-                type="MARKET",
                 limit_price=None,
                 client_ts=None,
                 accepted_at=0,

@@ -1,0 +1,64 @@
+"""A stored order gives back exactly what it was created with."""
+
+from datetime import UTC
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.clock import to_micros
+from app.ids import new_order_number
+from app.schemas import MAX_AMOUNT
+from app.storage import InMemoryStore, Order, OrderKind
+
+amounts = st.floats(min_value=0, max_value=MAX_AMOUNT, exclude_min=True)
+times = st.datetimes(timezones=st.just(UTC)).map(to_micros)
+
+
+@given(
+    qty=amounts,
+    limit_price=st.none() | amounts,
+    accepted_at=times,
+    client_ts=st.none() | times,
+    number=st.integers(min_value=0, max_value=2**128 - 1),
+)
+def test_order_terms_round_trip_exactly(
+    qty: float, limit_price: float | None, accepted_at: int, client_ts: int | None, number: int
+) -> None:
+    kind = OrderKind("binance", "BTC/USDT", "SELL", "LIMIT")
+    order = Order(
+        number=number,
+        idempotency_key="k",
+        kind=kind,
+        qty=qty,
+        limit_price=limit_price,
+        client_ts=client_ts,
+        accepted_at=accepted_at,
+    )
+    assert (order.qty, order.limit_price, order.accepted_at, order.client_ts) == (
+        qty,
+        limit_price,
+        accepted_at,
+        client_ts,
+    )
+    assert (order.exchange, order.symbol, order.side, order.type) == kind
+    assert (order.status, order.filled_qty) == ("NEW", 0.0)
+
+
+def test_store_finds_orders_by_id_and_key_only_when_present() -> None:
+    store = InMemoryStore()
+    order = Order(
+        number=new_order_number(),
+        idempotency_key="k-1",
+        kind=OrderKind("binance", "BTC/USDT", "BUY", "MARKET"),
+        qty=1.0,
+        limit_price=None,
+        client_ts=None,
+        accepted_at=0,
+    )
+    assert store.add_unless_key_exists(order) == (order, True)
+    assert store.get(order.order_id) is order
+    assert store.get_by_key("k-1") is order
+    assert store.get(order.order_id.upper()) is None
+    assert store.get("paper-nope") is None
+    assert store.get_by_key("k-2") is None
+    assert store.count() == 1
