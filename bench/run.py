@@ -26,7 +26,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "post_intents.lua"
-ENV = {"ALLOWED_SYMBOLS": "BTC/USDT,ETH/USDT", "ALLOWED_EXCHANGES": "binance,coinbase"}
+# Set in full, so a LOG_LEVEL or SERVICE_NAME in the caller's shell cannot change what
+# is measured (LOG_LEVEL=WARNING would drop the three log lines each request costs).
+ENV = {
+    "ALLOWED_SYMBOLS": "BTC/USDT,ETH/USDT",
+    "ALLOWED_EXCHANGES": "binance,coinbase",
+    "LOG_LEVEL": "INFO",
+    "SERVICE_NAME": "execution",
+    "SERVICE_VERSION": "0.1.0",
+}
 
 
 @dataclass
@@ -76,7 +84,7 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def run_wrk(wrk: str, port: int, seconds: float, prefix: str, lua: Path = LUA) -> Result:
+def run_wrk(wrk: str, port: int, seconds: float, prefix: str, lua: Path = LUA) -> tuple[Result, int]:
     cmd = [wrk, "-t1", "-c32", f"-d{round(seconds)}s", "--timeout", "5s", "-s", str(lua), f"http://127.0.0.1:{port}"]
     out = subprocess.run(
         cmd,
@@ -90,21 +98,32 @@ def run_wrk(wrk: str, port: int, seconds: float, prefix: str, lua: Path = LUA) -
     data = json.loads(line.removeprefix("BENCH_RESULT "))
     if data["not_created"] or data["socket_errors"]:
         sys.exit(f"bench: {data['not_created']} answers were not 201, {data['socket_errors']} socket errors")
-    return Result(
+    result = Result(
         rps=data["requests"] / (data["duration_us"] / 1e6),
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
     )
+    return result, int(data["requests"])
 
 
-def measure(wrk: str, app: str, *, seconds: float, warmup: float, log: Path, env: dict[str, str]) -> Result:
+def measure(wrk: str, app: str, *, seconds: float, warmup: float, log: Path, logs_requests: bool) -> Result:
     port = free_port()
-    proc = start_server(app, port, log, env)
+    log.unlink(missing_ok=True)
+    proc = start_server(app, port, log, {})
     try:
-        run_wrk(wrk, port, warmup, "warmup")
-        return run_wrk(wrk, port, seconds, "measured")
+        _, warmup_requests = run_wrk(wrk, port, warmup, "warmup")
+        result, requests = run_wrk(wrk, port, seconds, "measured")
     finally:
         stop_server(proc)
+    if logs_requests:
+        # Proof that the service did its logging: a request line and a created line per
+        # order (wrk may count a few requests it sent but never saw answered).
+        text = log.read_text()
+        for message in ("HTTP request", "Order created successfully"):
+            lines = text.count(f" - execution - INFO - {message} ")
+            if lines < warmup_requests + requests:
+                sys.exit(f"bench: {lines} '{message}' lines for {warmup_requests + requests} requests; see {log}")
+    return result
 
 
 def median(results: list[Result]) -> Result:
@@ -128,9 +147,16 @@ def main() -> None:
     results: dict[str, list[Result]] = {name: [] for name in contenders}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for round_no in range(1, args.rounds + 1):
-            for name, app in contenders.items():
+            # Alternate which goes first, so neither always runs on a warmer machine.
+            order = list(contenders) if round_no % 2 else list(reversed(contenders))
+            for name in order:
                 result = measure(
-                    wrk, app, seconds=args.seconds, warmup=args.warmup, log=Path(tmp) / f"{name}.log", env={}
+                    wrk,
+                    contenders[name],
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                    log=Path(tmp) / f"{name}.log",
+                    logs_requests=name == "service",
                 )
                 results[name].append(result)
                 print(

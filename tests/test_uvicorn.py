@@ -40,10 +40,10 @@ def test_order_through_the_real_server_and_its_log(tmp_path: Path) -> None:
     ), log
     assert re.search(SPEC_LINE + r"WARNING - Duplicate order intent \{", log), log
     assert re.search(SPEC_LINE + r'WARNING - Order intent rejected \{.*"status": "REJECTED"\}\n', log), log
-    # One request line per request (the health probe at start-up included), and not
-    # uvicorn's own access line as well.
-    request_lines = re.findall(SPEC_LINE + r'INFO - HTTP request \{"method": "POST", "path": "' + URL, log)
-    assert len(request_lines) == 3
+    # One request line per request: the start-up health probe's, then the three POSTs,
+    # and not uvicorn's own access line as well.
+    request_lines = re.findall(SPEC_LINE + r'INFO - HTTP request \{"method": "(\w+)", "path": "([^"]+)"', log)
+    assert request_lines == [("GET", "/healthz"), ("POST", URL), ("POST", URL), ("POST", URL)]
     assert '"POST /execution/order-intents HTTP/1.1"' not in log
 
 

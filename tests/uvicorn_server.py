@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_ENV = {"ALLOWED_SYMBOLS": "BTC/USDT,ETH/USDT,SOL/USDT", "ALLOWED_EXCHANGES": "binance,coinbase"}
+# Every setting given, so the test runner's environment cannot change what is tested.
+EXAMPLE_ENV = {
+    "ALLOWED_SYMBOLS": "BTC/USDT,ETH/USDT,SOL/USDT",
+    "ALLOWED_EXCHANGES": "binance,coinbase",
+    "SERVICE_NAME": "execution",
+    "SERVICE_VERSION": "0.1.0",
+    "LOG_LEVEL": "INFO",
+}
 
 
 def free_port() -> int:
