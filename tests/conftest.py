@@ -11,6 +11,7 @@ from app.config import Settings
 from app.main import create_app
 from app.storage import InMemoryStore
 
+URL = "/execution/order-intents"
 EXAMPLE_ALLOWLISTS = {"allowed_symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "allowed_exchanges": "binance,coinbase"}
 
 

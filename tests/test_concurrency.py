@@ -12,9 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.storage import InMemoryStore, Order, OrderKind
-from tests.conftest import intent, make_settings
-
-URL = "/execution/order-intents"
+from tests.conftest import URL, intent, make_settings
 
 
 class SlowLookups(dict[str, Order]):

@@ -11,9 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.logs import EventLog, FieldsFormatter, LoopBatchingHandler
-from tests.conftest import intent
+from tests.conftest import URL, intent
 
-URL = "/execution/order-intents"
 LINE = re.compile(
     r"(?P<time>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) - (?P<name>\S+) - (?P<level>[A-Z]+) - (?P<message>[^{]+?)"
     r"(?: (?P<fields>\{.*\}))?"

@@ -9,9 +9,8 @@ from fastapi.testclient import TestClient
 
 from app.clock import to_datetime
 from app.storage import InMemoryStore
-from tests.conftest import intent
+from tests.conftest import URL, intent
 
-URL = "/execution/order-intents"
 CREATED_KEYS = {"order_id", "status", "accepted_ts_utc", "exchange", "symbol", "side", "qty", "filled_qty"}
 
 

@@ -9,9 +9,7 @@ from hypothesis import strategies as st
 
 from app.main import create_app
 from app.storage import InMemoryStore
-from tests.conftest import make_settings
-
-URL = "/execution/order-intents"
+from tests.conftest import URL, make_settings
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),

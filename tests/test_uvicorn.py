@@ -8,10 +8,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.conftest import intent
+from tests.conftest import URL, intent
 from tests.uvicorn_server import ROOT, free_port, running_server, uvicorn_command
 
-URL = "/execution/order-intents"
 SPEC_LINE = r"(?m)^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - execution - "
 
 

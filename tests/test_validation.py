@@ -8,9 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.storage import InMemoryStore
-from tests.conftest import intent
-
-URL = "/execution/order-intents"
+from tests.conftest import URL, intent
 
 
 def without(field: str) -> dict[str, Any]:
@@ -85,6 +83,7 @@ INVALID_BODIES: list[tuple[str, bytes, str | None]] = [
         json.dumps(intent(client_ts_utc="9999-12-31T23:59:59-14:00")).encode(),
         "client_ts_utc",
     ),
+    ("key with a lone surrogate", json.dumps(intent(idempotency_key="a\ud800b")).encode(), None),
     ("key with line separator", json.dumps(intent(idempotency_key="a\u2028b")).encode(), "idempotency_key"),
 ]
 
