@@ -151,13 +151,18 @@ def test_log_level_warning_silences_info(
     assert [r.getMessage() for r in events(caplog)] == ["Duplicate order intent"]
 
 
-def test_handler_outside_an_event_loop_writes_at_once() -> None:
-    stream = io.StringIO()
+def batching_events(stream: io.StringIO) -> EventLog:
+    """Events on a logger of their own whose one handler is a LoopBatchingHandler."""
     handler = LoopBatchingHandler(stream)
     handler.setFormatter(FieldsFormatter())
     logger = logging.Logger("batch-test")
     logger.addHandler(handler)
-    EventLog(logger).info("Order created successfully", {"order_id": "paper-1"})
+    return EventLog(logger)
+
+
+def test_handler_outside_an_event_loop_writes_at_once() -> None:
+    stream = io.StringIO()
+    batching_events(stream).info("Order created successfully", {"order_id": "paper-1"})
     assert stream.getvalue().endswith(' - batch-test - INFO - Order created successfully {"order_id": "paper-1"}\n')
 
 
@@ -173,11 +178,7 @@ class CountingStream(io.StringIO):
 
 def test_handler_inside_an_event_loop_writes_once_per_iteration() -> None:
     stream = CountingStream()
-    handler = LoopBatchingHandler(stream)
-    handler.setFormatter(FieldsFormatter())
-    logger = logging.Logger("batch-test")
-    logger.addHandler(handler)
-    events_log = EventLog(logger)
+    events_log = batching_events(stream)
 
     async def log_two_then_yield() -> None:
         events_log.info("first", {"n": 1})
@@ -202,11 +203,7 @@ def test_json_fields_round_trip(client: TestClient, caplog: pytest.LogCaptureFix
 
 def test_lines_left_by_a_stopped_loop_are_written_by_the_next_one() -> None:
     stream = CountingStream()
-    handler = LoopBatchingHandler(stream)
-    handler.setFormatter(FieldsFormatter())
-    logger = logging.Logger("batch-test")
-    logger.addHandler(handler)
-    events_log = EventLog(logger)
+    events_log = batching_events(stream)
 
     # The stop comes first in the iteration, so the loop ends before the flush that
     # logging queued can run.
@@ -229,11 +226,7 @@ def test_lines_left_by_a_stopped_loop_are_written_by_the_next_one() -> None:
 
 def test_a_flood_of_lines_is_written_without_waiting_for_the_loop() -> None:
     stream = CountingStream()
-    handler = LoopBatchingHandler(stream)
-    handler.setFormatter(FieldsFormatter())
-    logger = logging.Logger("batch-test")
-    logger.addHandler(handler)
-    events_log = EventLog(logger)
+    events_log = batching_events(stream)
 
     async def log_many() -> None:
         for n in range(LoopBatchingHandler.MAX_PENDING):
@@ -248,11 +241,7 @@ def test_a_failing_stream_does_not_raise_into_the_loop(capsys: pytest.CaptureFix
         def write(self, text: str) -> int:
             raise BrokenPipeError("reader went away")
 
-    handler = LoopBatchingHandler(BrokenStream())
-    handler.setFormatter(FieldsFormatter())
-    logger = logging.Logger("batch-test")
-    logger.addHandler(handler)
-    events_log = EventLog(logger)
+    events_log = batching_events(BrokenStream())
     loop_errors: list[dict[str, object]] = []
 
     async def log_and_yield() -> None:
