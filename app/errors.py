@@ -34,6 +34,14 @@ class DuplicateIntent(ServiceError):
     status_code = 409
 
 
+class OrderNotFound(ServiceError):
+    status_code = 404
+
+
+class InvalidQuery(ServiceError):
+    """A read's parameters are malformed (a cursor this service did not give out)."""
+
+
 class BodyTooLarge(ServiceError):
     status_code = 413
 

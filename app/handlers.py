@@ -14,8 +14,8 @@ async def _render_service_error(request: Request, exc: Exception) -> JSONRespons
 
 
 async def _render_request_validation(request: Request, exc: Exception) -> JSONResponse:
-    # FastAPI answers 422 for invalid parameters; this service answers every invalid
-    # request 400. No route takes validated parameters yet: this is for the next one.
+    # FastAPI answers 422 for invalid query or path parameters; this service answers
+    # every invalid request 400.
     assert isinstance(exc, RequestValidationError)
     error = invalid_from_errors(exc.errors(), "request")
     return JSONResponse(error.body(), status_code=error.status_code)

@@ -1,9 +1,8 @@
 """The FastAPI application: a factory, and thin routes that delegate to the service."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
-from pydantic_core import to_json
+from fastapi import FastAPI, Query, Request, Response
 
 from app.clock import iso_z, now_micros
 from app.config import Settings, load_settings
@@ -11,9 +10,23 @@ from app.deps import ServiceDep
 from app.handlers import add_exception_handlers
 from app.logs import EventLog, configure_logging
 from app.middleware import BodyLimitMiddleware, RequestLogMiddleware
-from app.schemas import BadRequestBody, Capabilities, DuplicateBody, ErrorBody, Health, OrderCreated, OrderIntent
-from app.service import OrderService
-from app.storage import InMemoryStore, Order, OrderStore
+from app.openapi import install_openapi
+from app.schemas import (
+    BadRequestBody,
+    Capabilities,
+    DuplicateBody,
+    ErrorBody,
+    Health,
+    OrderCreated,
+    OrderIntent,
+    OrderOut,
+    OrderPage,
+    OrderStatus,
+    Side,
+)
+from app.service import OrderFilter, OrderService
+from app.storage import InMemoryStore, OrderStore
+from app.views import created_body, order_view
 
 # An intent is a few hundred bytes; nothing this service takes comes near this.
 MAX_BODY_BYTES = 64 * 1024
@@ -28,6 +41,13 @@ INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"model": DuplicateBody, "description": "Duplicate idempotency_key; `order_id` names its order"},
     413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
 }
+ORDER_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such order"}}
+BAD_QUERY: dict[int | str, dict[str, Any]] = {
+    400: {"model": BadRequestBody, "description": "A filter, limit or cursor is not valid"}
+}
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
 # The route reads the raw body itself (one strict parse, no 422), so the OpenAPI
 # document is told about the body here.
 INTENT_BODY = {
@@ -36,24 +56,6 @@ INTENT_BODY = {
         "content": {"application/json": {"schema": OrderIntent.model_json_schema()}},
     }
 }
-
-
-def created_body(order: Order) -> bytes:
-    """The 201 body: exactly the spec's eight keys (`OrderCreated` documents them)."""
-    # A plain dict through pydantic-core's encoder: this is the hot path, and every
-    # value was validated on the way in.
-    return to_json(
-        {
-            "order_id": order.order_id,
-            "status": order.status,
-            "accepted_ts_utc": iso_z(order.accepted_at),
-            "exchange": order.exchange,
-            "symbol": order.symbol,
-            "side": order.side,
-            "qty": order.qty,
-            "filled_qty": order.filled_qty,
-        }
-    )
 
 
 def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
@@ -91,6 +93,27 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
         order = service.submit_json(await request.body(), request.headers.get("content-type"))
         return Response(created_body(order), status_code=201, media_type="application/json")
 
+    @app.get("/execution/orders/{order_id}", response_model=OrderOut, responses=ORDER_NOT_FOUND)
+    async def get_order(order_id: str, service: ServiceDep) -> dict[str, Any]:
+        return order_view(service.get_order(order_id))
+
+    @app.get("/execution/orders", response_model=OrderPage, responses=BAD_QUERY)
+    async def list_orders(
+        *,
+        service: ServiceDep,
+        status: OrderStatus | None = None,
+        exchange: str | None = None,
+        symbol: str | None = None,
+        side: Side | None = None,
+        idempotency_key: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        keep = OrderFilter(status, exchange, symbol, side, idempotency_key)
+        orders, next_cursor = service.list_orders(keep, limit, cursor)
+        return {"items": [order_view(order) for order in orders], "next_cursor": next_cursor}
+
+    install_openapi(app)
     return app
 
 

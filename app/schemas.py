@@ -17,7 +17,7 @@ MAX_AMOUNT = 1e15
 
 Side = Literal["BUY", "SELL"]
 OrderType = Literal["MARKET", "LIMIT"]
-OrderStatus = Literal["NEW"]
+OrderStatus = Literal["NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED"]
 
 
 def _no_control_chars(value: str) -> str:
@@ -82,6 +82,19 @@ class OrderCreated(BaseModel):
     """The 201 body: exactly the spec's eight keys."""
 
     order_id: str
+    status: Literal["NEW"]
+    accepted_ts_utc: str
+    exchange: str
+    symbol: str
+    side: Side
+    qty: float
+    filled_qty: float
+
+
+class OrderOut(BaseModel):
+    """An order as read back: the 201's keys and the rest of what the order holds."""
+
+    order_id: str
     status: OrderStatus
     accepted_ts_utc: str
     exchange: str
@@ -89,6 +102,18 @@ class OrderCreated(BaseModel):
     side: Side
     qty: float
     filled_qty: float
+    idempotency_key: str
+    type: OrderType
+    limit_price: float | None
+    client_ts_utc: str | None
+    updated_ts_utc: str
+    avg_fill_price: float | None
+    fees: float
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    next_cursor: str | None
 
 
 class ErrorLocation(BaseModel):

@@ -1,19 +1,50 @@
 """Order intake: the spec's lifecycle, from raw body to stored order, with its log events."""
 
+import base64
+import binascii
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NoReturn
 
 from pydantic import ValidationError
 
 from app.clock import iso_z, now_micros, to_micros
 from app.config import Settings
-from app.errors import DuplicateIntent, InstrumentNotAllowed, InvalidIntent, ServiceError, invalid_from_errors
+from app.errors import (
+    DuplicateIntent,
+    InstrumentNotAllowed,
+    InvalidIntent,
+    InvalidQuery,
+    OrderNotFound,
+    ServiceError,
+    invalid_from_errors,
+)
 from app.ids import new_order_number
 from app.logs import EventLog, Fields
 from app.schemas import Capabilities, OrderIntent
 from app.storage import Order, OrderKind, OrderStore
 
 FEATURES = ("paper_execution",)
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """What a listing keeps; a field left None keeps every order."""
+
+    status: str | None = None
+    exchange: str | None = None
+    symbol: str | None = None
+    side: str | None = None
+    idempotency_key: str | None = None
+
+    def keeps(self, order: Order) -> bool:
+        return (
+            (self.status is None or order.status == self.status)
+            and (self.exchange is None or order.exchange == self.exchange)
+            and (self.symbol is None or order.symbol == self.symbol)
+            and (self.side is None or order.side == self.side)
+            and (self.idempotency_key is None or order.idempotency_key == self.idempotency_key)
+        )
 
 
 class OrderService:
@@ -100,6 +131,21 @@ class OrderService:
         )
         return order
 
+    def get_order(self, order_id: str) -> Order:
+        order = self.store.get(order_id)
+        if order is None:
+            raise OrderNotFound(f"Order {order_id!r} not found")
+        return order
+
+    def list_orders(self, keep: OrderFilter, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
+        """A page of orders, newest first, and the cursor for the next page (None: last)."""
+        if keep.idempotency_key is not None:
+            # A key names at most one order: no scan, and no further page.
+            order = self.store.get_by_key(keep.idempotency_key)
+            return ([order] if order is not None and keep.keeps(order) else []), None
+        orders, position = self.store.newest_first(_decode_cursor(cursor), limit, keep.keeps)
+        return orders, None if position is None else _encode_cursor(position)
+
     def capabilities(self) -> Capabilities:
         reason = self._degraded_reason
         return Capabilities(
@@ -122,6 +168,28 @@ class OrderService:
     def _reject(self, error: ServiceError, fields: Fields) -> NoReturn:
         self.events.warning("Order intent rejected", {**fields, "reason": error.detail, "status": "REJECTED"})
         raise error
+
+
+# A cursor is the store position a page stopped at, made opaque so that clients do
+# not build their own.
+_CURSOR_PREFIX = "before:"
+
+
+def _encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
+        text = ""
+    digits = text.removeprefix(_CURSOR_PREFIX)
+    if not text.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 18:
+        raise InvalidQuery("cursor is not one this service gave out; use next_cursor from a previous page")
+    return int(digits)
 
 
 def _empty_allowlists_reason(exchanges: frozenset[str], symbols: frozenset[str]) -> str | None:

@@ -3,6 +3,7 @@
 import math
 import struct
 import threading
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from app.ids import format_order_id, parse_order_id
@@ -108,6 +109,15 @@ class OrderStore(Protocol):
 
     def get_by_key(self, idempotency_key: str) -> Order | None: ...
 
+    def newest_first(
+        self, before: int | None, limit: int, keep: Callable[[Order], bool]
+    ) -> tuple[list[Order], int | None]:
+        """Up to `limit` orders that `keep` accepts, newest first, from just below
+        position `before` (None: from the newest). Also returns the position to go on
+        from, or None when no older order is left. Positions never move: a new order
+        takes the next one, so paging is stable while orders arrive."""
+        ...
+
     def count(self) -> int: ...
 
 
@@ -118,6 +128,7 @@ class InMemoryStore:
         self._lock = threading.Lock()
         self._by_number: dict[int, Order] = {}
         self._by_key: dict[str, Order] = {}
+        self._sequence: list[Order] = []  # in acceptance order: an order's position is its index
 
     def add_unless_key_exists(self, order: Order) -> tuple[Order, bool]:
         # The check and the insert share one lock hold: two racing requests with the
@@ -128,6 +139,7 @@ class InMemoryStore:
                 return existing, False
             self._by_key[order.idempotency_key] = order
             self._by_number[order.number] = order
+            self._sequence.append(order)
             return order, True
 
     def get(self, order_id: str) -> Order | None:
@@ -136,6 +148,18 @@ class InMemoryStore:
 
     def get_by_key(self, idempotency_key: str) -> Order | None:
         return self._by_key.get(idempotency_key)
+
+    def newest_first(
+        self, before: int | None, limit: int, keep: Callable[[Order], bool]
+    ) -> tuple[list[Order], int | None]:
+        sequence = self._sequence  # only ever appended to, so reading needs no lock
+        position = len(sequence) if before is None else min(before, len(sequence))
+        found: list[Order] = []
+        while position > 0 and len(found) < limit:
+            position -= 1
+            if keep(sequence[position]):
+                found.append(sequence[position])
+        return found, (position if position > 0 else None)
 
     def count(self) -> int:
         return len(self._by_number)

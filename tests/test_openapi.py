@@ -27,3 +27,13 @@ def test_the_400_schema_fits_allowlist_refusals_too(client: TestClient) -> None:
     schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert schema["required"] == ["detail"]
     assert "errors" in schema["properties"]
+
+
+def test_reading_operations_are_documented(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/execution/orders/{order_id}"]["get"]["responses"]) == {"200", "404"}
+    listing = paths["/execution/orders"]["get"]
+    assert set(listing["responses"]) == {"200", "400"}
+    assert {p["name"] for p in listing["parameters"]} == {
+        "status", "exchange", "symbol", "side", "idempotency_key", "limit", "cursor",
+    }  # fmt: skip

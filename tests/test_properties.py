@@ -2,6 +2,7 @@
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -72,3 +73,28 @@ def test_a_201_is_always_a_valid_order_and_a_400_stores_nothing(body: dict[str, 
         assert store.count() == 1
     else:
         assert store.count() == 0
+
+
+query_values = st.text(max_size=30) | st.integers().map(str) | st.sampled_from(["NEW", "BUY", "binance", "0", "1000"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["status", "exchange", "symbol", "side", "idempotency_key", "limit", "cursor", "other"]),
+        query_values,
+        max_size=4,
+    )
+)
+def test_arbitrary_listing_queries_never_give_5xx(params: dict[str, str]) -> None:
+    response = client().get("/execution/orders", params=params)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert isinstance(response.json()["detail"], str)
+
+
+@settings(max_examples=100, deadline=None)
+@given(order_id=st.text(max_size=60))
+def test_arbitrary_order_ids_never_give_5xx(order_id: str) -> None:
+    response = client().get(f"/execution/orders/{quote(order_id, safe='')}")
+    assert response.status_code in (200, 404, 405), response.text
