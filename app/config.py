@@ -2,12 +2,14 @@
 
 import logging
 import sys
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+BasisPoints = Annotated[Decimal, Field(ge=0, le=10_000, allow_inf_nan=False)]
 
 
 def parse_allowlist(value: object) -> object:
@@ -28,6 +30,10 @@ class Settings(BaseSettings):
     service_name: str = Field(default="execution", min_length=1, max_length=64, pattern=r"^[\w.\-]+$")
     service_version: str = Field(default="0.1.0", min_length=1, max_length=64)
     log_level: LogLevel = "INFO"
+    # Paper execution costs, in basis points (1 bp = 0.01 %).
+    slippage_bps: BasisPoints = Decimal(0)
+    taker_fee_bps: BasisPoints = Decimal(0)
+    maker_fee_bps: BasisPoints = Decimal(0)
 
     _split = field_validator("allowed_symbols", "allowed_exchanges", mode="before")(parse_allowlist)
 

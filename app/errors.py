@@ -38,6 +38,16 @@ class OrderNotFound(ServiceError):
     status_code = 404
 
 
+class OrderNotCancelable(ServiceError):
+    """Only NEW and PARTIALLY_FILLED orders can be canceled."""
+
+    status_code = 409
+
+
+class InvalidQuote(ServiceError):
+    """The body is not a well-formed quote."""
+
+
 class InvalidQuery(ServiceError):
     """A read's parameters are malformed (a cursor this service did not give out)."""
 

@@ -8,19 +8,28 @@ import os
 import re
 
 PREFIX = "paper-"
+FILL_PREFIX = "fill-"
 _CANONICAL = re.compile(r"paper-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 # Version 4 and the RFC 4122 variant, as uuid.uuid4() sets them.
 _VERSION_VARIANT_MASK = ~((0xF000 << 64) | (0xC000 << 48))
 _VERSION_VARIANT_BITS = (0x4000 << 64) | (0x8000 << 48)
 
 
-def new_order_number() -> int:
+def new_number() -> int:
+    """A random UUID4 as its 128-bit number."""
     return (int.from_bytes(os.urandom(16)) & _VERSION_VARIANT_MASK) | _VERSION_VARIANT_BITS
 
 
-def format_order_id(number: int) -> str:
+new_order_number = new_number
+
+
+def format_id(prefix: str, number: int) -> str:
     h = f"{number:032x}"
-    return f"{PREFIX}{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return f"{prefix}{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def format_order_id(number: int) -> str:
+    return format_id(PREFIX, number)
 
 
 def parse_order_id(order_id: str) -> int | None:

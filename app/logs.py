@@ -52,6 +52,9 @@ class EventLog:
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
 
+    def debug(self, message: str, fields: Fields) -> None:
+        self._emit(logging.DEBUG, message, fields)
+
     def info(self, message: str, fields: Fields) -> None:
         self._emit(logging.INFO, message, fields)
 

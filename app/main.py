@@ -16,17 +16,20 @@ from app.schemas import (
     Capabilities,
     DuplicateBody,
     ErrorBody,
+    FillList,
     Health,
     OrderCreated,
     OrderIntent,
     OrderOut,
     OrderPage,
     OrderStatus,
+    PositionList,
+    QuoteIn,
     Side,
 )
 from app.service import OrderFilter, OrderService
 from app.storage import InMemoryStore, OrderStore
-from app.views import created_body, order_view
+from app.views import created_body, fill_view, order_view, position_view
 
 # An intent is a few hundred bytes; nothing this service takes comes near this.
 MAX_BODY_BYTES = 64 * 1024
@@ -44,6 +47,14 @@ INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
 ORDER_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such order"}}
 BAD_QUERY: dict[int | str, dict[str, Any]] = {
     400: {"model": BadRequestBody, "description": "A filter, limit or cursor is not valid"}
+}
+QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The fills this quote produced (often none)"},
+    400: {"model": BadRequestBody, "description": "Invalid quote, or exchange/symbol not in the allowlist"},
+    413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
+}
+QUOTE_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": QuoteIn.model_json_schema()}}}
 }
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -112,6 +123,33 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
         keep = OrderFilter(status, exchange, symbol, side, idempotency_key)
         orders, next_cursor = service.list_orders(keep, limit, cursor)
         return {"items": [order_view(order) for order in orders], "next_cursor": next_cursor}
+
+    @app.get("/execution/orders/{order_id}/fills", response_model=FillList, responses=ORDER_NOT_FOUND)
+    async def order_fills(order_id: str, service: ServiceDep) -> dict[str, Any]:
+        order, fills = service.fills_of(order_id)
+        return {"items": [fill_view(order, fill) for fill in fills]}
+
+    @app.post(
+        "/execution/orders/{order_id}/cancel",
+        response_model=OrderOut,
+        responses={**ORDER_NOT_FOUND, 409: {"model": ErrorBody, "description": "Already FILLED or CANCELED"}},
+    )
+    async def cancel_order(order_id: str, service: ServiceDep) -> dict[str, Any]:
+        return order_view(service.cancel(order_id))
+
+    @app.post(
+        "/execution/market-data/quotes",
+        response_model=FillList,
+        responses=QUOTE_RESPONSES,
+        openapi_extra=QUOTE_BODY,
+    )
+    async def post_quote(request: Request, service: ServiceDep) -> dict[str, Any]:
+        executions = service.add_quote_json(await request.body())
+        return {"items": [fill_view(execution.order, execution.fill) for execution in executions]}
+
+    @app.get("/execution/positions", response_model=PositionList)
+    async def positions(service: ServiceDep) -> dict[str, Any]:
+        return {"items": [position_view(view) for view in service.positions()]}
 
     install_openapi(app)
     return app

@@ -4,7 +4,17 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: they
@@ -26,6 +36,28 @@ def _no_control_chars(value: str) -> str:
     return value
 
 
+def _iso_8601_only(value: object) -> object:
+    if value is not None and (not isinstance(value, str) or len(value) > 64 or not _ISO_8601_START.match(value)):
+        raise PydanticCustomError("iso_8601", "must be an ISO 8601 timestamp, like 2024-01-15T10:30:00Z")
+    return value
+
+
+def _to_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+00:01 is before year 1 in UTC
+        raise PydanticCustomError("datetime_range", "must be within years 1 to 9999 in UTC") from None
+
+
+# ISO 8601 text only; an offset is converted to UTC, a time without one is taken as
+# UTC. Not strict: after a "before" validator a strict datetime refuses every string.
+UtcTimestamp = Annotated[
+    Annotated[datetime, Strict(False)] | None, BeforeValidator(_iso_8601_only), AfterValidator(_to_utc)
+]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_control_chars)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_control_chars)]
 Amount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
@@ -44,9 +76,7 @@ class OrderIntent(BaseModel):
     type: OrderType
     # validate_default: the rule below must also run when the field is absent.
     limit_price: Amount | None = Field(default=None, validate_default=True)
-    # Not strict: the validator below lets only ISO 8601 strings through, and after a
-    # "before" validator a strict datetime would refuse every string.
-    client_ts_utc: datetime | None = Field(default=None, strict=False)
+    client_ts_utc: UtcTimestamp = None
 
     @field_validator("limit_price", mode="after")
     @classmethod
@@ -58,24 +88,28 @@ class OrderIntent(BaseModel):
             raise PydanticCustomError("limit_price_forbidden", "limit_price must be null for MARKET orders")
         return price
 
-    @field_validator("client_ts_utc", mode="before")
-    @classmethod
-    def _iso_8601_only(cls, value: object) -> object:
-        if value is not None and (not isinstance(value, str) or len(value) > 64 or not _ISO_8601_START.match(value)):
-            raise PydanticCustomError("iso_8601", "must be an ISO 8601 timestamp, like 2024-01-15T10:30:00Z")
-        return value
 
-    @field_validator("client_ts_utc", mode="after")
+class QuoteIn(BaseModel):
+    """A top-of-book quote, as a ticker feed gives it. Strict, like an intent."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    exchange: Name
+    symbol: Name
+    bid: Amount
+    ask: Amount
+    bid_size: Amount | None = None
+    ask_size: Amount | None = None
+    last: Amount | None = None
+    ts_utc: UtcTimestamp = None
+
+    @field_validator("ask", mode="after")
     @classmethod
-    def _to_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:  # e.g. 0001-01-01T00:00:00+00:01 is before year 1 in UTC
-            raise PydanticCustomError("datetime_range", "must be within years 1 to 9999 in UTC") from None
+    def _not_crossed(cls, ask: float, info: ValidationInfo) -> float:
+        bid = info.data.get("bid")
+        if bid is not None and bid > ask:
+            raise PydanticCustomError("crossed_quote", "ask must not be below bid")
+        return ask
 
 
 class OrderCreated(BaseModel):
@@ -114,6 +148,35 @@ class OrderOut(BaseModel):
 class OrderPage(BaseModel):
     items: list[OrderOut]
     next_cursor: str | None
+
+
+class FillOut(BaseModel):
+    fill_id: str
+    order_id: str
+    qty: float
+    price: float
+    fee: float
+    liquidity: Literal["TAKER", "MAKER"]
+    ts_utc: str
+
+
+class FillList(BaseModel):
+    items: list[FillOut]
+
+
+class PositionOut(BaseModel):
+    exchange: str
+    symbol: str
+    qty: float
+    avg_entry_price: float | None
+    realized_pnl: float
+    fees: float
+    mark_price: float | None
+    unrealized_pnl: float | None
+
+
+class PositionList(BaseModel):
+    items: list[PositionOut]
 
 
 class ErrorLocation(BaseModel):

@@ -15,16 +15,19 @@ from app.errors import (
     InstrumentNotAllowed,
     InvalidIntent,
     InvalidQuery,
+    InvalidQuote,
+    OrderNotCancelable,
     OrderNotFound,
     ServiceError,
     invalid_from_errors,
 )
+from app.fills import Costs, Fill, Quote, Working, exact, match
 from app.ids import new_order_number
 from app.logs import EventLog, Fields
-from app.schemas import Capabilities, OrderIntent
-from app.storage import Order, OrderKind, OrderStore
+from app.schemas import Capabilities, OrderIntent, QuoteIn
+from app.storage import Execution, Order, OrderKind, OrderStore, PositionView, StoredFill
 
-FEATURES = ("paper_execution",)
+FEATURES = ("paper_execution", "order_tracking", "cancel", "market_data_quotes", "fill_simulation", "positions")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class OrderService:
         # rather than each holding its own (bounded by the allowlists: 2 sides, 2 types).
         self._kinds: dict[OrderKind, OrderKind] = {}
         self._degraded_reason = _empty_allowlists_reason(self._exchanges, self._symbols)
+        self._costs = Costs(settings.slippage_bps, settings.taker_fee_bps, settings.maker_fee_bps)
 
     def submit_json(self, body: bytes, content_type: str | None = None) -> Order:
         """Check and store an intent given as a raw JSON body and its declared media type.
@@ -117,6 +121,14 @@ class OrderService:
                 order_id=existing_id,
             )
         order_id = order.order_id
+        self._log_created(order, order_id)
+        self._log_executions(self.store.match_arrival(order, self._match, self.clock()))
+        return order
+
+    def _match(self, quote: Quote, working: list[Working]) -> list[Fill]:
+        return match(quote, working, self._costs)
+
+    def _log_created(self, order: Order, order_id: str) -> None:
         self.events.info(
             "Order created successfully",
             {
@@ -126,10 +138,89 @@ class OrderService:
                 "symbol": order.symbol,
                 "side": order.side,
                 "qty": order.qty,
+                "status": "NEW",
+            },
+        )
+
+    def _log_executions(self, executions: list[Execution]) -> None:
+        for execution in executions:
+            order, fill = execution.order, execution.fill
+            self.events.info(
+                "Order filled",
+                {
+                    "order_id": order.order_id,
+                    "idempotency_key": order.idempotency_key,
+                    "exchange": order.exchange,
+                    "symbol": order.symbol,
+                    "side": order.side,
+                    "fill_id": fill.fill_id,
+                    "qty": float(fill.qty),
+                    "price": float(fill.price),
+                    "fee": float(fill.fee),
+                    "liquidity": fill.liquidity,
+                    "filled_qty": float(order.filled_qty),
+                    "previous_status": execution.before,
+                    "status": execution.after,
+                },
+            )
+
+    def add_quote(self, quote_in: QuoteIn) -> list[Execution]:
+        """Keep the quote as its instrument's latest and fill what it crosses."""
+        fields: Fields = {"exchange": quote_in.exchange, "symbol": quote_in.symbol}
+        for what, value, allowed in (
+            ("Exchange", quote_in.exchange, self._exchanges),
+            ("Symbol", quote_in.symbol, self._symbols),
+        ):
+            if value not in allowed:
+                raise InstrumentNotAllowed(f"{what} {value!r} not allowed")
+        quote = Quote(
+            bid=exact(quote_in.bid),
+            ask=exact(quote_in.ask),
+            bid_size=None if quote_in.bid_size is None else exact(quote_in.bid_size),
+            ask_size=None if quote_in.ask_size is None else exact(quote_in.ask_size),
+        )
+        self.events.debug("Quote received", {**fields, "bid": quote_in.bid, "ask": quote_in.ask})
+        executions = self.store.add_quote((quote_in.exchange, quote_in.symbol), quote, self._match, self.clock())
+        self._log_executions(executions)
+        return executions
+
+    def add_quote_json(self, body: bytes) -> list[Execution]:
+        try:
+            quote_in = QuoteIn.model_validate_json(body)
+        except ValidationError as exc:
+            error = invalid_from_errors(exc.errors(), "quote")
+            raise InvalidQuote(error.detail, **error.extra) from None
+        return self.add_quote(quote_in)
+
+    def fills_of(self, order_id: str) -> tuple[Order, list[StoredFill]]:
+        order = self.get_order(order_id)
+        return order, list(order.fills or ())
+
+    def cancel(self, order_id: str) -> Order:
+        result = self.store.cancel(order_id, self.clock())
+        if result is None:
+            raise OrderNotFound(f"Order {order_id!r} not found")
+        order, before = result
+        if before not in ("NEW", "PARTIALLY_FILLED"):
+            raise OrderNotCancelable(f"Order {order_id} is already {before}", status=before)
+        self.events.info(
+            "Order canceled",
+            {
+                "order_id": order.order_id,
+                "idempotency_key": order.idempotency_key,
+                "exchange": order.exchange,
+                "symbol": order.symbol,
+                "side": order.side,
+                "qty": order.qty,
+                "filled_qty": float(order.filled_qty),
+                "previous_status": before,
                 "status": order.status,
             },
         )
         return order
+
+    def positions(self) -> list[PositionView]:
+        return self.store.positions()
 
     def get_order(self, order_id: str) -> Order:
         order = self.store.get(order_id)

@@ -1,12 +1,18 @@
 """The order store interface and the lock-guarded in-memory store."""
 
+import itertools
 import math
 import struct
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import NamedTuple, Protocol
 
-from app.ids import format_order_id, parse_order_id
+from app.book import Book
+from app.fills import Fill, Quote, Working, exact
+from app.ids import FILL_PREFIX, format_id, format_order_id, new_number, parse_order_id
+from app.positions import Position, apply_fill
 
 
 class OrderKind(NamedTuple):
@@ -23,6 +29,8 @@ class OrderKind(NamedTuple):
 # the price) and the smallest int64 (for the time), neither of which a valid intent has.
 _TERMS = struct.Struct("<ddqq")  # qty, limit_price, accepted_at, client_ts
 _NO_TIME = -(2**63)
+ZERO = Decimal(0)
+Instrument = tuple[str, str]  # (exchange, symbol)
 
 
 class Order:
@@ -31,7 +39,7 @@ class Order:
     Times are integer microseconds since the epoch; the id is kept as its number.
     """
 
-    __slots__ = ("_terms", "filled_qty", "idempotency_key", "kind", "number", "status")
+    __slots__ = ("_terms", "filled_qty", "fills", "idempotency_key", "kind", "number", "status", "updated_at")
 
     def __init__(
         self,
@@ -43,8 +51,6 @@ class Order:
         limit_price: float | None,
         client_ts: int | None,
         accepted_at: int,
-        status: str = "NEW",
-        filled_qty: float = 0.0,
     ) -> None:
         self.number = number
         self.idempotency_key = idempotency_key
@@ -55,8 +61,10 @@ class Order:
             accepted_at,
             _NO_TIME if client_ts is None else client_ts,
         )
-        self.status = status
-        self.filled_qty = filled_qty
+        self.status = "NEW"
+        self.filled_qty = ZERO  # exact: fills add up to qty with no float drift
+        self.fills: list[StoredFill] | None = None  # None until the first fill: most orders have none
+        self.updated_at: int | None = None  # None until something changes after acceptance
 
     @property
     def order_id(self) -> str:
@@ -96,6 +104,53 @@ class Order:
         moment = int(_TERMS.unpack_from(self._terms)[3])
         return None if moment == _NO_TIME else moment
 
+    @property
+    def exact_qty(self) -> Decimal:
+        return exact(self.qty)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class StoredFill:
+    __slots__ = ("fee", "liquidity", "number", "price", "qty", "ts")
+
+    def __init__(self, *, number: int, qty: Decimal, price: Decimal, fee: Decimal, liquidity: str, ts: int) -> None:
+        self.number = number
+        self.qty = qty
+        self.price = price
+        self.fee = fee
+        self.liquidity = liquidity
+        self.ts = ts
+
+    @property
+    def fill_id(self) -> str:
+        return format_id(FILL_PREFIX, self.number)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One fill as applied: the order, the fill, and the order's status before and after."""
+
+    order: Order
+    fill: StoredFill
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class PositionView:
+    exchange: str
+    symbol: str
+    position: Position
+    quote: Quote | None
+
+
+# The fill model, closed over its costs: a quote and the working orders, oldest first.
+Matcher = Callable[[Quote, list[Working]], list[Fill]]
+OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
+
 
 class OrderStore(Protocol):
     def add_unless_key_exists(self, order: Order) -> tuple[Order, bool]:
@@ -120,6 +175,23 @@ class OrderStore(Protocol):
 
     def count(self) -> int: ...
 
+    def match_arrival(self, order: Order, match: Matcher, now: int) -> list[Execution]:
+        """Match a just-accepted order against its instrument's latest quote, if any;
+        what is left of it then rests. One atomic step."""
+        ...
+
+    def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
+        """Keep `quote` as the instrument's latest and fill the resting orders it
+        crosses, oldest first. One atomic step."""
+        ...
+
+    def cancel(self, order_id: str, now: int) -> tuple[Order, str] | None:
+        """Cancel an open order: it, and its status before (unchanged if it was not
+        open). None if there is no such order."""
+        ...
+
+    def positions(self) -> list[PositionView]: ...
+
 
 class InMemoryStore:
     """Orders by id and by idempotency key, in this process only."""
@@ -129,6 +201,10 @@ class InMemoryStore:
         self._by_number: dict[int, Order] = {}
         self._by_key: dict[str, Order] = {}
         self._sequence: list[Order] = []  # in acceptance order: an order's position is its index
+        self._books: dict[Instrument, Book] = {}
+        self._quotes: dict[Instrument, Quote] = {}
+        self._held: dict[Instrument, Position] = {}
+        self._arrivals = itertools.count()  # time priority in the books
 
     def add_unless_key_exists(self, order: Order) -> tuple[Order, bool]:
         # The check and the insert share one lock hold: two racing requests with the
@@ -163,3 +239,105 @@ class InMemoryStore:
 
     def count(self) -> int:
         return len(self._by_number)
+
+    def match_arrival(self, order: Order, match: Matcher, now: int) -> list[Execution]:
+        with self._lock:
+            if not order.is_open:  # canceled before it could match
+                return []
+            instrument = (order.exchange, order.symbol)
+            executions: list[Execution] = []
+            quote = self._quotes.get(instrument)
+            if quote is not None:
+                executions = self._fill(
+                    instrument=instrument, quote=quote, orders=[order], match=match, now=now, arriving=order
+                )
+            if order.is_open:
+                self._book(instrument).add(order, next(self._arrivals))
+            return executions
+
+    def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
+        with self._lock:
+            self._quotes[instrument] = quote
+            book = self._books.get(instrument)
+            if not book:
+                return []
+            return self._fill(
+                instrument=instrument, quote=quote, orders=book.crossed_by(quote), match=match, now=now, arriving=None
+            )
+
+    def cancel(self, order_id: str, now: int) -> tuple[Order, str] | None:
+        with self._lock:
+            order = self.get(order_id)
+            if order is None:
+                return None
+            before = order.status
+            if order.is_open:
+                order.status = "CANCELED"
+                order.updated_at = now
+                self._book((order.exchange, order.symbol)).remove(order)
+            return order, before
+
+    def positions(self) -> list[PositionView]:
+        with self._lock:
+            return [
+                PositionView(exchange, symbol, position, self._quotes.get((exchange, symbol)))
+                for (exchange, symbol), position in sorted(self._held.items())
+            ]
+
+    def _book(self, instrument: Instrument) -> Book:
+        book = self._books.get(instrument)
+        if book is None:
+            book = self._books[instrument] = Book()
+        return book
+
+    def _fill(
+        self,
+        *,
+        instrument: Instrument,
+        quote: Quote,
+        orders: list[Order],
+        match: Matcher,
+        now: int,
+        arriving: Order | None,
+    ) -> list[Execution]:
+        """Run the model over `orders` and apply its fills; the lock is held."""
+        working = [
+            Working(
+                ref=index,
+                side=order.side,  # type: ignore[arg-type]
+                type=order.type,  # type: ignore[arg-type]
+                limit_price=None if order.limit_price is None else exact(order.limit_price),
+                remaining=order.exact_qty - order.filled_qty,
+                arriving=order is arriving,
+            )
+            for index, order in enumerate(orders)
+        ]
+        executions = []
+        used = {"BUY": ZERO, "SELL": ZERO}
+        for fill in match(quote, working):
+            order = orders[fill.ref]
+            stored = StoredFill(
+                number=new_number(), qty=fill.qty, price=fill.price, fee=fill.fee, liquidity=fill.liquidity, ts=now
+            )
+            before = order.status
+            order.filled_qty += fill.qty
+            order.status = "FILLED" if order.filled_qty == order.exact_qty else "PARTIALLY_FILLED"
+            order.updated_at = now
+            if order.fills is None:
+                order.fills = []
+            order.fills.append(stored)
+            if order.status == "FILLED" and order is not arriving:
+                self._book(instrument).remove(order)
+            self._held[instrument] = apply_fill(
+                self._held.get(instrument, Position()), order.side, fill.qty, fill.price, fill.fee
+            )
+            used[order.side] += fill.qty
+            executions.append(Execution(order, stored, before, order.status))
+        # What these fills took from the quote's sizes is gone for the next order.
+        self._quotes[instrument] = Quote(
+            quote.bid,
+            quote.ask,
+            None if quote.bid_size is None else quote.bid_size - used["SELL"],
+            None if quote.ask_size is None else quote.ask_size - used["BUY"],
+        )
+        return executions

@@ -1,34 +1,50 @@
-"""Orders rendered for the wire: the 201 body and the full order."""
+"""Orders, fills and positions rendered for the wire: JSON numbers, UTC `Z` times.
 
+Quantities and money are kept as exact decimals and become JSON numbers only here.
+"""
+
+from decimal import Decimal
 from typing import Any
 
 from pydantic_core import to_json
 
 from app.clock import iso_z
-from app.storage import Order
+from app.fills import Quote
+from app.positions import Position
+from app.storage import Order, PositionView, StoredFill
 
 
 def created_body(order: Order) -> bytes:
-    """The 201 body: exactly the spec's eight keys (`OrderCreated` documents them)."""
+    """The 201 body: exactly the spec's eight keys (`OrderCreated` documents them).
+
+    It shows the order as accepted (NEW, nothing filled), even if matching on arrival
+    has filled it since: the order's later state is read with GET.
+    """
     # A plain dict through pydantic-core's encoder: this is the hot path, and every
     # value was validated on the way in.
     return to_json(
         {
             "order_id": order.order_id,
-            "status": order.status,
+            "status": "NEW",
             "accepted_ts_utc": iso_z(order.accepted_at),
             "exchange": order.exchange,
             "symbol": order.symbol,
             "side": order.side,
             "qty": order.qty,
-            "filled_qty": order.filled_qty,
+            "filled_qty": 0.0,
         }
     )
 
 
+def _number(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def order_view(order: Order) -> dict[str, Any]:
-    """The whole order (`OrderOut`): no fill has happened yet, so no price and no fees."""
+    """The whole order (`OrderOut`); its average price and fees come from its fills."""
     client_ts = order.client_ts
+    fills = order.fills or []
+    filled = order.filled_qty
     return {
         "order_id": order.order_id,
         "status": order.status,
@@ -37,12 +53,40 @@ def order_view(order: Order) -> dict[str, Any]:
         "symbol": order.symbol,
         "side": order.side,
         "qty": order.qty,
-        "filled_qty": order.filled_qty,
+        "filled_qty": float(filled),
         "idempotency_key": order.idempotency_key,
         "type": order.type,
         "limit_price": order.limit_price,
         "client_ts_utc": None if client_ts is None else iso_z(client_ts),
-        "updated_ts_utc": iso_z(order.accepted_at),
-        "avg_fill_price": None,
-        "fees": 0.0,
+        "updated_ts_utc": iso_z(order.accepted_at if order.updated_at is None else order.updated_at),
+        "avg_fill_price": float(sum(f.price * f.qty for f in fills) / filled) if fills else None,
+        "fees": float(sum((f.fee for f in fills), Decimal(0))),
+    }
+
+
+def fill_view(order: Order, fill: StoredFill) -> dict[str, Any]:
+    return {
+        "fill_id": fill.fill_id,
+        "order_id": order.order_id,
+        "qty": float(fill.qty),
+        "price": float(fill.price),
+        "fee": float(fill.fee),
+        "liquidity": fill.liquidity,
+        "ts_utc": iso_z(fill.ts),
+    }
+
+
+def position_view(view: PositionView) -> dict[str, Any]:
+    position: Position = view.position
+    quote: Quote | None = view.quote
+    mark = None if quote is None else quote.mid
+    return {
+        "exchange": view.exchange,
+        "symbol": view.symbol,
+        "qty": float(position.qty),
+        "avg_entry_price": _number(position.avg_entry_price),
+        "realized_pnl": float(position.realized_pnl),
+        "fees": float(position.fees),
+        "mark_price": _number(mark),
+        "unrealized_pnl": None if mark is None else float(position.unrealized_pnl(mark)),
     }

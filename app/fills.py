@@ -1,0 +1,105 @@
+"""The paper fill model: a quote and the orders it may reach, in; fills, out.
+
+Pure functions over `Decimal`: no clock, no store, no logging, so that any store can
+apply the same fills and hypothesis can test the model alone.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+Liquidity = Literal["TAKER", "MAKER"]
+BPS = Decimal(10_000)
+ZERO = Decimal(0)
+
+
+def exact(number: float) -> Decimal:
+    """The decimal a client wrote: `repr` of a float is the shortest text that reads
+    back as it, so 0.1 becomes Decimal("0.1"), not 0.1000000000000000055511..."""
+    return Decimal(repr(number))
+
+
+@dataclass(frozen=True)
+class Quote:
+    bid: Decimal
+    ask: Decimal
+    bid_size: Decimal | None = None
+    ask_size: Decimal | None = None
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+@dataclass(frozen=True)
+class Costs:
+    slippage_bps: Decimal = ZERO
+    taker_fee_bps: Decimal = ZERO
+    maker_fee_bps: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class Working:
+    """An order the quote may fill: what is left of it, and whether it is arriving
+    (matched on acceptance: a LIMIT that crosses then takes liquidity) or resting."""
+
+    ref: int  # the caller's handle for the order; the model only passes it back
+    side: Literal["BUY", "SELL"]
+    type: Literal["MARKET", "LIMIT"]
+    limit_price: Decimal | None
+    remaining: Decimal
+    arriving: bool = False
+
+
+@dataclass(frozen=True)
+class Fill:
+    ref: int
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    liquidity: Liquidity
+
+
+def crosses(order: Working, quote: Quote) -> bool:
+    """Can this quote fill the order at all?"""
+    if order.type == "MARKET":
+        return True
+    assert order.limit_price is not None
+    if order.side == "BUY":
+        return quote.ask <= order.limit_price
+    return quote.bid >= order.limit_price
+
+
+def fill_price(order: Working, quote: Quote, costs: Costs) -> tuple[Decimal, Liquidity]:
+    """MARKET takes the touch moved against it by the slippage; a LIMIT that crosses on
+    arrival takes the touch; a resting LIMIT that a later quote crosses fills at its
+    own price, as maker. None of these is worse than the order's limit."""
+    touch = quote.ask if order.side == "BUY" else quote.bid
+    if order.type == "MARKET":
+        moved = touch * costs.slippage_bps / BPS
+        return (touch + moved if order.side == "BUY" else touch - moved), "TAKER"
+    assert order.limit_price is not None
+    if order.arriving:
+        return touch, "TAKER"
+    return order.limit_price, "MAKER"
+
+
+def match(quote: Quote, orders: list[Working], costs: Costs) -> list[Fill]:
+    """Fills for `orders`, given oldest first. When the quote carries the size on the
+    side an order consumes, orders share that size in time priority (what one takes,
+    the next cannot); without a size, every crossing order fills completely."""
+    left: dict[str, Decimal | None] = {"BUY": quote.ask_size, "SELL": quote.bid_size}
+    fills: list[Fill] = []
+    for order in orders:
+        if order.remaining <= ZERO or not crosses(order, quote):
+            continue
+        available = left[order.side]
+        qty = order.remaining if available is None else min(order.remaining, available)
+        if qty <= ZERO:
+            continue
+        if available is not None:
+            left[order.side] = available - qty
+        price, liquidity = fill_price(order, quote, costs)
+        bps = costs.taker_fee_bps if liquidity == "TAKER" else costs.maker_fee_bps
+        fills.append(Fill(order.ref, qty, price, price * qty * bps / BPS, liquidity))
+    return fills
