@@ -9,7 +9,7 @@ function setup(thread)
 end
 
 function init(args)
-  not_created = 0
+  unexpected = 0
 end
 
 function request()
@@ -23,19 +23,19 @@ end
 
 function response(status, headers, body)
   if status ~= 201 then
-    not_created = not_created + 1
+    unexpected = unexpected + 1
   end
 end
 
 function done(summary, latency, requests)
   local bad = 0
   for _, thread in ipairs(threads) do
-    bad = bad + thread:get("not_created")
+    bad = bad + thread:get("unexpected")
   end
   local errors = summary.errors
   io.write(string.format(
     'BENCH_RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
-    '"not_created": %d, "socket_errors": %d}\n',
+    '"unexpected": %d, "socket_errors": %d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
     bad, errors.connect + errors.read + errors.write + errors.timeout))
 end

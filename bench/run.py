@@ -96,8 +96,10 @@ def run_wrk(wrk: str, port: int, seconds: float, prefix: str, lua: Path = LUA) -
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCH_RESULT "))
     data = json.loads(line.removeprefix("BENCH_RESULT "))
-    if data["not_created"] or data["socket_errors"]:
-        sys.exit(f"bench: {data['not_created']} answers were not 201, {data['socket_errors']} socket errors")
+    if data["unexpected"] or data["socket_errors"]:
+        sys.exit(
+            f"bench: {data['unexpected']} answers were not the expected status, {data['socket_errors']} socket errors"
+        )
     result = Result(
         rps=data["requests"] / (data["duration_us"] / 1e6),
         p50_ms=data["p50_us"] / 1000,
