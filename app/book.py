@@ -1,59 +1,67 @@
 """Resting orders of one instrument, kept so that a quote touches only what it crosses."""
 
 import bisect
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.fills import Quote
 
 if TYPE_CHECKING:
     from app.storage import Order
 
-Entry = tuple[float, int, "Order"]  # (sort key, arrival position, order)
+_AFTER_ALL = float("inf")
+
+
+def _buy_key(order: "Order") -> tuple[float, int]:
+    return -order.limit_price, order.number  # type: ignore[operator]
+
+
+def _sell_key(order: "Order") -> tuple[float, int]:
+    return order.limit_price, order.number  # type: ignore[return-value]
+
+
+_KEYS = {"BUY": _buy_key, "SELL": _sell_key}
 
 
 class Book:
     """Per side, MARKET orders waiting for a quote (any quote reaches them) in arrival
-    order, and LIMIT orders in a list sorted by (key, arrival) where the key makes the
-    orders a quote crosses a prefix: BUY by descending limit (key = -limit), SELL by
-    ascending limit. Finding them is a binary search; nothing beyond them is read.
-    Float keys compare exactly with the quote's Decimal prices."""
+    order, and LIMIT orders sorted so that the ones a quote crosses are a prefix: BUY by
+    descending limit, SELL by ascending limit (the order number breaks ties, so every
+    order has one place). Finding the crossed ones is a binary search, and nothing
+    beyond them is read. The lists hold the orders themselves, and keys are computed
+    while searching: a resting order costs one list slot. Float limits compare exactly
+    with the quote's Decimal prices."""
 
     def __init__(self) -> None:
-        self._market: dict[str, list[tuple[int, Order]]] = {"BUY": [], "SELL": []}
-        self._limit: dict[str, list[Entry]] = {"BUY": [], "SELL": []}
-        self._limit_entries: dict[Order, Entry] = {}
+        self._market: dict[str, list[Order]] = {"BUY": [], "SELL": []}
+        self._limit: dict[str, list[Order]] = {"BUY": [], "SELL": []}
 
     def __len__(self) -> int:
-        return len(self._market["BUY"]) + len(self._market["SELL"]) + len(self._limit_entries)
+        return sum(len(orders) for orders in (*self._market.values(), *self._limit.values()))
 
-    def add(self, order: "Order", position: int) -> None:
-        limit = order.limit_price
-        if limit is None:
-            self._market[order.side].append((position, order))
-            return
-        entry = (-limit if order.side == "BUY" else limit, position, order)
-        bisect.insort(self._limit[order.side], entry)
-        self._limit_entries[order] = entry
+    def add(self, order: "Order") -> None:
+        if order.limit_price is None:
+            self._market[order.side].append(order)
+        else:
+            bisect.insort(self._limit[order.side], order, key=_KEYS[order.side])
 
     def remove(self, order: "Order") -> None:
         if order.limit_price is None:
             waiting = self._market[order.side]
-            for index, (_, queued) in enumerate(waiting):  # filled from the front: found early
-                if queued is order:
-                    del waiting[index]
-                    return
+            if order in waiting:  # filled from the front, so found early
+                waiting.remove(order)
             return
-        entry = self._limit_entries.pop(order, None)
-        if entry is not None:
-            side = self._limit[order.side]
-            del side[bisect.bisect_left(side, entry[:2])]
+        key = _KEYS[order.side]
+        resting = self._limit[order.side]
+        index = bisect.bisect_left(resting, key(order), key=key)
+        if index < len(resting) and resting[index] is order:
+            del resting[index]
 
     def crossed_by(self, quote: Quote) -> list["Order"]:
         """The orders this quote can fill, oldest first."""
-        reached: list[tuple[int, Order]] = self._market["BUY"] + self._market["SELL"]
+        reached = self._market["BUY"] + self._market["SELL"]
         for side, threshold in (("BUY", -quote.ask), ("SELL", quote.bid)):
-            entries = self._limit[side]
-            end = bisect.bisect_right(entries, (threshold, float("inf")))
-            reached += [(position, order) for _, position, order in entries[:end]]
-        reached.sort(key=lambda item: item[0])
-        return [order for _, order in reached]
+            resting = self._limit[side]
+            probe: Any = (threshold, _AFTER_ALL)  # a Decimal price: compares exactly with the float keys
+            reached += resting[: bisect.bisect_right(resting, probe, key=_KEYS[side])]
+        reached.sort(key=lambda order: order.accepted_at)  # stable: ties keep arrival order
+        return reached

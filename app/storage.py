@@ -1,6 +1,5 @@
 """The order store interface and the lock-guarded in-memory store."""
 
-import itertools
 import math
 import struct
 import threading
@@ -204,7 +203,6 @@ class InMemoryStore:
         self._books: dict[Instrument, Book] = {}
         self._quotes: dict[Instrument, Quote] = {}
         self._held: dict[Instrument, Position] = {}
-        self._arrivals = itertools.count()  # time priority in the books
 
     def add_unless_key_exists(self, order: Order) -> tuple[Order, bool]:
         # The check and the insert share one lock hold: two racing requests with the
@@ -252,7 +250,7 @@ class InMemoryStore:
                     instrument=instrument, quote=quote, orders=[order], match=match, now=now, arriving=order
                 )
             if order.is_open:
-                self._book(instrument).add(order, next(self._arrivals))
+                self._book(instrument).add(order)
             return executions
 
     def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
