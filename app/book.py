@@ -56,6 +56,18 @@ class Book:
         if index < len(resting) and resting[index] is order:
             del resting[index]
 
+    def settle(self, quote: Quote) -> None:
+        """Drop the orders that `quote`'s fills finished. They all lie in the part of
+        each list the quote crossed, so only that part is read; one rebuild per list
+        instead of one removal (and one shift of the list) per finished order."""
+        for waiting in self._market.values():
+            waiting[:] = [order for order in waiting if order.is_open]
+        for side, threshold in (("BUY", -quote.ask), ("SELL", quote.bid)):
+            resting = self._limit[side]
+            probe: Any = (threshold, _AFTER_ALL)
+            end = bisect.bisect_right(resting, probe, key=_KEYS[side])
+            resting[:end] = [order for order in resting[:end] if order.is_open]
+
     def crossed_by(self, quote: Quote) -> list["Order"]:
         """The orders this quote can fill, oldest first."""
         reached = self._market["BUY"] + self._market["SELL"]

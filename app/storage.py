@@ -324,13 +324,13 @@ class InMemoryStore:
             if order.fills is None:
                 order.fills = []
             order.fills.append(stored)
-            if order.status == "FILLED" and order is not arriving:
-                self._book(instrument).remove(order)
             self._held[instrument] = apply_fill(
                 self._held.get(instrument, Position()), order.side, fill.qty, fill.price, fill.fee
             )
             used[order.side] += fill.qty
             executions.append(Execution(order, stored, before, order.status))
+        if arriving is None and executions:
+            self._book(instrument).settle(quote)
         # What these fills took from the quote's sizes is gone for the next order.
         self._quotes[instrument] = Quote(
             quote.bid,
