@@ -22,58 +22,76 @@ def _sell_key(order: "Order") -> tuple[float, int]:
 _KEYS = {"BUY": _buy_key, "SELL": _sell_key}
 
 
+def _reaches(quote: Quote, order: "Order") -> bool:
+    limit = order.limit_price
+    if limit is None:
+        return True
+    return quote.ask <= limit if order.side == "BUY" else quote.bid >= limit
+
+
 class Book:
-    """Per side, MARKET orders waiting for a quote (any quote reaches them) in arrival
-    order, and LIMIT orders sorted so that the ones a quote crosses are a prefix: BUY by
-    descending limit, SELL by ascending limit (the order number breaks ties, so every
-    order has one place). Finding the crossed ones is a binary search, and nothing
-    beyond them is read. The lists hold the orders themselves, and keys are computed
-    while searching: a resting order costs one list slot. Float limits compare exactly
-    with the quote's Decimal prices."""
+    """Two kinds of resting order per side. Takers waiting for liquidity (MARKET orders,
+    and LIMIT orders that crossed, or found no quote, when they came) in arrival order:
+    every quote looks at them. Passive LIMIT orders, sorted so that the ones a quote
+    crosses are a prefix: BUY by descending limit, SELL by ascending limit (the order
+    number breaks ties, so each order has one place); finding them is a binary search
+    and nothing beyond them is read. The lists hold the orders themselves and keys are
+    computed while searching, so a resting order costs one list slot. Float limits
+    compare exactly with the quote's Decimal prices."""
 
     def __init__(self) -> None:
-        self._market: dict[str, list[Order]] = {"BUY": [], "SELL": []}
-        self._limit: dict[str, list[Order]] = {"BUY": [], "SELL": []}
+        self._waiting: dict[str, list[Order]] = {"BUY": [], "SELL": []}
+        self._passive: dict[str, list[Order]] = {"BUY": [], "SELL": []}
 
     def __len__(self) -> int:
-        return sum(len(orders) for orders in (*self._market.values(), *self._limit.values()))
+        return sum(len(orders) for orders in (*self._waiting.values(), *self._passive.values()))
 
-    def add(self, order: "Order") -> None:
-        if order.limit_price is None:
-            self._market[order.side].append(order)
+    def add(self, order: "Order", *, passive: bool) -> None:
+        if passive and order.limit_price is not None:
+            bisect.insort(self._passive[order.side], order, key=_KEYS[order.side])
         else:
-            bisect.insort(self._limit[order.side], order, key=_KEYS[order.side])
+            self._waiting[order.side].append(order)
 
     def remove(self, order: "Order") -> None:
+        waiting = self._waiting[order.side]
+        if order in waiting:
+            waiting.remove(order)
+            return
         if order.limit_price is None:
-            waiting = self._market[order.side]
-            if order in waiting:  # filled from the front, so found early
-                waiting.remove(order)
             return
         key = _KEYS[order.side]
-        resting = self._limit[order.side]
+        resting = self._passive[order.side]
         index = bisect.bisect_left(resting, key(order), key=key)
         if index < len(resting) and resting[index] is order:
             del resting[index]
 
+    def crossed_by(self, quote: Quote) -> list[tuple["Order", bool]]:
+        """The orders this quote may fill, oldest first, each with whether it takes."""
+        reached = [(order, True) for order in (*self._waiting["BUY"], *self._waiting["SELL"])]
+        for side in ("BUY", "SELL"):
+            resting = self._passive[side]
+            reached += [(order, False) for order in resting[: self._crossed_end(side, quote)]]
+        reached.sort(key=lambda pair: pair[0].accepted_at)  # stable: ties keep arrival order
+        return reached
+
     def settle(self, quote: Quote) -> None:
-        """Drop the orders that `quote`'s fills finished. They all lie in the part of
-        each list the quote crossed, so only that part is read; one rebuild per list
-        instead of one removal (and one shift of the list) per finished order."""
-        for waiting in self._market.values():
-            waiting[:] = [order for order in waiting if order.is_open]
-        for side, threshold in (("BUY", -quote.ask), ("SELL", quote.bid)):
-            resting = self._limit[side]
-            probe: Any = (threshold, _AFTER_ALL)
-            end = bisect.bisect_right(resting, probe, key=_KEYS[side])
+        """After `quote`'s fills: drop the orders they finished (one rebuild of the part
+        of each list the quote read, not one shift of the list per order), and make
+        the waiting LIMIT orders the quote did not reach passive."""
+        for side, waiting in self._waiting.items():
+            still_waiting = []
+            for order in waiting:
+                if not order.is_open:
+                    continue
+                if _reaches(quote, order):
+                    still_waiting.append(order)
+                else:
+                    bisect.insort(self._passive[side], order, key=_KEYS[side])
+            waiting[:] = still_waiting
+        for side, resting in self._passive.items():
+            end = self._crossed_end(side, quote)
             resting[:end] = [order for order in resting[:end] if order.is_open]
 
-    def crossed_by(self, quote: Quote) -> list["Order"]:
-        """The orders this quote can fill, oldest first."""
-        reached = self._market["BUY"] + self._market["SELL"]
-        for side, threshold in (("BUY", -quote.ask), ("SELL", quote.bid)):
-            resting = self._limit[side]
-            probe: Any = (threshold, _AFTER_ALL)  # a Decimal price: compares exactly with the float keys
-            reached += resting[: bisect.bisect_right(resting, probe, key=_KEYS[side])]
-        reached.sort(key=lambda order: order.accepted_at)  # stable: ties keep arrival order
-        return reached
+    def _crossed_end(self, side: str, quote: Quote) -> int:
+        probe: Any = (-quote.ask if side == "BUY" else quote.bid, _AFTER_ALL)  # Decimal vs float: exact
+        return bisect.bisect_right(self._passive[side], probe, key=_KEYS[side])

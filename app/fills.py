@@ -40,15 +40,19 @@ class Costs:
 
 @dataclass(frozen=True)
 class Working:
-    """An order the quote may fill: what is left of it, and whether it is arriving
-    (matched on acceptance: a LIMIT that crosses then takes liquidity) or resting."""
+    """An order the quote may fill: what is left of it, and whether it takes liquidity.
+
+    A LIMIT order is a taker while it has never rested passively: matched on arrival,
+    or waiting since it crossed (or found no quote) when it came. Once a quote has
+    passed without reaching it, it is passive, and a later quote that crosses it fills
+    it as maker, at its own price."""
 
     ref: int  # the caller's handle for the order; the model only passes it back
     side: Literal["BUY", "SELL"]
     type: Literal["MARKET", "LIMIT"]
     limit_price: Decimal | None
     remaining: Decimal
-    arriving: bool = False
+    taker: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,15 +75,15 @@ def crosses(order: Working, quote: Quote) -> bool:
 
 
 def fill_price(order: Working, quote: Quote, costs: Costs) -> tuple[Decimal, Liquidity]:
-    """MARKET takes the touch moved against it by the slippage; a LIMIT that crosses on
-    arrival takes the touch; a resting LIMIT that a later quote crosses fills at its
-    own price, as maker. None of these is worse than the order's limit."""
+    """MARKET takes the touch moved against it by the slippage; a LIMIT taker takes the
+    touch; a passive LIMIT that a quote crosses fills at its own price, as maker. None
+    of these is worse than the order's limit (the quote crosses it)."""
     touch = quote.ask if order.side == "BUY" else quote.bid
     if order.type == "MARKET":
         moved = touch * costs.slippage_bps / BPS
         return (touch + moved if order.side == "BUY" else touch - moved), "TAKER"
     assert order.limit_price is not None
-    if order.arriving:
+    if order.taker:
         return touch, "TAKER"
     return order.limit_price, "MAKER"
 

@@ -247,10 +247,18 @@ class InMemoryStore:
             quote = self._quotes.get(instrument)
             if quote is not None:
                 executions = self._fill(
-                    instrument=instrument, quote=quote, orders=[order], match=match, now=now, arriving=order
+                    instrument=instrument, quote=quote, orders=[(order, True)], match=match, now=now
                 )
             if order.is_open:
-                self._book(instrument).add(order)
+                # Passive only if a quote came and did not reach it; otherwise it still
+                # wants to take (no quote yet, or the quote's size ran out).
+                limit = order.limit_price
+                passive = (
+                    quote is not None
+                    and limit is not None
+                    and not (quote.ask <= limit if order.side == "BUY" else quote.bid >= limit)
+                )
+                self._book(instrument).add(order, passive=passive)
             return executions
 
     def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
@@ -259,9 +267,11 @@ class InMemoryStore:
             book = self._books.get(instrument)
             if not book:
                 return []
-            return self._fill(
-                instrument=instrument, quote=quote, orders=book.crossed_by(quote), match=match, now=now, arriving=None
+            executions = self._fill(
+                instrument=instrument, quote=quote, orders=book.crossed_by(quote), match=match, now=now
             )
+            book.settle(quote)
+            return executions
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, str] | None:
         with self._lock:
@@ -293,10 +303,9 @@ class InMemoryStore:
         *,
         instrument: Instrument,
         quote: Quote,
-        orders: list[Order],
+        orders: list[tuple[Order, bool]],
         match: Matcher,
         now: int,
-        arriving: Order | None,
     ) -> list[Execution]:
         """Run the model over `orders` and apply its fills; the lock is held."""
         working = [
@@ -306,14 +315,14 @@ class InMemoryStore:
                 type=order.type,  # type: ignore[arg-type]
                 limit_price=None if order.limit_price is None else exact(order.limit_price),
                 remaining=order.exact_qty - order.filled_qty,
-                arriving=order is arriving,
+                taker=taker,
             )
-            for index, order in enumerate(orders)
+            for index, (order, taker) in enumerate(orders)
         ]
         executions = []
         used = {"BUY": ZERO, "SELL": ZERO}
         for fill in match(quote, working):
-            order = orders[fill.ref]
+            order = orders[fill.ref][0]
             stored = StoredFill(
                 number=new_number(), qty=fill.qty, price=fill.price, fee=fill.fee, liquidity=fill.liquidity, ts=now
             )
@@ -329,8 +338,6 @@ class InMemoryStore:
             )
             used[order.side] += fill.qty
             executions.append(Execution(order, stored, before, order.status))
-        if arriving is None and executions:
-            self._book(instrument).settle(quote)
         # What these fills took from the quote's sizes is gone for the next order.
         self._quotes[instrument] = Quote(
             quote.bid,

@@ -32,7 +32,7 @@ def working_orders(draw: st.DrawFn) -> list[Working]:
                 type=order_type,
                 limit_price=draw(decimals) if order_type == "LIMIT" else None,
                 remaining=draw(decimals),
-                arriving=draw(st.booleans()),
+                taker=draw(st.booleans()),
             )
         )
     return orders

@@ -137,6 +137,27 @@ def test_a_limit_rests_and_fills_as_maker_at_its_price(client: TestClient) -> No
     assert [(f["order_id"], f["price"], f["liquidity"]) for f in produced] == [(sell, 110.0, "MAKER")]
 
 
+def test_a_limit_placed_before_any_quote_takes_the_first_quote_that_reaches_it(client: TestClient) -> None:
+    far = order(client, "far", type="LIMIT", side="BUY", limit_price=1_000_000, qty=1)
+    produced = quote(client, 99, 100)
+    assert [(f["order_id"], f["price"], f["liquidity"]) for f in produced] == [(far, 100.0, "TAKER")]
+
+
+def test_the_rest_of_a_marketable_limit_keeps_taking_at_the_touch(client: TestClient) -> None:
+    quote(client, 99, 100, ask_size=1)
+    order_id = order(client, "l", type="LIMIT", side="BUY", limit_price=105, qty=2)
+    produced = quote(client, 99, 100, ask_size=5)
+    assert [(f["qty"], f["price"], f["liquidity"]) for f in produced] == [(1.0, 100.0, "TAKER")]
+    assert [f["price"] for f in fills(client, order_id)] == [100.0, 100.0]
+
+
+def test_a_limit_a_quote_passed_by_becomes_passive(client: TestClient) -> None:
+    buy = order(client, "b", type="LIMIT", side="BUY", limit_price=95, qty=1)  # no quote yet
+    assert quote(client, 99, 100) == []  # passes it by
+    produced = quote(client, 90, 92)
+    assert [(f["order_id"], f["price"], f["liquidity"]) for f in produced] == [(buy, 95.0, "MAKER")]
+
+
 def test_a_limit_exactly_at_the_touch_crosses(client: TestClient) -> None:
     buy = order(client, "buy", type="LIMIT", side="BUY", limit_price=100, qty=1)
     assert [f["order_id"] for f in quote(client, 99, 100)] == [buy]
