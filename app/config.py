@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     service_version: str = Field(default="0.1.0", min_length=1, max_length=64)
     log_level: LogLevel = "INFO"
     # Paper execution costs, in basis points (1 bp = 0.01 %).
-    slippage_bps: BasisPoints = Decimal(0)
+    # Below 100 %: a MARKET sell must never fill at a price of 0.
+    slippage_bps: Annotated[Decimal, Field(ge=0, lt=10_000, allow_inf_nan=False)] = Decimal(0)
     taker_fee_bps: BasisPoints = Decimal(0)
     maker_fee_bps: BasisPoints = Decimal(0)
 

@@ -5,7 +5,7 @@ apply the same fills and hypothesis can test the model alone.
 """
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import Literal
 
 Liquidity = Literal["TAKER", "MAKER"]
@@ -88,10 +88,21 @@ def fill_price(order: Working, quote: Quote, costs: Costs) -> tuple[Decimal, Liq
     return order.limit_price, "MAKER"
 
 
+# Values have at most 17 significant digits and lie between 1e-324 and 1e15; sums and
+# products of a few of them stay exact within this many digits (the default, 28, does
+# not: 1e15 - 1e-15 needs 31).
+EXACT = Context(prec=100)
+
+
 def match(quote: Quote, orders: list[Working], costs: Costs) -> list[Fill]:
     """Fills for `orders`, given oldest first. When the quote carries the size on the
     side an order consumes, orders share that size in time priority (what one takes,
     the next cannot); without a size, every crossing order fills completely."""
+    with localcontext(EXACT):
+        return _match(quote, orders, costs)
+
+
+def _match(quote: Quote, orders: list[Working], costs: Costs) -> list[Fill]:
     left: dict[str, Decimal | None] = {"BUY": quote.ask_size, "SELL": quote.bid_size}
     fills: list[Fill] = []
     for order in orders:

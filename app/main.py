@@ -144,7 +144,7 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
         openapi_extra=QUOTE_BODY,
     )
     async def post_quote(request: Request, service: ServiceDep) -> dict[str, Any]:
-        executions = service.add_quote_json(await request.body())
+        executions = service.add_quote_json(await request.body(), request.headers.get("content-type"))
         return {"items": [fill_view(execution.order, execution.fill) for execution in executions]}
 
     @app.get("/execution/positions", response_model=PositionList)

@@ -184,7 +184,11 @@ class OrderService:
         self._log_executions(executions)
         return executions
 
-    def add_quote_json(self, body: bytes) -> list[Execution]:
+    def add_quote_json(self, body: bytes, content_type: str | None = None) -> list[Execution]:
+        """Check and apply a quote given as a raw JSON body and its declared media type
+        (a forged cross-site quote would move fills and positions, as an intent would)."""
+        if not is_json_media_type(content_type):
+            raise InvalidQuote(f"Content-Type must be application/json, not {content_type!r}")
         try:
             quote_in = QuoteIn.model_validate_json(body)
         except ValidationError as exc:

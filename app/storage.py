@@ -5,11 +5,11 @@ import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import NamedTuple, Protocol
 
 from app.book import Book
-from app.fills import Fill, Quote, Working, exact
+from app.fills import EXACT, Fill, Quote, Working, exact
 from app.ids import FILL_PREFIX, format_id, format_order_id, new_number, parse_order_id
 from app.positions import Position, apply_fill
 
@@ -308,6 +308,18 @@ class InMemoryStore:
         now: int,
     ) -> list[Execution]:
         """Run the model over `orders` and apply its fills; the lock is held."""
+        with localcontext(EXACT):  # remaining and filled quantities: no rounding
+            return self._fill_exactly(instrument=instrument, quote=quote, orders=orders, match=match, now=now)
+
+    def _fill_exactly(
+        self,
+        *,
+        instrument: Instrument,
+        quote: Quote,
+        orders: list[tuple[Order, bool]],
+        match: Matcher,
+        now: int,
+    ) -> list[Execution]:
         working = [
             Working(
                 ref=index,

@@ -4,6 +4,7 @@ Quantities and money are kept as exact decimals and become JSON numbers only her
 """
 
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from pydantic_core import to_json
@@ -36,8 +37,9 @@ def created_body(order: Order) -> bytes:
     )
 
 
-def _number(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
+def _number(value: Decimal | Fraction | None) -> float | None:
+    # + 0.0 turns -0.0 (a short marked at its entry, say) into 0.0 on the wire.
+    return None if value is None else float(value) + 0.0
 
 
 def order_view(order: Order) -> dict[str, Any]:
@@ -79,14 +81,14 @@ def fill_view(order: Order, fill: StoredFill) -> dict[str, Any]:
 def position_view(view: PositionView) -> dict[str, Any]:
     position: Position = view.position
     quote: Quote | None = view.quote
-    mark = None if quote is None else quote.mid
+    mark = None if quote is None else Fraction(quote.mid)
     return {
         "exchange": view.exchange,
         "symbol": view.symbol,
-        "qty": float(position.qty),
+        "qty": _number(position.qty),
         "avg_entry_price": _number(position.avg_entry_price),
-        "realized_pnl": float(position.realized_pnl),
-        "fees": float(position.fees),
+        "realized_pnl": _number(position.realized_pnl),
+        "fees": _number(position.fees),
         "mark_price": _number(mark),
-        "unrealized_pnl": None if mark is None else float(position.unrealized_pnl(mark)),
+        "unrealized_pnl": None if mark is None else _number(position.unrealized_pnl(mark)),
     }

@@ -46,6 +46,9 @@ def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SERVICE_NAME", "a b"),
         ("SERVICE_NAME", "uvicorn.access"),
         ("SERVICE_NAME", "root"),
+        ("SLIPPAGE_BPS", "10000"),
+        ("TAKER_FEE_BPS", "-1"),
+        ("MAKER_FEE_BPS", "NaN"),
     ],
 )
 def test_invalid_configuration_stops_with_one_clear_line(

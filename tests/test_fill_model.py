@@ -1,6 +1,7 @@
 """The fill model alone (pure functions over Decimal), with hypothesis."""
 
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -102,12 +103,16 @@ def test_a_position_is_the_sum_of_its_fills(fills: list[tuple[str, Decimal, Deci
     assert position.qty == sum((q if s == "BUY" else -q for s, q, _, _ in fills), Decimal(0))
     assert position.fees == sum((f for _, _, _, f in fills), Decimal(0))
     assert (position.avg_entry_price is None) == (position.qty == 0)
-    # Closing everything at the average entry realizes nothing more.
     if position.avg_entry_price is not None:
-        side = "SELL" if position.qty > 0 else "BUY"
-        closed = apply_fill(position, side, abs(position.qty), position.avg_entry_price, Decimal(0))
-        assert closed.qty == 0
-        assert closed.realized_pnl == position.realized_pnl
+        assert position.avg_entry_price > 0
+    # Realized plus unrealized profit is what the fills paid and got, exactly: closing
+    # everything at any price leaves no residue.
+    cash = sum((-q * p if s == "BUY" else q * p for s, q, p, _ in fills), Decimal(0))
+    mark = Decimal("123.45")
+    assert (
+        position.realized_pnl + position.unrealized_pnl(Fraction(mark))
+        == Fraction(cash) + Fraction(mark) * position.qty
+    )
 
 
 def test_a_flip_through_zero_opens_at_the_fill_price() -> None:

@@ -65,6 +65,24 @@ def test_an_invalid_quote_is_400(client: TestClient, body: dict[str, Any]) -> No
     assert isinstance(response.json()["detail"], str)
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_quote_that_is_not_json_is_400(client: TestClient, content_type: str) -> None:
+    order_id = order(client, "waiting")
+    body = b'{"exchange": "binance", "symbol": "BTC/USDT", "bid": 1, "ask": 2}'
+    response = client.post(QUOTES, content=body, headers={"content-type": content_type})
+    assert response.status_code == 400
+    assert "Content-Type" in response.json()["detail"]
+    assert read(client, order_id)["status"] == "NEW"
+
+
+def test_quantities_stay_exact_across_fifteen_orders_of_magnitude(client: TestClient) -> None:
+    order_id = order(client, "huge", qty=1e15)
+    quote(client, 99, 100, ask_size=1e-15)
+    quote(client, 99, 100)
+    assert [f["qty"] for f in fills(client, order_id)] == [1e-15, 1e15 - 1e-15]
+    assert read(client, order_id)["status"] == "FILLED"
+
+
 def test_non_finite_quote_prices_are_400(client: TestClient) -> None:
     body = b'{"exchange": "binance", "symbol": "BTC/USDT", "bid": NaN, "ask": Infinity}'
     assert client.post(QUOTES, content=body).status_code == 400
@@ -291,6 +309,44 @@ def test_positions_show_no_mark_without_a_quote_and_close_to_zero(client: TestCl
     order(client, "s", side="SELL", qty=1)
     [position] = client.get("/execution/positions").json()["items"]
     assert (position["qty"], position["avg_entry_price"], position["realized_pnl"]) == (0.0, None, -1.0)
+
+
+def test_closing_a_short_realizes_its_profit_and_loss(client: TestClient) -> None:
+    quote(client, 100, 101)
+    order(client, "s1", side="SELL", qty=2)  # short 2 @ 100
+    quote(client, 89, 90)
+    order(client, "b1", side="BUY", qty=1)  # covers 1 @ 90: +10
+    [position] = client.get("/execution/positions").json()["items"]
+    assert (position["qty"], position["avg_entry_price"], position["realized_pnl"]) == (-1.0, 100.0, 10.0)
+    assert (position["mark_price"], position["unrealized_pnl"]) == (89.5, 10.5)
+    quote(client, 104, 105)
+    order(client, "b2", side="BUY", qty=1)  # covers 1 @ 105: -5
+    [position] = client.get("/execution/positions").json()["items"]
+    assert (position["qty"], position["avg_entry_price"], position["realized_pnl"]) == (0.0, None, 5.0)
+
+
+def test_a_partial_close_keeps_the_average_entry(client: TestClient) -> None:
+    quote(client, 99, 100)
+    order(client, "b1", qty=3)
+    quote(client, 101, 102)
+    order(client, "s1", side="SELL", qty=1)
+    [position] = client.get("/execution/positions").json()["items"]
+    assert (position["qty"], position["avg_entry_price"], position["realized_pnl"]) == (2.0, 100.0, 1.0)
+
+
+def test_profit_does_not_drift_when_averages_repeat(client: TestClient) -> None:
+    for bid, side, qty in ((100, "BUY", 0.1), (101, "BUY", 0.2), (100, "SELL", 0.1), (101, "SELL", 0.2)):
+        quote(client, bid, bid)
+        order(client, f"{side}-{bid}-{qty}", side=side, qty=qty)
+    [position] = client.get("/execution/positions").json()["items"]
+    assert (position["qty"], position["realized_pnl"]) == (0.0, 0.0)
+    assert '"realized_pnl":0.0' in client.get("/execution/positions").text
+
+
+def test_a_short_marked_at_its_entry_shows_zero_not_minus_zero(client: TestClient) -> None:
+    quote(client, 100, 100)
+    order(client, "s", side="SELL", qty=1)
+    assert '"unrealized_pnl":0.0' in client.get("/execution/positions").text
 
 
 # -- logging ------------------------------------------------------------------------------
