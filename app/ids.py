@@ -20,9 +20,6 @@ def new_number() -> int:
     return (int.from_bytes(os.urandom(16)) & _VERSION_VARIANT_MASK) | _VERSION_VARIANT_BITS
 
 
-new_order_number = new_number
-
-
 def format_id(prefix: str, number: int) -> str:
     h = f"{number:032x}"
     return f"{prefix}{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -22,7 +22,7 @@ from app.errors import (
     invalid_from_errors,
 )
 from app.fills import Costs, Fill, Quote, Working, exact, match
-from app.ids import new_order_number
+from app.ids import new_number
 from app.logs import EventLog, Fields
 from app.schemas import Capabilities, OrderIntent, QuoteIn
 from app.storage import Execution, Order, OrderKind, OrderStore, PositionView, StoredFill
@@ -104,7 +104,7 @@ class OrderService:
 
         kind = OrderKind(intent.exchange, intent.symbol, intent.side, intent.type)
         order = Order(
-            number=new_order_number(),
+            number=new_number(),
             idempotency_key=intent.idempotency_key,
             kind=self._kinds.setdefault(kind, kind),
             qty=intent.qty,

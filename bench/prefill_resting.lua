@@ -1,14 +1,11 @@
 -- wrk script: POSTs BENCH_ORDERS LIMIT BUY orders on ETH/USDT far below any quote, so
 -- they rest (keys start with BENCH_KEY_PREFIX); after that it only asks /healthz until
--- wrk's duration ends (wrk cannot stop on a count).
+-- wrk's duration ends (wrk cannot stop on a count). Prints how many were created.
+dofile(os.getenv("BENCH_LUA_DIR") .. "/wrk_common.lua")
+
 local wanted = tonumber(os.getenv("BENCH_ORDERS") or "100000")
 local prefix = os.getenv("BENCH_KEY_PREFIX") or "rest"
 local counter = 0
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
 
 function init(args)
   created = 0
@@ -34,9 +31,5 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local total = 0
-  for _, thread in ipairs(threads) do
-    total = total + thread:get("created")
-  end
-  io.write(string.format('PREFILL_RESULT {"created": %d}\n', total))
+  io.write(string.format('PREFILL_RESULT {"created": %d}\n', sum_over_threads("created")))
 end

@@ -36,7 +36,12 @@ def prefill(wrk: str, port: int, orders: int) -> int:
             capture_output=True,
             text=True,
             timeout=seconds + 30,
-            env={**os.environ, "BENCH_ORDERS": str(remaining), "BENCH_KEY_PREFIX": f"rest{passes}"},
+            env={
+                **os.environ,
+                "BENCH_LUA_DIR": str(PREFILL_LUA.parent),
+                "BENCH_ORDERS": str(remaining),
+                "BENCH_KEY_PREFIX": f"rest{passes}",
+            },
             check=True,
         ).stdout
         line = next(line for line in out.splitlines() if line.startswith("PREFILL_RESULT "))

@@ -91,7 +91,7 @@ def run_wrk(wrk: str, port: int, seconds: float, prefix: str, lua: Path = LUA) -
         capture_output=True,
         text=True,
         timeout=seconds + 30,
-        env={**os.environ, "BENCH_KEY_PREFIX": prefix},
+        env={**os.environ, "BENCH_LUA_DIR": str(LUA.parent), "BENCH_KEY_PREFIX": prefix},
         check=True,
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCH_RESULT "))

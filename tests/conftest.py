@@ -8,8 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.ids import new_number
 from app.main import create_app
-from app.storage import InMemoryStore
+from app.storage import InMemoryStore, Order, OrderKind
 
 URL = "/execution/order-intents"
 EXAMPLE_ALLOWLISTS = {"allowed_symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "allowed_exchanges": "binance,coinbase"}
@@ -41,6 +42,19 @@ def intent(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def market_order(idempotency_key: str, number: int | None = None) -> Order:
+    """A stored-order object for tests of the store itself (no HTTP, no service)."""
+    return Order(
+        number=new_number() if number is None else number,
+        idempotency_key=idempotency_key,
+        kind=OrderKind("binance", "BTC/USDT", "BUY", "MARKET"),
+        qty=1.0,
+        limit_price=None,
+        client_ts=None,
+        accepted_at=0,
+    )
 
 
 @pytest.fixture(autouse=True)

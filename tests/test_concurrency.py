@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.storage import InMemoryStore, Order, OrderKind
-from tests.conftest import URL, intent, make_settings
+from app.storage import InMemoryStore, Order
+from tests.conftest import URL, intent, make_settings, market_order
 
 
 class SlowLookups(dict[str, Order]):
@@ -68,15 +68,7 @@ def test_store_check_and_insert_is_atomic_even_when_slow() -> None:
         def add(
             n: int, round_no: int = round_no, store: InMemoryStore = store, barrier: threading.Barrier = barrier
         ) -> bool:
-            order = Order(
-                number=round_no * 100 + n,
-                idempotency_key="k",
-                kind=OrderKind("binance", "BTC/USDT", "BUY", "MARKET"),
-                qty=1.0,
-                limit_price=None,
-                client_ts=None,
-                accepted_at=0,
-            )
+            order = market_order("k", number=round_no * 100 + n)
             barrier.wait()
             return store.add_unless_key_exists(order)[1]
 

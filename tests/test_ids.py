@@ -4,12 +4,12 @@ import uuid
 
 import pytest
 
-from app.ids import format_order_id, new_order_number, parse_order_id
+from app.ids import format_order_id, new_number, parse_order_id
 
 
 def test_new_ids_are_canonical_uuid4() -> None:
     for _ in range(200):
-        number = new_order_number()
+        number = new_number()
         order_id = format_order_id(number)
         parsed = uuid.UUID(order_id.removeprefix("paper-"))
         assert parsed.version == 4

@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.clock import to_micros
-from app.ids import new_order_number
 from app.schemas import MAX_AMOUNT
 from app.storage import InMemoryStore, Order, OrderKind
+from tests.conftest import market_order
 
 amounts = st.floats(min_value=0, max_value=MAX_AMOUNT, exclude_min=True)
 times = st.datetimes(timezones=st.just(UTC)).map(to_micros)
@@ -46,15 +46,7 @@ def test_order_terms_round_trip_exactly(
 
 def test_store_finds_orders_by_id_and_key_only_when_present() -> None:
     store = InMemoryStore()
-    order = Order(
-        number=new_order_number(),
-        idempotency_key="k-1",
-        kind=OrderKind("binance", "BTC/USDT", "BUY", "MARKET"),
-        qty=1.0,
-        limit_price=None,
-        client_ts=None,
-        accepted_at=0,
-    )
+    order = market_order("k-1")
     assert store.add_unless_key_exists(order) == (order, True)
     assert store.get(order.order_id) is order
     assert store.get_by_key("k-1") is order
