@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     slippage_bps: Annotated[Decimal, Field(ge=0, lt=10_000, allow_inf_nan=False)] = Decimal(0)
     taker_fee_bps: BasisPoints = Decimal(0)
     maker_fee_bps: BasisPoints = Decimal(0)
+    # Where orders live: memory:// (this process only), sqlite:///PATH, postgresql://...
+    storage_url: str = "memory://"
 
     _split = field_validator("allowed_symbols", "allowed_exchanges", mode="before")(parse_allowlist)
 
@@ -46,6 +48,25 @@ class Settings(BaseSettings):
         if value.lower() == "root" or value.lower().split(".")[0] == "uvicorn":
             raise ValueError(f"{value!r} is a logger name the server uses; choose another")
         return value
+
+    @field_validator("storage_url", mode="before")
+    @classmethod
+    def _known_store(cls, value: object) -> object:
+        # The message never repeats the value: a PostgreSQL URL may carry a password.
+        if not isinstance(value, str):
+            return value
+        text = value.strip() or "memory://"
+        scheme, separator, rest = text.partition("://")
+        scheme = scheme.lower()
+        if text == "memory://":
+            return text
+        if scheme == "sqlite" and separator and rest.startswith("/") and rest not in ("/", "/:memory:"):
+            return text
+        if scheme in ("postgresql", "postgresql+psycopg") and separator and rest:
+            return text
+        raise ValueError(
+            "must be memory://, sqlite:///PATH/TO/orders.db or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        )
 
     @field_validator("log_level", mode="before")
     @classmethod

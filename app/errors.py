@@ -52,6 +52,13 @@ class InvalidQuery(ServiceError):
     """A read's parameters are malformed (a cursor this service did not give out)."""
 
 
+class StoreUnavailable(ServiceError):
+    """The database cannot be reached or failed. Whether a write that failed this way
+    took effect is unknown: a client retries with the same idempotency key."""
+
+    status_code = 503
+
+
 class BodyTooLarge(ServiceError):
     status_code = 413
 

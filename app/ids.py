@@ -34,3 +34,8 @@ def parse_order_id(order_id: str) -> int | None:
     if not _CANONICAL.fullmatch(order_id):
         return None
     return int(order_id[len(PREFIX) :].replace("-", ""), 16)
+
+
+def number_of(formatted: str) -> int:
+    """The number behind an id this service formatted (`paper-...` or `fill-...`)."""
+    return int(formatted.partition("-")[2].replace("-", ""), 16)

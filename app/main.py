@@ -1,5 +1,7 @@
 """The FastAPI application: a factory, and thin routes that delegate to the service."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request, Response
@@ -27,8 +29,9 @@ from app.schemas import (
     QuoteIn,
     Side,
 )
-from app.service import OrderFilter, OrderService
-from app.storage import InMemoryStore, OrderStore
+from app.service import OrderService
+from app.storage import OrderFilter, OrderStore
+from app.stores import load_store
 from app.views import created_body, fill_view, order_view, position_view
 
 # An intent is a few hundred bytes; nothing this service takes comes near this.
@@ -70,12 +73,24 @@ INTENT_BODY = {
 
 
 def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
+    """The app around `store`, or around the store `settings.storage_url` names, which
+    it then also closes at shutdown (a store passed in belongs to the caller)."""
     events = EventLog(configure_logging(settings.service_name, settings.log_level_number))
-    service = OrderService(settings, store if store is not None else InMemoryStore(), events)
+    owned = store is None
+    the_store = load_store(settings.storage_url) if store is None else store
+    service = OrderService(settings, the_store, events)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            the_store.close()
 
     # redirect_slashes off: a 307 to a Location built from the client's Host header is
     # no answer for a bot; `/execution/order-intents/` is a plain 404.
-    app = FastAPI(title="Paper execution service", version=settings.service_version, redirect_slashes=False)
+    app = FastAPI(
+        title="Paper execution service", version=settings.service_version, redirect_slashes=False, lifespan=lifespan
+    )
     app.state.service = service
     add_exception_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
@@ -83,7 +98,8 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:
-        return Health(status="ok", timestamp=iso_z(now_micros()))
+        # Cheap on purpose: no database round trip, just which store this process uses.
+        return Health(status="ok", timestamp=iso_z(now_micros()), store=the_store.name)
 
     @app.head("/healthz", include_in_schema=False)
     async def healthz_head() -> Response:
@@ -101,12 +117,12 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
         openapi_extra=INTENT_BODY,
     )
     async def submit_order_intent(request: Request, service: ServiceDep) -> Response:
-        order = service.submit_json(await request.body(), request.headers.get("content-type"))
+        order = await service.submit_json(await request.body(), request.headers.get("content-type"))
         return Response(created_body(order), status_code=201, media_type="application/json")
 
     @app.get("/execution/orders/{order_id}", response_model=OrderOut, responses=ORDER_NOT_FOUND)
     async def get_order(order_id: str, service: ServiceDep) -> dict[str, Any]:
-        return order_view(service.get_order(order_id))
+        return order_view(await service.get_order(order_id))
 
     @app.get("/execution/orders", response_model=OrderPage, responses=BAD_QUERY)
     async def list_orders(
@@ -121,12 +137,12 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
         cursor: str | None = None,
     ) -> dict[str, Any]:
         keep = OrderFilter(status, exchange, symbol, side, idempotency_key)
-        orders, next_cursor = service.list_orders(keep, limit, cursor)
+        orders, next_cursor = await service.list_orders(keep, limit, cursor)
         return {"items": [order_view(order) for order in orders], "next_cursor": next_cursor}
 
     @app.get("/execution/orders/{order_id}/fills", response_model=FillList, responses=ORDER_NOT_FOUND)
     async def order_fills(order_id: str, service: ServiceDep) -> dict[str, Any]:
-        order, fills = service.fills_of(order_id)
+        order, fills = await service.fills_of(order_id)
         return {"items": [fill_view(order, fill) for fill in fills]}
 
     @app.post(
@@ -135,7 +151,7 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
         responses={**ORDER_NOT_FOUND, 409: {"model": ErrorBody, "description": "Already FILLED or CANCELED"}},
     )
     async def cancel_order(order_id: str, service: ServiceDep) -> dict[str, Any]:
-        return order_view(service.cancel(order_id))
+        return order_view(await service.cancel(order_id))
 
     @app.post(
         "/execution/market-data/quotes",
@@ -144,12 +160,12 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
         openapi_extra=QUOTE_BODY,
     )
     async def post_quote(request: Request, service: ServiceDep) -> dict[str, Any]:
-        executions = service.add_quote_json(await request.body(), request.headers.get("content-type"))
+        executions = await service.add_quote_json(await request.body(), request.headers.get("content-type"))
         return {"items": [fill_view(execution.order, execution.fill) for execution in executions]}
 
     @app.get("/execution/positions", response_model=PositionList)
     async def positions(service: ServiceDep) -> dict[str, Any]:
-        return {"items": [position_view(view) for view in service.positions()]}
+        return {"items": [position_view(view) for view in await service.positions()]}
 
     install_openapi(app)
     return app

@@ -201,6 +201,7 @@ class DuplicateBody(ErrorBody):
 class Health(BaseModel):
     status: Literal["ok"]
     timestamp: str
+    store: str = Field(description="Where orders are kept: memory, sqlite or postgresql")
 
 
 class Capabilities(BaseModel):
@@ -210,3 +211,4 @@ class Capabilities(BaseModel):
     features: list[str]
     degraded_reason: str | None
     generated_at: str
+    store: str = Field(description="Where orders are kept: memory, sqlite or postgresql")

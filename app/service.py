@@ -3,9 +3,9 @@
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, ParamSpec, TypeVar
 
+from anyio import to_thread
 from pydantic import ValidationError
 
 from app.clock import iso_z, now_micros, to_micros
@@ -25,29 +25,22 @@ from app.fills import Costs, Fill, Quote, Working, exact, match
 from app.ids import new_number
 from app.logs import EventLog, Fields
 from app.schemas import Capabilities, OrderIntent, QuoteIn
-from app.storage import Execution, Order, OrderKind, OrderStore, PositionView, StoredFill
+from app.storage import Execution, Order, OrderFilter, OrderKind, OrderStore, PositionView, StoredFill
 
 FEATURES = ("paper_execution", "order_tracking", "cancel", "market_data_quotes", "fill_simulation", "positions")
+DURABLE_FEATURES = ("durable_store",)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class OrderFilter:
-    """What a listing keeps; a field left None keeps every order."""
+async def _call_inline(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    return function(*args, **kwargs)
 
-    status: str | None = None
-    exchange: str | None = None
-    symbol: str | None = None
-    side: str | None = None
-    idempotency_key: str | None = None
 
-    def keeps(self, order: Order) -> bool:
-        return (
-            (self.status is None or order.status == self.status)
-            and (self.exchange is None or order.exchange == self.exchange)
-            and (self.symbol is None or order.symbol == self.symbol)
-            and (self.side is None or order.side == self.side)
-            and (self.idempotency_key is None or order.idempotency_key == self.idempotency_key)
-        )
+async def _call_in_thread(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    # A database call waits on I/O: in a worker thread, the event loop serves the
+    # other requests meanwhile.
+    return await to_thread.run_sync(lambda: function(*args, **kwargs))
 
 
 class OrderService:
@@ -69,8 +62,12 @@ class OrderService:
         self._kinds: dict[OrderKind, OrderKind] = {}
         self._degraded_reason = _empty_allowlists_reason(self._exchanges, self._symbols)
         self._costs = Costs(settings.slippage_bps, settings.taker_fee_bps, settings.maker_fee_bps)
+        # The in-memory store only takes a lock for a moment: calling it inline is
+        # cheaper than a hop to a thread.
+        self._store_call = _call_in_thread if store.blocking else _call_inline
+        self._features = [*FEATURES, *(DURABLE_FEATURES if store.blocking else ())]
 
-    def submit_json(self, body: bytes, content_type: str | None = None) -> Order:
+    async def submit_json(self, body: bytes, content_type: str | None = None) -> Order:
         """Check and store an intent given as a raw JSON body and its declared media type.
 
         The media type is checked here, with the body, so that its refusal is logged
@@ -86,9 +83,9 @@ class OrderService:
             self._reject(invalid_from_errors(exc.errors(), "order intent"), {})
         except InvalidIntent as error:
             self._reject(error, {})
-        return self.submit(intent)
+        return await self.submit(intent)
 
-    def submit(self, intent: OrderIntent) -> Order:
+    async def submit(self, intent: OrderIntent) -> Order:
         """Allowlists, then the duplicate key, then create: the spec's order of checks."""
         fields: Fields = {
             "idempotency_key": intent.idempotency_key,
@@ -112,7 +109,7 @@ class OrderService:
             client_ts=None if intent.client_ts_utc is None else to_micros(intent.client_ts_utc),
             accepted_at=self.clock(),
         )
-        stored, created = self.store.add_unless_key_exists(order)
+        stored, created, executions = await self._store_call(self.store.admit, order, self._match, self.clock())
         if not created:
             existing_id = stored.order_id
             self.events.warning("Duplicate order intent", {**fields, "order_id": existing_id, "status": stored.status})
@@ -120,10 +117,9 @@ class OrderService:
                 f"Duplicate idempotency_key {intent.idempotency_key!r}: already used by order {existing_id}",
                 order_id=existing_id,
             )
-        order_id = order.order_id
-        self._log_created(order, order_id)
-        self._log_executions(self.store.match_arrival(order, self._match, self.clock()))
-        return order
+        self._log_created(stored, stored.order_id)
+        self._log_executions(executions)
+        return stored
 
     def _match(self, quote: Quote, working: list[Working]) -> list[Fill]:
         return match(quote, working, self._costs)
@@ -164,7 +160,7 @@ class OrderService:
                 },
             )
 
-    def add_quote(self, quote_in: QuoteIn) -> list[Execution]:
+    async def add_quote(self, quote_in: QuoteIn) -> list[Execution]:
         """Keep the quote as its instrument's latest and fill what it crosses."""
         fields: Fields = {"exchange": quote_in.exchange, "symbol": quote_in.symbol}
         for what, value, allowed in (
@@ -180,11 +176,13 @@ class OrderService:
             ask_size=None if quote_in.ask_size is None else exact(quote_in.ask_size),
         )
         self.events.debug("Quote received", {**fields, "bid": quote_in.bid, "ask": quote_in.ask})
-        executions = self.store.add_quote((quote_in.exchange, quote_in.symbol), quote, self._match, self.clock())
+        executions = await self._store_call(
+            self.store.add_quote, (quote_in.exchange, quote_in.symbol), quote, self._match, self.clock()
+        )
         self._log_executions(executions)
         return executions
 
-    def add_quote_json(self, body: bytes, content_type: str | None = None) -> list[Execution]:
+    async def add_quote_json(self, body: bytes, content_type: str | None = None) -> list[Execution]:
         """Check and apply a quote given as a raw JSON body and its declared media type
         (a forged cross-site quote would move fills and positions, as an intent would)."""
         if not is_json_media_type(content_type):
@@ -194,14 +192,14 @@ class OrderService:
         except ValidationError as exc:
             error = invalid_from_errors(exc.errors(), "quote")
             raise InvalidQuote(error.detail, **error.extra) from None
-        return self.add_quote(quote_in)
+        return await self.add_quote(quote_in)
 
-    def fills_of(self, order_id: str) -> tuple[Order, list[StoredFill]]:
-        order = self.get_order(order_id)
+    async def fills_of(self, order_id: str) -> tuple[Order, list[StoredFill]]:
+        order = await self.get_order(order_id)
         return order, list(order.fills or ())
 
-    def cancel(self, order_id: str) -> Order:
-        result = self.store.cancel(order_id, self.clock())
+    async def cancel(self, order_id: str) -> Order:
+        result = await self._store_call(self.store.cancel, order_id, self.clock())
         if result is None:
             raise OrderNotFound(f"Order {order_id!r} not found")
         order, before = result
@@ -223,22 +221,23 @@ class OrderService:
         )
         return order
 
-    def positions(self) -> list[PositionView]:
-        return self.store.positions()
+    async def positions(self) -> list[PositionView]:
+        return await self._store_call(self.store.positions)
 
-    def get_order(self, order_id: str) -> Order:
-        order = self.store.get(order_id)
+    async def get_order(self, order_id: str) -> Order:
+        order = await self._store_call(self.store.get, order_id)
         if order is None:
             raise OrderNotFound(f"Order {order_id!r} not found")
         return order
 
-    def list_orders(self, keep: OrderFilter, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
+    async def list_orders(self, keep: OrderFilter, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
         """A page of orders, newest first, and the cursor for the next page (None: last)."""
         if keep.idempotency_key is not None:
             # A key names at most one order: no scan, and no further page.
-            order = self.store.get_by_key(keep.idempotency_key)
+            order = await self._store_call(self.store.get_by_key, keep.idempotency_key)
             return ([order] if order is not None and keep.keeps(order) else []), None
-        orders, position = self.store.newest_first(_decode_cursor(cursor), limit, keep.keeps)
+        before = _decode_cursor(cursor)
+        orders, position = await self._store_call(self.store.newest_first, before, limit, keep)
         return orders, None if position is None else _encode_cursor(position)
 
     def capabilities(self) -> Capabilities:
@@ -247,7 +246,8 @@ class OrderService:
             service=self.settings.service_name,
             version=self.settings.service_version,
             status="degraded" if reason else "ok",
-            features=list(FEATURES),
+            features=list(self._features),
+            store=self.store.name,
             degraded_reason=reason,
             generated_at=iso_z(self.clock()),
         )

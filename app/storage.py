@@ -146,26 +146,54 @@ class PositionView:
     quote: Quote | None
 
 
+class Admission(NamedTuple):
+    """What storing an intent's order did: the order stored (or the one that owns its
+    key), whether it was created, and the fills matching on arrival gave it."""
+
+    order: Order
+    created: bool
+    executions: list[Execution]
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """What a listing keeps; a field left None keeps every order."""
+
+    status: str | None = None
+    exchange: str | None = None
+    symbol: str | None = None
+    side: str | None = None
+    idempotency_key: str | None = None
+
+    def keeps(self, order: Order) -> bool:
+        return (
+            (self.status is None or order.status == self.status)
+            and (self.exchange is None or order.exchange == self.exchange)
+            and (self.symbol is None or order.symbol == self.symbol)
+            and (self.side is None or order.side == self.side)
+            and (self.idempotency_key is None or order.idempotency_key == self.idempotency_key)
+        )
+
+
 # The fill model, closed over its costs: a quote and the working orders, oldest first.
 Matcher = Callable[[Quote, list[Working]], list[Fill]]
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
 
 
 class OrderStore(Protocol):
-    def add_unless_key_exists(self, order: Order) -> tuple[Order, bool]:
-        """Store `order` unless its idempotency key is taken, as one atomic step.
+    name: str  # "memory", "sqlite" or "postgresql": what /capabilities and /healthz report
+    blocking: bool  # True if calls wait on I/O: the service then makes them off the event loop
 
-        Returns the stored order and True, or the order that owns the key and False.
-        """
+    def admit(self, order: Order, match: Matcher, now: int) -> Admission:
+        """Store `order` unless its idempotency key is taken, and match it against its
+        instrument's latest quote; what is left of it then rests. One atomic step."""
         ...
 
     def get(self, order_id: str) -> Order | None: ...
 
     def get_by_key(self, idempotency_key: str) -> Order | None: ...
 
-    def newest_first(
-        self, before: int | None, limit: int, keep: Callable[[Order], bool]
-    ) -> tuple[list[Order], int | None]:
+    def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
         """Up to `limit` orders that `keep` accepts, newest first, from just below
         position `before` (None: from the newest). Also returns the position to go on
         from, or None when no older order is left. Positions never move: a new order
@@ -173,11 +201,6 @@ class OrderStore(Protocol):
         ...
 
     def count(self) -> int: ...
-
-    def match_arrival(self, order: Order, match: Matcher, now: int) -> list[Execution]:
-        """Match a just-accepted order against its instrument's latest quote, if any;
-        what is left of it then rests. One atomic step."""
-        ...
 
     def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
         """Keep `quote` as the instrument's latest and fill the resting orders it
@@ -191,9 +214,14 @@ class OrderStore(Protocol):
 
     def positions(self) -> list[PositionView]: ...
 
+    def close(self) -> None: ...
+
 
 class InMemoryStore:
     """Orders by id and by idempotency key, in this process only."""
+
+    name = "memory"
+    blocking = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -204,44 +232,16 @@ class InMemoryStore:
         self._quotes: dict[Instrument, Quote] = {}
         self._held: dict[Instrument, Position] = {}
 
-    def add_unless_key_exists(self, order: Order) -> tuple[Order, bool]:
-        # The check and the insert share one lock hold: two racing requests with the
-        # same key can never both see it free.
+    def admit(self, order: Order, match: Matcher, now: int) -> Admission:
+        # The check, the insert and the match share one lock hold: two racing requests
+        # with the same key can never both see it free, and no quote slips in between.
         with self._lock:
             existing = self._by_key.get(order.idempotency_key)
             if existing is not None:
-                return existing, False
+                return Admission(existing, False, [])
             self._by_key[order.idempotency_key] = order
             self._by_number[order.number] = order
             self._sequence.append(order)
-            return order, True
-
-    def get(self, order_id: str) -> Order | None:
-        number = parse_order_id(order_id)
-        return None if number is None else self._by_number.get(number)
-
-    def get_by_key(self, idempotency_key: str) -> Order | None:
-        return self._by_key.get(idempotency_key)
-
-    def newest_first(
-        self, before: int | None, limit: int, keep: Callable[[Order], bool]
-    ) -> tuple[list[Order], int | None]:
-        sequence = self._sequence  # only ever appended to, so reading needs no lock
-        position = len(sequence) if before is None else min(before, len(sequence))
-        found: list[Order] = []
-        while position > 0 and len(found) < limit:
-            position -= 1
-            if keep(sequence[position]):
-                found.append(sequence[position])
-        return found, (position if position > 0 else None)
-
-    def count(self) -> int:
-        return len(self._by_number)
-
-    def match_arrival(self, order: Order, match: Matcher, now: int) -> list[Execution]:
-        with self._lock:
-            if not order.is_open:  # canceled before it could match
-                return []
             instrument = (order.exchange, order.symbol)
             executions: list[Execution] = []
             quote = self._quotes.get(instrument)
@@ -250,16 +250,28 @@ class InMemoryStore:
                     instrument=instrument, quote=quote, orders=[(order, True)], match=match, now=now
                 )
             if order.is_open:
-                # Passive only if a quote came and did not reach it; otherwise it still
-                # wants to take (no quote yet, or the quote's size ran out).
-                limit = order.limit_price
-                passive = (
-                    quote is not None
-                    and limit is not None
-                    and not (quote.ask <= limit if order.side == "BUY" else quote.bid >= limit)
-                )
-                self._book(instrument).add(order, passive=passive)
-            return executions
+                self._book(instrument).add(order, passive=rests_passively(order, quote))
+            return Admission(order, True, executions)
+
+    def get(self, order_id: str) -> Order | None:
+        number = parse_order_id(order_id)
+        return None if number is None else self._by_number.get(number)
+
+    def get_by_key(self, idempotency_key: str) -> Order | None:
+        return self._by_key.get(idempotency_key)
+
+    def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
+        sequence = self._sequence  # only ever appended to, so reading needs no lock
+        position = len(sequence) if before is None else min(before, len(sequence))
+        found: list[Order] = []
+        while position > 0 and len(found) < limit:
+            position -= 1
+            if keep.keeps(sequence[position]):
+                found.append(sequence[position])
+        return found, (position if position > 0 else None)
+
+    def count(self) -> int:
+        return len(self._by_number)
 
     def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
         with self._lock:
@@ -292,6 +304,9 @@ class InMemoryStore:
                 for (exchange, symbol), position in sorted(self._held.items())
             ]
 
+    def close(self) -> None:
+        pass  # nothing to release: the orders go with the process
+
     def _book(self, instrument: Instrument) -> Book:
         book = self._books.get(instrument)
         if book is None:
@@ -308,18 +323,30 @@ class InMemoryStore:
         now: int,
     ) -> list[Execution]:
         """Run the model over `orders` and apply its fills; the lock is held."""
-        with localcontext(EXACT):  # remaining and filled quantities: no rounding
-            return self._fill_exactly(instrument=instrument, quote=quote, orders=orders, match=match, now=now)
+        executions, self._quotes[instrument] = execute(quote, orders, match, now)
+        for execution in executions:
+            fill = execution.fill
+            self._held[instrument] = apply_fill(
+                self._held.get(instrument, Position()), execution.order.side, fill.qty, fill.price, fill.fee
+            )
+        return executions
 
-    def _fill_exactly(
-        self,
-        *,
-        instrument: Instrument,
-        quote: Quote,
-        orders: list[tuple[Order, bool]],
-        match: Matcher,
-        now: int,
-    ) -> list[Execution]:
+
+def rests_passively(order: Order, quote: Quote | None) -> bool:
+    """Whether an order left open on arrival rests as passive: only a LIMIT that a quote
+    came and did not reach. Otherwise it still wants to take (no quote yet, or the
+    quote's size ran out)."""
+    limit = order.limit_price
+    if quote is None or limit is None:
+        return False
+    return not (quote.ask <= limit if order.side == "BUY" else quote.bid >= limit)
+
+
+def execute(quote: Quote, orders: list[tuple[Order, bool]], match: Matcher, now: int) -> tuple[list[Execution], Quote]:
+    """Run the model over `orders` (each with whether it takes), oldest first, and apply
+    its fills to them. Returns the executions and the quote with what they took from
+    its sizes gone: that is not there for the next order. Every store fills this way."""
+    with localcontext(EXACT):  # remaining and filled quantities: no rounding
         working = [
             Working(
                 ref=index,
@@ -345,16 +372,12 @@ class InMemoryStore:
             if order.fills is None:
                 order.fills = []
             order.fills.append(stored)
-            self._held[instrument] = apply_fill(
-                self._held.get(instrument, Position()), order.side, fill.qty, fill.price, fill.fee
-            )
             used[order.side] += fill.qty
             executions.append(Execution(order, stored, before, order.status))
-        # What these fills took from the quote's sizes is gone for the next order.
-        self._quotes[instrument] = Quote(
+        left = Quote(
             quote.bid,
             quote.ask,
             None if quote.bid_size is None else quote.bid_size - used["SELL"],
             None if quote.ask_size is None else quote.ask_size - used["BUY"],
         )
-        return executions
+    return executions, left

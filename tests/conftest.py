@@ -1,16 +1,22 @@
 """Each test gets its own settings, store and app: nothing is shared between tests."""
 
 import logging
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from app.config import Settings
+from app.fills import Fill, Quote, Working
 from app.ids import new_number
 from app.main import create_app
-from app.storage import InMemoryStore, Order, OrderKind
+from app.sql_store import SqlStore
+from app.storage import InMemoryStore, Order, OrderKind, OrderStore
+from tests.postgres import PostgresMissing, postgres_cluster
 
 URL = "/execution/order-intents"
 EXAMPLE_ALLOWLISTS = {"allowed_symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "allowed_exchanges": "binance,coinbase"}
@@ -57,6 +63,11 @@ def market_order(idempotency_key: str, number: int | None = None) -> Order:
     )
 
 
+def no_fills(quote: Quote, working: list[Working]) -> list[Fill]:
+    """A matcher for store-level tests that fill nothing."""
+    return []
+
+
 @pytest.fixture(autouse=True)
 def service_log_records(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """The service's logger does not propagate to the root, where caplog listens."""
@@ -66,13 +77,48 @@ def service_log_records(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     logger.removeHandler(caplog.handler)
 
 
-@pytest.fixture
-def store() -> InMemoryStore:
-    return InMemoryStore()
+STORES = ["memory", "sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One throwaway PostgreSQL cluster for the session. Without PostgreSQL on the
+    machine its tests skip, except in CI (CI=true), where they must run."""
+    try:
+        with postgres_cluster() as url:
+            yield url
+    except PostgresMissing as missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL tests must run in CI: {missing}")
+        pytest.skip(f"PostgreSQL tests skipped: {missing}")
+
+
+def empty_postgres_store(url: str) -> SqlStore:
+    """A store on the session's cluster, its tables emptied of earlier tests' rows."""
+    store = SqlStore(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("TRUNCATE fills, orders, quotes RESTART IDENTITY"))
+    return store
+
+
+def open_test_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> OrderStore:
+    if kind == "memory":
+        return InMemoryStore()
+    if kind == "sqlite":
+        return SqlStore(f"sqlite:///{tmp_path / 'orders.db'}")
+    return empty_postgres_store(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OrderStore]:
+    """Every API test runs against each store."""
+    opened = open_test_store(request.param, tmp_path, request)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
-def make_client(store: InMemoryStore) -> Iterator[Callable[..., TestClient]]:
+def make_client(store: OrderStore) -> Iterator[Callable[..., TestClient]]:
     """Build a client around a fresh app; keyword arguments override settings."""
     clients: list[TestClient] = []
 

@@ -5,13 +5,16 @@ from datetime import datetime
 
 from fastapi.testclient import TestClient
 
+from app.storage import OrderStore
 
-def test_healthz(client: TestClient) -> None:
+
+def test_healthz(client: TestClient, store: OrderStore) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"status", "timestamp"}
+    assert set(body) == {"status", "timestamp", "store"}
     assert body["status"] == "ok"
+    assert body["store"] == store.name
     assert body["timestamp"].endswith("Z")
     datetime.fromisoformat(body["timestamp"])
 
@@ -22,16 +25,18 @@ def test_healthz_answers_head(client: TestClient) -> None:
     assert response.content == b""
 
 
-def test_capabilities_ok(client: TestClient) -> None:
+def test_capabilities_ok(client: TestClient, store: OrderStore) -> None:
     response = client.get("/capabilities")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"service", "version", "status", "features", "degraded_reason", "generated_at"}
+    assert set(body) == {"service", "version", "status", "features", "degraded_reason", "generated_at", "store"}
+    assert body["store"] == store.name
     assert body["service"] == "execution"
     assert body["version"] == "0.1.0"
     assert body["status"] == "ok"
+    durable = ["durable_store"] if store.name != "memory" else []
     assert body["features"] == [
-        "paper_execution", "order_tracking", "cancel", "market_data_quotes", "fill_simulation", "positions",
+        "paper_execution", "order_tracking", "cancel", "market_data_quotes", "fill_simulation", "positions", *durable,
     ]  # fmt: skip
     assert body["degraded_reason"] is None
     assert body["generated_at"].endswith("Z")

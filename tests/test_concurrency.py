@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.storage import InMemoryStore, Order
-from tests.conftest import URL, intent, make_settings, market_order
+from tests.conftest import URL, intent, make_settings, market_order, no_fills
 
 
 class SlowLookups(dict[str, Order]):
@@ -70,7 +70,7 @@ def test_store_check_and_insert_is_atomic_even_when_slow() -> None:
         ) -> bool:
             order = market_order("k", number=round_no * 100 + n)
             barrier.wait()
-            return store.add_unless_key_exists(order)[1]
+            return store.admit(order, no_fills, 0).created
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             created = list(pool.map(add, range(8)))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 
 from app.clock import to_datetime
-from app.storage import InMemoryStore
+from app.storage import OrderStore
 from tests.conftest import URL, intent
 
 CREATED_KEYS = {"order_id", "status", "accepted_ts_utc", "exchange", "symbol", "side", "qty", "filled_qty"}
@@ -42,7 +42,7 @@ def test_numbers_in_the_201_are_json_numbers(client: TestClient) -> None:
     assert '"filled_qty":0.0' in response.text
 
 
-def test_limit_intent_with_a_price_is_created(client: TestClient, store: InMemoryStore) -> None:
+def test_limit_intent_with_a_price_is_created(client: TestClient, store: OrderStore) -> None:
     response = client.post(URL, json=intent(type="LIMIT", side="SELL", limit_price=42000.5, symbol="ETH/USDT"))
     assert response.status_code == 201
     body = response.json()
@@ -58,7 +58,7 @@ def test_limit_price_may_be_omitted_for_market(client: TestClient) -> None:
     assert client.post(URL, json=body).status_code == 201
 
 
-def test_client_timestamp_with_offset_is_stored_in_utc(client: TestClient, store: InMemoryStore) -> None:
+def test_client_timestamp_with_offset_is_stored_in_utc(client: TestClient, store: OrderStore) -> None:
     response = client.post(URL, json=intent(client_ts_utc="2024-01-15T12:30:00+02:00"))
     assert response.status_code == 201
     stored = store.get(response.json()["order_id"])
@@ -66,7 +66,7 @@ def test_client_timestamp_with_offset_is_stored_in_utc(client: TestClient, store
     assert to_datetime(stored.client_ts) == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 
 
-def test_naive_client_timestamp_is_taken_as_utc(client: TestClient, store: InMemoryStore) -> None:
+def test_naive_client_timestamp_is_taken_as_utc(client: TestClient, store: OrderStore) -> None:
     response = client.post(URL, json=intent(client_ts_utc="2024-01-15T10:30:00"))
     assert response.status_code == 201
     stored = store.get(response.json()["order_id"])
@@ -74,13 +74,13 @@ def test_naive_client_timestamp_is_taken_as_utc(client: TestClient, store: InMem
     assert to_datetime(stored.client_ts) == datetime(2024, 1, 15, 10, 30, tzinfo=UTC)
 
 
-def test_unique_keys_get_distinct_orders(client: TestClient, store: InMemoryStore) -> None:
+def test_unique_keys_get_distinct_orders(client: TestClient, store: OrderStore) -> None:
     ids = {client.post(URL, json=intent(idempotency_key=f"k-{n}")).json()["order_id"] for n in range(20)}
     assert len(ids) == 20
     assert store.count() == 20
 
 
-def test_duplicate_key_is_409_naming_the_existing_order(client: TestClient, store: InMemoryStore) -> None:
+def test_duplicate_key_is_409_naming_the_existing_order(client: TestClient, store: OrderStore) -> None:
     first = client.post(URL, json=intent(idempotency_key="dup")).json()
     response = client.post(URL, json=intent(idempotency_key="dup"))
     assert response.status_code == 409
@@ -91,9 +91,7 @@ def test_duplicate_key_is_409_naming_the_existing_order(client: TestClient, stor
     assert store.count() == 1
 
 
-def test_reused_key_with_a_different_payload_is_409_and_changes_nothing(
-    client: TestClient, store: InMemoryStore
-) -> None:
+def test_reused_key_with_a_different_payload_is_409_and_changes_nothing(client: TestClient, store: OrderStore) -> None:
     first = client.post(URL, json=intent(idempotency_key="dup", qty=1.5)).json()
     response = client.post(URL, json=intent(idempotency_key="dup", qty=3, side="SELL", symbol="ETH/USDT"))
     assert response.status_code == 409
@@ -116,14 +114,14 @@ def test_shape_is_checked_before_the_duplicate_key(client: TestClient) -> None:
     assert client.post(URL, json=intent(idempotency_key="k", qty=-1)).status_code == 400
 
 
-def test_unknown_symbol_is_400(client: TestClient, store: InMemoryStore) -> None:
+def test_unknown_symbol_is_400(client: TestClient, store: OrderStore) -> None:
     response = client.post(URL, json=intent(symbol="DOGE/USDT"))
     assert response.status_code == 400
     assert response.json() == {"detail": "Symbol 'DOGE/USDT' not allowed"}
     assert store.count() == 0
 
 
-def test_unknown_exchange_is_400(client: TestClient, store: InMemoryStore) -> None:
+def test_unknown_exchange_is_400(client: TestClient, store: OrderStore) -> None:
     response = client.post(URL, json=intent(exchange="kraken"))
     assert response.status_code == 400
     assert response.json() == {"detail": "Exchange 'kraken' not allowed"}

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from app.clock import to_micros
 from app.schemas import MAX_AMOUNT
 from app.storage import InMemoryStore, Order, OrderKind
-from tests.conftest import market_order
+from tests.conftest import market_order, no_fills
 
 amounts = st.floats(min_value=0, max_value=MAX_AMOUNT, exclude_min=True)
 times = st.datetimes(timezones=st.just(UTC)).map(to_micros)
@@ -47,7 +47,7 @@ def test_order_terms_round_trip_exactly(
 def test_store_finds_orders_by_id_and_key_only_when_present() -> None:
     store = InMemoryStore()
     order = market_order("k-1")
-    assert store.add_unless_key_exists(order) == (order, True)
+    assert store.admit(order, no_fills, 0) == (order, True, [])
     assert store.get(order.order_id) is order
     assert store.get_by_key("k-1") is order
     assert store.get(order.order_id.upper()) is None

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.storage import InMemoryStore
+from app.storage import OrderStore
 from tests.conftest import URL, intent
 
 
@@ -92,7 +92,7 @@ INVALID_BODIES: list[tuple[str, bytes, str | None]] = [
     ("body", "field"), [(b, f) for _, b, f in INVALID_BODIES], ids=[c for c, _, _ in INVALID_BODIES]
 )
 def test_invalid_intent_is_400_with_detail_and_stores_nothing(
-    client: TestClient, store: InMemoryStore, body: bytes, field: str | None
+    client: TestClient, store: OrderStore, body: bytes, field: str | None
 ) -> None:
     response = client.post(URL, content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400
@@ -125,7 +125,7 @@ def test_every_problem_of_a_body_is_listed(client: TestClient) -> None:
         assert expected in locs
 
 
-def test_an_invalid_body_does_not_disturb_stored_orders(client: TestClient, store: InMemoryStore) -> None:
+def test_an_invalid_body_does_not_disturb_stored_orders(client: TestClient, store: OrderStore) -> None:
     created = client.post(URL, json=intent(idempotency_key="keep")).json()
     assert client.post(URL, json=intent(idempotency_key="keep", qty="1")).status_code == 400
     stored = store.get_by_key("keep")
@@ -167,14 +167,14 @@ def test_a_body_of_64_kib_is_accepted(client: TestClient) -> None:
     assert client.post(URL, content=padded_intent(64 * 1024)).status_code == 201
 
 
-def test_a_declared_body_over_64_kib_is_413_at_once(client: TestClient, store: InMemoryStore) -> None:
+def test_a_declared_body_over_64_kib_is_413_at_once(client: TestClient, store: OrderStore) -> None:
     response = client.post(URL, content=padded_intent(64 * 1024 + 1))
     assert response.status_code == 413
     assert response.json() == {"detail": "Request body is larger than 65536 bytes"}
     assert store.count() == 0
 
 
-def test_a_streamed_body_over_64_kib_is_413(client: TestClient, store: InMemoryStore) -> None:
+def test_a_streamed_body_over_64_kib_is_413(client: TestClient, store: OrderStore) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: the size is found by counting
         yield json.dumps(intent()).encode()
         for _ in range(100):
@@ -189,7 +189,7 @@ def test_a_streamed_body_over_64_kib_is_413(client: TestClient, store: InMemoryS
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json"]
 )
-def test_a_non_json_content_type_is_400(client: TestClient, store: InMemoryStore, content_type: str) -> None:
+def test_a_non_json_content_type_is_400(client: TestClient, store: OrderStore, content_type: str) -> None:
     response = client.post(URL, content=json.dumps(intent()).encode(), headers={"content-type": content_type})
     assert response.status_code == 400
     assert response.json()["detail"] == f"Content-Type must be application/json, not {content_type!r}"

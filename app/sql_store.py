@@ -1,0 +1,523 @@
+"""The SQL store: SQLite (one machine) or PostgreSQL (many workers and replicas), through
+SQLAlchemy Core. Every operation is one transaction, so what a 201 acknowledged is on
+disk, and workers sharing the database never double-fill or double-create:
+
+- the idempotency key is a unique constraint: of racing inserts exactly one wins and
+  the others read the winner;
+- matching an instrument (an arriving order, or a quote) holds that instrument's lock
+  for the whole transaction: a transaction-scoped advisory lock on PostgreSQL, the
+  database's single write lock on SQLite (every write begins IMMEDIATE);
+- the orders a quote fills, and an order being canceled, are read FOR UPDATE, so a
+  cancel and a fill of the same order are never both applied.
+
+Calls block on the database: the service makes them from worker threads.
+"""
+
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Double,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from app.errors import StoreUnavailable
+from app.fills import Quote
+from app.ids import number_of, parse_order_id
+from app.positions import Position, apply_fill
+from app.storage import (
+    OPEN_STATUSES,
+    Admission,
+    Execution,
+    Instrument,
+    Matcher,
+    Order,
+    OrderFilter,
+    OrderKind,
+    PositionView,
+    StoredFill,
+    execute,
+    rests_passively,
+)
+
+SCHEMA_VERSION = 1
+OPEN = sorted(OPEN_STATUSES)
+# Threads the service may run store calls in at once; the pool never makes one wait
+# for a connection it could have had.
+POOL_SIZE = 16
+
+metadata = MetaData()
+_ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+# Quantities the client sent are floats (stored as 8-byte doubles, exact); quantities
+# the service computed are exact decimals, stored as their text.
+orders = Table(
+    "orders",
+    metadata,
+    Column("seq", _ID, primary_key=True, autoincrement=True),  # acceptance order: listing and cursors
+    Column("order_id", String(48), nullable=False, unique=True),
+    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("exchange", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("type", String(6), nullable=False),
+    Column("qty", Double, nullable=False),
+    Column("limit_price", Double),
+    Column("client_ts", BigInteger),
+    Column("accepted_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger),
+    Column("status", String(16), nullable=False),
+    Column("filled_qty", Text, nullable=False),
+    # A resting LIMIT that a quote has passed by: it fills as maker from then on.
+    Column("passive", Boolean, nullable=False),
+)
+_open = orders.c.status.in_(OPEN)
+# Only open orders: what a quote searches, however many orders have ended.
+Index(
+    "orders_open_by_instrument",
+    orders.c.exchange,
+    orders.c.symbol,
+    orders.c.side,
+    orders.c.limit_price,
+    postgresql_where=_open,
+    sqlite_where=_open,
+)
+
+fills = Table(
+    "fills",
+    metadata,
+    Column("seq", _ID, primary_key=True, autoincrement=True),
+    Column("fill_id", String(48), nullable=False, unique=True),
+    Column("order_id", String(48), ForeignKey("orders.order_id"), nullable=False, index=True),
+    Column("qty", Text, nullable=False),
+    Column("price", Text, nullable=False),
+    Column("fee", Text, nullable=False),
+    Column("liquidity", String(5), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+)
+
+# The latest quote of each instrument, its sizes less what fills have taken since.
+quotes = Table(
+    "quotes",
+    metadata,
+    Column("exchange", String(64), primary_key=True),
+    Column("symbol", String(64), primary_key=True),
+    Column("bid", Text, nullable=False),
+    Column("ask", Text, nullable=False),
+    Column("bid_size", Text),
+    Column("ask_size", Text),
+)
+
+_UPDATE_FILLED = (
+    update(orders)
+    .where(orders.c.order_id == bindparam("b_order_id"))
+    .values(status=bindparam("b_status"), filled_qty=bindparam("b_filled_qty"), updated_at=bindparam("b_updated_at"))
+)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _order(row: Row[Any], order_fills: list[StoredFill] | None = None) -> Order:
+    order = Order(
+        number=number_of(row.order_id),
+        idempotency_key=row.idempotency_key,
+        kind=OrderKind(row.exchange, row.symbol, row.side, row.type),
+        qty=row.qty,
+        limit_price=row.limit_price,
+        client_ts=row.client_ts,
+        accepted_at=row.accepted_at,
+    )
+    order.status = row.status
+    order.filled_qty = Decimal(row.filled_qty)
+    order.updated_at = row.updated_at
+    order.fills = order_fills or None
+    return order
+
+
+def _fill(row: Row[Any]) -> StoredFill:
+    return StoredFill(
+        number=number_of(row.fill_id),
+        qty=Decimal(row.qty),
+        price=Decimal(row.price),
+        fee=Decimal(row.fee),
+        liquidity=row.liquidity,
+        ts=row.ts,
+    )
+
+
+def _quote(row: Row[Any] | None) -> Quote | None:
+    if row is None:
+        return None
+    return Quote(Decimal(row.bid), Decimal(row.ask), _decimal(row.bid_size), _decimal(row.ask_size))
+
+
+def _reached_by(quote: Quote) -> Any:
+    """SQL for "this quote can fill the order". Limits are floats and the quote's
+    prices decimals of floats, so comparing as floats is exact."""
+    return or_(
+        orders.c.type == "MARKET",
+        and_(orders.c.side == "BUY", orders.c.limit_price >= float(quote.ask)),
+        and_(orders.c.side == "SELL", orders.c.limit_price <= float(quote.bid)),
+    )
+
+
+def _instrument_key(instrument: Instrument) -> int:
+    """A stable signed 64-bit number per instrument, for PostgreSQL's advisory locks."""
+    digest = hashlib.blake2b("\0".join(instrument).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, signed=True)
+
+
+def _reason(error: SQLAlchemyError) -> str:
+    # The driver's own first line: no SQL, no parameters, no password.
+    original = error.orig if isinstance(error, DBAPIError) else error
+    return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+
+
+class SqlStore:
+    """Orders, fills and latest quotes in SQLite or PostgreSQL."""
+
+    blocking = True
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self.name = "postgresql" if parsed.get_backend_name() == "postgresql" else "sqlite"
+        # SQLite takes one writer at a time: threads of this process queue on this lock
+        # rather than polling SQLite's busy handler; other processes still wait on that.
+        self._write_lock: AbstractContextManager[Any] = nullcontext()
+        if self.name == "postgresql":
+            self._insert: Any = postgresql.insert
+            self.engine = create_engine(
+                parsed.set(drivername="postgresql+psycopg"), pool_size=POOL_SIZE, max_overflow=0, pool_timeout=60
+            )
+        else:
+            self._insert = sqlite.insert
+            self._write_lock = threading.Lock()
+            self.engine = _sqlite_engine(parsed.database or "")
+        self._writer = self.engine.execution_options(begin_immediate=True)
+        try:
+            self._create_schema()
+        except SQLAlchemyError as error:
+            self.engine.dispose()
+            raise StoreUnavailable(f"cannot open the {self.name} store: {_reason(error)}") from None
+
+    # -- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        try:
+            with self._write_lock, self._writer.begin() as conn:
+                yield conn
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(f"The {self.name} store failed: {_reason(error)}") from None
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(f"The {self.name} store failed: {_reason(error)}") from None
+
+    def _lock_instrument(self, conn: Connection, instrument: Instrument) -> None:
+        # SQLite: the transaction already holds the database's only write lock.
+        if self.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(_instrument_key(instrument))))
+
+    def _create_schema(self) -> None:
+        # Workers starting together each try this: one at a time, and each checks first.
+        with self._writing() as conn:
+            if self.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(0x6F72646572730001)))
+            metadata.create_all(conn)
+            version = conn.execute(select(schema_version.c.version)).scalar_one_or_none()
+            if version is None:
+                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            elif version != SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"the {self.name} database has schema version {version}; this service uses {SCHEMA_VERSION}"
+                )
+
+    # -- the store interface ----------------------------------------------------------
+
+    def admit(self, order: Order, match: Matcher, now: int) -> Admission:
+        instrument = (order.exchange, order.symbol)
+        with self._writing() as conn:
+            self._lock_instrument(conn, instrument)
+            quote = self._latest_quote(conn, instrument)
+            executions: list[Execution] = []
+            if quote is not None:
+                executions, left = execute(quote, [(order, True)], match, now)
+            # The insert goes first among the writes: if the key is taken, nothing else
+            # is written, and the order that owns it is read back.
+            inserted = conn.execute(
+                self._insert(orders)
+                .values(self._order_row(order, passive=order.is_open and rests_passively(order, quote)))
+                .on_conflict_do_nothing(index_elements=[orders.c.idempotency_key])
+                .returning(orders.c.seq)
+            ).scalar_one_or_none()
+            if inserted is None:
+                existing = self._one(conn, orders.c.idempotency_key == order.idempotency_key)
+                assert existing is not None  # the conflict was with a committed order
+                return Admission(existing, False, [])
+            if executions:
+                self._record_fills(conn, executions)
+                self._keep_quote(conn, instrument, left)
+        return Admission(order, True, executions)
+
+    def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
+        exchange, symbol = instrument
+        with self._writing() as conn:
+            self._lock_instrument(conn, instrument)
+            rows = conn.execute(
+                select(orders)
+                .where(orders.c.exchange == exchange, orders.c.symbol == symbol, _open, _reached_by(quote))
+                .order_by(orders.c.accepted_at, orders.c.seq)
+                .with_for_update()
+            ).all()
+            executions, left = execute(quote, [(_order(row), not row.passive) for row in rows], match, now)
+            self._keep_quote(conn, instrument, left)
+            if executions:
+                self._record_fills(conn, executions)
+            # The LIMIT orders still waiting to take that this quote passed by rest
+            # passively from now on.
+            conn.execute(
+                update(orders)
+                .where(
+                    orders.c.exchange == exchange,
+                    orders.c.symbol == symbol,
+                    _open,
+                    orders.c.type == "LIMIT",
+                    not_(orders.c.passive),
+                    not_(_reached_by(quote)),
+                )
+                .values(passive=True)
+            )
+        return executions
+
+    def cancel(self, order_id: str, now: int) -> tuple[Order, str] | None:
+        if parse_order_id(order_id) is None:
+            return None
+        with self._writing() as conn:
+            row = conn.execute(select(orders).where(orders.c.order_id == order_id).with_for_update()).one_or_none()
+            if row is None:
+                return None
+            if row.status in OPEN_STATUSES:
+                conn.execute(
+                    update(orders).where(orders.c.order_id == order_id).values(status="CANCELED", updated_at=now)
+                )
+            order = self._with_fills(conn, [row])[0]
+        if row.status in OPEN_STATUSES:
+            order.status, order.updated_at = "CANCELED", now
+        return order, row.status
+
+    def get(self, order_id: str) -> Order | None:
+        if parse_order_id(order_id) is None:
+            return None
+        with self._reading() as conn:
+            return self._one(conn, orders.c.order_id == order_id)
+
+    def get_by_key(self, idempotency_key: str) -> Order | None:
+        with self._reading() as conn:
+            return self._one(conn, orders.c.idempotency_key == idempotency_key)
+
+    def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
+        conditions = [
+            column == value
+            for column, value in (
+                (orders.c.status, keep.status),
+                (orders.c.exchange, keep.exchange),
+                (orders.c.symbol, keep.symbol),
+                (orders.c.side, keep.side),
+                (orders.c.idempotency_key, keep.idempotency_key),
+            )
+            if value is not None
+        ]
+        if before is not None:
+            conditions.append(orders.c.seq < before)
+        with self._reading() as conn:
+            # One row more than the page: whether an older one is left.
+            rows = conn.execute(select(orders).where(*conditions).order_by(orders.c.seq.desc()).limit(limit + 1)).all()
+            page = rows[:limit]
+            found = self._with_fills(conn, page)
+        return found, (page[-1].seq if len(rows) > limit else None)
+
+    def count(self) -> int:
+        with self._reading() as conn:
+            return int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
+
+    def positions(self) -> list[PositionView]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                select(orders.c.exchange, orders.c.symbol, orders.c.side, fills.c.qty, fills.c.price, fills.c.fee)
+                .join_from(fills, orders, fills.c.order_id == orders.c.order_id)
+                .order_by(fills.c.seq)
+            ).all()
+            latest = {(row.exchange, row.symbol): _quote(row) for row in conn.execute(select(quotes)).all()}
+        # Built from the fills, in the order they happened: exactly what the in-memory
+        # store keeps up to date fill by fill.
+        held: dict[Instrument, Position] = {}
+        for row in rows:
+            instrument = (row.exchange, row.symbol)
+            held[instrument] = apply_fill(
+                held.get(instrument, Position()), row.side, Decimal(row.qty), Decimal(row.price), Decimal(row.fee)
+            )
+        return [
+            PositionView(exchange, symbol, position, latest.get((exchange, symbol)))
+            for (exchange, symbol), position in sorted(held.items())
+        ]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- rows -------------------------------------------------------------------------
+
+    @staticmethod
+    def _order_row(order: Order, *, passive: bool) -> dict[str, Any]:
+        return {
+            "order_id": order.order_id,
+            "idempotency_key": order.idempotency_key,
+            "exchange": order.exchange,
+            "symbol": order.symbol,
+            "side": order.side,
+            "type": order.type,
+            "qty": order.qty,
+            "limit_price": order.limit_price,
+            "client_ts": order.client_ts,
+            "accepted_at": order.accepted_at,
+            "updated_at": order.updated_at,
+            "status": order.status,
+            "filled_qty": str(order.filled_qty),
+            "passive": passive,
+        }
+
+    def _one(self, conn: Connection, condition: Any) -> Order | None:
+        row = conn.execute(select(orders).where(condition)).one_or_none()
+        return None if row is None else self._with_fills(conn, [row])[0]
+
+    @staticmethod
+    def _with_fills(conn: Connection, rows: Sequence[Row[Any]]) -> list[Order]:
+        """Orders from their rows, each with its fills (one query for all of them)."""
+        filled = [row.order_id for row in rows if Decimal(row.filled_qty) != 0]
+        by_order: dict[str, list[StoredFill]] = {}
+        if filled:
+            for fill_row in conn.execute(select(fills).where(fills.c.order_id.in_(filled)).order_by(fills.c.seq)):
+                by_order.setdefault(fill_row.order_id, []).append(_fill(fill_row))
+        return [_order(row, by_order.get(row.order_id)) for row in rows]
+
+    @staticmethod
+    def _latest_quote(conn: Connection, instrument: Instrument) -> Quote | None:
+        exchange, symbol = instrument
+        return _quote(
+            conn.execute(select(quotes).where(quotes.c.exchange == exchange, quotes.c.symbol == symbol)).one_or_none()
+        )
+
+    def _keep_quote(self, conn: Connection, instrument: Instrument, quote: Quote) -> None:
+        values = {
+            "bid": str(quote.bid),
+            "ask": str(quote.ask),
+            "bid_size": _text(quote.bid_size),
+            "ask_size": _text(quote.ask_size),
+        }
+        statement = self._insert(quotes).values(exchange=instrument[0], symbol=instrument[1], **values)
+        conn.execute(statement.on_conflict_do_update(index_elements=[quotes.c.exchange, quotes.c.symbol], set_=values))
+
+    @staticmethod
+    def _record_fills(conn: Connection, executions: Iterable[Execution]) -> None:
+        done = list(executions)
+        conn.execute(
+            fills.insert(),
+            [
+                {
+                    "fill_id": e.fill.fill_id,
+                    "order_id": e.order.order_id,
+                    "qty": str(e.fill.qty),
+                    "price": str(e.fill.price),
+                    "fee": str(e.fill.fee),
+                    "liquidity": e.fill.liquidity,
+                    "ts": e.fill.ts,
+                }
+                for e in done
+            ],
+        )
+        # An order filled more than once by one quote: its last state is what counts.
+        final = {e.order.order_id: e.order for e in done}
+        conn.execute(
+            _UPDATE_FILLED,
+            [
+                {
+                    "b_order_id": order_id,
+                    "b_status": order.status,
+                    "b_filled_qty": str(order.filled_qty),
+                    "b_updated_at": order.updated_at,
+                }
+                for order_id, order in final.items()
+            ],
+        )
+
+
+def _sqlite_engine(path: str) -> Engine:
+    # check_same_thread off: connections move between the service's worker threads.
+    # The busy timeout is how long a writer waits for another process's write.
+    engine = create_engine(
+        f"sqlite+pysqlite:///{path}",
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=POOL_SIZE,
+        max_overflow=0,
+        pool_timeout=60,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own implicit BEGIN is off: transactions begin as `_on_begin` says.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never wait for the writer. FULL: a commit is on disk (fsync of
+        # the log) before it returns, so a 201 is never sent for an order a crash loses.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A writer takes the write lock when it begins, not at its first write: a read
+        # then a write in one deferred transaction could fail instead of waiting.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("begin_immediate") else "BEGIN")
+
+    return engine

@@ -1,0 +1,24 @@
+"""The store a STORAGE_URL names, opened at start-up."""
+
+import sys
+
+from app.errors import StoreUnavailable
+from app.sql_store import SqlStore
+from app.storage import InMemoryStore, OrderStore
+
+
+def open_store(url: str) -> OrderStore:
+    """`memory://` (the default), `sqlite:///PATH` or `postgresql://...`, as Settings
+    has already checked. Raises StoreUnavailable if the database cannot be opened."""
+    if url == "memory://":
+        return InMemoryStore()
+    return SqlStore(url)
+
+
+def load_store(url: str) -> OrderStore:
+    """Open the store, or stop start-up with one clear line (as a bad setting does)."""
+    try:
+        return open_store(url)
+    except StoreUnavailable as error:
+        print(f"execution: {error.detail}", file=sys.stderr)
+        raise SystemExit(2) from None
