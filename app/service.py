@@ -109,7 +109,7 @@ class OrderService:
             client_ts=None if intent.client_ts_utc is None else to_micros(intent.client_ts_utc),
             accepted_at=self.clock(),
         )
-        stored, created, executions = await self._store_call(self.store.admit, order, self._match, self.clock())
+        stored, created, executions = await self.store.admit(order, self._match, self.clock())
         if not created:
             existing_id = stored.order_id
             self.events.warning("Duplicate order intent", {**fields, "order_id": existing_id, "status": stored.status})

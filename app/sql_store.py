@@ -17,6 +17,7 @@ import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -51,6 +52,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from app.errors import StoreUnavailable
 from app.fills import Quote
+from app.group_commit import GroupCommit, Waiting
 from app.ids import number_of, parse_order_id
 from app.positions import Position, apply_fill
 from app.storage import (
@@ -73,6 +75,9 @@ OPEN = sorted(OPEN_STATUSES)
 # Threads the service may run store calls in at once; the pool never makes one wait
 # for a connection it could have had.
 POOL_SIZE = 16
+# Intents admitted in one transaction at most (14 values each: well within either
+# database's limit on parameters in one statement).
+MAX_BATCH = 256
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -209,6 +214,16 @@ def _reason(error: SQLAlchemyError) -> str:
     return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
 
 
+@dataclass
+class Arrival:
+    """An order waiting to be admitted, and what matching it gave."""
+
+    order: Order
+    match: Matcher
+    now: int
+    executions: list[Execution] = field(default_factory=list)
+
+
 class SqlStore:
     """Orders, fills and latest quotes in SQLite or PostgreSQL."""
 
@@ -230,11 +245,20 @@ class SqlStore:
             self._write_lock = threading.Lock()
             self.engine = _sqlite_engine(parsed.database or "")
         self._writer = self.engine.execution_options(begin_immediate=True)
+        # Executed with many rows: SQLAlchemy sends them as multi-row inserts, compiled once.
+        self._insert_orders = (
+            self._insert(orders)
+            .on_conflict_do_nothing(index_elements=[orders.c.idempotency_key])
+            .returning(orders.c.order_id)
+        )
         try:
             self._create_schema()
         except SQLAlchemyError as error:
             self.engine.dispose()
             raise StoreUnavailable(f"cannot open the {self.name} store: {_reason(error)}") from None
+        self._admissions: GroupCommit[Arrival, Admission] = GroupCommit(
+            self._admit_batch, MAX_BATCH, name=f"{self.name}-writer"
+        )
 
     # -- transactions ---------------------------------------------------------------
 
@@ -244,7 +268,10 @@ class SqlStore:
             with self._write_lock, self._writer.begin() as conn:
                 yield conn
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"The {self.name} store failed: {_reason(error)}") from None
+            raise StoreUnavailable(
+                f"The {self.name} store is unavailable ({_reason(error)}); whether a change was made is unknown: "
+                "retry (an intent with the same idempotency_key)"
+            ) from None
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -252,7 +279,10 @@ class SqlStore:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"The {self.name} store failed: {_reason(error)}") from None
+            raise StoreUnavailable(
+                f"The {self.name} store is unavailable ({_reason(error)}); whether a change was made is unknown: "
+                "retry (an intent with the same idempotency_key)"
+            ) from None
 
     def _lock_instrument(self, conn: Connection, instrument: Instrument) -> None:
         # SQLite: the transaction already holds the database's only write lock.
@@ -261,7 +291,7 @@ class SqlStore:
 
     def _create_schema(self) -> None:
         # Workers starting together each try this: one at a time, and each checks first.
-        with self._writing() as conn:
+        with self._write_lock, self._writer.begin() as conn:
             if self.name == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(0x6F72646572730001)))
             metadata.create_all(conn)
@@ -269,36 +299,76 @@ class SqlStore:
             if version is None:
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
             elif version != SCHEMA_VERSION:
+                self.engine.dispose()
                 raise StoreUnavailable(
                     f"the {self.name} database has schema version {version}; this service uses {SCHEMA_VERSION}"
                 )
 
     # -- the store interface ----------------------------------------------------------
 
-    def admit(self, order: Order, match: Matcher, now: int) -> Admission:
-        instrument = (order.exchange, order.symbol)
+    async def admit(self, order: Order, match: Matcher, now: int) -> Admission:
+        # Intents that arrive while a transaction commits share the next one.
+        return await self._admissions.submit(Arrival(order, match, now))
+
+    def _admit_batch(self, batch: list[Waiting["Arrival", Admission]]) -> None:
+        """Admit a batch of orders in one transaction: one multi-row insert whose unique
+        key decides which are new, then matching of the new ones in arrival order."""
+        # The first of a batch's intents with a key is the one inserted; any later one is
+        # a duplicate of whichever order then owns the key.
+        first: dict[str, Arrival] = {}
+        for entry in batch:
+            first.setdefault(entry.item.order.idempotency_key, entry.item)
+        arrivals = list(first.values())
+        # Sorted, so two workers locking the same instruments never deadlock.
+        instruments = sorted({(a.order.exchange, a.order.symbol) for a in arrivals})
         with self._writing() as conn:
-            self._lock_instrument(conn, instrument)
-            quote = self._latest_quote(conn, instrument)
-            executions: list[Execution] = []
-            if quote is not None:
-                executions, left = execute(quote, [(order, True)], match, now)
-            # The insert goes first among the writes: if the key is taken, nothing else
-            # is written, and the order that owns it is read back.
-            inserted = conn.execute(
-                self._insert(orders)
-                .values(self._order_row(order, passive=order.is_open and rests_passively(order, quote)))
-                .on_conflict_do_nothing(index_elements=[orders.c.idempotency_key])
-                .returning(orders.c.seq)
-            ).scalar_one_or_none()
-            if inserted is None:
-                existing = self._one(conn, orders.c.idempotency_key == order.idempotency_key)
-                assert existing is not None  # the conflict was with a committed order
-                return Admission(existing, False, [])
-            if executions:
-                self._record_fills(conn, executions)
-                self._keep_quote(conn, instrument, left)
-        return Admission(order, True, executions)
+            for instrument in instruments:
+                self._lock_instrument(conn, instrument)
+            latest = {instrument: self._latest_quote(conn, instrument) for instrument in instruments}
+            created = set(
+                conn.execute(self._insert_orders, [self._order_row(a.order, passive=False) for a in arrivals]).scalars()
+            )
+            self._match_arrivals(conn, [a for a in arrivals if a.order.order_id in created], latest)
+            owners = {a.order.idempotency_key: a.order for a in arrivals if a.order.order_id in created}
+            taken = [key for key in first if key not in owners]
+            if taken:
+                for row in conn.execute(select(orders).where(orders.c.idempotency_key.in_(taken))).all():
+                    owners[row.idempotency_key] = self._with_fills(conn, [row])[0]
+        for entry in batch:
+            arrival = entry.item
+            key = arrival.order.idempotency_key
+            if first[key] is arrival and arrival.order.order_id in created:
+                entry.succeed(Admission(arrival.order, True, arrival.executions))
+            else:
+                entry.succeed(Admission(owners[key], False, []))
+
+    def _match_arrivals(
+        self, conn: Connection, arrivals: list[Arrival], latest: dict[Instrument, Quote | None]
+    ) -> None:
+        """Match just-inserted orders against their instruments' quotes, in arrival
+        order (each takes what the one before left of a quote's size), and write it."""
+        executions: list[Execution] = []
+        moved: dict[Instrument, Quote] = {}  # quotes whose sizes fills took from
+        passive: list[str] = []
+        for arrival in arrivals:
+            order = arrival.order
+            instrument = (order.exchange, order.symbol)
+            quote = latest[instrument]
+            if quote is None:
+                continue
+            arrival.executions, left = execute(quote, [(order, True)], arrival.match, arrival.now)
+            latest[instrument] = left
+            if arrival.executions:
+                executions += arrival.executions
+                moved[instrument] = left
+            if order.is_open and rests_passively(order, quote):
+                passive.append(order.order_id)
+        if executions:
+            self._record_fills(conn, executions)
+        for instrument, left in moved.items():
+            self._keep_quote(conn, instrument, left)
+        if passive:
+            conn.execute(update(orders).where(orders.c.order_id.in_(passive)).values(passive=True))
 
     def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
         exchange, symbol = instrument
@@ -403,6 +473,7 @@ class SqlStore:
         ]
 
     def close(self) -> None:
+        self._admissions.close()
         self.engine.dispose()
 
     # -- rows -------------------------------------------------------------------------

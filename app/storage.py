@@ -184,9 +184,12 @@ class OrderStore(Protocol):
     name: str  # "memory", "sqlite" or "postgresql": what /capabilities and /healthz report
     blocking: bool  # True if calls wait on I/O: the service then makes them off the event loop
 
-    def admit(self, order: Order, match: Matcher, now: int) -> Admission:
+    async def admit(self, order: Order, match: Matcher, now: int) -> Admission:
         """Store `order` unless its idempotency key is taken, and match it against its
-        instrument's latest quote; what is left of it then rests. One atomic step."""
+        instrument's latest quote; what is left of it then rests. One atomic step.
+
+        The one async operation: it is the hot path, and each store keeps it off the
+        event loop its own way (a moment's lock; a writer thread's group commit)."""
         ...
 
     def get(self, order_id: str) -> Order | None: ...
@@ -232,7 +235,7 @@ class InMemoryStore:
         self._quotes: dict[Instrument, Quote] = {}
         self._held: dict[Instrument, Position] = {}
 
-    def admit(self, order: Order, match: Matcher, now: int) -> Admission:
+    async def admit(self, order: Order, match: Matcher, now: int) -> Admission:
         # The check, the insert and the match share one lock hold: two racing requests
         # with the same key can never both see it free, and no quote slips in between.
         with self._lock:

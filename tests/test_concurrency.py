@@ -4,6 +4,7 @@ The clients here are not entered as context managers, so every request runs on i
 own event loop in its own thread: the store really is called from many threads at once.
 """
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -70,7 +71,7 @@ def test_store_check_and_insert_is_atomic_even_when_slow() -> None:
         ) -> bool:
             order = market_order("k", number=round_no * 100 + n)
             barrier.wait()
-            return store.admit(order, no_fills, 0).created
+            return asyncio.run(store.admit(order, no_fills, 0)).created
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             created = list(pool.map(add, range(8)))

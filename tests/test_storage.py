@@ -1,5 +1,6 @@
 """A stored order gives back exactly what it was created with."""
 
+import asyncio
 from datetime import UTC
 
 from hypothesis import given
@@ -47,7 +48,7 @@ def test_order_terms_round_trip_exactly(
 def test_store_finds_orders_by_id_and_key_only_when_present() -> None:
     store = InMemoryStore()
     order = market_order("k-1")
-    assert store.admit(order, no_fills, 0) == (order, True, [])
+    assert asyncio.run(store.admit(order, no_fills, 0)) == (order, True, [])
     assert store.get(order.order_id) is order
     assert store.get_by_key("k-1") is order
     assert store.get(order.order_id.upper()) is None
