@@ -47,14 +47,27 @@ INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"model": DuplicateBody, "description": "Duplicate idempotency_key; `order_id` names its order"},
     413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
 }
-ORDER_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "No such order"}}
+STORE_DOWN: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorBody,
+        "description": "The database store cannot be reached (SQLite or PostgreSQL only); retry. "
+        "For an intent, retry with the same idempotency_key: a 409 then names the order if it was taken",
+    }
+}
+INTENT_RESPONSES |= STORE_DOWN
+ORDER_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such order"},
+    **STORE_DOWN,
+}
 BAD_QUERY: dict[int | str, dict[str, Any]] = {
-    400: {"model": BadRequestBody, "description": "A filter, limit or cursor is not valid"}
+    400: {"model": BadRequestBody, "description": "A filter, limit or cursor is not valid"},
+    **STORE_DOWN,
 }
 QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The fills this quote produced (often none)"},
     400: {"model": BadRequestBody, "description": "Invalid quote, or exchange/symbol not in the allowlist"},
     413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
+    **STORE_DOWN,
 }
 QUOTE_BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": QuoteIn.model_json_schema()}}}
@@ -163,7 +176,7 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
         executions = await service.add_quote_json(await request.body(), request.headers.get("content-type"))
         return {"items": [fill_view(execution.order, execution.fill) for execution in executions]}
 
-    @app.get("/execution/positions", response_model=PositionList)
+    @app.get("/execution/positions", response_model=PositionList, responses=STORE_DOWN)
     async def positions(service: ServiceDep) -> dict[str, Any]:
         return {"items": [position_view(view) for view in await service.positions()]}
 

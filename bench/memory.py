@@ -18,6 +18,7 @@ fits in it, a large one does not), and it levels off once no store fits.
 """
 
 import argparse
+import asyncio
 import gc
 import json
 import logging
@@ -69,8 +70,12 @@ def resident_bytes() -> int:
 
 def measure_in_this_process(kind: str, orders: int, method: str) -> float:
     """Bytes per order that `orders` stored orders of `kind` hold, by `method`."""
+    return asyncio.run(_measure(kind, orders, method))
+
+
+async def _measure(kind: str, orders: int, method: str) -> float:
     service, store = new_service()
-    service.submit_json(body(kind, 0))  # first-call costs (imports, caches) are not an order's
+    await service.submit_json(body(kind, 0))  # first-call costs (imports, caches) are not an order's
     gc.collect()
     if method == "tracemalloc":
         tracemalloc.start()
@@ -78,7 +83,7 @@ def measure_in_this_process(kind: str, orders: int, method: str) -> float:
     else:
         before = resident_bytes()
     for n in range(1, orders + 1):
-        service.submit_json(body(kind, n))
+        await service.submit_json(body(kind, n))
     gc.collect()
     after = tracemalloc.get_traced_memory()[0] if method == "tracemalloc" else resident_bytes()
     assert store.count() == orders + 1
@@ -98,10 +103,15 @@ def measure(kind: str, orders: int, method: str) -> float:
 
 
 def filled(orders: int) -> tuple[InMemoryStore, list[str], list[str]]:
+    return asyncio.run(_filled(orders))
+
+
+async def _filled(orders: int) -> tuple[InMemoryStore, list[str], list[str]]:
     service, store = new_service()
-    ids, keys = [], []
+    ids: list[str] = []
+    keys: list[str] = []
     for n in range(orders):
-        order = service.submit_json(body("market", n))
+        order = await service.submit_json(body("market", n))
         ids.append(order.order_id)
         keys.append(order.idempotency_key)
     return store, ids, keys

@@ -13,7 +13,7 @@ def test_order_intent_operation_is_documented(client: TestClient) -> None:
     assert operation["requestBody"]["required"] is True
     assert set(schema["required"]) == {"idempotency_key", "exchange", "symbol", "side", "qty", "type"}
     assert schema["additionalProperties"] is False
-    assert set(operation["responses"]) == {"201", "400", "409", "413"}
+    assert set(operation["responses"]) == {"201", "400", "409", "413", "503"}
 
 
 def test_docs_page_is_served(client: TestClient) -> None:
@@ -31,9 +31,9 @@ def test_the_400_schema_fits_allowlist_refusals_too(client: TestClient) -> None:
 
 def test_reading_operations_are_documented(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert set(paths["/execution/orders/{order_id}"]["get"]["responses"]) == {"200", "404"}
+    assert set(paths["/execution/orders/{order_id}"]["get"]["responses"]) == {"200", "404", "503"}
     listing = paths["/execution/orders"]["get"]
-    assert set(listing["responses"]) == {"200", "400"}
+    assert set(listing["responses"]) == {"200", "400", "503"}
     assert {p["name"] for p in listing["parameters"]} == {
         "status", "exchange", "symbol", "side", "idempotency_key", "limit", "cursor",
     }  # fmt: skip

@@ -1,0 +1,229 @@
+"""STORAGE_URL picks the store; the SQL stores keep every promise the in-memory one makes,
+under racing threads too, and a database failure is a 503, never a 500."""
+
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings, load_settings
+from app.errors import StoreUnavailable
+from app.main import create_app
+from app.sql_store import SCHEMA_VERSION, SqlStore
+from app.storage import InMemoryStore, OrderStore
+from app.stores import load_store, open_store
+from tests.conftest import URL, intent, make_settings
+
+SQL_STORES = ["sqlite", "postgresql"]
+
+
+@contextmanager
+def socket_that_refuses() -> Iterator[int]:
+    """A loopback port with nothing listening on it (bound, never listening)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+@pytest.fixture(params=SQL_STORES)
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'orders.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    SqlStore(url).close()  # tables exist
+    store = SqlStore(url)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE fills, orders, quotes RESTART IDENTITY")
+    store.close()
+    return url
+
+
+# -- choosing the store ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("", "memory://"),
+        ("memory://", "memory://"),
+        ("sqlite:////var/lib/execution/orders.db", "sqlite:////var/lib/execution/orders.db"),
+        ("sqlite:///orders.db", "sqlite:///orders.db"),
+        ("postgresql://user:secret@db:5432/orders", "postgresql://user:secret@db:5432/orders"),
+        ("postgresql+psycopg://user@db/orders", "postgresql+psycopg://user@db/orders"),
+    ],
+)
+def test_storage_url_accepts_the_three_stores(monkeypatch: pytest.MonkeyPatch, value: str, stored: str) -> None:
+    monkeypatch.setenv("STORAGE_URL", value)
+    assert Settings().storage_url == stored
+
+
+def test_storage_url_defaults_to_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STORAGE_URL", raising=False)
+    assert Settings().storage_url == "memory://"
+    assert isinstance(open_store(Settings().storage_url), InMemoryStore)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["redis://localhost", "mysql://u:topsecret@h/db", "sqlite://", "sqlite:///", "sqlite:///:memory:", "orders.db"],
+)
+def test_any_other_storage_url_stops_start_up_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    monkeypatch.setenv("STORAGE_URL", value)
+    with pytest.raises(SystemExit) as stopped:
+        load_settings()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("execution: invalid configuration: STORAGE_URL: ")
+    assert "memory://, sqlite:///" in err
+    assert "topsecret" not in err
+
+
+def test_an_unreachable_database_stops_start_up_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket_that_refuses() as port, pytest.raises(SystemExit) as stopped:
+        load_store(f"postgresql://execution:hunter2@127.0.0.1:{port}/orders")
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("execution: cannot open the postgresql store: ")
+    assert "hunter2" not in err
+
+
+def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'orders.db'}"
+    SqlStore(url).close()
+    with sqlite3.connect(tmp_path / "orders.db") as db:
+        db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    db.close()
+    with pytest.raises(StoreUnavailable, match=f"schema version {SCHEMA_VERSION + 1}"):
+        SqlStore(url)
+
+
+def test_the_schema_is_created_once_and_its_version_recorded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'orders.db'}"
+    for _ in range(2):
+        SqlStore(url).close()
+    with sqlite3.connect(tmp_path / "orders.db") as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    db.close()
+
+
+def test_the_app_opens_the_store_its_settings_name_and_closes_it(sql_url: str) -> None:
+    app = create_app(make_settings(storage_url=sql_url))
+    with TestClient(app) as client:
+        name = "postgresql" if sql_url.startswith("postgresql") else "sqlite"
+        assert client.get("/healthz").json()["store"] == name
+        assert client.get("/capabilities").json()["store"] == name
+        assert client.post(URL, json=intent()).status_code == 201
+    # Closed at shutdown: its writer thread is gone.
+    assert not [thread for thread in threading.enumerate() if thread.name == f"{name}-writer"]
+
+
+# -- races -------------------------------------------------------------------------------
+
+
+def test_many_threads_racing_one_key_create_exactly_one_order(store: OrderStore) -> None:
+    # Not entered: each request runs on its own event loop in its own thread.
+    client = TestClient(create_app(make_settings(log_level="WARNING"), store))
+    barrier = threading.Barrier(24)
+
+    def post(n: int) -> tuple[int, str]:
+        barrier.wait()
+        response = client.post(URL, json=intent(idempotency_key="same", qty=n + 1))
+        return response.status_code, response.json()["order_id"]
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(post, range(24)))
+    assert sorted(status for status, _ in results) == [201] + [409] * 23
+    assert len({order_id for _, order_id in results}) == 1
+    assert store.count() == 1
+
+
+def test_racing_intents_and_quotes_fill_each_order_exactly_once(store: OrderStore) -> None:
+    """Orders arrive while quotes that cross them arrive: each order fills completely,
+    once, whichever came first. No quote misses an order committed meanwhile, and no
+    order misses a quote: after the last request, nothing is left unfilled."""
+    client = TestClient(create_app(make_settings(log_level="WARNING"), store))
+    quote = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 99.0, "ask": 100.0}
+
+    def post(n: int) -> str:
+        if n % 4 == 0:
+            response = client.post("/execution/market-data/quotes", json=quote)
+            assert response.status_code == 200
+            return ""
+        response = client.post(URL, json=intent(idempotency_key=f"k-{n}", qty=0.5))
+        assert response.status_code == 201
+        order_id: str = response.json()["order_id"]
+        return order_id
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        order_ids = [order_id for order_id in pool.map(post, range(120)) if order_id]
+    for order_id in order_ids:
+        fills = client.get(f"/execution/orders/{order_id}/fills").json()["items"]
+        assert [(fill["qty"], fill["price"]) for fill in fills] == [(0.5, 100.0)]
+        assert client.get(f"/execution/orders/{order_id}").json()["status"] == "FILLED"
+    position = client.get("/execution/positions").json()["items"][0]
+    assert position["qty"] == 0.5 * len(order_ids)
+
+
+def test_a_cancel_racing_a_quote_either_wins_whole(store: OrderStore) -> None:
+    """An order is canceled or filled, never both, however the two race."""
+    client = TestClient(create_app(make_settings(log_level="WARNING"), store))
+    order_ids = [client.post(URL, json=intent(idempotency_key=f"c-{n}")).json()["order_id"] for n in range(40)]
+    quote = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 99.0, "ask": 100.0}
+
+    def act(n: int) -> None:
+        if n % 10 == 0:
+            client.post("/execution/market-data/quotes", json=quote)
+        else:
+            client.post(f"/execution/orders/{order_ids[n % 40]}/cancel")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(act, range(80)))
+    for order_id in order_ids:
+        order = client.get(f"/execution/orders/{order_id}").json()
+        fills = client.get(f"/execution/orders/{order_id}/fills").json()["items"]
+        if order["status"] == "CANCELED":
+            assert fills == []
+        else:
+            assert order["status"] == "FILLED"
+            assert [fill["qty"] for fill in fills] == [0.01]
+
+
+# -- failures ----------------------------------------------------------------------------
+
+
+def test_a_database_failure_is_a_503_and_the_service_goes_on(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'orders.db'}")
+    client = TestClient(create_app(make_settings(), store))
+    assert client.post(URL, json=intent(idempotency_key="before")).status_code == 201
+    with sqlite3.connect(tmp_path / "orders.db") as db:
+        db.execute("ALTER TABLE orders RENAME TO orders_away")
+    db.close()
+    quote = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 1, "ask": 2}
+    for request in (
+        lambda: client.post(URL, json=intent(idempotency_key="during")),
+        lambda: client.get("/execution/orders"),
+        lambda: client.post("/execution/market-data/quotes", json=quote),
+    ):
+        response = request()
+        assert response.status_code == 503
+        assert "sqlite store is unavailable" in response.json()["detail"]
+    with sqlite3.connect(tmp_path / "orders.db") as db:
+        db.execute("ALTER TABLE orders_away RENAME TO orders")
+    db.close()
+    assert client.post(URL, json=intent(idempotency_key="after")).status_code == 201
+    assert {order["idempotency_key"] for order in client.get("/execution/orders").json()["items"]} == {
+        "before",
+        "after",
+    }
+    store.close()
