@@ -53,17 +53,18 @@ class Server:
         return self.log_path.read_text()
 
 
-def uvicorn_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+def uvicorn_command(port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port), *extra]
 
 
 @contextmanager
-def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+def running_server(tmp_path: Path, env: dict[str, str] | None = None, *extra_args: str) -> Iterator[Server]:
+    """`extra_args` go to uvicorn (say `--workers 2`); each run logs to its own file."""
     port = free_port()
-    log_path = tmp_path / "server.log"
+    log_path = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, **EXAMPLE_ENV, **(env or {}), "PYTHONPATH": str(ROOT)}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(uvicorn_command(port), cwd=ROOT, env=full_env, stdout=log, stderr=log)
+        process = subprocess.Popen(uvicorn_command(port, *extra_args), cwd=ROOT, env=full_env, stdout=log, stderr=log)
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:
         deadline = time.monotonic() + 30
