@@ -78,6 +78,8 @@ POOL_SIZE = 16
 # Intents admitted in one transaction at most (14 values each: well within either
 # database's limit on parameters in one statement).
 MAX_BATCH = 256
+# Seconds a PostgreSQL connect may take.
+CONNECT_TIMEOUT = 10
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -237,6 +239,10 @@ class SqlStore:
         self._write_lock: AbstractContextManager[Any] = nullcontext()
         if self.name == "postgresql":
             self._insert: Any = postgresql.insert
+            # A server that does not answer fails a connect in bounded time (503, or a
+            # start-up error) rather than hanging a request; the URL may set its own.
+            if "connect_timeout" not in parsed.query:
+                parsed = parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)})
             self.engine = create_engine(
                 parsed.set(drivername="postgresql+psycopg"), pool_size=POOL_SIZE, max_overflow=0, pool_timeout=60
             )

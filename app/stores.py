@@ -3,7 +3,6 @@
 import sys
 
 from app.errors import StoreUnavailable
-from app.sql_store import SqlStore
 from app.storage import InMemoryStore, OrderStore
 
 
@@ -12,6 +11,10 @@ def open_store(url: str) -> OrderStore:
     has already checked. Raises StoreUnavailable if the database cannot be opened."""
     if url == "memory://":
         return InMemoryStore()
+    # Imported only for a SQL store: SQLAlchemy's many objects would otherwise sit in
+    # every memory-store process, and each full garbage collection walks them all.
+    from app.sql_store import SqlStore  # noqa: PLC0415
+
     return SqlStore(url)
 
 

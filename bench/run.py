@@ -57,9 +57,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(app: str, port: int, log: Path, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_server(
+    app: str, port: int, log: Path, extra_env: dict[str, str], *uvicorn_args: str
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, **ENV, **extra_env, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), *uvicorn_args]
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20

@@ -1,0 +1,136 @@
+"""Order-intent throughput of each store, side by side, with the core benchmark's load.
+
+Contenders, each started with the spec's uvicorn command and INFO logging:
+- memory: the in-memory store, one worker (the baseline);
+- sqlite: SQLite with durable commits (WAL, synchronous=FULL), one worker, a fresh
+  database file per run;
+- postgresql-2w: PostgreSQL with fsync on, two uvicorn workers, tables emptied before
+  each run. The cluster is a throwaway one from this machine's binaries.
+
+`wrk` (1 thread, 32 connections, fresh keys, every answer must be 201) drives each for
+a fixed time; contenders alternate over several rounds and the medians of per-round
+ratios to memory are printed with the issue's targets. After each run the orders are
+counted through the API: every acknowledged intent must be stored, once.
+
+    python -m bench.stores [--rounds 3] [--seconds 10]
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from bench.run import Result, free_port, median, require_wrk, run_wrk, start_server, stop_server
+from tests.postgres import PostgresMissing, postgres_cluster
+
+TARGETS = {"sqlite": 0.5, "postgresql-2w": 0.4}
+
+
+def stored_orders(port: int) -> int:
+    """How many orders the service holds, page by page through the API."""
+    total, cursor = 0, None
+    while True:
+        query = "limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/execution/orders?{query}", timeout=60) as response:
+            page = json.loads(response.read())
+        total += len(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return total
+
+
+def measure(
+    wrk: str, env: dict[str, str], uvicorn_args: list[str], *, seconds: float, warmup: float, log: Path, label: str
+) -> Result:
+    port = free_port()
+    proc = start_server("app.main:app", port, log, env, *uvicorn_args)
+    try:
+        _, warmup_requests = run_wrk(wrk, port, warmup, f"{label}-warmup")
+        result, requests = run_wrk(wrk, port, seconds, f"{label}-measured")
+        stored = stored_orders(port)
+    finally:
+        stop_server(proc)
+    # wrk counts only answered requests (all 201); one cut off at the end may be stored too.
+    if not warmup_requests + requests <= stored <= warmup_requests + requests + 64:
+        raise SystemExit(f"bench: {label}: {warmup_requests + requests} intents acknowledged, {stored} stored")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args()
+    wrk = require_wrk()
+    print(f"bench: using {wrk}; {args.rounds} rounds of {args.seconds:g} s per store, stores alternating")
+
+    try:
+        with postgres_cluster(durable=True) as postgres_url, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            results = run_rounds(wrk, args, Path(tmp), postgres_url)
+    except PostgresMissing as missing:
+        raise SystemExit(f"bench: {missing}") from None
+
+    memory = median(results["memory"])
+    print()
+    print(f"{'median':14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs memory':>10} {'target':>7}")
+    for name, runs in results.items():
+        res = median(runs)
+        ratio = statistics.median(r.rps / m.rps for r, m in zip(runs, results["memory"], strict=True))
+        target = TARGETS.get(name)
+        verdict = "" if target is None else f"≥{target:.1f} {'met' if ratio >= target else 'MISSED'}"
+        print(f"{name:14} {res.rps:8.0f} {res.p50_ms:8.2f} {res.p99_ms:8.2f} {ratio:10.2f} {verdict:>7}")
+    print(f"(ratios: median of per-round ratios; memory median {memory.rps:.0f} req/s)")
+
+
+def run_rounds(wrk: str, args: argparse.Namespace, tmp: Path, postgres_url: str) -> dict[str, list[Result]]:
+    engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+
+    def empty_postgres() -> None:
+        # The service creates the tables at its first start; afterwards each run starts empty.
+        with engine.begin() as conn:
+            if conn.execute(text("SELECT to_regclass('orders')")).scalar() is not None:
+                conn.execute(text("TRUNCATE fills, orders, quotes RESTART IDENTITY"))
+
+    def contenders(round_no: int) -> dict[str, tuple[dict[str, str], list[str], Callable[[], None]]]:
+        return {
+            "memory": ({"STORAGE_URL": "memory://"}, [], lambda: None),
+            "sqlite": ({"STORAGE_URL": f"sqlite:///{tmp / f'orders-{round_no}.db'}"}, [], lambda: None),
+            "postgresql-2w": ({"STORAGE_URL": postgres_url}, ["--workers", "2"], empty_postgres),
+        }
+
+    results: dict[str, list[Result]] = {name: [] for name in contenders(0)}
+    try:
+        for round_no in range(1, args.rounds + 1):
+            runs = list(contenders(round_no).items())
+            # Rotate who goes first, so none always runs on a warmer machine.
+            shift = (round_no - 1) % len(runs)
+            for name, (env, uvicorn_args, prepare) in runs[shift:] + runs[:shift]:
+                prepare()
+                result = measure(
+                    wrk,
+                    env,
+                    uvicorn_args,
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                    log=tmp / f"{name}.log",
+                    label=f"{name}-{round_no}",
+                )
+                results[name].append(result)
+                print(
+                    f"round {round_no} {name:14} {result.rps:8.0f} req/s"
+                    f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
+                    flush=True,
+                )
+    finally:
+        engine.dispose()
+    return results
+
+
+if __name__ == "__main__":
+    main()
