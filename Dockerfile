@@ -8,10 +8,13 @@ WORKDIR /srv/execution
 
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin execution
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin execution \
+    && install -d -o 10001 -m 0700 /var/lib/execution
 
 COPY app/ app/
 
+# Where a SQLite store can live (STORAGE_URL=sqlite:////var/lib/execution/orders.db):
+# mount a volume there to keep it.
 USER 10001
 EXPOSE 8001
 

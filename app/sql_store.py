@@ -188,6 +188,10 @@ def _fill(row: Row[Any]) -> StoredFill:
     )
 
 
+# Built once: a statement made per call costs its cache key every time.
+LATEST_QUOTE = select(quotes).where(quotes.c.exchange == bindparam("exchange"), quotes.c.symbol == bindparam("symbol"))
+
+
 def _quote(row: Row[Any] | None) -> Quote | None:
     if row is None:
         return None
@@ -520,9 +524,7 @@ class SqlStore:
     @staticmethod
     def _latest_quote(conn: Connection, instrument: Instrument) -> Quote | None:
         exchange, symbol = instrument
-        return _quote(
-            conn.execute(select(quotes).where(quotes.c.exchange == exchange, quotes.c.symbol == symbol)).one_or_none()
-        )
+        return _quote(conn.execute(LATEST_QUOTE, {"exchange": exchange, "symbol": symbol}).one_or_none())
 
     def _keep_quote(self, conn: Connection, instrument: Instrument, quote: Quote) -> None:
         values = {
