@@ -272,21 +272,17 @@ class SqlStore:
 
     # -- transactions ---------------------------------------------------------------
 
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        try:
-            with self._write_lock, self._writer.begin() as conn:
-                yield conn
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(
-                f"The {self.name} store is unavailable ({_reason(error)}); whether a change was made is unknown: "
-                "retry (an intent with the same idempotency_key)"
-            ) from None
+    def _writing(self) -> AbstractContextManager[Connection]:
+        """A write transaction: SQLite's BEGIN IMMEDIATE, behind this process's writers."""
+        return self._transaction(self._writer, self._write_lock)
+
+    def _reading(self) -> AbstractContextManager[Connection]:
+        return self._transaction(self.engine, nullcontext())
 
     @contextmanager
-    def _reading(self) -> Iterator[Connection]:
+    def _transaction(self, engine: Engine, lock: AbstractContextManager[Any]) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
+            with lock, engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as error:
             raise StoreUnavailable(

@@ -2,7 +2,9 @@
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,20 @@ def intent(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def race_one_key(client: TestClient, racers: int) -> list[tuple[int, str]]:
+    """`racers` threads post intents with one key at once (different quantities);
+    each answer's status and order id."""
+    barrier = threading.Barrier(racers)
+
+    def post(n: int) -> tuple[int, str]:
+        barrier.wait()
+        response = client.post(URL, json=intent(idempotency_key="same", qty=n + 1))
+        return response.status_code, response.json()["order_id"]
+
+    with ThreadPoolExecutor(max_workers=racers) as pool:
+        return list(pool.map(post, range(racers)))
 
 
 def market_order(idempotency_key: str, number: int | None = None) -> Order:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.storage import InMemoryStore, Order
-from tests.conftest import URL, intent, make_settings, market_order, no_fills
+from tests.conftest import URL, intent, make_settings, market_order, no_fills, race_one_key
 
 
 class SlowLookups(dict[str, Order]):
@@ -30,15 +30,7 @@ def test_many_threads_racing_one_key_create_exactly_one_order() -> None:
     store = InMemoryStore()
     store._by_key = SlowLookups()  # holds the check-to-insert window open (see below)
     client = TestClient(create_app(make_settings(), store))
-    barrier = threading.Barrier(32)
-
-    def post(n: int) -> tuple[int, str]:
-        barrier.wait()
-        response = client.post(URL, json=intent(idempotency_key="same", qty=n + 1))
-        return response.status_code, response.json()["order_id"]
-
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        results = list(pool.map(post, range(32)))
+    results = race_one_key(client, 32)
     assert sorted(status for status, _ in results) == [201] + [409] * 31
     assert len({order_id for _, order_id in results}) == 1
     assert store.count() == 1

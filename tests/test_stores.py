@@ -18,7 +18,7 @@ from app.main import create_app
 from app.sql_store import SCHEMA_VERSION, SqlStore
 from app.storage import InMemoryStore, OrderStore
 from app.stores import load_store, open_store
-from tests.conftest import URL, intent, make_settings
+from tests.conftest import URL, intent, make_settings, race_one_key
 
 SQL_STORES = ["sqlite", "postgresql"]
 
@@ -134,15 +134,7 @@ def test_the_app_opens_the_store_its_settings_name_and_closes_it(sql_url: str) -
 def test_many_threads_racing_one_key_create_exactly_one_order(store: OrderStore) -> None:
     # Not entered: each request runs on its own event loop in its own thread.
     client = TestClient(create_app(make_settings(log_level="WARNING"), store))
-    barrier = threading.Barrier(24)
-
-    def post(n: int) -> tuple[int, str]:
-        barrier.wait()
-        response = client.post(URL, json=intent(idempotency_key="same", qty=n + 1))
-        return response.status_code, response.json()["order_id"]
-
-    with ThreadPoolExecutor(max_workers=24) as pool:
-        results = list(pool.map(post, range(24)))
+    results = race_one_key(client, 24)
     assert sorted(status for status, _ in results) == [201] + [409] * 23
     assert len({order_id for _, order_id in results}) == 1
     assert store.count() == 1
