@@ -26,7 +26,10 @@ def _reaches(quote: Quote, order: "Order") -> bool:
     limit = order.limit_price
     if limit is None:
         return True
-    return quote.ask <= limit if order.side == "BUY" else quote.bid >= limit
+    # As floats: the quote's prices are the exact decimals of the floats the client
+    # sent, and that mapping keeps order, so this is the fill model's exact comparison.
+    # A Decimal against the float limit would compare binary values (0.1 != 0.1).
+    return float(quote.ask) <= limit if order.side == "BUY" else float(quote.bid) >= limit
 
 
 class Book:
@@ -93,5 +96,5 @@ class Book:
             resting[:end] = [order for order in resting[:end] if order.is_open]
 
     def _crossed_end(self, side: str, quote: Quote) -> int:
-        probe: Any = (-quote.ask if side == "BUY" else quote.bid, _AFTER_ALL)  # Decimal vs float: exact
+        probe: Any = (-float(quote.ask) if side == "BUY" else float(quote.bid), _AFTER_ALL)  # as in _reaches
         return bisect.bisect_right(self._passive[side], probe, key=_KEYS[side])

@@ -5,10 +5,15 @@ import sys
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, PositiveInt, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.logs import LogFormat
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# The in-memory store's cap when MAX_ORDERS is unset: about 450 MB of orders.
+DEFAULT_MEMORY_MAX_ORDERS = 1_000_000
+MIN_TOKEN_LENGTH = 16
 BasisPoints = Annotated[Decimal, Field(ge=0, le=10_000, allow_inf_nan=False)]
 
 
@@ -30,6 +35,12 @@ class Settings(BaseSettings):
     service_name: str = Field(default="execution", min_length=1, max_length=64, pattern=r"^[\w.\-]+$")
     service_version: str = Field(default="0.1.0", min_length=1, max_length=64)
     log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
+    # Bearer token every endpoint but /healthz, /capabilities and /metrics requires;
+    # unset or empty: no access control (paper mode has no secrets of its own).
+    execution_api_token: SecretStr | None = None
+    # Orders the store takes at most (unset: 1,000,000 for memory, no cap for SQL).
+    max_orders: PositiveInt | None = None
     # Paper execution costs, in basis points (1 bp = 0.01 %).
     # Below 100 %: a MARKET sell must never fill at a price of 0.
     slippage_bps: Annotated[Decimal, Field(ge=0, lt=10_000, allow_inf_nan=False)] = Decimal(0)
@@ -68,10 +79,36 @@ class Settings(BaseSettings):
             "must be memory://, sqlite:///PATH/TO/orders.db or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
         )
 
-    @field_validator("log_level", mode="before")
+    @field_validator("execution_api_token", mode="before")
     @classmethod
-    def _upper_log_level(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
+    def _usable_token(cls, value: object) -> object:
+        # The messages never repeat the value: it is a secret.
+        if not isinstance(value, str):
+            return value
+        if value == "":
+            return None
+        if len(value) < MIN_TOKEN_LENGTH or not value.isascii() or not value.isprintable() or " " in value:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_LENGTH} printable ASCII characters without spaces (value not shown)"
+            )
+        return value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _normal_case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+
+    @property
+    def api_token(self) -> str | None:
+        return None if self.execution_api_token is None else self.execution_api_token.get_secret_value()
+
+    def order_cap(self, store_name: str) -> int | None:
+        """The most orders the store may hold: MAX_ORDERS, or the memory store's default."""
+        if self.max_orders is not None:
+            return self.max_orders
+        return DEFAULT_MEMORY_MAX_ORDERS if store_name == "memory" else None
 
     @property
     def log_level_number(self) -> int:

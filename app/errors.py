@@ -9,9 +9,11 @@ from typing import Any
 
 
 class ServiceError(Exception):
-    """An error a client can act on: a status code and a JSON body with `detail`."""
+    """An error a client can act on: a status code and a JSON body with `detail`.
+    `code` names the kind of error for machines (metrics label refusals by it)."""
 
     status_code = 400
+    code = "ERROR"
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -21,13 +23,22 @@ class ServiceError(Exception):
     def body(self) -> dict[str, Any]:
         return {"detail": self.detail, **self.extra}
 
+    def body_bytes(self) -> bytes:
+        return json.dumps(self.body()).encode()
+
 
 class InvalidIntent(ServiceError):
     """The body is not a well-formed order intent."""
 
+    code = "VALIDATION_ERROR"
+
 
 class InstrumentNotAllowed(ServiceError):
     """The exchange or symbol is not on its allowlist (or the allowlist is empty)."""
+
+    def __init__(self, detail: str, what: str) -> None:
+        super().__init__(detail)
+        self.code = f"{what.upper()}_NOT_ALLOWED"
 
 
 class DuplicateIntent(ServiceError):
@@ -57,6 +68,20 @@ class StoreUnavailable(ServiceError):
     took effect is unknown: a client retries with the same idempotency key."""
 
     status_code = 503
+    code = "STORE_UNAVAILABLE"
+
+
+class StoreFull(ServiceError):
+    """The store holds MAX_ORDERS orders: new ones are refused, nothing is evicted."""
+
+    status_code = 503
+    code = "STORE_FULL"
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(
+            f"The store is full: it holds the most orders it may (MAX_ORDERS={cap}); no new order is accepted. "
+            "Existing orders are kept and can still be read, filled and canceled"
+        )
 
 
 class BodyTooLarge(ServiceError):
@@ -65,8 +90,20 @@ class BodyTooLarge(ServiceError):
     def __init__(self, max_bytes: int) -> None:
         super().__init__(f"Request body is larger than {max_bytes} bytes")
 
-    def body_bytes(self) -> bytes:
-        return json.dumps(self.body()).encode()
+
+class InternalError(ServiceError):
+    """A fault of this service's: logged with its traceback under the request's id."""
+
+    status_code = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__("Internal server error; quote the request_id when reporting it", request_id=request_id)
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "UNAUTHORIZED"
 
 
 # A body with 100,000 unknown fields must not get a 10 MB answer and log line.

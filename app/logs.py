@@ -11,9 +11,15 @@ import logging
 import sys
 import time
 import traceback
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Literal
 
 Fields = dict[str, Any]
+LogFormat = Literal["text", "json"]
+
+# The id of the request being served, set by the request middleware: every event
+# logged while serving it carries the id, without each caller passing it along.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
 # One encoder, made once: `json.dumps(..., default=str)` builds a new one per call.
 # Default separators give the spec's `{"key": "value", ...}` shape.
@@ -42,6 +48,24 @@ class FieldsFormatter(logging.Formatter):
         return line
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers: timestamp (UTC, ISO 8601),
+    level, logger, message, the structured fields, and a traceback if there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line: Fields = {
+            "timestamp": f"{moment}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "fields": getattr(record, "fields", None) or {},
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return _encode_fields(line)
+
+
 class EventLog:
     """Emits events with structured fields on one logger.
 
@@ -61,11 +85,18 @@ class EventLog:
     def warning(self, message: str, fields: Fields) -> None:
         self._emit(logging.WARNING, message, fields)
 
-    def _emit(self, level: int, message: str, fields: Fields) -> None:
+    def error(self, message: str, fields: Fields, error: BaseException) -> None:
+        """An ERROR line with `error`'s traceback."""
+        self._emit(logging.ERROR, message, fields, (type(error), error, error.__traceback__))
+
+    def _emit(self, level: int, message: str, fields: Fields, exc_info: Any = None) -> None:
         logger = self.logger
         if not logger.isEnabledFor(level):
             return
-        record = logger.makeRecord(logger.name, level, "", 0, message, (), None, extra=fields)
+        request_id = current_request_id.get()
+        if request_id is not None:
+            fields = {**fields, "request_id": request_id}
+        record = logger.makeRecord(logger.name, level, "", 0, message, (), exc_info, extra=fields)
         record.fields = fields
         logger.handle(record)
 
@@ -84,8 +115,9 @@ class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     # ran must not make lines pile up.
     MAX_PENDING = 1000
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, batched: str) -> None:
         super().__init__(stream)
+        self._batched = batched  # the logger whose lines are batched: the service's
         self._pending: list[str] = []
         # The loop that has a flush queued; another loop queues its own, so lines are
         # never left waiting on a loop that has stopped.
@@ -99,7 +131,10 @@ class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
-            if loop is None or len(self._pending) >= self.MAX_PENDING:
+            # The server's own lines (start-up, shutdown, errors) are few and may be the
+            # last before the process ends (uvicorn re-raises SIGTERM once it has shut
+            # down, and that kills it before the loop comes round): written at once.
+            if loop is None or record.name != self._batched or len(self._pending) >= self.MAX_PENDING:
                 self._write_pending()
             elif self._flush_loop is not loop:
                 loop.call_soon(self._flush_in_loop)
@@ -134,8 +169,9 @@ class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 _HANDLER_NAME = "execution-service"
 
 
-def configure_logging(logger_name: str, level: int) -> logging.Logger:
-    """Send the service's events to stderr in the spec's shape; safe to call again."""
+def configure_logging(logger_name: str, level: int, log_format: LogFormat = "text") -> logging.Logger:
+    """Send the service's events, and uvicorn's own lines, to stderr in one format: the
+    spec's text line, or JSON. Safe to call again."""
     # The line shape has no thread or process names; not collecting them makes every
     # record cheaper (the logging HOWTO's "Optimization" section).
     logging.logThreads = False
@@ -145,13 +181,20 @@ def configure_logging(logger_name: str, level: int) -> logging.Logger:
     logger.setLevel(level)
     for handler in [h for h in logger.handlers if h.name == _HANDLER_NAME]:
         logger.removeHandler(handler)
-    handler = LoopBatchingHandler(sys.stderr)
+    handler = LoopBatchingHandler(sys.stderr, logger_name)
     handler.name = _HANDLER_NAME
-    handler.setFormatter(FieldsFormatter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else FieldsFormatter())
     logger.addHandler(handler)
     # Our handler writes every line; a handler on the root logger (a --log-config,
     # say) must not print them a second time.
     logger.propagate = False
+    # uvicorn's start-up, shutdown and error lines ("uvicorn.error" propagates to
+    # "uvicorn") go through the same handler, so a log shipper sees one format.
+    # uvicorn configures its loggers before it imports the app, so this comes after.
+    server = logging.getLogger("uvicorn")
+    server.handlers.clear()
+    server.addHandler(handler)
+    server.propagate = False
     # The service writes its own request line; uvicorn checks for handlers on each new
     # connection, so with none it skips its access line instead of printing a second one.
     access = logging.getLogger("uvicorn.access")

@@ -4,16 +4,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 
 from app.clock import iso_z, now_micros
 from app.config import Settings, load_settings
-from app.deps import ServiceDep
+from app.deps import ServiceDep, refuse_unknown_query
 from app.handlers import add_exception_handlers
 from app.logs import EventLog, configure_logging
-from app.middleware import BodyLimitMiddleware, RequestLogMiddleware
-from app.openapi import install_openapi
+from app.metrics import CONTENT_TYPE, Metrics
+from app.middleware import BearerTokenMiddleware, BodyLimitMiddleware, RequestMiddleware
+from app.openapi import OPEN_PATHS, install_openapi
 from app.schemas import (
+    NO_CONTROL_CHARS,
     BadRequestBody,
     Capabilities,
     DuplicateBody,
@@ -29,7 +31,7 @@ from app.schemas import (
     QuoteIn,
     Side,
 )
-from app.service import OrderService
+from app.service import CURSOR_PATTERN, OrderService
 from app.storage import OrderFilter, OrderStore
 from app.stores import load_store
 from app.views import created_body, fill_view, order_view, position_view
@@ -74,6 +76,9 @@ QUOTE_BODY = {
 }
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+# Filters take what an intent's fields take: a value no order can have is a 400, not a
+# query the database must refuse (PostgreSQL text holds no NUL).
+NameFilter = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NO_CONTROL_CHARS)]
 
 # The route reads the raw body itself (one strict parse, no 422), so the OpenAPI
 # document is told about the body here.
@@ -88,10 +93,11 @@ INTENT_BODY = {
 def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
     """The app around `store`, or around the store `settings.storage_url` names, which
     it then also closes at shutdown (a store passed in belongs to the caller)."""
-    events = EventLog(configure_logging(settings.service_name, settings.log_level_number))
+    events = EventLog(configure_logging(settings.service_name, settings.log_level_number, settings.log_format))
     owned = store is None
     the_store = load_store(settings.storage_url) if store is None else store
-    service = OrderService(settings, the_store, events)
+    metrics = Metrics()
+    service = OrderService(settings, the_store, events, metrics)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -102,12 +108,21 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
     # redirect_slashes off: a 307 to a Location built from the client's Host header is
     # no answer for a bot; `/execution/order-intents/` is a plain 404.
     app = FastAPI(
-        title="Paper execution service", version=settings.service_version, redirect_slashes=False, lifespan=lifespan
+        title="Paper execution service",
+        version=settings.service_version,
+        redirect_slashes=False,
+        lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query)],
     )
     app.state.service = service
     add_exception_handlers(app)
+    # Each added middleware wraps the ones before: the request middleware is outermost
+    # and sees every answer, a 401 or a 413 included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(RequestLogMiddleware, events=events)  # added last: outermost, sees every answer
+    token = settings.api_token
+    if token is not None:
+        app.add_middleware(BearerTokenMiddleware, token=token, open_paths=OPEN_PATHS)
+    app.add_middleware(RequestMiddleware, events=events, observe=metrics.observe_request)
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:
@@ -120,7 +135,18 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
 
     @app.get("/capabilities", response_model=Capabilities)
     async def capabilities(service: ServiceDep) -> Capabilities:
-        return service.capabilities()
+        return await service.capabilities()
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}, "description": "Prometheus text format"},
+            **STORE_DOWN,
+        },
+    )
+    async def prometheus_metrics(service: ServiceDep) -> Response:
+        return Response(await service.metrics_text(), media_type=CONTENT_TYPE)
 
     @app.post(
         "/execution/order-intents",
@@ -142,12 +168,14 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
         *,
         service: ServiceDep,
         status: OrderStatus | None = None,
-        exchange: str | None = None,
-        symbol: str | None = None,
+        exchange: NameFilter = None,
+        symbol: NameFilter = None,
         side: Side | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: Annotated[str | None, Query(min_length=1, max_length=255, pattern=NO_CONTROL_CHARS)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
-        cursor: str | None = None,
+        cursor: Annotated[
+            str | None, Query(pattern=CURSOR_PATTERN, description="A next_cursor from a previous page")
+        ] = None,
     ) -> dict[str, Any]:
         keep = OrderFilter(status, exchange, symbol, side, idempotency_key)
         orders, next_cursor = await service.list_orders(keep, limit, cursor)
@@ -180,7 +208,9 @@ def create_app(settings: Settings, store: OrderStore | None = None) -> FastAPI:
     async def positions(service: ServiceDep) -> dict[str, Any]:
         return {"items": [position_view(view) for view in await service.positions()]}
 
-    install_openapi(app)
+    install_openapi(
+        app, bearer_token=token is not None, exchanges=settings.allowed_exchanges, symbols=settings.allowed_symbols
+    )
     return app
 
 

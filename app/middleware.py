@@ -1,45 +1,131 @@
-"""ASGI middleware: one log line per request, and a cap on request body size."""
+"""ASGI middleware, outermost first: the request's id, log line, latency and last-resort
+500; the bearer token; the cap on request body size. All pure ASGI (no
+BaseHTTPMiddleware): each only looks at what goes by."""
 
+import hmac
+import os
 import time
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import BodyTooLarge
-from app.logs import EventLog
+from app.errors import BodyTooLarge, InternalError, ServiceError, Unauthorized
+from app.logs import EventLog, current_request_id
+
+# (route template, method, status, seconds): what the request metrics observe.
+Observer = Callable[[str, str, int, float], None]
+UNMATCHED_ROUTE = "<unmatched>"  # answered before routing (401, 413) or by no route (404)
+MAX_REQUEST_ID_LENGTH = 128
+REQUEST_ID_HEADER = b"x-request-id"
+Headers = Sequence[tuple[bytes, bytes]]
+JSON_HEADERS: Headers = ((b"content-type", b"application/json"),)
 
 
-class RequestLogMiddleware:
-    """Pure ASGI (no BaseHTTPMiddleware): it only watches the response start go by."""
+def accepted_request_id(value: bytes) -> str | None:
+    """A client's X-Request-ID if it is 1-128 visible ASCII characters, else None (a
+    value that could break a log line or a header is replaced, not echoed)."""
+    if 0 < len(value) <= MAX_REQUEST_ID_LENGTH and all(0x21 <= byte <= 0x7E for byte in value):
+        return value.decode("ascii")
+    return None
 
-    def __init__(self, app: ASGIApp, events: EventLog) -> None:
+
+def new_request_id() -> str:
+    return os.urandom(16).hex()
+
+
+async def send_error(send: Send, error: ServiceError, headers: Headers = JSON_HEADERS) -> None:
+    """Answer with `error` as JSON, from middleware (outside the app's handlers)."""
+    body = error.body_bytes()
+    all_headers = [*headers, (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestMiddleware:
+    """Outermost: every request gets an id (the client's X-Request-ID, or a new one),
+    returned on its response and carried by every log line logged while serving it.
+    Writes the request's line, observes its latency, and answers any exception that
+    escapes the app with a JSON 500 naming the id (logged with its traceback), so the
+    process keeps serving and the client can quote the id."""
+
+    def __init__(self, app: ASGIApp, events: EventLog, observe: Observer) -> None:
         self.app = app
         self.events = events
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the server sends if the app fails before starting a response
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID_HEADER:
+                request_id = accepted_request_id(value)
+                break
+        if request_id is None:
+            request_id = new_request_id()
+        id_header = (REQUEST_ID_HEADER, request_id.encode())
+        token = current_request_id.set(request_id)
+        status = 0  # no response started yet
 
-        async def send_and_note_status(message: Message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_note_status)
+            await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            fields = {"method": scope["method"], "path": scope["path"], "error": type(error).__name__}
+            self.events.error("Unhandled error", fields, error)
+            if status:  # the answer has begun: the server can only cut the connection
+                raise
+            await send_error(send_with_id, InternalError(request_id))
         finally:
+            seconds = time.perf_counter() - started
+            status = status or 500  # what the server sends for an app that ended without answering
             self.events.info(
                 "HTTP request",
                 {
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "duration_ms": round(seconds * 1000, 3),
                 },
             )
+            route = scope.get("route")
+            self.observe(getattr(route, "path", UNMATCHED_ROUTE), scope["method"], status, seconds)
+            current_request_id.reset(token)
+
+
+class BearerTokenMiddleware:
+    """Every path but `open_paths` needs `Authorization: Bearer <token>`; else 401.
+    Compared in constant time, so the answer's timing does not reveal the token."""
+
+    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str]) -> None:
+        self.app = app
+        self.token = token.encode()
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        supplied = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, supplied = value.partition(b" ")
+                if scheme.lower() != b"bearer":
+                    supplied = b""
+                break
+        if hmac.compare_digest(supplied.strip(), self.token):
+            await self.app(scope, receive, send)
+            return
+        error = Unauthorized("Missing or wrong bearer token: send Authorization: Bearer <EXECUTION_API_TOKEN>")
+        await send_error(send, error, [*JSON_HEADERS, (b"www-authenticate", b'Bearer realm="execution"')])
 
 
 class BodyLimitMiddleware:
@@ -60,16 +146,7 @@ class BodyLimitMiddleware:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                error = BodyTooLarge(self.max_bytes)
-                body = error.body_bytes()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": error.status_code,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await send_error(send, BodyTooLarge(self.max_bytes))
                 return
         received = 0
 

@@ -1,24 +1,64 @@
-"""The OpenAPI document, told the truth: invalid requests are 400s here, never 422s."""
+"""The OpenAPI document, told the truth: invalid requests are 400s here, never 422s;
+the bearer token where one is required; the allowlisted values where they are checked."""
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.schemas import ErrorBody
 
-def install_openapi(app: FastAPI) -> None:
+# Paths that never need the API token: probes, bots checking before they trade, scrapers.
+OPEN_PATHS = frozenset({"/healthz", "/capabilities", "/metrics"})
+BEARER = "bearerAuth"
+
+
+def install_openapi(
+    app: FastAPI,
+    *,
+    bearer_token: bool = False,
+    exchanges: frozenset[str] = frozenset(),
+    symbols: frozenset[str] = frozenset(),
+) -> None:
     """Build the document once, on first request, without FastAPI's 422 responses."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            for operations in document.get("paths", {}).values():
-                for operation in operations.values():
-                    operation.get("responses", {}).pop("422", None)
-            schemas = document.get("components", {}).get("schemas", {})
+            # A copy: FastAPI puts the routes' own dicts (request body schemas) into the
+            # document, and what is changed here must not reach another app's.
+            document = copy.deepcopy(get_openapi(title=app.title, version=app.version, routes=app.routes))
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)
+            for path, operations in document.get("paths", {}).items():
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    responses.pop("422", None)
+                    if bearer_token and path not in OPEN_PATHS:
+                        operation["security"] = [{BEARER: []}]
+                        responses["401"] = {
+                            "description": "Missing or wrong bearer token",
+                            "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+                        }
+                    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+                    _allowlisted(body.get("schema", {}), exchanges, symbols)
+            if bearer_token:
+                document["components"]["securitySchemes"] = {
+                    BEARER: {"type": "http", "scheme": "bearer", "description": "EXECUTION_API_TOKEN"}
+                }
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _allowlisted(schema: dict[str, Any], exchanges: frozenset[str], symbols: frozenset[str]) -> None:
+    """Name the allowed values in a body's `exchange` and `symbol`, so a client (or a
+    schema-driven test) can tell an accepted request from a refused one. An empty
+    allowlist stays a plain string: every value is refused then, and JSON Schema has
+    no empty enum."""
+    properties = schema.get("properties", {})
+    for name, allowed in (("exchange", exchanges), ("symbol", symbols)):
+        if name in properties and allowed:
+            properties[name]["enum"] = sorted(allowed)

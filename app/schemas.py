@@ -15,11 +15,14 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: they
 # forge log lines and confuse terminals and log viewers.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The same rule as a JSON Schema pattern, for the OpenAPI document and query parameters.
+NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 # pydantic also takes "1700000000" as a datetime; the contract says ISO 8601.
 _ISO_8601_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 # Far above any real quantity or price, and below 2**53 so the value stays exact.
@@ -58,15 +61,34 @@ def _to_utc(value: datetime | None) -> datetime | None:
 UtcTimestamp = Annotated[
     Annotated[datetime, Strict(False)] | None, BeforeValidator(_iso_8601_only), AfterValidator(_to_utc)
 ]
-Key = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_control_chars)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_control_chars)]
+# The pattern is only shown in the document; the validator gives the clearer message.
+_DOCUMENTED_PATTERN = Field(json_schema_extra={"pattern": NO_CONTROL_CHARS})
+Key = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_control_chars), _DOCUMENTED_PATTERN
+]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_control_chars), _DOCUMENTED_PATTERN
+]
 Amount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+
+
+# The rule between `type` and `limit_price`, for the document (the validator below
+# enforces it): a LIMIT order has a price, a MARKET order none.
+_PRICE_MATCHES_TYPE: JsonDict = {
+    "oneOf": [
+        {
+            "properties": {"type": {"const": "LIMIT"}, "limit_price": {"type": "number"}},
+            "required": ["limit_price"],
+        },
+        {"properties": {"type": {"const": "MARKET"}, "limit_price": {"type": "null"}}},
+    ]
+}
 
 
 class OrderIntent(BaseModel):
     """What a bot asks for. Strict: `"0.01"` and `true` are not numbers."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, json_schema_extra=_PRICE_MATCHES_TYPE)
 
     idempotency_key: Key
     exchange: Name

@@ -1,7 +1,5 @@
 """Order intake: the spec's lifecycle, from raw body to stored order, with its log events."""
 
-import base64
-import binascii
 from collections.abc import Callable
 from typing import NoReturn, ParamSpec, TypeVar
 
@@ -19,11 +17,14 @@ from app.errors import (
     OrderNotCancelable,
     OrderNotFound,
     ServiceError,
+    StoreFull,
+    StoreUnavailable,
     invalid_from_errors,
 )
 from app.fills import Costs, Fill, Quote, Working, exact, match
 from app.ids import new_number
 from app.logs import EventLog, Fields
+from app.metrics import Metrics
 from app.schemas import Capabilities, OrderIntent, QuoteIn
 from app.storage import Execution, Order, OrderFilter, OrderKind, OrderStore, PositionView, StoredFill
 
@@ -49,12 +50,15 @@ class OrderService:
         settings: Settings,
         store: OrderStore,
         events: EventLog,
+        metrics: Metrics | None = None,
         clock: Callable[[], int] = now_micros,
     ) -> None:
         self.settings = settings
         self.store = store
         self.events = events
+        self.metrics = Metrics() if metrics is None else metrics
         self.clock = clock
+        self._cap = settings.order_cap(store.name)
         self._exchanges = frozenset(settings.allowed_exchanges)
         self._symbols = frozenset(settings.allowed_symbols)
         # One shared OrderKind per combination seen, so stored orders point at it
@@ -109,14 +113,24 @@ class OrderService:
             client_ts=None if intent.client_ts_utc is None else to_micros(intent.client_ts_utc),
             accepted_at=self.clock(),
         )
-        stored, created, executions = await self.store.admit(order, self._match, self.clock())
+        try:
+            stored, created, executions = await self.store.admit(order, self._match, self.clock(), self._cap)
+        except StoreFull as error:
+            self._reject(error, fields)
+        except StoreUnavailable as error:
+            # Not a refusal: whether the order was stored is unknown until a retry says.
+            self.metrics.intent_rejected(error.code)
+            self.events.warning("Order intent not answered", {**fields, "reason": error.detail})
+            raise
         if not created:
             existing_id = stored.order_id
+            self.metrics.intent_duplicate()
             self.events.warning("Duplicate order intent", {**fields, "order_id": existing_id, "status": stored.status})
             raise DuplicateIntent(
                 f"Duplicate idempotency_key {intent.idempotency_key!r}: already used by order {existing_id}",
                 order_id=existing_id,
             )
+        self.metrics.intent_created()
         self._log_created(stored, stored.order_id)
         self._log_executions(executions)
         return stored
@@ -139,6 +153,7 @@ class OrderService:
         )
 
     def _log_executions(self, executions: list[Execution]) -> None:
+        self.metrics.filled(len(executions))
         for execution in executions:
             order, fill = execution.order, execution.fill
             self.events.info(
@@ -168,7 +183,7 @@ class OrderService:
             ("Symbol", quote_in.symbol, self._symbols),
         ):
             if value not in allowed:
-                raise InstrumentNotAllowed(f"{what} {value!r} not allowed")
+                raise InstrumentNotAllowed(f"{what} {value!r} not allowed", what)
         quote = Quote(
             bid=exact(quote_in.bid),
             ask=exact(quote_in.ask),
@@ -205,6 +220,7 @@ class OrderService:
         order, before = result
         if before not in ("NEW", "PARTIALLY_FILLED"):
             raise OrderNotCancelable(f"Order {order_id} is already {before}", status=before)
+        self.metrics.canceled()
         self.events.info(
             "Order canceled",
             {
@@ -240,8 +256,8 @@ class OrderService:
         orders, position = await self._store_call(self.store.newest_first, before, limit, keep)
         return orders, None if position is None else _encode_cursor(position)
 
-    def capabilities(self) -> Capabilities:
-        reason = self._degraded_reason
+    async def capabilities(self) -> Capabilities:
+        reason = self._degraded_reason or await self._store_reason()
         return Capabilities(
             service=self.settings.service_name,
             version=self.settings.service_version,
@@ -252,39 +268,54 @@ class OrderService:
             generated_at=iso_z(self.clock()),
         )
 
+    async def _store_reason(self) -> str | None:
+        """Why the store cannot take an order now, if it cannot (only asked when
+        MAX_ORDERS applies: counting a database's orders is not free)."""
+        if self._cap is None:
+            return None
+        try:
+            held = await self._store_call(self.store.count)
+        except StoreUnavailable as error:
+            return error.detail
+        if held >= self._cap:
+            return f"the store is full (MAX_ORDERS={self._cap}): new order intents are refused"
+        return None
+
+    async def metrics_text(self) -> bytes:
+        """The Prometheus exposition: counters, latencies, and the store's orders by status."""
+        by_status = await self._store_call(self.store.count_by_status)
+        return self.metrics.render(self.store.name, by_status)
+
     def _check_allowed(self, allowed: frozenset[str], value: str, what: str, fields: Fields) -> None:
         """Refuse a value not on its allowlist, naming any empty list."""
         if value not in allowed:
             detail = f"{what} {value!r} not allowed"
             if self._degraded_reason:
                 detail += f"; {self._degraded_reason}"
-            self._reject(InstrumentNotAllowed(detail), fields)
+            self._reject(InstrumentNotAllowed(detail, what), fields)
 
     def _reject(self, error: ServiceError, fields: Fields) -> NoReturn:
+        self.metrics.intent_rejected(error.code)
         self.events.warning("Order intent rejected", {**fields, "reason": error.detail, "status": "REJECTED"})
         raise error
 
 
-# A cursor is the store position a page stopped at, made opaque so that clients do
-# not build their own.
-_CURSOR_PREFIX = "before:"
+# A cursor is the store position a page stopped at: orders older than it come next.
+# Its form is not part of the contract (clients pass next_cursor back as it is), but
+# any position is a valid one, so the document can say exactly what is accepted.
+CURSOR_PATTERN = r"^[0-9]{1,18}$"
 
 
 def _encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode()
+    return str(position)
 
 
 def _decode_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
-    except (binascii.Error, UnicodeError, ValueError):
-        text = ""
-    digits = text.removeprefix(_CURSOR_PREFIX)
-    if not text.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 18:
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
         raise InvalidQuery("cursor is not one this service gave out; use next_cursor from a previous page")
-    return int(digits)
+    return int(cursor)
 
 
 def _empty_allowlists_reason(exchanges: frozenset[str], symbols: frozenset[str]) -> str | None:

@@ -50,7 +50,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from app.errors import StoreUnavailable
+from app.errors import StoreFull, StoreUnavailable
 from app.fills import Quote
 from app.group_commit import GroupCommit, Waiting
 from app.ids import number_of, parse_order_id
@@ -80,6 +80,9 @@ POOL_SIZE = 16
 MAX_BATCH = 256
 # Seconds a PostgreSQL connect may take.
 CONNECT_TIMEOUT = 10
+# PostgreSQL advisory lock keys: creating the schema, admitting under MAX_ORDERS.
+SCHEMA_LOCK = 0x6F72646572730001
+CAPACITY_LOCK = 0x6F72646572730002
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -227,6 +230,7 @@ class Arrival:
     order: Order
     match: Matcher
     now: int
+    cap: int | None
     executions: list[Execution] = field(default_factory=list)
 
 
@@ -299,7 +303,7 @@ class SqlStore:
         # Workers starting together each try this: one at a time, and each checks first.
         with self._write_lock, self._writer.begin() as conn:
             if self.name == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(0x6F72646572730001)))
+                conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
             metadata.create_all(conn)
             version = conn.execute(select(schema_version.c.version)).scalar_one_or_none()
             if version is None:
@@ -312,9 +316,9 @@ class SqlStore:
 
     # -- the store interface ----------------------------------------------------------
 
-    async def admit(self, order: Order, match: Matcher, now: int) -> Admission:
+    async def admit(self, order: Order, match: Matcher, now: int, cap: int | None = None) -> Admission:
         # Intents that arrive while a transaction commits share the next one.
-        return await self._admissions.submit(Arrival(order, match, now))
+        return await self._admissions.submit(Arrival(order, match, now, cap))
 
     def _admit_batch(self, batch: list[Waiting["Arrival", Admission]]) -> None:
         """Admit a batch of orders in one transaction: one multi-row insert whose unique
@@ -325,28 +329,61 @@ class SqlStore:
         for entry in batch:
             first.setdefault(entry.item.order.idempotency_key, entry.item)
         arrivals = list(first.values())
-        # Sorted, so two workers locking the same instruments never deadlock.
-        instruments = sorted({(a.order.exchange, a.order.symbol) for a in arrivals})
+        caps = [a.cap for a in arrivals if a.cap is not None]
+        cap = min(caps) if caps else None
+        refused: set[str] = set()
         with self._writing() as conn:
+            if cap is not None:
+                arrivals, refused = self._within_cap(conn, arrivals, cap)
+            # Sorted, so two workers locking the same instruments never deadlock.
+            instruments = sorted({(a.order.exchange, a.order.symbol) for a in arrivals})
             for instrument in instruments:
                 self._lock_instrument(conn, instrument)
             latest = {instrument: self._latest_quote(conn, instrument) for instrument in instruments}
-            created = set(
-                conn.execute(self._insert_orders, [self._order_row(a.order, passive=False) for a in arrivals]).scalars()
-            )
+            rows = [self._order_row(a.order, passive=False) for a in arrivals]
+            created = set(conn.execute(self._insert_orders, rows).scalars()) if rows else set()
             self._match_arrivals(conn, [a for a in arrivals if a.order.order_id in created], latest)
             owners = {a.order.idempotency_key: a.order for a in arrivals if a.order.order_id in created}
-            taken = [key for key in first if key not in owners]
+            taken = [key for key in first if key not in owners and key not in refused]
             if taken:
                 for row in conn.execute(select(orders).where(orders.c.idempotency_key.in_(taken))).all():
                     owners[row.idempotency_key] = self._with_fills(conn, [row])[0]
         for entry in batch:
             arrival = entry.item
             key = arrival.order.idempotency_key
-            if first[key] is arrival and arrival.order.order_id in created:
+            if key in refused:
+                entry.fail(StoreFull(cap or 0))
+            elif first[key] is arrival and arrival.order.order_id in created:
                 entry.succeed(Admission(arrival.order, True, arrival.executions))
             else:
                 entry.succeed(Admission(owners[key], False, []))
+
+    def _within_cap(self, conn: Connection, arrivals: list[Arrival], cap: int) -> tuple[list[Arrival], set[str]]:
+        """The arrivals that fit under `cap` (in arrival order; a key already taken
+        always fits: it answers with its order), and the keys of those that do not."""
+        if self.name == "postgresql":
+            # Every capped admission, in every worker, counts and inserts one at a time.
+            # Taken before any instrument lock, and quotes never take it: no deadlock.
+            conn.execute(select(func.pg_advisory_xact_lock(CAPACITY_LOCK)))
+        # Sequence numbers are distinct and positive, so the highest bounds the count:
+        # far from the cap, one index lookup settles it and nothing is counted.
+        highest = conn.execute(select(func.max(orders.c.seq))).scalar_one_or_none() or 0
+        if highest + len(arrivals) <= cap:
+            return arrivals, set()
+        room = cap - int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
+        keys = [a.order.idempotency_key for a in arrivals]
+        taken = select(orders.c.idempotency_key).where(orders.c.idempotency_key.in_(keys))
+        existing = set(conn.execute(taken).scalars())
+        admitted: list[Arrival] = []
+        refused: set[str] = set()
+        for arrival in arrivals:
+            key = arrival.order.idempotency_key
+            if key in existing or room > 0:
+                admitted.append(arrival)
+                room -= key not in existing
+            else:
+                refused.add(key)
+        return admitted, refused
 
     def _match_arrivals(
         self, conn: Connection, arrivals: list[Arrival], latest: dict[Instrument, Quote | None]
@@ -456,6 +493,11 @@ class SqlStore:
     def count(self) -> int:
         with self._reading() as conn:
             return int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
+
+    def count_by_status(self) -> dict[str, int]:
+        with self._reading() as conn:
+            rows = conn.execute(select(orders.c.status, func.count()).group_by(orders.c.status)).all()
+        return {status: int(count) for status, count in rows}
 
     def positions(self) -> list[PositionView]:
         with self._reading() as conn:

@@ -9,6 +9,7 @@ from decimal import Decimal, localcontext
 from typing import NamedTuple, Protocol
 
 from app.book import Book
+from app.errors import StoreFull
 from app.fills import EXACT, Fill, Quote, Working, exact
 from app.ids import FILL_PREFIX, format_id, format_order_id, new_number, parse_order_id
 from app.positions import Position, apply_fill
@@ -184,9 +185,10 @@ class OrderStore(Protocol):
     name: str  # "memory", "sqlite" or "postgresql": what /capabilities and /healthz report
     blocking: bool  # True if calls wait on I/O: the service then makes them off the event loop
 
-    async def admit(self, order: Order, match: Matcher, now: int) -> Admission:
+    async def admit(self, order: Order, match: Matcher, now: int, cap: int | None = None) -> Admission:
         """Store `order` unless its idempotency key is taken, and match it against its
         instrument's latest quote; what is left of it then rests. One atomic step.
+        Raises StoreFull if a new order would make more than `cap` orders.
 
         The one async operation: it is the hot path, and each store keeps it off the
         event loop its own way (a moment's lock; a writer thread's group commit)."""
@@ -204,6 +206,10 @@ class OrderStore(Protocol):
         ...
 
     def count(self) -> int: ...
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many orders have each status (statuses with none may be left out)."""
+        ...
 
     def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
         """Keep `quote` as the instrument's latest and fill the resting orders it
@@ -234,17 +240,21 @@ class InMemoryStore:
         self._books: dict[Instrument, Book] = {}
         self._quotes: dict[Instrument, Quote] = {}
         self._held: dict[Instrument, Position] = {}
+        self._by_status: dict[str, int] = {}  # kept as statuses change: a scrape reads it, never scans
 
-    async def admit(self, order: Order, match: Matcher, now: int) -> Admission:
+    async def admit(self, order: Order, match: Matcher, now: int, cap: int | None = None) -> Admission:
         # The check, the insert and the match share one lock hold: two racing requests
         # with the same key can never both see it free, and no quote slips in between.
         with self._lock:
             existing = self._by_key.get(order.idempotency_key)
             if existing is not None:
                 return Admission(existing, False, [])
+            if cap is not None and len(self._sequence) >= cap:
+                raise StoreFull(cap)
             self._by_key[order.idempotency_key] = order
             self._by_number[order.number] = order
             self._sequence.append(order)
+            self._recount(None, "NEW")
             instrument = (order.exchange, order.symbol)
             executions: list[Execution] = []
             quote = self._quotes.get(instrument)
@@ -276,6 +286,15 @@ class InMemoryStore:
     def count(self) -> int:
         return len(self._by_number)
 
+    def count_by_status(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._by_status)
+
+    def _recount(self, before: str | None, after: str) -> None:
+        if before is not None:
+            self._by_status[before] -= 1
+        self._by_status[after] = self._by_status.get(after, 0) + 1
+
     def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
         with self._lock:
             self._quotes[instrument] = quote
@@ -297,6 +316,7 @@ class InMemoryStore:
             if order.is_open:
                 order.status = "CANCELED"
                 order.updated_at = now
+                self._recount(before, "CANCELED")
                 self._book((order.exchange, order.symbol)).remove(order)
             return order, before
 
@@ -328,6 +348,7 @@ class InMemoryStore:
         """Run the model over `orders` and apply its fills; the lock is held."""
         executions, self._quotes[instrument] = execute(quote, orders, match, now)
         for execution in executions:
+            self._recount(execution.before, execution.after)
             fill = execution.fill
             self._held[instrument] = apply_fill(
                 self._held.get(instrument, Position()), execution.order.side, fill.qty, fill.price, fill.fee
@@ -342,7 +363,7 @@ def rests_passively(order: Order, quote: Quote | None) -> bool:
     limit = order.limit_price
     if quote is None or limit is None:
         return False
-    return not (quote.ask <= limit if order.side == "BUY" else quote.bid >= limit)
+    return not (float(quote.ask) <= limit if order.side == "BUY" else float(quote.bid) >= limit)  # as the book
 
 
 def execute(quote: Quote, orders: list[tuple[Order, bool]], match: Matcher, now: int) -> tuple[list[Execution], Quote]:

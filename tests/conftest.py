@@ -66,6 +66,18 @@ def race_one_key(client: TestClient, racers: int) -> list[tuple[int, str]]:
         return list(pool.map(post, range(racers)))
 
 
+def race_keys(client: TestClient, keys: list[str]) -> list[int]:
+    """One thread per key posts its intent at once; each answer's status."""
+    barrier = threading.Barrier(len(keys))
+
+    def post(key: str) -> int:
+        barrier.wait()
+        return client.post(URL, json=intent(idempotency_key=key)).status_code
+
+    with ThreadPoolExecutor(max_workers=len(keys)) as pool:
+        return list(pool.map(post, keys))
+
+
 def market_order(idempotency_key: str, number: int | None = None) -> Order:
     """A stored-order object for tests of the store itself (no HTTP, no service)."""
     return Order(

@@ -28,7 +28,9 @@ def by_message(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.L
 
 
 def test_received_and_created_events_carry_their_fields(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    order_id = client.post(URL, json=intent(idempotency_key="test-1")).json()["order_id"]
+    order_id = client.post(URL, json=intent(idempotency_key="test-1"), headers={"X-Request-ID": "req-1"}).json()[
+        "order_id"
+    ]
     received, created = by_message(caplog, "Received order intent"), by_message(caplog, "Order created successfully")
     assert len(received) == 1
     assert len(created) == 1
@@ -40,6 +42,7 @@ def test_received_and_created_events_carry_their_fields(client: TestClient, capl
         "side": "BUY",
         "qty": 0.01,
         "type": "MARKET",
+        "request_id": "req-1",  # after the spec's fields: every line of a request carries its id
     }
     assert created[0].fields == {  # type: ignore[attr-defined]
         "idempotency_key": "test-1",
@@ -49,6 +52,7 @@ def test_received_and_created_events_carry_their_fields(client: TestClient, capl
         "side": "BUY",
         "qty": 0.01,
         "status": "NEW",
+        "request_id": "req-1",
     }
     # Each field is also an attribute of the record, for handlers that read fields.
     assert created[0].order_id == order_id  # type: ignore[attr-defined]
@@ -57,16 +61,16 @@ def test_received_and_created_events_carry_their_fields(client: TestClient, capl
 
 
 def test_lines_have_the_spec_shape(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    client.post(URL, json=intent(idempotency_key="test-1"))
+    client.post(URL, json=intent(idempotency_key="test-1"), headers={"X-Request-ID": "req-1"})
     formatter = FieldsFormatter()
     lines = [formatter.format(record) for record in by_message(caplog, "Received order intent")]
     match = LINE.fullmatch(lines[0])
     assert match is not None, lines[0]
     assert (match["name"], match["level"], match["message"]) == ("execution", "INFO", "Received order intent")
-    # The spec's field order and JSON spacing.
+    # The spec's field order and JSON spacing, then the request's id.
     assert match["fields"] == (
         '{"idempotency_key": "test-1", "exchange": "binance", "symbol": "BTC/USDT", "side": "BUY", '
-        '"qty": 0.01, "type": "MARKET"}'
+        '"qty": 0.01, "type": "MARKET", "request_id": "req-1"}'
     )
 
 
@@ -102,7 +106,7 @@ def test_invalid_body_rejection_is_a_warning_with_reason(client: TestClient, cap
 
 def test_duplicate_is_a_warning_with_the_existing_order(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     order_id = client.post(URL, json=intent(idempotency_key="d")).json()["order_id"]
-    client.post(URL, json=intent(idempotency_key="d"))
+    client.post(URL, json=intent(idempotency_key="d"), headers={"X-Request-ID": "retry-of-d"})
     [duplicate] = by_message(caplog, "Duplicate order intent")
     assert duplicate.levelname == "WARNING"
     assert duplicate.fields == {  # type: ignore[attr-defined]
@@ -114,6 +118,7 @@ def test_duplicate_is_a_warning_with_the_existing_order(client: TestClient, capl
         "type": "MARKET",
         "order_id": order_id,
         "status": "NEW",
+        "request_id": "retry-of-d",
     }
 
 
@@ -153,7 +158,7 @@ def test_log_level_warning_silences_info(
 
 def batching_events(stream: io.StringIO) -> EventLog:
     """Events on a logger of their own whose one handler is a LoopBatchingHandler."""
-    handler = LoopBatchingHandler(stream)
+    handler = LoopBatchingHandler(stream, "batch-test")
     handler.setFormatter(FieldsFormatter())
     logger = logging.Logger("batch-test")
     logger.addHandler(handler)
@@ -191,6 +196,27 @@ def test_handler_inside_an_event_loop_writes_once_per_iteration() -> None:
     assert stream.writes == 1
     lines = stream.getvalue().splitlines()
     assert [line.split(" - ")[3] for line in lines] == ['first {"n": 1}', 'second {"n": 2}']
+
+
+def test_the_servers_own_lines_are_written_at_once_even_in_a_loop() -> None:
+    """uvicorn re-raises SIGTERM after its last line: a batched line would die with it."""
+    stream = io.StringIO()
+    handler = LoopBatchingHandler(stream, "batch-test")
+    handler.setFormatter(FieldsFormatter())
+    service, server = logging.Logger("batch-test"), logging.Logger("uvicorn.error")
+    service.addHandler(handler)
+    server.addHandler(handler)
+
+    async def log_both() -> None:
+        EventLog(service).info("batched", {})
+        server.info("Finished server process [%d]", 7)
+        # The server's line went out at once, after the line queued before it.
+        assert [line.split(" - ")[3] for line in stream.getvalue().splitlines()] == [
+            "batched",
+            "Finished server process [7]",
+        ]
+
+    asyncio.run(log_both())
 
 
 def test_json_fields_round_trip(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:

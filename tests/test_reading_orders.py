@@ -154,9 +154,22 @@ def test_limit_defaults_to_100_and_goes_up_to_1000(client: TestClient) -> None:
         {"cursor": base64.urlsafe_b64encode(b"before:-1").decode()},
         {"cursor": base64.urlsafe_b64encode(b"after:5").decode()},
         {"cursor": "\u00e9t\u00e9"},
+        {"cursor": "-1"},
+        {"cursor": "1" * 19},
+        {"cursor": "\u0663"},  # a digit, but not an ASCII one
+        {"exchange": ""},
+        {"symbol": "x" * 65},
+        {"symbol": "a\x00b"},
+        {"exchange": "line\nbreak"},
+        {"idempotency_key": "k" * 256},
+        {"idempotency_key": "nul\x00"},
+        {"stauts": "NEW"},  # a misspelt filter must not list every order
+        [("status", "NEW"), ("status", "FILLED")],
     ],
 )
-def test_bad_query_parameters_are_400_not_422(client: TestClient, params: dict[str, str]) -> None:
+def test_bad_query_parameters_are_400_not_422(
+    client: TestClient, params: dict[str, str] | list[tuple[str, str]]
+) -> None:
     response = client.get(ORDERS, params=params)
     assert response.status_code == 400
     assert isinstance(response.json()["detail"], str)

@@ -27,18 +27,23 @@ def test_order_through_the_real_server_and_its_log(tmp_path: Path) -> None:
     order_id = created["order_id"]
     assert re.search(
         SPEC_LINE + r'INFO - Received order intent \{"idempotency_key": "e2e-1", "exchange": "binance", '
-        r'"symbol": "BTC/USDT", "side": "BUY", "qty": 0.01, "type": "MARKET"\}\n',
+        r'"symbol": "BTC/USDT", "side": "BUY", "qty": 0.01, "type": "MARKET", "request_id": "\w+"\}\n',
         log,
     ), log
     assert re.search(
         SPEC_LINE
         + r'INFO - Order created successfully \{"idempotency_key": "e2e-1", "order_id": "'
         + order_id
-        + r'", "exchange": "binance", "symbol": "BTC/USDT", "side": "BUY", "qty": 0.01, "status": "NEW"\}\n',
+        + r'", "exchange": "binance", "symbol": "BTC/USDT", "side": "BUY", "qty": 0.01, "status": "NEW", '
+        + r'"request_id": "\w+"\}\n',
         log,
     ), log
     assert re.search(SPEC_LINE + r"WARNING - Duplicate order intent \{", log), log
-    assert re.search(SPEC_LINE + r'WARNING - Order intent rejected \{.*"status": "REJECTED"\}\n', log), log
+    rejected = SPEC_LINE + r'WARNING - Order intent rejected \{.*"status": "REJECTED", "request_id": "\w+"\}\n'
+    assert re.search(rejected, log), log
+    # uvicorn's own lines have the same shape.
+    stamp = r"(?m)^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
+    assert re.search(stamp + r" - uvicorn.error - INFO - Started server process \[\d+\]$", log), log
     # One request line per request: the start-up health probe's, then the three POSTs,
     # and not uvicorn's own access line as well.
     request_lines = re.findall(SPEC_LINE + r'INFO - HTTP request \{"method": "(\w+)", "path": "([^"]+)"', log)
@@ -72,7 +77,7 @@ def test_invalid_configuration_stops_the_real_server(tmp_path: Path) -> None:
 
 def test_the_app_module_imports_with_no_configuration() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("ALLOWED_SYMBOLS", "ALLOWED_EXCHANGES")}
-    code = "import app.main; print(app.main.app.state.service.capabilities().status)"
+    code = "import asyncio, app.main; print(asyncio.run(app.main.app.state.service.capabilities()).status)"
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,

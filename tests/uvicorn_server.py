@@ -38,16 +38,28 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        status, _, raw = self.fetch(method, path, body, headers)
+        return status, json.loads(raw)
+
+    def fetch(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers (lower-case names) and raw body of one request."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
+                return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+            return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
 
     def log(self) -> str:
         return self.log_path.read_text()

@@ -1,0 +1,108 @@
+"""Prometheus metrics: what the service counts as it serves, and the /metrics page.
+
+Counters and the latency histogram live in a registry per app. With several worker
+processes, set PROMETHEUS_MULTIPROC_DIR (an empty directory, before the server
+starts): prometheus-client then keeps each process's values in files there, and
+/metrics adds up every worker's. Orders by status and store size are read from the
+store when scraped, so with a shared store any worker gives the whole picture.
+"""
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+STATUSES = ("NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED")
+# Seconds; this service answers in milliseconds, so the small buckets are the useful ones.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class StoreSnapshot(Collector):
+    """Gauges read from the store at scrape time."""
+
+    def __init__(self, store_name: str, by_status: Mapping[str, int]) -> None:
+        self.store_name = store_name
+        self.by_status = by_status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        orders = GaugeMetricFamily("execution_orders", "Orders in the store by status", labels=["status"])
+        for status in STATUSES:
+            orders.add_metric([status], self.by_status.get(status, 0))
+        yield orders
+        yield GaugeMetricFamily("execution_store_orders", "Orders the store holds", value=sum(self.by_status.values()))
+        info = GaugeMetricFamily("execution_store_info", "The active store (value 1)", labels=["store"])
+        info.add_metric([self.store_name], 1)
+        yield info
+
+
+class Metrics:
+    """The service's counters and the request latency histogram."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._intents = Counter(
+            "execution_order_intents",
+            "Order intents by outcome (created, rejected, duplicate); reason is a rejection's code",
+            ["outcome", "reason"],
+            registry=self.registry,
+        )
+        self._fills = Counter("execution_fills", "Fills applied to orders", registry=self.registry)
+        self._cancels = Counter("execution_cancels", "Orders canceled", registry=self.registry)
+        self._latency = Histogram(
+            "execution_http_request_duration_seconds",
+            "HTTP request latency by route template, method and status",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # Children looked up once: a labels() call per request costs a lock and a hash.
+        self._created = self._intents.labels("created", "")
+        self._duplicate = self._intents.labels("duplicate", "")
+        self._rejected: dict[str, Any] = {}
+        self._latency_of: dict[tuple[str, str, int], Any] = {}
+
+    def intent_created(self) -> None:
+        self._created.inc()
+
+    def intent_duplicate(self) -> None:
+        self._duplicate.inc()
+
+    def intent_rejected(self, code: str) -> None:
+        child = self._rejected.get(code)
+        if child is None:
+            child = self._rejected[code] = self._intents.labels("rejected", code)
+        child.inc()
+
+    def filled(self, count: int) -> None:
+        if count:
+            self._fills.inc(count)
+
+    def canceled(self) -> None:
+        self._cancels.inc()
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        child = self._latency_of.get(key)
+        if child is None:
+            child = self._latency_of[key] = self._latency.labels(route, method, str(status))
+        child.observe(seconds)
+
+    def render(self, store_name: str, by_status: Mapping[str, int]) -> bytes:
+        """The exposition text: this process's metrics (every worker's, in multiprocess
+        mode), then the store's."""
+        registry = self.registry
+        directory = multiprocess_dir()
+        if directory is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        store = CollectorRegistry()
+        store.register(StoreSnapshot(store_name, by_status))
+        return generate_latest(registry) + generate_latest(store)
