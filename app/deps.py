@@ -1,28 +1,17 @@
-"""What routes can ask for by name: the app-wide objects kept on `app.state`."""
+"""Dependencies routes declare: checks that need the matched route."""
 
-from typing import Annotated, cast
-
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from app.errors import InvalidQuery
-from app.service import OrderService
-
-
-async def get_service(request: Request) -> OrderService:
-    # async: a plain `def` dependency would be run in the threadpool on every request.
-    return cast(OrderService, request.app.state.service)
-
-
-ServiceDep = Annotated[OrderService, Depends(get_service)]
 
 
 async def refuse_unknown_query(request: Request) -> None:
     """A query parameter the route does not take is a 400, as is one given twice: a
     misspelt filter (`stauts=NEW`) must not quietly list every order."""
     if not request.scope["query_string"]:
-        return  # the hot path: order intents carry no query
+        return
     route = request.scope.get("route")
     known = set()
     if isinstance(route, APIRoute):

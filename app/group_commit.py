@@ -10,6 +10,7 @@ loop and the writer are the only two threads taking turns at the interpreter.
 
 import asyncio
 import contextlib
+import copy
 import queue
 import threading
 from collections.abc import Callable
@@ -102,7 +103,9 @@ class GroupCommit(Generic[T, R]):
         except BaseException as error:  # every caller must hear back, whatever happened
             for entry in batch:
                 if not entry.answered:
-                    entry.fail(error)
+                    # A copy each: a shared exception object would gather every
+                    # caller's traceback as each re-raises it.
+                    entry.fail(copy.copy(error))
         by_loop: dict[asyncio.AbstractEventLoop, list[Waiting[T, R]]] = {}
         for entry in batch:
             by_loop.setdefault(entry.loop, []).append(entry)

@@ -41,6 +41,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     not_,
     or_,
     select,
@@ -83,6 +84,9 @@ CONNECT_TIMEOUT = 10
 # PostgreSQL advisory lock keys: creating the schema, admitting under MAX_ORDERS.
 SCHEMA_LOCK = 0x6F72646572730001
 CAPACITY_LOCK = 0x6F72646572730002
+# PostgreSQL session limits (milliseconds): how long a lock may be waited for, and a
+# statement may run, before the request fails with a 503.
+SESSION_LIMITS = "-c lock_timeout=10000 -c statement_timeout=30000"
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -251,6 +255,11 @@ class SqlStore:
             # start-up error) rather than hanging a request; the URL may set its own.
             if "connect_timeout" not in parsed.query:
                 parsed = parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)})
+            # A lock another worker holds too long, or a statement that hangs, fails the
+            # request (503, retry with the same key) rather than stalling every intent
+            # behind it in the writer thread.
+            if "options" not in parsed.query:
+                parsed = parsed.update_query_dict({"options": SESSION_LIMITS})
             self.engine = create_engine(
                 parsed.set(drivername="postgresql+psycopg"), pool_size=POOL_SIZE, max_overflow=0, pool_timeout=60
             )
@@ -259,6 +268,14 @@ class SqlStore:
             self._write_lock = threading.Lock()
             self.engine = _sqlite_engine(parsed.database or "")
         self._writer = self.engine.execution_options(begin_immediate=True)
+        # A read is one snapshot: an order and its fills read by two statements must not
+        # straddle a fill another worker commits (SQLite's read transactions already are).
+        self._reader = (
+            self.engine.execution_options(isolation_level="REPEATABLE READ")
+            if self.name == "postgresql"
+            else self.engine
+        )
+        self._closed = False
         # Executed with many rows: SQLAlchemy sends them as multi-row inserts, compiled once.
         self._insert_orders = (
             self._insert(orders)
@@ -281,7 +298,7 @@ class SqlStore:
         return self._transaction(self._writer, self._write_lock)
 
     def _reading(self) -> AbstractContextManager[Connection]:
-        return self._transaction(self.engine, nullcontext())
+        return self._transaction(self._reader, nullcontext())
 
     @contextmanager
     def _transaction(self, engine: Engine, lock: AbstractContextManager[Any]) -> Iterator[Connection]:
@@ -304,6 +321,15 @@ class SqlStore:
         with self._write_lock, self._writer.begin() as conn:
             if self.name == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+            existing = set(inspect(conn).get_table_names())
+            if schema_version.name not in existing and existing & {orders.name, fills.name, quotes.name}:
+                # Tables of that name, but no version: another program's, and misreading
+                # them would be worse than not starting.
+                self.engine.dispose()
+                raise StoreUnavailable(
+                    f"the {self.name} database has tables named like this service's but no schema_version; "
+                    "use an empty database"
+                )
             metadata.create_all(conn)
             version = conn.execute(select(schema_version.c.version)).scalar_one_or_none()
             if version is None:
@@ -317,6 +343,8 @@ class SqlStore:
     # -- the store interface ----------------------------------------------------------
 
     async def admit(self, order: Order, match: Matcher, now: int, cap: int | None = None) -> Admission:
+        if self._closed:  # shutting down: the writer takes nothing more
+            raise StoreUnavailable(f"The {self.name} store is closed (the service is stopping); retry")
         # Intents that arrive while a transaction commits share the next one.
         return await self._admissions.submit(Arrival(order, match, now, cap))
 
@@ -521,6 +549,7 @@ class SqlStore:
         ]
 
     def close(self) -> None:
+        self._closed = True
         self._admissions.close()
         self.engine.dispose()
 

@@ -1,8 +1,10 @@
 -- wrk script for bench/soak.py: a mix of new intents, duplicates, invalid bodies,
 -- quotes and reads. Each request's X-Request-ID names its kind; the service echoes it,
 -- so each answer is checked against the status its kind must get, whichever
--- connection it came back on. The order ids of the 201s are written to a file, for
--- the check that the store holds exactly those orders.
+-- connection it came back on. The order ids of the 201s are written to a file, and
+-- the keys of the new intents still in flight when the run stopped (wrk drops those
+-- answers) to another, for the check that the store holds exactly the acknowledged
+-- orders and, of the rest, at most those in flight.
 local threads = {}
 local EXPECTED = {new = 201, dup = 409, bad = 400, quote = 200, read = 200}
 local JSON = {["Content-Type"] = "application/json"}
@@ -24,6 +26,7 @@ function init(args)
   counter = 0
   created_keys = {}  -- keys whose 201 came back: safe to send again as duplicates
   order_ids = {}
+  pending = {}  -- new intents sent and not yet answered: in flight when the run stops
   by_kind = {}
   unexpected = 0
   math.randomseed(number * 7919 + os.time())
@@ -39,6 +42,7 @@ function request()
   local kind, method, path, body
   if roll <= 50 or (roll <= 60 and #created_keys == 0) then
     kind, method, path = "new", "POST", "/execution/order-intents"
+    pending[counter] = true
     local side = (counter % 2 == 0) and "BUY" or "SELL"
     if counter % 3 == 0 then
       body = string.format('{"idempotency_key": "%s", "exchange": "binance", "symbol": "BTC/USDT", ' ..
@@ -81,6 +85,9 @@ function response(status, headers, body)
     unexpected = unexpected + 1
     return
   end
+  if kind == "new" then
+    pending[tonumber(n)] = nil
+  end
   local key = kind .. ":" .. status
   by_kind[key] = (by_kind[key] or 0) + 1
   if status ~= EXPECTED[kind] then
@@ -95,11 +102,16 @@ end
 
 function done(summary, latency, requests)
   local ids = io.open(os.getenv("BENCH_IDS_FILE"), "w")
+  local unanswered = io.open(os.getenv("BENCH_UNANSWERED_FILE"), "w")
   local counts = {}
   local total_unexpected = 0
   for _, thread in ipairs(threads) do
     for _, order_id in ipairs(thread:get("order_ids")) do
       ids:write(order_id, "\n")
+    end
+    local prefix, number = thread:get("prefix"), thread:get("number")
+    for n, _ in pairs(thread:get("pending")) do
+      unanswered:write(string.format("%s-%d-%d", prefix, number, n), "\n")
     end
     for key, count in pairs(thread:get("by_kind")) do
       counts[key] = (counts[key] or 0) + count
@@ -107,6 +119,7 @@ function done(summary, latency, requests)
     total_unexpected = total_unexpected + thread:get("unexpected")
   end
   ids:close()
+  unanswered:close()
   local parts = {}
   for key, count in pairs(counts) do
     table.insert(parts, string.format('"%s": %d', key, count))

@@ -5,9 +5,10 @@ says otherwise) on a loopback port and drives it with `wrk` (a separate process;
 thread, 128 connections by default) for 60 s: new intents (half MARKET, a third
 LIMIT), duplicates of keys already acknowledged, invalid bodies, quotes that fill
 orders, and reads. Every answer must have its kind's status (201, 409, 400, 200).
-Afterwards the store, read back page by page through the API, must hold exactly the
-orders that got a 201 (same ids), no key may name two orders, and /metrics must count
-as many created intents as there were 201s.
+Afterwards the store, read back page by page through the API, must hold every order
+that got a 201 (same ids) and nothing else but intents still in flight when wrk
+stopped (their answers are dropped; wrk reports which); no key may name two orders,
+and /metrics must count as many created intents as the store holds.
 
     python -m bench.soak [--seconds 60] [--connections 128] [--storage-url sqlite:///tmp/soak.db]
 """
@@ -53,6 +54,48 @@ def created_in_metrics(text: str) -> float:
     return 0.0
 
 
+def find_problems(
+    data: dict[str, Any],
+    *,
+    acknowledged: list[str],
+    in_flight: set[str],
+    orders: list[dict[str, Any]],
+    metrics: str,
+    server_errors: int,
+) -> list[str]:
+    """What the run and the store say went wrong (nothing, if all is well); prints the store."""
+    problems: list[str] = []
+    if data["unexpected"]:
+        problems.append(f"{data['unexpected']} answers had the wrong status for their kind")
+    if data["socket_errors"]:
+        problems.append(f"{data['socket_errors']} socket errors (requests whose outcome is unknown)")
+    if server_errors:
+        problems.append(f"{server_errors} unhandled errors in the server log")
+    stored_ids = Counter(order["order_id"] for order in orders)
+    keys = Counter(order["idempotency_key"] for order in orders)
+    missing = set(acknowledged) - set(stored_ids)
+    unacknowledged = [order for order in orders if order["order_id"] not in set(acknowledged)]
+    if missing:
+        problems.append(f"{len(missing)} orders got a 201 and are not in the store")
+    if len(set(acknowledged)) != len(acknowledged):
+        problems.append("one order id was given to two 201s")
+    # An order stored without its 201 reaching wrk must be one still in flight at the stop.
+    strays = [order for order in unacknowledged if order["idempotency_key"] not in in_flight]
+    if strays:
+        problems.append(f"{len(strays)} stored orders were neither acknowledged nor in flight at the stop")
+    if keys and max(keys.values()) > 1:
+        problems.append(f"{sum(1 for c in keys.values() if c > 1)} keys name more than one order")
+    if created_in_metrics(metrics) != len(orders):
+        problems.append(f"/metrics counts {created_in_metrics(metrics):.0f} created intents, the store {len(orders)}")
+    statuses = Counter(order["status"] for order in orders)
+    print(
+        f"store     {len(orders)} orders ({', '.join(f'{s} {n}' for s, n in sorted(statuses.items()))}), "
+        f"{len(acknowledged)} acknowledged, {len(unacknowledged)} more whose answer the stop cut off "
+        f"(of {len(in_flight)} in flight), {len(keys)} distinct keys"
+    )
+    return problems
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=60)
@@ -64,11 +107,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="soak-") as folder:
         ids_file, log = Path(folder) / "ids.txt", Path(folder) / "server.log"
+        unanswered_file = Path(folder) / "unanswered.txt"
         port = free_port()
         proc = start_server("app.main:app", port, log, {"STORAGE_URL": args.storage_url})
         try:
             cmd = [wrk, "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--timeout", "10s", "-s", str(LUA)]
-            env = {**os.environ, "BENCH_IDS_FILE": str(ids_file), "BENCH_KEY_PREFIX": f"soak{port}"}
+            env = {
+                **os.environ,
+                "BENCH_IDS_FILE": str(ids_file),
+                "BENCH_UNANSWERED_FILE": str(unanswered_file),
+                "BENCH_KEY_PREFIX": f"soak{port}",
+            }
             out = subprocess.run(
                 [*cmd, f"http://127.0.0.1:{port}"],
                 capture_output=True,
@@ -80,6 +129,7 @@ def main() -> None:
             result = next(line for line in out.splitlines() if line.startswith("BENCH_RESULT "))
             data = json.loads(result.removeprefix("BENCH_RESULT "))
             acknowledged = [line for line in ids_file.read_text().splitlines() if line]
+            in_flight = {line for line in unanswered_file.read_text().splitlines() if line}
             orders = stored_orders(port)
             metrics = get(port, "/metrics")
         finally:
@@ -91,33 +141,20 @@ def main() -> None:
     print(f"latency   p50 {data['p50_us'] / 1000:.2f} ms  p99 {data['p99_us'] / 1000:.2f} ms")
     print("answers   " + ", ".join(f"{kind} {count}" for kind, count in sorted(data["by_kind"].items())))
 
-    problems = []
-    if data["unexpected"]:
-        problems.append(f"{data['unexpected']} answers had the wrong status for their kind")
-    if data["socket_errors"]:
-        problems.append(f"{data['socket_errors']} socket errors (requests whose outcome is unknown)")
-    if server_errors:
-        problems.append(f"{server_errors} unhandled errors in the server log")
-    stored_ids = Counter(order["order_id"] for order in orders)
-    keys = Counter(order["idempotency_key"] for order in orders)
-    if set(stored_ids) != set(acknowledged) or len(orders) != len(acknowledged):
-        problems.append(
-            f"the store holds {len(orders)} orders, {len(acknowledged)} got a 201; "
-            f"{len(set(acknowledged) - set(stored_ids))} acknowledged but missing, "
-            f"{len(set(stored_ids) - set(acknowledged))} stored but never acknowledged"
-        )
-    if keys and max(keys.values()) > 1:
-        problems.append(f"{sum(1 for c in keys.values() if c > 1)} keys name more than one order")
-    if created_in_metrics(metrics) != len(acknowledged):
-        problems.append(f"/metrics counts {created_in_metrics(metrics):.0f} created intents, {len(acknowledged)} 201s")
-    statuses = Counter(order["status"] for order in orders)
-    print(
-        f"store     {len(orders)} orders ({', '.join(f'{s} {n}' for s, n in sorted(statuses.items()))}), "
-        f"{len(acknowledged)} acknowledged, {len(keys)} distinct keys"
+    problems = find_problems(
+        data,
+        acknowledged=acknowledged,
+        in_flight=in_flight,
+        orders=orders,
+        metrics=metrics,
+        server_errors=server_errors,
     )
     if problems:
         sys.exit("soak: FAILED: " + "; ".join(problems))
-    print("soak: OK: the store holds exactly the acknowledged orders, one per key; metrics agree")
+    print(
+        "soak: OK: every 201 is stored under its id, nothing else is stored but intents in flight at the stop, "
+        "one order per key, and /metrics agrees"
+    )
 
 
 if __name__ == "__main__":

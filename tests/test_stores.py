@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from app.config import Settings, load_settings
 from app.errors import StoreUnavailable
 from app.main import create_app
-from app.sql_store import SCHEMA_VERSION, SqlStore
+from app.sql_store import SCHEMA_VERSION, SqlStore, _instrument_key
 from app.storage import InMemoryStore, OrderStore
 from app.stores import load_store, open_store
-from tests.conftest import URL, intent, make_settings, race_one_key
+from tests.conftest import URL, empty_postgres_store, intent, make_settings, race_one_key
 
 SQL_STORES = ["sqlite", "postgresql"]
 
@@ -105,6 +106,49 @@ def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None
     db.close()
     with pytest.raises(StoreUnavailable, match=f"schema version {SCHEMA_VERSION + 1}"):
         SqlStore(url)
+
+
+def test_tables_without_a_schema_version_are_refused(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "orders.db") as db:
+        db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, what TEXT)")  # someone else's
+    db.close()
+    with pytest.raises(StoreUnavailable, match="no schema_version"):
+        SqlStore(f"sqlite:///{tmp_path / 'orders.db'}")
+
+
+def test_a_closed_store_refuses_intents_at_once(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'orders.db'}")
+    with TestClient(create_app(make_settings(), store)) as client:
+        store.close()
+        response = client.post(URL, json=intent())
+    assert response.status_code == 503
+    assert "store is closed" in response.json()["detail"]
+
+
+def test_postgresql_sessions_time_out_locks_and_statements(postgres_url: str) -> None:
+    store = SqlStore(postgres_url)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "10s"
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "30s"
+    store.close()
+
+
+def test_a_lock_held_elsewhere_is_a_503_not_a_stall(postgres_url: str) -> None:
+    """Another worker's transaction holds the instrument's lock: the intent waits at
+    most lock_timeout (shortened here through the URL), then is a 503 to retry."""
+    store = empty_postgres_store(f"{postgres_url}?options=-c%20lock_timeout%3D200")
+    holder = SqlStore(postgres_url)
+    with TestClient(create_app(make_settings(), store)) as client, holder.engine.begin() as conn:
+        conn.execute(select(func.pg_advisory_xact_lock(_instrument_key(("binance", "BTC/USDT")))))
+        response = client.post(URL, json=intent(idempotency_key="blocked"))
+        assert response.status_code == 503
+        assert "lock timeout" in response.json()["detail"]
+        # Another instrument is not held up.
+        assert client.post(URL, json=intent(idempotency_key="free", symbol="ETH/USDT")).status_code == 201
+    with TestClient(create_app(make_settings(), store)) as client:
+        assert client.post(URL, json=intent(idempotency_key="blocked")).status_code == 201  # the retry
+    holder.close()
+    store.close()
 
 
 def test_the_schema_is_created_once_and_its_version_recorded(tmp_path: Path) -> None:
