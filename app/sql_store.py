@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import (
@@ -71,7 +72,9 @@ from app.storage import (
     rests_passively,
 )
 
-SCHEMA_VERSION = 1
+# 2: positions kept in their own table, updated with each fill (1 computed them from
+# every fill on each read); a version 1 database is upgraded at start-up.
+SCHEMA_VERSION = 2
 OPEN = sorted(OPEN_STATUSES)
 # Threads the service may run store calls in at once; the pool never makes one wait
 # for a connection it could have had.
@@ -152,6 +155,20 @@ quotes = Table(
     Column("ask_size", Text),
 )
 
+# Each instrument's position, updated in the transaction that records its fills (which
+# holds the instrument's lock), so a read is one row per instrument, not every fill.
+# Exact fractions as text ("n/d").
+positions = Table(
+    "positions",
+    metadata,
+    Column("exchange", String(64), primary_key=True),
+    Column("symbol", String(64), primary_key=True),
+    Column("qty", Text, nullable=False),
+    Column("cost", Text, nullable=False),
+    Column("realized_pnl", Text, nullable=False),
+    Column("fees", Text, nullable=False),
+)
+
 _UPDATE_FILLED = (
     update(orders)
     .where(orders.c.order_id == bindparam("b_order_id"))
@@ -197,6 +214,10 @@ def _fill(row: Row[Any]) -> StoredFill:
 
 # Built once: a statement made per call costs its cache key every time.
 LATEST_QUOTE = select(quotes).where(quotes.c.exchange == bindparam("exchange"), quotes.c.symbol == bindparam("symbol"))
+
+
+def _position(row: Row[Any]) -> Position:
+    return Position(Fraction(row.qty), Fraction(row.cost), Fraction(row.realized_pnl), Fraction(row.fees))
 
 
 def _quote(row: Row[Any] | None) -> Quote | None:
@@ -334,6 +355,9 @@ class SqlStore:
             version = conn.execute(select(schema_version.c.version)).scalar_one_or_none()
             if version is None:
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            elif version == 1:
+                self._positions_from_fills(conn)
+                conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
             elif version != SCHEMA_VERSION:
                 self.engine.dispose()
                 raise StoreUnavailable(
@@ -529,24 +553,40 @@ class SqlStore:
 
     def positions(self) -> list[PositionView]:
         with self._reading() as conn:
-            rows = conn.execute(
-                select(orders.c.exchange, orders.c.symbol, orders.c.side, fills.c.qty, fills.c.price, fills.c.fee)
-                .join_from(fills, orders, fills.c.order_id == orders.c.order_id)
-                .order_by(fills.c.seq)
-            ).all()
+            rows = conn.execute(select(positions).order_by(positions.c.exchange, positions.c.symbol)).all()
             latest = {(row.exchange, row.symbol): _quote(row) for row in conn.execute(select(quotes)).all()}
-        # Built from the fills, in the order they happened: exactly what the in-memory
-        # store keeps up to date fill by fill.
+        return [
+            PositionView(row.exchange, row.symbol, _position(row), latest.get((row.exchange, row.symbol)))
+            for row in rows
+        ]
+
+    def _positions_from_fills(self, conn: Connection) -> None:
+        """Upgrade from version 1: every instrument's position, from its fills in order."""
+        rows = conn.execute(
+            select(orders.c.exchange, orders.c.symbol, orders.c.side, fills.c.qty, fills.c.price, fills.c.fee)
+            .join_from(fills, orders, fills.c.order_id == orders.c.order_id)
+            .order_by(fills.c.seq)
+        ).all()
         held: dict[Instrument, Position] = {}
         for row in rows:
             instrument = (row.exchange, row.symbol)
             held[instrument] = apply_fill(
                 held.get(instrument, Position()), row.side, Decimal(row.qty), Decimal(row.price), Decimal(row.fee)
             )
-        return [
-            PositionView(exchange, symbol, position, latest.get((exchange, symbol)))
-            for (exchange, symbol), position in sorted(held.items())
-        ]
+        for instrument, position in held.items():
+            self._keep_position(conn, instrument, position)
+
+    def _keep_position(self, conn: Connection, instrument: Instrument, position: Position) -> None:
+        values = {
+            "qty": str(position.qty),
+            "cost": str(position.cost),
+            "realized_pnl": str(position.realized_pnl),
+            "fees": str(position.fees),
+        }
+        statement = self._insert(positions).values(exchange=instrument[0], symbol=instrument[1], **values)
+        conn.execute(
+            statement.on_conflict_do_update(index_elements=[positions.c.exchange, positions.c.symbol], set_=values)
+        )
 
     def close(self) -> None:
         self._closed = True
@@ -603,8 +643,9 @@ class SqlStore:
         statement = self._insert(quotes).values(exchange=instrument[0], symbol=instrument[1], **values)
         conn.execute(statement.on_conflict_do_update(index_elements=[quotes.c.exchange, quotes.c.symbol], set_=values))
 
-    @staticmethod
-    def _record_fills(conn: Connection, executions: Iterable[Execution]) -> None:
+    def _record_fills(self, conn: Connection, executions: Iterable[Execution]) -> None:
+        """Store fills, their orders' new state and their instruments' positions; the
+        caller holds the instruments' locks, so positions move one transaction at a time."""
         done = list(executions)
         conn.execute(
             fills.insert(),
@@ -635,6 +676,17 @@ class SqlStore:
                 for order_id, order in final.items()
             ],
         )
+        by_instrument: dict[Instrument, list[Execution]] = {}
+        for e in done:
+            by_instrument.setdefault((e.order.exchange, e.order.symbol), []).append(e)
+        for (exchange, symbol), moved in by_instrument.items():
+            row = conn.execute(
+                select(positions).where(positions.c.exchange == exchange, positions.c.symbol == symbol)
+            ).one_or_none()
+            position = Position() if row is None else _position(row)
+            for e in moved:  # in the order they were applied
+                position = apply_fill(position, e.order.side, e.fill.qty, e.fill.price, e.fill.fee)
+            self._keep_position(conn, (exchange, symbol), position)
 
 
 def _sqlite_engine(path: str) -> Engine:

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -52,6 +53,19 @@ def created_in_metrics(text: str) -> float:
         if line.startswith('execution_order_intents_total{outcome="created",reason=""}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def settle(port: int) -> None:
+    """Wait (30 s at most) until the server has finished what wrk left queued when it
+    stopped: the count of created intents holds still for a second."""
+    deadline = time.monotonic() + 30
+    last = created_in_metrics(get(port, "/metrics"))
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = created_in_metrics(get(port, "/metrics"))
+        if now == last:
+            return
+        last = now
 
 
 def find_problems(
@@ -130,6 +144,7 @@ def main() -> None:
             data = json.loads(result.removeprefix("BENCH_RESULT "))
             acknowledged = [line for line in ids_file.read_text().splitlines() if line]
             in_flight = {line for line in unanswered_file.read_text().splitlines() if line}
+            settle(port)
             orders = stored_orders(port)
             metrics = get(port, "/metrics")
         finally:

@@ -125,7 +125,7 @@ def empty_postgres_store(url: str) -> SqlStore:
     """A store on the session's cluster, its tables emptied of earlier tests' rows."""
     store = SqlStore(url)
     with store.engine.begin() as conn:
-        conn.execute(text("TRUNCATE fills, orders, quotes RESTART IDENTITY"))
+        conn.execute(text("TRUNCATE fills, orders, quotes, positions RESTART IDENTITY"))
     return store
 
 

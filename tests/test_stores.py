@@ -40,7 +40,7 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     SqlStore(url).close()  # tables exist
     store = SqlStore(url)
     with store.engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE fills, orders, quotes RESTART IDENTITY")
+        conn.exec_driver_sql("TRUNCATE fills, orders, quotes, positions RESTART IDENTITY")
     store.close()
     return url
 
@@ -106,6 +106,30 @@ def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None
     db.close()
     with pytest.raises(StoreUnavailable, match=f"schema version {SCHEMA_VERSION + 1}"):
         SqlStore(url)
+
+
+def test_a_version_1_database_is_upgraded_with_its_positions(tmp_path: Path) -> None:
+    """Version 1 computed positions from the fills on each read; version 2 keeps them in
+    a table, filled in from the fills when a version 1 database is opened."""
+    url = f"sqlite:///{tmp_path / 'orders.db'}"
+    quote = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 100.0, "ask": 101.0}
+    with TestClient(create_app(make_settings(storage_url=url))) as client:
+        client.post("/execution/market-data/quotes", json=quote)
+        client.post(URL, json=intent(idempotency_key="a", qty=0.3))
+        client.post(URL, json=intent(idempotency_key="b", qty=0.1, side="SELL"))
+        client.post(URL, json=intent(idempotency_key="c", qty=2, symbol="ETH/USDT"))
+        client.post("/execution/market-data/quotes", json={**quote, "symbol": "ETH/USDT"})
+        before = client.get("/execution/positions").json()
+    assert len(before["items"]) == 2
+    with sqlite3.connect(tmp_path / "orders.db") as db:
+        db.execute("DROP TABLE positions")
+        db.execute("UPDATE schema_version SET version = 1")
+    db.close()
+    with TestClient(create_app(make_settings(storage_url=url))) as client:
+        assert client.get("/execution/positions").json() == before
+    with sqlite3.connect(tmp_path / "orders.db") as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    db.close()
 
 
 def test_tables_without_a_schema_version_are_refused(tmp_path: Path) -> None:
