@@ -336,6 +336,22 @@ def test_request_latency_is_by_route_template_and_status(client: TestClient) -> 
     assert not any("paper-" in str(labels) for _, labels in metrics)
 
 
+def test_made_up_methods_share_one_label(client: TestClient) -> None:
+    for n in range(5):
+        assert client.request(f"PROPFIND{n}", "/healthz").status_code == 405
+    labels = {dict(labels).get("method") for name, labels in scrape(client) if name.startswith("execution_http")}
+    assert labels == {"OTHER"}  # (the scrape itself is counted after it is answered)
+
+
+def test_open_paths_stay_open_behind_a_root_path(store: OrderStore) -> None:
+    app = create_app(make_settings(execution_api_token=TOKEN), store)
+    with TestClient(app, root_path="/api") as client:
+        assert client.get("/api/healthz").status_code == 200
+        assert client.get("/api/metrics").status_code == 200
+        assert client.get("/api/execution/orders").status_code == 401
+        assert client.get("/api/execution/orders", headers=AUTH).status_code == 200
+
+
 def test_metrics_of_two_apps_do_not_mix(make_client: Callable[..., TestClient]) -> None:
     first, second = make_client(), make_client()
     first.post(URL, json=intent(symbol="DOGE/USDT"))
