@@ -583,10 +583,14 @@ class SqlStore:
             "realized_pnl": str(position.realized_pnl),
             "fees": str(position.fees),
         }
-        statement = self._insert(positions).values(exchange=instrument[0], symbol=instrument[1], **values)
-        conn.execute(
-            statement.on_conflict_do_update(index_elements=[positions.c.exchange, positions.c.symbol], set_=values)
-        )
+        self._upsert_by_instrument(conn, positions, instrument, values)
+
+    def _upsert_by_instrument(
+        self, conn: Connection, table: Table, instrument: Instrument, values: dict[str, Any]
+    ) -> None:
+        """Insert or replace `table`'s row for `instrument` (its key: exchange, symbol)."""
+        statement = self._insert(table).values(exchange=instrument[0], symbol=instrument[1], **values)
+        conn.execute(statement.on_conflict_do_update(index_elements=[table.c.exchange, table.c.symbol], set_=values))
 
     def close(self) -> None:
         self._closed = True
@@ -640,8 +644,7 @@ class SqlStore:
             "bid_size": _text(quote.bid_size),
             "ask_size": _text(quote.ask_size),
         }
-        statement = self._insert(quotes).values(exchange=instrument[0], symbol=instrument[1], **values)
-        conn.execute(statement.on_conflict_do_update(index_elements=[quotes.c.exchange, quotes.c.symbol], set_=values))
+        self._upsert_by_instrument(conn, quotes, instrument, values)
 
     def _record_fills(self, conn: Connection, executions: Iterable[Execution]) -> None:
         """Store fills, their orders' new state and their instruments' positions; the

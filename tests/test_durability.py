@@ -1,7 +1,6 @@
 """What the durable stores promise across restarts, crashes and several workers:
 through HTTP, and through real uvicorn processes where processes are the point."""
 
-import http.client
 import signal
 import threading
 import time
@@ -16,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from tests.conftest import URL, empty_postgres_store, intent, make_settings
-from tests.uvicorn_server import Server, running_server
+from tests.uvicorn_server import FreshKeyLoad, Server, running_server
 
 QUOTES = "/execution/market-data/quotes"
 ORDERS = "/execution/orders"
@@ -114,38 +113,14 @@ def test_a_sigkilled_server_keeps_every_order_it_acknowledged(tmp_path: Path) ->
     """Threads post fresh keys; the server is killed mid-load. Every 201 must be on
     disk after the restart, and no key may name two orders."""
     env = {"STORAGE_URL": f"sqlite:///{tmp_path / 'orders.db'}"}
-    acknowledged: dict[str, str] = {}
-    in_flight: list[str] = []  # keys whose answer the kill cut off: stored or not, once at most
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def post_until_killed(server: Server, thread: int) -> None:
-        for n in range(100_000):
-            if stop.is_set():
-                return
-            key = f"crash-{thread}-{n}"
-            try:
-                status, body = server.request("POST", URL, intent(idempotency_key=key))
-            except (OSError, http.client.HTTPException):  # cut off mid-request or mid-answer
-                with lock:
-                    in_flight.append(key)
-                return
-            assert status == 201, body
-            with lock:
-                acknowledged[key] = body["order_id"]
-
     with running_server(tmp_path, env) as server:
-        threads = [threading.Thread(target=post_until_killed, args=(server, t)) for t in range(4)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 60
-        while len(acknowledged) < 300 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        load = FreshKeyLoad(server, "crash")
+        load.wait_for(300)
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=10)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        load.join()
+    acknowledged, in_flight = load.acknowledged, load.cut_off
+    assert set(load.statuses) == {201}
     assert len(acknowledged) >= 300
     assert in_flight, "the kill should cut off requests in flight"
 

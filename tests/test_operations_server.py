@@ -1,11 +1,8 @@
 """Operations through real uvicorn processes: JSON logs (uvicorn's lines included), the
 token kept out of the log, metrics added up across two workers, graceful SIGTERM."""
 
-import http.client
 import json
 import signal
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import URL, intent
 from tests.test_durability import all_orders, server_get
-from tests.uvicorn_server import Server, running_server
+from tests.uvicorn_server import FreshKeyLoad, Server, running_server
 
 TOKEN = "server-token-abcdefghijklmnop"
 
@@ -74,37 +71,14 @@ def test_metrics_add_up_every_workers_counts(tmp_path: Path) -> None:
 
 def test_sigterm_finishes_in_flight_requests_and_loses_no_acknowledged_order(tmp_path: Path) -> None:
     env = {"STORAGE_URL": f"sqlite:///{tmp_path / 'orders.db'}"}
-    acknowledged: dict[str, str] = {}
-    unanswered: list[str] = []
-    answers: Counter[int] = Counter()
-    lock = threading.Lock()
-
-    def post_until_refused(server: Server, thread: int) -> None:
-        for n in range(100_000):
-            key = f"term-{thread}-{n}"
-            try:
-                status, body = server.request("POST", URL, intent(idempotency_key=key))
-            except (OSError, http.client.HTTPException):  # the server stopped taking connections
-                with lock:
-                    unanswered.append(key)
-                return
-            with lock:
-                answers[status] += 1
-                if status == 201:
-                    acknowledged[key] = body["order_id"]
-
     with running_server(tmp_path, env) as server:
-        threads = [threading.Thread(target=post_until_refused, args=(server, t)) for t in range(4)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 60
-        while len(acknowledged) < 200 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        load = FreshKeyLoad(server, "term")
+        load.wait_for(200)
         server.process.send_signal(signal.SIGTERM)
         # uvicorn shuts down, then raises the signal again: the parent sees a SIGTERM death.
         assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
-        for thread in threads:
-            thread.join(timeout=30)
+        load.join()
+    acknowledged, unanswered, answers = load.acknowledged, load.cut_off, load.statuses
     log = server.log()
     assert "Application shutdown complete" in log
     assert "Finished server process" in log  # the last line, written before the process ended

@@ -1,14 +1,17 @@
 """Start the spec's uvicorn command on a free loopback port, for end-to-end tests."""
 
+import http.client
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,3 +102,56 @@ def running_server(tmp_path: Path, env: dict[str, str] | None = None, *extra_arg
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+class FreshKeyLoad:
+    """Threads posting intents with fresh keys to a server until it stops answering:
+    which keys were acknowledged (and as which order), which were cut off, and the
+    status of every answer."""
+
+    def __init__(self, server: Server, prefix: str, threads: int = 4) -> None:
+        self.acknowledged: dict[str, str] = {}
+        self.cut_off: list[str] = []  # keys whose answer never came: stored or not, once at most
+        self.statuses: Counter[int] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._post, args=(server, f"{prefix}-{n}")) for n in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def wait_for(self, acknowledged: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.acknowledged) < acknowledged and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def join(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _post(self, server: Server, prefix: str) -> None:
+        for n in range(100_000):
+            if self._stop.is_set():
+                return
+            key = f"{prefix}-{n}"
+            try:
+                status, body = server.request("POST", "/execution/order-intents", _intent(key))
+            except (OSError, http.client.HTTPException):  # cut off mid-request or mid-answer
+                with self._lock:
+                    self.cut_off.append(key)
+                return
+            with self._lock:
+                self.statuses[status] += 1
+                if status == 201:
+                    self.acknowledged[key] = body["order_id"]
+
+
+def _intent(key: str) -> dict[str, Any]:
+    return {
+        "idempotency_key": key,
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "side": "BUY",
+        "qty": 0.01,
+        "type": "MARKET",
+    }
