@@ -50,7 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 
 from app.errors import StoreFull, StoreUnavailable
 from app.fills import Quote
@@ -248,6 +248,11 @@ def _reason(error: SQLAlchemyError) -> str:
     return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
 
 
+class ValueRefused(StoreUnavailable):
+    """The database refused a value of an order being inserted (too long for its column,
+    say): the rest of its batch is not at fault."""
+
+
 @dataclass
 class Arrival:
     """An order waiting to be admitted, and what matching it gave."""
@@ -373,6 +378,20 @@ class SqlStore:
         return await self._admissions.submit(Arrival(order, match, now, cap))
 
     def _admit_batch(self, batch: list[Waiting["Arrival", Admission]]) -> None:
+        """Admit a batch in one transaction; if the database refused a value in it, admit
+        each intent on its own, so one bad intent does not fail its neighbours."""
+        try:
+            self._admit_together(batch)
+        except ValueRefused:
+            if len(batch) == 1:
+                raise
+            for entry in batch:
+                try:
+                    self._admit_together([entry])
+                except StoreUnavailable as alone:
+                    entry.fail(alone)
+
+    def _admit_together(self, batch: list[Waiting["Arrival", Admission]]) -> None:
         """Admit a batch of orders in one transaction: one multi-row insert whose unique
         key decides which are new, then matching of the new ones in arrival order."""
         # The first of a batch's intents with a key is the one inserted; any later one is
@@ -393,7 +412,12 @@ class SqlStore:
                 self._lock_instrument(conn, instrument)
             latest = {instrument: self._latest_quote(conn, instrument) for instrument in instruments}
             rows = [self._order_row(a.order, passive=False) for a in arrivals]
-            created = set(conn.execute(self._insert_orders, rows).scalars()) if rows else set()
+            try:
+                created = set(conn.execute(self._insert_orders, rows).scalars()) if rows else set()
+            except DataError as error:  # before any matching: the orders are untouched
+                raise ValueRefused(
+                    f"The {self.name} store refused a value of this intent ({_reason(error)}); it was not stored"
+                ) from None
             self._match_arrivals(conn, [a for a in arrivals if a.order.order_id in created], latest)
             owners = {a.order.idempotency_key: a.order for a in arrivals if a.order.order_id in created}
             taken = [key for key in first if key not in owners and key not in refused]

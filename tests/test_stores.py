@@ -1,6 +1,7 @@
 """STORAGE_URL picks the store; the SQL stores keep every promise the in-memory one makes,
 under racing threads too, and a database failure is a 503, never a 500."""
 
+import asyncio
 import socket
 import sqlite3
 import threading
@@ -15,11 +16,12 @@ from sqlalchemy import func, select
 
 from app.config import Settings, load_settings
 from app.errors import StoreUnavailable
+from app.group_commit import Waiting
 from app.main import create_app
-from app.sql_store import SCHEMA_VERSION, SqlStore, _instrument_key
+from app.sql_store import SCHEMA_VERSION, Arrival, SqlStore, _instrument_key
 from app.storage import InMemoryStore, OrderStore
 from app.stores import load_store, open_store
-from tests.conftest import URL, empty_postgres_store, intent, make_settings, race_one_key
+from tests.conftest import URL, empty_postgres_store, intent, make_settings, market_order, no_fills, race_one_key
 
 SQL_STORES = ["sqlite", "postgresql"]
 
@@ -130,6 +132,24 @@ def test_a_version_1_database_is_upgraded_with_its_positions(tmp_path: Path) -> 
     with sqlite3.connect(tmp_path / "orders.db") as db:
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     db.close()
+
+
+def test_a_value_the_database_refuses_fails_only_its_own_intent(postgres_url: str) -> None:
+    """A batch whose insert PostgreSQL refuses (a key longer than its column, which the
+    API's validation never lets through) is admitted again intent by intent."""
+    store = empty_postgres_store(postgres_url)
+    loop = asyncio.new_event_loop()
+    batch = [
+        Waiting(Arrival(market_order(key), no_fills, 0, None), loop, loop.create_future())
+        for key in ("good-1", "k" * 300, "good-2")
+    ]
+    store._admit_batch(batch)  # what the writer thread does with a batch
+    loop.close()
+    assert [entry._error is None for entry in batch] == [True, False, True]
+    assert isinstance(batch[1]._error, StoreUnavailable)
+    assert {store.get_by_key("good-1") is not None, store.get_by_key("good-2") is not None} == {True}
+    assert store.count() == 2
+    store.close()
 
 
 def test_tables_without_a_schema_version_are_refused(tmp_path: Path) -> None:
