@@ -24,7 +24,8 @@ class ServiceError(Exception):
         return {"detail": self.detail, **self.extra}
 
     def body_bytes(self) -> bytes:
-        return json.dumps(self.body()).encode()
+        # Compact, as every other JSON answer (FastAPI's JSONResponse) is.
+        return json.dumps(self.body(), separators=(",", ":")).encode()
 
 
 class InvalidIntent(ServiceError):
