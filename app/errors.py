@@ -21,7 +21,9 @@ class ServiceError(Exception):
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
-        return {"detail": self.detail, **self.extra}
+        # `code` where the kind of error has one: bots branch on it, not on the text.
+        code = {"code": self.code} if self.code != ServiceError.code else {}
+        return {"detail": self.detail, **code, **self.extra}
 
     def body_bytes(self) -> bytes:
         # Compact, as every other JSON answer (FastAPI's JSONResponse) is.

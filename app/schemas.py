@@ -206,8 +206,23 @@ class ErrorLocation(BaseModel):
     msg: str
 
 
+# What a refused request's `code` can be (machines branch on it, people read `detail`).
+ErrorCode = Literal[
+    "VALIDATION_ERROR",
+    "EXCHANGE_NOT_ALLOWED",
+    "SYMBOL_NOT_ALLOWED",
+    "STORE_FULL",
+    "STORE_UNAVAILABLE",
+    "UNAUTHORIZED",
+    "INTERNAL_ERROR",
+]
+
+
 class ErrorBody(BaseModel):
     detail: str
+    code: ErrorCode | None = Field(
+        default=None, description="The kind of refusal, stable for machines (absent where there is only one kind)"
+    )
 
 
 class BadRequestBody(ErrorBody):

@@ -296,7 +296,9 @@ class OrderService:
 
     def _reject(self, error: ServiceError, fields: Fields) -> NoReturn:
         self.metrics.intent_rejected(error.code)
-        self.events.warning("Order intent rejected", {**fields, "reason": error.detail, "status": "REJECTED"})
+        self.events.warning(
+            "Order intent rejected", {**fields, "reason": error.detail, "code": error.code, "status": "REJECTED"}
+        )
         raise error
 
 

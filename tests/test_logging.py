@@ -91,6 +91,7 @@ def test_allowlist_rejection_is_a_warning_with_reason(client: TestClient, caplog
     [rejected] = by_message(caplog, "Order intent rejected")
     assert rejected.levelname == "WARNING"
     assert rejected.fields["reason"] == "Symbol 'DOGE/USDT' not allowed"  # type: ignore[attr-defined]
+    assert rejected.fields["code"] == "SYMBOL_NOT_ALLOWED"  # type: ignore[attr-defined]
     assert rejected.fields["status"] == "REJECTED"  # type: ignore[attr-defined]
     assert rejected.fields["idempotency_key"] == "k"  # type: ignore[attr-defined]
     assert not by_message(caplog, "Order created successfully")
@@ -101,6 +102,7 @@ def test_invalid_body_rejection_is_a_warning_with_reason(client: TestClient, cap
     [rejected] = by_message(caplog, "Order intent rejected")
     assert rejected.levelname == "WARNING"
     assert rejected.fields["status"] == "REJECTED"  # type: ignore[attr-defined]
+    assert rejected.fields["code"] == "VALIDATION_ERROR"  # type: ignore[attr-defined]
     assert "qty" in rejected.fields["reason"]  # type: ignore[attr-defined]
 
 

@@ -99,6 +99,7 @@ def test_an_unexpected_error_is_a_json_500_with_the_request_id_and_the_process_g
         assert response.headers["content-type"] == "application/json"
         assert response.json() == {
             "detail": "Internal server error; quote the request_id when reporting it",
+            "code": "INTERNAL_ERROR",
             "request_id": "b-1",
         }
         [error] = [r for r in request_records(caplog, "b-1") if r.levelname == "ERROR"]
@@ -274,6 +275,49 @@ def test_a_batch_that_overflows_the_cap_admits_exactly_up_to_it(
     statuses = race_keys(client, [f"r{n}" for n in range(30)])
     assert sorted(statuses) == [201] * 10 + [503] * 20
     assert store.count() == 10
+
+
+# -- codes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (intent(qty=-1), "VALIDATION_ERROR"),
+        ({"not": "an intent"}, "VALIDATION_ERROR"),
+        (intent(exchange="kraken"), "EXCHANGE_NOT_ALLOWED"),
+        (intent(symbol="DOGE/USDT"), "SYMBOL_NOT_ALLOWED"),
+    ],
+)
+def test_every_refused_intent_names_its_code(client: TestClient, body: dict[str, Any], code: str) -> None:
+    response = client.post(URL, json=body)
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+
+
+def test_a_malformed_body_and_a_wrong_media_type_are_validation_errors(client: TestClient) -> None:
+    assert client.post(URL, content=b"{", headers={"Content-Type": "application/json"}).json()["code"] == (
+        "VALIDATION_ERROR"
+    )
+    assert client.post(URL, content=b"{}", headers={"Content-Type": "text/plain"}).json()["code"] == (
+        "VALIDATION_ERROR"
+    )
+
+
+def test_store_full_and_unauthorized_name_their_codes(make_client: Callable[..., TestClient]) -> None:
+    full = make_client(max_orders=1, execution_api_token=TOKEN)
+    assert full.post(URL, json=intent()).json()["code"] == "UNAUTHORIZED"
+    assert full.post(URL, json=intent(idempotency_key="a"), headers=AUTH).status_code == 201
+    assert full.post(URL, json=intent(idempotency_key="b"), headers=AUTH).json()["code"] == "STORE_FULL"
+    # A duplicate stays a 409 with the order it names, and no code: there is one kind.
+    assert set(full.post(URL, json=intent(idempotency_key="a"), headers=AUTH).json()) == {"detail", "order_id"}
+
+
+def test_the_document_lists_the_codes(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    code = document["components"]["schemas"]["BadRequestBody"]["properties"]["code"]
+    listed = next(option for option in code["anyOf"] if "enum" in option)["enum"]
+    assert {"VALIDATION_ERROR", "EXCHANGE_NOT_ALLOWED", "SYMBOL_NOT_ALLOWED", "STORE_FULL"} <= set(listed)
 
 
 # -- metrics ---------------------------------------------------------------------------------

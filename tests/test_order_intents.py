@@ -117,14 +117,14 @@ def test_shape_is_checked_before_the_duplicate_key(client: TestClient) -> None:
 def test_unknown_symbol_is_400(client: TestClient, store: OrderStore) -> None:
     response = client.post(URL, json=intent(symbol="DOGE/USDT"))
     assert response.status_code == 400
-    assert response.json() == {"detail": "Symbol 'DOGE/USDT' not allowed"}
+    assert response.json() == {"detail": "Symbol 'DOGE/USDT' not allowed", "code": "SYMBOL_NOT_ALLOWED"}
     assert store.count() == 0
 
 
 def test_unknown_exchange_is_400(client: TestClient, store: OrderStore) -> None:
     response = client.post(URL, json=intent(exchange="kraken"))
     assert response.status_code == 400
-    assert response.json() == {"detail": "Exchange 'kraken' not allowed"}
+    assert response.json() == {"detail": "Exchange 'kraken' not allowed", "code": "EXCHANGE_NOT_ALLOWED"}
     assert store.count() == 0
 
 

@@ -22,7 +22,7 @@ def test_order_through_the_real_server_and_its_log(tmp_path: Path) -> None:
         status, duplicate = server.request("POST", URL, intent(idempotency_key="e2e-1"))
         assert (status, duplicate["order_id"]) == (409, created["order_id"])
         status, rejected = server.request("POST", URL, intent(idempotency_key="e2e-2", symbol="DOGE/USDT"))
-        assert (status, rejected) == (400, {"detail": "Symbol 'DOGE/USDT' not allowed"})
+        assert (status, rejected) == (400, {"detail": "Symbol 'DOGE/USDT' not allowed", "code": "SYMBOL_NOT_ALLOWED"})
     log = server.log()
     order_id = created["order_id"]
     assert re.search(
