@@ -22,7 +22,8 @@ def _sell_key(order: "Order") -> tuple[float, int]:
 _KEYS = {"BUY": _buy_key, "SELL": _sell_key}
 
 
-def _reaches(quote: Quote, order: "Order") -> bool:
+def reaches(quote: Quote, order: "Order") -> bool:
+    """Whether `quote` is at or through the order's limit (a MARKET order: always)."""
     limit = order.limit_price
     if limit is None:
         return True
@@ -86,7 +87,7 @@ class Book:
             for order in waiting:
                 if not order.is_open:
                     continue
-                if _reaches(quote, order):
+                if reaches(quote, order):
                     still_waiting.append(order)
                 else:
                     bisect.insort(self._passive[side], order, key=_KEYS[side])
@@ -96,5 +97,5 @@ class Book:
             resting[:end] = [order for order in resting[:end] if order.is_open]
 
     def _crossed_end(self, side: str, quote: Quote) -> int:
-        probe: Any = (-float(quote.ask) if side == "BUY" else float(quote.bid), _AFTER_ALL)  # as in _reaches
+        probe: Any = (-float(quote.ask) if side == "BUY" else float(quote.bid), _AFTER_ALL)  # as in reaches
         return bisect.bisect_right(self._passive[side], probe, key=_KEYS[side])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import NamedTuple, Protocol
 
-from app.book import Book
+from app.book import Book, reaches
 from app.errors import StoreFull
 from app.fills import EXACT, Fill, Quote, Working, exact
 from app.ids import FILL_PREFIX, format_id, format_order_id, new_number, parse_order_id
@@ -360,10 +360,9 @@ def rests_passively(order: Order, quote: Quote | None) -> bool:
     """Whether an order left open on arrival rests as passive: only a LIMIT that a quote
     came and did not reach. Otherwise it still wants to take (no quote yet, or the
     quote's size ran out)."""
-    limit = order.limit_price
-    if quote is None or limit is None:
+    if quote is None or order.limit_price is None:
         return False
-    return not (float(quote.ask) <= limit if order.side == "BUY" else float(quote.bid) >= limit)  # as the book
+    return not reaches(quote, order)
 
 
 def execute(quote: Quote, orders: list[tuple[Order, bool]], match: Matcher, now: int) -> tuple[list[Execution], Quote]:

@@ -18,9 +18,11 @@ from app.ids import new_number
 from app.main import create_app
 from app.sql_store import SqlStore
 from app.storage import InMemoryStore, Order, OrderKind, OrderStore
+from tests.payloads import URL, intent
 from tests.postgres import PostgresMissing, postgres_cluster
 
-URL = "/execution/order-intents"
+__all__ = ["URL", "intent"]  # re-exported: the tests import them from here
+
 EXAMPLE_ALLOWLISTS = {"allowed_symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "allowed_exchanges": "binance,coinbase"}
 
 
@@ -34,22 +36,6 @@ def make_settings(**overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(**values)
-
-
-def intent(**overrides: Any) -> dict[str, Any]:
-    """A valid MARKET intent; override any field (None values are sent as null)."""
-    body: dict[str, Any] = {
-        "idempotency_key": "key-1",
-        "exchange": "binance",
-        "symbol": "BTC/USDT",
-        "side": "BUY",
-        "qty": 0.01,
-        "type": "MARKET",
-        "limit_price": None,
-        "client_ts_utc": None,
-    }
-    body.update(overrides)
-    return body
 
 
 def race_one_key(client: TestClient, racers: int) -> list[tuple[int, str]]:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from tests.conftest import URL, empty_postgres_store, intent, make_settings
-from tests.uvicorn_server import FreshKeyLoad, Server, running_server
+from tests.uvicorn_server import FreshKeyLoad, Server, all_orders, running_server, server_get
 
 QUOTES = "/execution/market-data/quotes"
 ORDERS = "/execution/orders"
@@ -36,29 +36,12 @@ def started(storage_url: str) -> TestClient:
     return TestClient(create_app(make_settings(storage_url=storage_url)))
 
 
-def all_orders(get: Callable[[str], tuple[int, Any]]) -> list[dict[str, Any]]:
-    """Every order, page by page."""
-    orders: list[dict[str, Any]] = []
-    path = f"{ORDERS}?limit=1000"
-    while True:
-        status, body = get(path)
-        assert status == 200, body
-        orders += body["items"]
-        if body["next_cursor"] is None:
-            return orders
-        path = f"{ORDERS}?limit=1000&cursor={body['next_cursor']}"
-
-
 def client_get(client: TestClient) -> Callable[[str], tuple[int, Any]]:
     def get(path: str) -> tuple[int, Any]:
         response = client.get(path)
         return response.status_code, response.json()
 
     return get
-
-
-def server_get(server: Server) -> Callable[[str], tuple[int, Any]]:
-    return lambda path: server.request("GET", path)
 
 
 # -- restart ---------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import URL, intent
-from tests.test_durability import all_orders, server_get
-from tests.uvicorn_server import FreshKeyLoad, Server, running_server
+from tests.uvicorn_server import FreshKeyLoad, Server, all_orders, running_server, server_get
 
 TOKEN = "server-token-abcdefghijklmnop"
 

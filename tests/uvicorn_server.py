@@ -12,11 +12,13 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.payloads import URL, intent
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every setting given, so the test runner's environment cannot change what is tested.
@@ -135,7 +137,7 @@ class FreshKeyLoad:
                 return
             key = f"{prefix}-{n}"
             try:
-                status, body = server.request("POST", "/execution/order-intents", _intent(key))
+                status, body = server.request("POST", URL, intent(idempotency_key=key))
             except (OSError, http.client.HTTPException):  # cut off mid-request or mid-answer
                 with self._lock:
                     self.cut_off.append(key)
@@ -146,12 +148,18 @@ class FreshKeyLoad:
                     self.acknowledged[key] = body["order_id"]
 
 
-def _intent(key: str) -> dict[str, Any]:
-    return {
-        "idempotency_key": key,
-        "exchange": "binance",
-        "symbol": "BTC/USDT",
-        "side": "BUY",
-        "qty": 0.01,
-        "type": "MARKET",
-    }
+def all_orders(get: Callable[[str], tuple[int, Any]]) -> list[dict[str, Any]]:
+    """Every order, page by page, through `get` (a test client's or a server's)."""
+    orders: list[dict[str, Any]] = []
+    path = "/execution/orders?limit=1000"
+    while True:
+        status, body = get(path)
+        assert status == 200, body
+        orders += body["items"]
+        if body["next_cursor"] is None:
+            return orders
+        path = f"/execution/orders?limit=1000&cursor={body['next_cursor']}"
+
+
+def server_get(server: Server) -> Callable[[str], tuple[int, Any]]:
+    return lambda path: server.request("GET", path)
