@@ -8,6 +8,7 @@ A record's message is the event text alone; its fields are attributes of the
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -64,6 +65,14 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["traceback"] = self.formatException(record.exc_info)
         return _encode_fields(line)
+
+
+def server_formatter() -> logging.Formatter:
+    """The service's format, chosen by LOG_FORMAT, for uvicorn's `--log-config`
+    (app/uvicorn_logging.json): with `--workers`, the supervisor process never loads the
+    app, and this is how its own lines get the same shape as the workers'."""
+    log_format = os.environ.get("LOG_FORMAT", "text").strip().lower()
+    return JsonFormatter() if log_format == "json" else FieldsFormatter()
 
 
 class EventLog:

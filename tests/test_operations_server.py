@@ -30,6 +30,18 @@ def test_json_logs_are_one_object_per_line_uvicorn_lines_included(tmp_path: Path
     assert mine[0]["fields"]["idempotency_key"] == "j-1"
 
 
+def test_with_workers_the_supervisors_lines_are_json_too(tmp_path: Path) -> None:
+    """The supervisor never loads the app; app/uvicorn_logging.json gives it the format."""
+    extra = ("--workers", "2", "--log-config", "app/uvicorn_logging.json")
+    with running_server(tmp_path, {"LOG_FORMAT": "json"}, *extra) as server:
+        assert server.request("POST", URL, intent())[0] == 201
+    lines = [json.loads(line) for line in server.log().splitlines() if line.strip()]
+    messages = [line["message"] for line in lines if line["logger"] == "uvicorn.error"]
+    assert any(message.startswith("Started parent process") for message in messages), messages
+    assert any(message.startswith("Started server process") for message in messages), messages
+    assert any(line["message"] == "Order created successfully" for line in lines)
+
+
 def test_the_token_stays_out_of_the_servers_log(tmp_path: Path) -> None:
     with running_server(tmp_path, {"EXECUTION_API_TOKEN": TOKEN}) as server:
         status, _, _ = server.fetch("POST", URL, intent(), {"Authorization": f"Bearer {TOKEN}"})
