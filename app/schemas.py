@@ -30,7 +30,10 @@ MAX_AMOUNT = 1e15
 
 Side = Literal["BUY", "SELL"]
 OrderType = Literal["MARKET", "LIMIT"]
-OrderStatus = Literal["NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED"]
+OrderStatus = Literal["NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED"]
+# GTC rests until filled or canceled; IOC fills what it can on arrival and the rest
+# expires; FOK fills its whole quantity on arrival or expires with nothing filled.
+TimeInForce = Literal["GTC", "IOC", "FOK"]
 
 
 def _no_control_chars(value: str) -> str:
@@ -99,6 +102,7 @@ class OrderIntent(BaseModel):
     # validate_default: the rule below must also run when the field is absent.
     limit_price: Amount | None = Field(default=None, validate_default=True)
     client_ts_utc: UtcTimestamp = None
+    time_in_force: TimeInForce = "GTC"
 
     @field_validator("limit_price", mode="after")
     @classmethod
@@ -161,6 +165,7 @@ class OrderOut(BaseModel):
     idempotency_key: str
     type: OrderType
     limit_price: float | None
+    time_in_force: TimeInForce
     client_ts_utc: str | None
     updated_ts_utc: str
     avg_fill_price: float | None

@@ -103,7 +103,7 @@ class OrderService:
         self._check_allowed(self._exchanges, intent.exchange, "Exchange", fields)
         self._check_allowed(self._symbols, intent.symbol, "Symbol", fields)
 
-        kind = OrderKind(intent.exchange, intent.symbol, intent.side, intent.type)
+        kind = OrderKind(intent.exchange, intent.symbol, intent.side, intent.type, intent.time_in_force)
         order = Order(
             number=new_number(),
             idempotency_key=intent.idempotency_key,
@@ -133,6 +133,8 @@ class OrderService:
         self.metrics.intent_created()
         self._log_created(stored, stored.order_id)
         self._log_executions(executions)
+        if stored.status == "EXPIRED":
+            self._log_change("Order expired", stored, executions[-1].after if executions else "NEW")
         return stored
 
     def _match(self, quote: Quote, working: list[Working]) -> list[Fill]:
@@ -221,21 +223,25 @@ class OrderService:
         if before not in ("NEW", "PARTIALLY_FILLED"):
             raise OrderNotCancelable(f"Order {order_id} is already {before}", status=before)
         self.metrics.canceled()
-        self.events.info(
-            "Order canceled",
-            {
-                "order_id": order.order_id,
-                "idempotency_key": order.idempotency_key,
-                "exchange": order.exchange,
-                "symbol": order.symbol,
-                "side": order.side,
-                "qty": order.qty,
-                "filled_qty": float(order.filled_qty),
-                "previous_status": before,
-                "status": order.status,
-            },
-        )
+        self._log_change("Order canceled", order, before)
         return order
+
+    def _log_change(self, message: str, order: Order, before: str, reason: str | None = None) -> None:
+        """A change of an order's status that is not a fill (cancel, expiry)."""
+        fields: Fields = {
+            "order_id": order.order_id,
+            "idempotency_key": order.idempotency_key,
+            "exchange": order.exchange,
+            "symbol": order.symbol,
+            "side": order.side,
+            "qty": order.qty,
+            "filled_qty": float(order.filled_qty),
+            "previous_status": before,
+            "status": order.status,
+        }
+        if reason is not None:
+            fields["reason"] = reason
+        self.events.info(message, fields)
 
     async def positions(self) -> list[PositionView]:
         return await self._store_call(self.store.positions)

@@ -69,12 +69,15 @@ from app.storage import (
     PositionView,
     StoredFill,
     execute,
+    expire_unfilled,
     rests_passively,
+    takes_on_arrival,
 )
 
 # 2: positions kept in their own table, updated with each fill (1 computed them from
-# every fill on each read); a version 1 database is upgraded at start-up.
-SCHEMA_VERSION = 2
+# every fill on each read). 3: orders have a time in force (GTC for older orders).
+# Older databases are upgraded at start-up.
+SCHEMA_VERSION = 3
 OPEN = sorted(OPEN_STATUSES)
 # Threads the service may run store calls in at once; the pool never makes one wait
 # for a connection it could have had.
@@ -108,6 +111,7 @@ orders = Table(
     Column("symbol", String(64), nullable=False),
     Column("side", String(4), nullable=False),
     Column("type", String(6), nullable=False),
+    Column("time_in_force", String(3), nullable=False, server_default="GTC"),
     Column("qty", Double, nullable=False),
     Column("limit_price", Double),
     Column("client_ts", BigInteger),
@@ -176,6 +180,16 @@ _UPDATE_FILLED = (
 )
 
 
+def _order_state(order: Order) -> dict[str, Any]:
+    """Parameters of `_UPDATE_FILLED`: what filling or expiring changed of an order."""
+    return {
+        "b_order_id": order.order_id,
+        "b_status": order.status,
+        "b_filled_qty": str(order.filled_qty),
+        "b_updated_at": order.updated_at,
+    }
+
+
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
@@ -188,7 +202,7 @@ def _order(row: Row[Any], order_fills: list[StoredFill] | None = None) -> Order:
     order = Order(
         number=number_of(row.order_id),
         idempotency_key=row.idempotency_key,
-        kind=OrderKind(row.exchange, row.symbol, row.side, row.type),
+        kind=OrderKind(row.exchange, row.symbol, row.side, row.type, row.time_in_force),
         qty=row.qty,
         limit_price=row.limit_price,
         client_ts=row.client_ts,
@@ -360,8 +374,10 @@ class SqlStore:
             version = conn.execute(select(schema_version.c.version)).scalar_one_or_none()
             if version is None:
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
-            elif version == 1:
-                self._positions_from_fills(conn)
+            elif version in (1, 2):
+                if version == 1:
+                    self._positions_from_fills(conn)
+                conn.exec_driver_sql("ALTER TABLE orders ADD COLUMN time_in_force VARCHAR(3) NOT NULL DEFAULT 'GTC'")
                 conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
             elif version != SCHEMA_VERSION:
                 self.engine.dispose()
@@ -469,21 +485,25 @@ class SqlStore:
         executions: list[Execution] = []
         moved: dict[Instrument, Quote] = {}  # quotes whose sizes fills took from
         passive: list[str] = []
+        expired: list[Order] = []
         for arrival in arrivals:
             order = arrival.order
             instrument = (order.exchange, order.symbol)
             quote = latest[instrument]
-            if quote is None:
-                continue
-            arrival.executions, left = execute(quote, [(order, True)], arrival.match, arrival.now)
-            latest[instrument] = left
-            if arrival.executions:
-                executions += arrival.executions
-                moved[instrument] = left
-            if order.is_open and rests_passively(order, quote):
+            if quote is not None and takes_on_arrival(order, quote, arrival.match):
+                arrival.executions, left = execute(quote, [(order, True)], arrival.match, arrival.now)
+                latest[instrument] = left
+                if arrival.executions:
+                    executions += arrival.executions
+                    moved[instrument] = left
+            if expire_unfilled(order, arrival.now) is not None:
+                expired.append(order)
+            elif order.is_open and rests_passively(order, quote):
                 passive.append(order.order_id)
         if executions:
             self._record_fills(conn, executions)
+        if expired:
+            conn.execute(_UPDATE_FILLED, [_order_state(order) for order in expired])
         for instrument, left in moved.items():
             self._keep_quote(conn, instrument, left)
         if passive:
@@ -632,6 +652,7 @@ class SqlStore:
             "symbol": order.symbol,
             "side": order.side,
             "type": order.type,
+            "time_in_force": order.time_in_force,
             "qty": order.qty,
             "limit_price": order.limit_price,
             "client_ts": order.client_ts,
@@ -691,18 +712,7 @@ class SqlStore:
         )
         # An order filled more than once by one quote: its last state is what counts.
         final = {e.order.order_id: e.order for e in done}
-        conn.execute(
-            _UPDATE_FILLED,
-            [
-                {
-                    "b_order_id": order_id,
-                    "b_status": order.status,
-                    "b_filled_qty": str(order.filled_qty),
-                    "b_updated_at": order.updated_at,
-                }
-                for order_id, order in final.items()
-            ],
-        )
+        conn.execute(_UPDATE_FILLED, [_order_state(order) for order in final.values()])
         by_instrument: dict[Instrument, list[Execution]] = {}
         for e in done:
             by_instrument.setdefault((e.order.exchange, e.order.symbol), []).append(e)

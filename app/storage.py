@@ -22,6 +22,7 @@ class OrderKind(NamedTuple):
     symbol: str
     side: str
     type: str
+    time_in_force: str = "GTC"
 
 
 # The numbers an order is created with, packed into one bytes object: as four Python
@@ -85,6 +86,10 @@ class Order:
     @property
     def type(self) -> str:
         return self.kind.type
+
+    @property
+    def time_in_force(self) -> str:
+        return self.kind.time_in_force
 
     @property
     def qty(self) -> float:
@@ -258,11 +263,14 @@ class InMemoryStore:
             instrument = (order.exchange, order.symbol)
             executions: list[Execution] = []
             quote = self._quotes.get(instrument)
-            if quote is not None:
+            if quote is not None and takes_on_arrival(order, quote, match):
                 executions = self._fill(
                     instrument=instrument, quote=quote, orders=[(order, True)], match=match, now=now
                 )
-            if order.is_open:
+            before = expire_unfilled(order, now)
+            if before is not None:
+                self._recount(before, order.status)
+            elif order.is_open:
                 self._book(instrument).add(order, passive=rests_passively(order, quote))
             return Admission(order, True, executions)
 
@@ -365,22 +373,44 @@ def rests_passively(order: Order, quote: Quote | None) -> bool:
     return not reaches(quote, order)
 
 
+def _working(ref: int, order: Order, taker: bool) -> Working:
+    return Working(
+        ref=ref,
+        side=order.side,  # type: ignore[arg-type]
+        type=order.type,  # type: ignore[arg-type]
+        limit_price=None if order.limit_price is None else exact(order.limit_price),
+        remaining=order.exact_qty - order.filled_qty,
+        taker=taker,
+    )
+
+
+def takes_on_arrival(order: Order, quote: Quote, match: Matcher) -> bool:
+    """Whether an arriving order is matched against the quote: always, except a FOK
+    order that the quote cannot fill whole (it then fills nothing)."""
+    if order.time_in_force != "FOK":
+        return True
+    with localcontext(EXACT):
+        filled = sum((fill.qty for fill in match(quote, [_working(0, order, True)])), ZERO)
+        return filled == order.exact_qty - order.filled_qty
+
+
+def expire_unfilled(order: Order, now: int) -> str | None:
+    """After matching on arrival: an IOC or FOK order still open expires (what it filled
+    stays filled). Returns its status before, or None if it did not expire."""
+    if order.time_in_force == "GTC" or not order.is_open:
+        return None
+    before = order.status
+    order.status = "EXPIRED"
+    order.updated_at = now
+    return before
+
+
 def execute(quote: Quote, orders: list[tuple[Order, bool]], match: Matcher, now: int) -> tuple[list[Execution], Quote]:
     """Run the model over `orders` (each with whether it takes), oldest first, and apply
     its fills to them. Returns the executions and the quote with what they took from
     its sizes gone: that is not there for the next order. Every store fills this way."""
     with localcontext(EXACT):  # remaining and filled quantities: no rounding
-        working = [
-            Working(
-                ref=index,
-                side=order.side,  # type: ignore[arg-type]
-                type=order.type,  # type: ignore[arg-type]
-                limit_price=None if order.limit_price is None else exact(order.limit_price),
-                remaining=order.exact_qty - order.filled_qty,
-                taker=taker,
-            )
-            for index, (order, taker) in enumerate(orders)
-        ]
+        working = [_working(index, order, taker) for index, (order, taker) in enumerate(orders)]
         executions = []
         used = {"BUY": ZERO, "SELL": ZERO}
         for fill in match(quote, working):

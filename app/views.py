@@ -59,6 +59,7 @@ def order_view(order: Order) -> dict[str, Any]:
         "idempotency_key": order.idempotency_key,
         "type": order.type,
         "limit_price": order.limit_price,
+        "time_in_force": order.time_in_force,
         "client_ts_utc": None if client_ts is None else iso_z(client_ts),
         "updated_ts_utc": iso_z(order.accepted_at if order.updated_at is None else order.updated_at),
         "avg_fill_price": float(sum(f.price * f.qty for f in fills) / filled) if fills else None,

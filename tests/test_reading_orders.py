@@ -11,7 +11,8 @@ from tests.conftest import URL, intent
 ORDERS = "/execution/orders"
 FULL_KEYS = {
     "order_id", "status", "accepted_ts_utc", "exchange", "symbol", "side", "qty", "filled_qty",
-    "idempotency_key", "type", "limit_price", "client_ts_utc", "updated_ts_utc", "avg_fill_price", "fees",
+    "idempotency_key", "type", "limit_price", "time_in_force", "client_ts_utc", "updated_ts_utc",
+    "avg_fill_price", "fees",
 }  # fmt: skip
 
 

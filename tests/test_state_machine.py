@@ -21,15 +21,17 @@ from app.storage import InMemoryStore
 from tests.conftest import URL, intent, make_settings
 
 LEGAL = {
-    "NEW": {"NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED"},
-    "PARTIALLY_FILLED": {"PARTIALLY_FILLED", "FILLED", "CANCELED"},
+    "NEW": {"NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED"},
+    "PARTIALLY_FILLED": {"PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED"},
     "FILLED": {"FILLED"},
     "CANCELED": {"CANCELED"},
+    "EXPIRED": {"EXPIRED"},
 }
 quantities = st.sampled_from([0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2])
 # 99.1, 99.3 and 100.1 have no exact binary form: the stores must compare them alike.
 prices = st.sampled_from([95, 97.5, 99, 99.1, 99.3, 100, 100.1, 100.5, 101, 103, 105])
 sizes = st.none() | st.sampled_from([0.1, 0.2, 0.3, 0.6, 1, 2.5])
+times_in_force = st.sampled_from(["GTC", "GTC", "IOC", "FOK"])
 
 
 def dec(number: float) -> Decimal:
@@ -45,10 +47,10 @@ class TradingSession(RuleBasedStateMachine):
         self.last_status: dict[str, str] = {}
         self.keys = 0
 
-    @rule(side=st.sampled_from(["BUY", "SELL"]), qty=quantities, limit=st.none() | prices)
-    def submit(self, side: str, qty: float, limit: float | None) -> None:
+    @rule(side=st.sampled_from(["BUY", "SELL"]), qty=quantities, limit=st.none() | prices, tif=times_in_force)
+    def submit(self, side: str, qty: float, limit: float | None, tif: str) -> None:
         self.keys += 1
-        body = intent(idempotency_key=f"k{self.keys}", side=side, qty=qty)
+        body = intent(idempotency_key=f"k{self.keys}", side=side, qty=qty, time_in_force=tif)
         if limit is not None:
             body |= {"type": "LIMIT", "limit_price": limit}
         response = self.client.post(URL, json=body)
@@ -86,6 +88,10 @@ class TradingSession(RuleBasedStateMachine):
             assert (status == "FILLED") == (filled == qty)
             if status == "NEW":
                 assert filled == 0
+            if order["time_in_force"] != "GTC":  # never rests: ended on arrival
+                assert status in ("FILLED", "EXPIRED")
+            if order["time_in_force"] == "FOK":  # all or nothing
+                assert filled in (0, qty)
             fills = self.client.get(f"/execution/orders/{order['order_id']}/fills").json()["items"]
             assert sum((dec(f["qty"]) for f in fills), Decimal(0)) == filled
             for fill in fills:
@@ -153,9 +159,9 @@ class TwinSessions(RuleBasedStateMachine):
         assert answers[0] == answers[1]
         return answers[0]
 
-    @rule(side=st.sampled_from(["BUY", "SELL"]), qty=quantities, limit=st.none() | prices)
-    def submit(self, side: str, qty: float, limit: float | None) -> None:
-        body = intent(idempotency_key=f"k{len(self.order_ids[0])}", side=side, qty=qty)
+    @rule(side=st.sampled_from(["BUY", "SELL"]), qty=quantities, limit=st.none() | prices, tif=times_in_force)
+    def submit(self, side: str, qty: float, limit: float | None, tif: str) -> None:
+        body = intent(idempotency_key=f"k{len(self.order_ids[0])}", side=side, qty=qty, time_in_force=tif)
         if limit is not None:
             body |= {"type": "LIMIT", "limit_price": limit}
         for n, client in enumerate(self.clients):

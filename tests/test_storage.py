@@ -25,7 +25,7 @@ times = st.datetimes(timezones=st.just(UTC)).map(to_micros)
 def test_order_terms_round_trip_exactly(
     qty: float, limit_price: float | None, accepted_at: int, client_ts: int | None, number: int
 ) -> None:
-    kind = OrderKind("binance", "BTC/USDT", "SELL", "LIMIT")
+    kind = OrderKind("binance", "BTC/USDT", "SELL", "LIMIT", "IOC")
     order = Order(
         number=number,
         idempotency_key="k",
@@ -41,7 +41,7 @@ def test_order_terms_round_trip_exactly(
         accepted_at,
         client_ts,
     )
-    assert (order.exchange, order.symbol, order.side, order.type) == kind
+    assert (order.exchange, order.symbol, order.side, order.type, order.time_in_force) == kind
     assert (order.status, order.filled_qty) == ("NEW", 0.0)
 
 

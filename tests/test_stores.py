@@ -110,9 +110,11 @@ def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None
         SqlStore(url)
 
 
-def test_a_version_1_database_is_upgraded_with_its_positions(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_database_is_upgraded_with_its_positions(tmp_path: Path, version: int) -> None:
     """Version 1 computed positions from the fills on each read; version 2 keeps them in
-    a table, filled in from the fills when a version 1 database is opened."""
+    a table, filled in from the fills when a version 1 database is opened. Version 3
+    gives orders a time in force: older orders were all GTC."""
     url = f"sqlite:///{tmp_path / 'orders.db'}"
     quote = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 100.0, "ask": 101.0}
     with TestClient(create_app(make_settings(storage_url=url))) as client:
@@ -124,11 +126,19 @@ def test_a_version_1_database_is_upgraded_with_its_positions(tmp_path: Path) -> 
         before = client.get("/execution/positions").json()
     assert len(before["items"]) == 2
     with sqlite3.connect(tmp_path / "orders.db") as db:
-        db.execute("DROP TABLE positions")
-        db.execute("UPDATE schema_version SET version = 1")
+        if version == 1:
+            db.execute("DROP TABLE positions")
+        db.execute("ALTER TABLE orders DROP COLUMN time_in_force")
+        db.execute("UPDATE schema_version SET version = ?", (version,))
     db.close()
     with TestClient(create_app(make_settings(storage_url=url))) as client:
         assert client.get("/execution/positions").json() == before
+        orders = client.get("/execution/orders").json()["items"]
+        assert len(orders) == 3
+        assert {order["time_in_force"] for order in orders} == {"GTC"}
+        client.post(URL, json=intent(idempotency_key="d", time_in_force="IOC"))
+        [added] = client.get("/execution/orders", params={"idempotency_key": "d"}).json()["items"]
+        assert added["time_in_force"] == "IOC"
     with sqlite3.connect(tmp_path / "orders.db") as db:
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     db.close()
