@@ -50,6 +50,12 @@ class Book:
     def __len__(self) -> int:
         return sum(len(orders) for orders in (*self._waiting.values(), *self._passive.values()))
 
+    def orders(self) -> list["Order"]:
+        """Every order resting here (finished ones are dropped as quotes settle)."""
+        return [
+            order for orders in (*self._waiting.values(), *self._passive.values()) for order in orders if order.is_open
+        ]
+
     def add(self, order: "Order", *, passive: bool) -> None:
         if passive and order.limit_price is not None:
             bisect.insort(self._passive[order.side], order, key=_KEYS[order.side])

@@ -5,10 +5,20 @@ import sys
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.controls import TradingStateName
 from app.logs import LogFormat
+from app.rules import Instrument, InstrumentRules, RulesFileError, load_rules
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # The in-memory store's cap when MAX_ORDERS is unset: about 450 MB of orders.
@@ -48,6 +58,16 @@ class Settings(BaseSettings):
     maker_fee_bps: BasisPoints = Decimal(0)
     # Where orders live: memory:// (this process only), sqlite:///PATH, postgresql://...
     storage_url: str = "memory://"
+    # Trading controls, all off when unset.
+    # The trading state at start-up: it makes the stored state stricter, never looser.
+    trading_state: TradingStateName | None = None
+    # Rules per "EXCHANGE:SYMBOL" (tick and lot sizes, quantity and notional bounds,
+    # open orders, position), from a .json or .toml file; read at start-up.
+    instruments_file: str | None = None
+    # Intents per second this process takes, and how many it takes at once after a
+    # quiet spell (default: one second's worth).
+    max_intents_per_second: PositiveFloat | None = None
+    max_intents_burst: PositiveInt | None = None
 
     _split = field_validator("allowed_symbols", "allowed_exchanges", mode="before")(parse_allowlist)
 
@@ -92,6 +112,33 @@ class Settings(BaseSettings):
                 f"must be at least {MIN_TOKEN_LENGTH} printable ASCII characters without spaces (value not shown)"
             )
         return value
+
+    @field_validator("instruments_file", mode="after")
+    @classmethod
+    def _usable_rules(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Read now, so that a bad file stops start-up with its reason.
+        if value is not None:
+            try:
+                load_rules(value, info.data.get("allowed_exchanges", ()), info.data.get("allowed_symbols", ()))
+            except RulesFileError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    def instrument_rules(self) -> dict[Instrument, InstrumentRules]:
+        """The rules INSTRUMENTS_FILE holds (none without one)."""
+        if self.instruments_file is None:
+            return {}
+        return load_rules(self.instruments_file, self.allowed_exchanges, self.allowed_symbols)
+
+    @field_validator("trading_state", mode="before")
+    @classmethod
+    def _upper_state(cls, value: object) -> object:
+        return value.strip().upper() or None if isinstance(value, str) else value
+
+    @field_validator("instruments_file", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: object) -> object:
+        return value.strip() or None if isinstance(value, str) else value
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -44,6 +44,26 @@ class InstrumentNotAllowed(ServiceError):
         self.code = f"{what.upper()}_NOT_ALLOWED"
 
 
+class IntentRefused(ServiceError):
+    """A trading control refused the intent: the trading state, an instrument rule, a
+    risk limit or the paper balance. `code` names which."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
+class RateLimited(ServiceError):
+    """More intents than MAX_INTENTS_PER_SECOND: retry after `retry_after` seconds."""
+
+    status_code = 429
+    code = "RATE_LIMITED"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class DuplicateIntent(ServiceError):
     status_code = 409
 

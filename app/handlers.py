@@ -5,12 +5,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from app.errors import ServiceError, invalid_from_errors
+from app.errors import RateLimited, ServiceError, invalid_from_errors
 
 
 async def _render_service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse(exc.body(), status_code=exc.status_code)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 
 async def _render_request_validation(request: Request, exc: Exception) -> JSONResponse:

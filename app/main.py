@@ -31,11 +31,13 @@ from app.schemas import (
     PositionList,
     QuoteIn,
     Side,
+    TradingStateIn,
+    TradingStateOut,
 )
 from app.service import CURSOR_PATTERN, OrderService
 from app.storage import OrderFilter, OrderStore
 from app.stores import load_store
-from app.views import created_body, fill_view, order_view, position_view
+from app.views import created_body, fill_view, order_view, position_view, trading_state_view
 
 # An intent is a few hundred bytes; nothing this service takes comes near this.
 MAX_BODY_BYTES = 64 * 1024
@@ -219,6 +221,18 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
     async def post_quote(request: Request) -> dict[str, Any]:
         executions = await service.add_quote_json(await request.body(), request.headers.get("content-type"))
         return {"items": [fill_view(execution.order, execution.fill) for execution in executions]}
+
+    @app.get("/execution/trading-state", response_model=TradingStateOut, responses=STORE_DOWN)
+    async def get_trading_state() -> dict[str, Any]:
+        return trading_state_view(await service.trading_state())
+
+    @app.put(
+        "/execution/trading-state",
+        response_model=TradingStateOut,
+        responses={400: {"model": BadRequestBody, "description": "Not a valid trading state change"}, **STORE_DOWN},
+    )
+    async def put_trading_state(change: TradingStateIn) -> dict[str, Any]:
+        return trading_state_view(await service.set_trading_state(change))
 
     @app.get("/execution/positions", response_model=PositionList, responses=STORE_DOWN)
     async def positions() -> dict[str, Any]:

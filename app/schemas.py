@@ -18,6 +18,8 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
+from app.controls import TradingStateName
+
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: they
 # forge log lines and confuse terminals and log viewers.
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -138,6 +140,27 @@ class QuoteIn(BaseModel):
         return ask
 
 
+Reason = Annotated[
+    str, StringConstraints(min_length=1, max_length=256), AfterValidator(_no_control_chars), _DOCUMENTED_PATTERN
+]
+
+
+class TradingStateIn(BaseModel):
+    """A change of the kill switch. Strict, like an intent."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    state: TradingStateName
+    reason: Reason | None = None
+    cancel_open_orders: bool = Field(default=False, description="Also cancel every open order, in the same step")
+
+
+class TradingStateOut(BaseModel):
+    state: TradingStateName
+    reason: str | None
+    updated_ts_utc: str
+
+
 class OrderCreated(BaseModel):
     """The 201 body: exactly the spec's eight keys."""
 
@@ -216,6 +239,18 @@ ErrorCode = Literal[
     "VALIDATION_ERROR",
     "EXCHANGE_NOT_ALLOWED",
     "SYMBOL_NOT_ALLOWED",
+    "TRADING_HALTED",
+    "REDUCE_ONLY",
+    "TICK_SIZE",
+    "LOT_SIZE",
+    "MIN_QTY",
+    "MAX_QTY",
+    "MIN_NOTIONAL",
+    "MAX_NOTIONAL",
+    "NO_QUOTE",
+    "MAX_OPEN_ORDERS",
+    "MAX_POSITION",
+    "RATE_LIMITED",
     "STORE_FULL",
     "STORE_UNAVAILABLE",
     "UNAUTHORIZED",

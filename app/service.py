@@ -1,5 +1,6 @@
 """Order intake: the spec's lifecycle, from raw body to stored order, with its log events."""
 
+import math
 from collections.abc import Callable
 from typing import NoReturn, ParamSpec, TypeVar
 
@@ -8,14 +9,17 @@ from pydantic import ValidationError
 
 from app.clock import iso_z, now_micros, to_micros
 from app.config import Settings
+from app.controls import Controls, TradingState
 from app.errors import (
     DuplicateIntent,
     InstrumentNotAllowed,
+    IntentRefused,
     InvalidIntent,
     InvalidQuery,
     InvalidQuote,
     OrderNotCancelable,
     OrderNotFound,
+    RateLimited,
     ServiceError,
     StoreFull,
     StoreUnavailable,
@@ -25,10 +29,20 @@ from app.fills import Costs, Fill, Quote, Working, exact, match
 from app.ids import new_number
 from app.logs import EventLog, Fields
 from app.metrics import Metrics
-from app.schemas import Capabilities, OrderIntent, QuoteIn
+from app.rate_limit import TokenBucket
+from app.schemas import Capabilities, OrderIntent, QuoteIn, TradingStateIn
 from app.storage import Execution, Order, OrderFilter, OrderKind, OrderStore, PositionView, StoredFill
 
-FEATURES = ("paper_execution", "order_tracking", "cancel", "market_data_quotes", "fill_simulation", "positions")
+FEATURES = (
+    "paper_execution",
+    "order_tracking",
+    "cancel",
+    "market_data_quotes",
+    "fill_simulation",
+    "positions",
+    "time_in_force",
+    "trading_state",
+)
 DURABLE_FEATURES = ("durable_store",)
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -69,7 +83,27 @@ class OrderService:
         # The in-memory store only takes a lock for a moment: calling it inline is
         # cheaper than a hop to a thread.
         self._store_call = _call_in_thread if store.blocking else _call_inline
-        self._features = [*FEATURES, *(DURABLE_FEATURES if store.blocking else ())]
+        self._controls = Controls(settings.instrument_rules())
+        self._bucket = (
+            None
+            if settings.max_intents_per_second is None
+            else TokenBucket(
+                settings.max_intents_per_second,
+                settings.max_intents_burst or max(1, math.ceil(settings.max_intents_per_second)),
+            )
+        )
+        self._features = [
+            *FEATURES,
+            *(DURABLE_FEATURES if store.blocking else ()),
+            *(["instrument_rules"] if self._controls.rules else []),
+            *(["rate_limit"] if self._bucket is not None else []),
+        ]
+        if settings.trading_state is not None:
+            # Start-up may halt trading, never resume it: a worker restarting with
+            # TRADING_STATE=ACTIVE must not lift a halt an operator set at run time.
+            store.set_trading_state(
+                TradingState(settings.trading_state, "TRADING_STATE at start-up", clock()), only_stricter=True
+            )
 
     async def submit_json(self, body: bytes, content_type: str | None = None) -> Order:
         """Check and store an intent given as a raw JSON body and its declared media type.
@@ -77,6 +111,17 @@ class OrderService:
         The media type is checked here, with the body, so that its refusal is logged
         like every other refused intent.
         """
+        if self._bucket is not None:
+            wait = self._bucket.take()
+            if wait is not None:
+                self._reject(
+                    RateLimited(
+                        f"More than MAX_INTENTS_PER_SECOND={self.settings.max_intents_per_second:g} order intents "
+                        f"a second; retry after {wait} s",
+                        wait,
+                    ),
+                    {},
+                )
         try:
             if not is_json_media_type(content_type):
                 # A browser may POST text/plain or a form to any address without asking
@@ -114,8 +159,10 @@ class OrderService:
             accepted_at=self.clock(),
         )
         try:
-            stored, created, executions = await self.store.admit(order, self._match, self.clock(), self._cap)
-        except StoreFull as error:
+            stored, created, executions = await self.store.admit(
+                order, self._match, self.clock(), self._cap, self._controls
+            )
+        except (StoreFull, IntentRefused) as error:
             self._reject(error, fields)
         except StoreUnavailable as error:
             # Not a refusal: whether the order was stored is unknown until a retry says.
@@ -262,8 +309,35 @@ class OrderService:
         orders, position = await self._store_call(self.store.newest_first, before, limit, keep)
         return orders, None if position is None else _encode_cursor(position)
 
+    async def trading_state(self) -> TradingState:
+        return await self._store_call(self.store.trading_state)
+
+    async def set_trading_state(self, change: TradingStateIn) -> TradingState:
+        """Record the new state (shared by every worker of a shared store) and, if asked,
+        cancel every open order in the same step, logging each cancel."""
+        before = await self.trading_state()
+        state, canceled = await self._store_call(
+            self.store.set_trading_state,
+            TradingState(change.state, change.reason, self.clock()),
+            cancel_open=change.cancel_open_orders,
+        )
+        self.events.warning(
+            "Trading state changed",
+            {
+                "previous_state": before.state,
+                "state": state.state,
+                "reason": state.reason,
+                "canceled_orders": len(canceled),
+            },
+        )
+        why = f"cancel_open_orders with trading state {state.state}"
+        for order, status_before in canceled:
+            self.metrics.canceled()
+            self._log_change("Order canceled", order, status_before, reason=why)
+        return state
+
     async def capabilities(self) -> Capabilities:
-        reason = self._degraded_reason or await self._store_reason()
+        reason = self._degraded_reason or await self._trading_reason() or await self._store_reason()
         return Capabilities(
             service=self.settings.service_name,
             version=self.settings.service_version,
@@ -273,6 +347,18 @@ class OrderService:
             degraded_reason=reason,
             generated_at=iso_z(self.clock()),
         )
+
+    async def _trading_reason(self) -> str | None:
+        try:
+            state = await self.trading_state()
+        except StoreUnavailable as error:
+            return error.detail
+        if state.state == "ACTIVE":
+            return None
+        refused = (
+            "every new order intent is refused" if state.state == "HALTED" else "only reducing intents are accepted"
+        )
+        return f"trading is {state.state} ({state.reason or 'no reason given'}): {refused}"
 
     async def _store_reason(self) -> str | None:
         """Why the store cannot take an order now, if it cannot (only asked when

@@ -15,11 +15,12 @@ Calls block on the database: the service makes them from worker threads.
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -52,8 +53,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 
-from app.errors import StoreFull, StoreUnavailable
-from app.fills import Quote
+from app.clock import now_micros
+from app.controls import STRICTNESS, Controls, Exposure, TradingState
+from app.errors import IntentRefused, StoreFull, StoreUnavailable
+from app.fills import Quote, exact
 from app.group_commit import GroupCommit, Waiting
 from app.ids import number_of, parse_order_id
 from app.positions import Position, apply_fill
@@ -75,7 +78,8 @@ from app.storage import (
 )
 
 # 2: positions kept in their own table, updated with each fill (1 computed them from
-# every fill on each read). 3: orders have a time in force (GTC for older orders).
+# every fill on each read). 3: orders have a time in force (GTC for older orders), and
+# the trading state has its table.
 # Older databases are upgraded at start-up.
 SCHEMA_VERSION = 3
 OPEN = sorted(OPEN_STATUSES)
@@ -173,6 +177,17 @@ positions = Table(
     Column("fees", Text, nullable=False),
 )
 
+# The kill switch: one row, shared by every worker, kept across restarts.
+trading_state = Table(
+    "trading_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text),
+    Column("updated_at", BigInteger, nullable=False),
+)
+_STATE_ROW = trading_state.c.id == 1
+
 _UPDATE_FILLED = (
     update(orders)
     .where(orders.c.order_id == bindparam("b_order_id"))
@@ -188,6 +203,19 @@ def _order_state(order: Order) -> dict[str, Any]:
         "b_filled_qty": str(order.filled_qty),
         "b_updated_at": order.updated_at,
     }
+
+
+def _vet(
+    arrival: "Arrival", state: TradingState | None, quote: Quote | None, exposure: Callable[[], Exposure]
+) -> IntentRefused | None:
+    """What the arrival's controls refuse it for, if anything."""
+    if arrival.controls is None or state is None:
+        return None
+    try:
+        arrival.controls.vet(arrival.order, state, quote, exposure)
+    except IntentRefused as refusal:
+        return refusal
+    return None
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -275,6 +303,7 @@ class Arrival:
     match: Matcher
     now: int
     cap: int | None
+    controls: Controls | None = None
     executions: list[Execution] = field(default_factory=list)
 
 
@@ -372,6 +401,8 @@ class SqlStore:
                 )
             metadata.create_all(conn)
             version = conn.execute(select(schema_version.c.version)).scalar_one_or_none()
+            if conn.execute(select(trading_state.c.id).where(_STATE_ROW)).one_or_none() is None:
+                conn.execute(trading_state.insert().values(id=1, state="ACTIVE", reason=None, updated_at=now_micros()))
             if version is None:
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
             elif version in (1, 2):
@@ -387,11 +418,13 @@ class SqlStore:
 
     # -- the store interface ----------------------------------------------------------
 
-    async def admit(self, order: Order, match: Matcher, now: int, cap: int | None = None) -> Admission:
+    async def admit(
+        self, order: Order, match: Matcher, now: int, cap: int | None = None, controls: Controls | None = None
+    ) -> Admission:
         if self._closed:  # shutting down: the writer takes nothing more
             raise StoreUnavailable(f"The {self.name} store is closed (the service is stopping); retry")
         # Intents that arrive while a transaction commits share the next one.
-        return await self._admissions.submit(Arrival(order, match, now, cap))
+        return await self._admissions.submit(Arrival(order, match, now, cap, controls))
 
     def _admit_batch(self, batch: list[Waiting["Arrival", Admission]]) -> None:
         """Admit a batch in one transaction; if the database refused a value in it, admit
@@ -419,6 +452,7 @@ class SqlStore:
         caps = [a.cap for a in arrivals if a.cap is not None]
         cap = min(caps) if caps else None
         refused: set[str] = set()
+        vetoed: dict[str, IntentRefused] = {}
         with self._writing() as conn:
             if cap is not None:
                 arrivals, refused = self._within_cap(conn, arrivals, cap)
@@ -426,6 +460,9 @@ class SqlStore:
             instruments = sorted({(a.order.exchange, a.order.symbol) for a in arrivals})
             for instrument in instruments:
                 self._lock_instrument(conn, instrument)
+            # Read under a share lock: a change of state waits for this batch, and a
+            # batch after it sees the new state (cancel_open_orders misses no order).
+            state = self._trading_state(conn, share=True) if any(a.controls for a in arrivals) else None
             latest = {instrument: self._latest_quote(conn, instrument) for instrument in instruments}
             rows = [self._order_row(a.order, passive=False) for a in arrivals]
             try:
@@ -434,9 +471,16 @@ class SqlStore:
                 raise ValueRefused(
                     f"The {self.name} store refused a value of this intent ({_reason(error)}); it was not stored"
                 ) from None
-            self._match_arrivals(conn, [a for a in arrivals if a.order.order_id in created], latest)
-            owners = {a.order.idempotency_key: a.order for a in arrivals if a.order.order_id in created}
-            taken = [key for key in first if key not in owners and key not in refused]
+            new = [a for a in arrivals if a.order.order_id in created]
+            vetoed = self._match_arrivals(conn, new, latest, state, {a.order.order_id for a in new})
+            if vetoed:  # refused after the insert that told them new: not kept, key free again
+                conn.execute(orders.delete().where(orders.c.idempotency_key.in_(list(vetoed))))
+            owners = {
+                a.order.idempotency_key: a.order
+                for a in arrivals
+                if a.order.order_id in created and a.order.idempotency_key not in vetoed
+            }
+            taken = [key for key in first if key not in owners and key not in refused and key not in vetoed]
             if taken:
                 for row in conn.execute(select(orders).where(orders.c.idempotency_key.in_(taken))).all():
                     owners[row.idempotency_key] = self._with_fills(conn, [row])[0]
@@ -445,6 +489,14 @@ class SqlStore:
             key = arrival.order.idempotency_key
             if key in refused:
                 entry.fail(StoreFull(cap or 0))
+            elif key in vetoed:
+                # Another intent of this batch with the same key, refused: this one was
+                # never checked, and is not stored either.
+                entry.fail(
+                    vetoed[key]
+                    if first[key] is arrival
+                    else StoreUnavailable("An intent with this idempotency_key was refused at the same moment; retry")
+                )
             elif first[key] is arrival and arrival.order.order_id in created:
                 entry.succeed(Admission(arrival.order, True, arrival.executions))
             else:
@@ -478,18 +530,37 @@ class SqlStore:
         return admitted, refused
 
     def _match_arrivals(
-        self, conn: Connection, arrivals: list[Arrival], latest: dict[Instrument, Quote | None]
-    ) -> None:
-        """Match just-inserted orders against their instruments' quotes, in arrival
-        order (each takes what the one before left of a quote's size), and write it."""
+        self,
+        conn: Connection,
+        arrivals: list[Arrival],
+        latest: dict[Instrument, Quote | None],
+        state: TradingState | None,
+        batch: set[str],
+    ) -> dict[str, IntentRefused]:
+        """Vet just-inserted orders and match them against their instruments' quotes,
+        in arrival order (each takes what the one before left of a quote's size, and
+        is vetted with what the ones before it hold), and write it. Returns the
+        refused ones by key; the caller removes them."""
         executions: list[Execution] = []
         moved: dict[Instrument, Quote] = {}  # quotes whose sizes fills took from
         passive: list[str] = []
         expired: list[Order] = []
+        vetoed: dict[str, IntentRefused] = {}
+        exposures: dict[Instrument, Exposure] = {}  # read when first needed, then kept up to date here
+
+        def exposure_of(instrument: Instrument) -> Exposure:
+            if instrument not in exposures:
+                exposures[instrument] = self._exposure(conn, instrument, batch)
+            return exposures[instrument]
+
         for arrival in arrivals:
             order = arrival.order
             instrument = (order.exchange, order.symbol)
             quote = latest[instrument]
+            refusal = _vet(arrival, state, quote, partial(exposure_of, instrument))
+            if refusal is not None:
+                vetoed[order.idempotency_key] = refusal
+                continue
             if quote is not None and takes_on_arrival(order, quote, arrival.match):
                 arrival.executions, left = execute(quote, [(order, True)], arrival.match, arrival.now)
                 latest[instrument] = left
@@ -500,6 +571,10 @@ class SqlStore:
                 expired.append(order)
             elif order.is_open and rests_passively(order, quote):
                 passive.append(order.order_id)
+            if instrument in exposures:
+                exposures[instrument].arrived(
+                    order.side, Fraction(order.filled_qty), Fraction(order.exact_qty - order.filled_qty), order.is_open
+                )
         if executions:
             self._record_fills(conn, executions)
         if expired:
@@ -508,6 +583,58 @@ class SqlStore:
             self._keep_quote(conn, instrument, left)
         if passive:
             conn.execute(update(orders).where(orders.c.order_id.in_(passive)).values(passive=True))
+        return vetoed
+
+    def _exposure(self, conn: Connection, instrument: Instrument, batch: set[str]) -> Exposure:
+        """The instrument's position and open orders as committed (the caller holds its
+        lock), leaving out `batch`: orders just inserted and not yet vetted."""
+        exchange, symbol = instrument
+        row = conn.execute(
+            select(positions.c.qty).where(positions.c.exchange == exchange, positions.c.symbol == symbol)
+        ).one_or_none()
+        held = Exposure(position=Fraction(0) if row is None else Fraction(row.qty))
+        for order_id, side, qty, filled in conn.execute(
+            select(orders.c.order_id, orders.c.side, orders.c.qty, orders.c.filled_qty).where(
+                orders.c.exchange == exchange, orders.c.symbol == symbol, _open
+            )
+        ):
+            if order_id not in batch:
+                held.opened(side, Fraction(exact(qty)) - Fraction(Decimal(filled)))
+        return held
+
+    def _trading_state(self, conn: Connection, *, share: bool = False) -> TradingState:
+        query = select(trading_state).where(_STATE_ROW)
+        if share and self.name == "postgresql":
+            query = query.with_for_update(read=True)
+        row = conn.execute(query).one()
+        return TradingState(row.state, row.reason, row.updated_at)
+
+    def trading_state(self) -> TradingState:
+        with self._reading() as conn:
+            return self._trading_state(conn)
+
+    def set_trading_state(
+        self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False
+    ) -> tuple[TradingState, list[tuple[Order, str]]]:
+        with self._writing() as conn:
+            # FOR UPDATE: waits for the batches reading the state under a share lock.
+            row = conn.execute(select(trading_state).where(_STATE_ROW).with_for_update()).one()
+            if only_stricter and STRICTNESS[state.state] <= STRICTNESS[row.state]:
+                return TradingState(row.state, row.reason, row.updated_at), []
+            conn.execute(
+                update(trading_state)
+                .where(_STATE_ROW)
+                .values(state=state.state, reason=state.reason, updated_at=state.updated_at)
+            )
+            canceled: list[tuple[Order, str]] = []
+            if cancel_open:
+                rows = conn.execute(select(orders).where(_open).order_by(orders.c.seq).with_for_update()).all()
+                if rows:
+                    conn.execute(update(orders).where(_open).values(status="CANCELED", updated_at=state.updated_at))
+                for order in self._with_fills(conn, rows):
+                    canceled.append((order, order.status))
+                    order.status, order.updated_at = "CANCELED", state.updated_at
+        return state, canceled
 
     def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
         exchange, symbol = instrument

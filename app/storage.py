@@ -6,9 +6,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from fractions import Fraction
 from typing import NamedTuple, Protocol
 
 from app.book import Book, reaches
+from app.clock import now_micros
+from app.controls import STRICTNESS, Controls, Exposure, TradingState
 from app.errors import StoreFull
 from app.fills import EXACT, Fill, Quote, Working, exact
 from app.ids import FILL_PREFIX, format_id, format_order_id, new_number, parse_order_id
@@ -190,10 +193,14 @@ class OrderStore(Protocol):
     name: str  # "memory", "sqlite" or "postgresql": what /capabilities and /healthz report
     blocking: bool  # True if calls wait on I/O: the service then makes them off the event loop
 
-    async def admit(self, order: Order, match: Matcher, now: int, cap: int | None = None) -> Admission:
+    async def admit(
+        self, order: Order, match: Matcher, now: int, cap: int | None = None, controls: Controls | None = None
+    ) -> Admission:
         """Store `order` unless its idempotency key is taken, and match it against its
         instrument's latest quote; what is left of it then rests. One atomic step.
-        Raises StoreFull if a new order would make more than `cap` orders.
+        Raises StoreFull if a new order would make more than `cap` orders, and
+        IntentRefused if `controls` refuse it (after the key check: a retry of an
+        accepted intent always gets its order).
 
         The one async operation: it is the hot path, and each store keeps it off the
         event loop its own way (a moment's lock; a writer thread's group commit)."""
@@ -228,6 +235,17 @@ class OrderStore(Protocol):
 
     def positions(self) -> list[PositionView]: ...
 
+    def trading_state(self) -> TradingState: ...
+
+    def set_trading_state(
+        self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False
+    ) -> tuple[TradingState, list[tuple[Order, str]]]:
+        """Record `state` (with `only_stricter`: only if it refuses more than the one
+        recorded) and, with `cancel_open`, cancel every open order in the same step.
+        Returns the state now in force and the orders canceled, each with its status
+        before. Shared by every process using the store."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -246,23 +264,32 @@ class InMemoryStore:
         self._quotes: dict[Instrument, Quote] = {}
         self._held: dict[Instrument, Position] = {}
         self._by_status: dict[str, int] = {}  # kept as statuses change: a scrape reads it, never scans
+        # What each instrument's open orders want (the controls' limits read it; kept as
+        # orders open, fill and end, so no check scans the book).
+        self._open: dict[Instrument, Exposure] = {}
+        self._trading = TradingState(updated_at=now_micros())
 
-    async def admit(self, order: Order, match: Matcher, now: int, cap: int | None = None) -> Admission:
-        # The check, the insert and the match share one lock hold: two racing requests
-        # with the same key can never both see it free, and no quote slips in between.
+    async def admit(
+        self, order: Order, match: Matcher, now: int, cap: int | None = None, controls: Controls | None = None
+    ) -> Admission:
+        # The checks, the insert and the match share one lock hold: two racing requests
+        # with the same key can never both see it free, no quote slips in between, and
+        # no two intents both pass a limit only one of them fits.
         with self._lock:
             existing = self._by_key.get(order.idempotency_key)
             if existing is not None:
                 return Admission(existing, False, [])
             if cap is not None and len(self._sequence) >= cap:
                 raise StoreFull(cap)
+            instrument = (order.exchange, order.symbol)
+            quote = self._quotes.get(instrument)
+            if controls is not None:
+                controls.vet(order, self._trading, quote, lambda: self._exposure(instrument))
             self._by_key[order.idempotency_key] = order
             self._by_number[order.number] = order
             self._sequence.append(order)
             self._recount(None, "NEW")
-            instrument = (order.exchange, order.symbol)
             executions: list[Execution] = []
-            quote = self._quotes.get(instrument)
             if quote is not None and takes_on_arrival(order, quote, match):
                 executions = self._fill(
                     instrument=instrument, quote=quote, orders=[(order, True)], match=match, now=now
@@ -272,6 +299,7 @@ class InMemoryStore:
                 self._recount(before, order.status)
             elif order.is_open:
                 self._book(instrument).add(order, passive=rests_passively(order, quote))
+                self._open_tally(instrument).opened(order.side, _remaining(order))
             return Admission(order, True, executions)
 
     def get(self, order_id: str) -> Order | None:
@@ -313,6 +341,9 @@ class InMemoryStore:
                 instrument=instrument, quote=quote, orders=book.crossed_by(quote), match=match, now=now
             )
             book.settle(quote)
+            tally = self._open_tally(instrument)
+            for execution in executions:  # every order a quote fills was resting: open
+                tally.filled(execution.order.side, Fraction(execution.fill.qty), ended=not execution.order.is_open)
             return executions
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, str] | None:
@@ -322,11 +353,51 @@ class InMemoryStore:
                 return None
             before = order.status
             if order.is_open:
-                order.status = "CANCELED"
-                order.updated_at = now
-                self._recount(before, "CANCELED")
-                self._book((order.exchange, order.symbol)).remove(order)
+                self._cancel_open(order, now)
             return order, before
+
+    def _cancel_open(self, order: Order, now: int) -> None:
+        instrument = (order.exchange, order.symbol)
+        self._open_tally(instrument).filled(order.side, _remaining(order), ended=True)
+        self._recount(order.status, "CANCELED")
+        order.status = "CANCELED"
+        order.updated_at = now
+        self._book(instrument).remove(order)
+
+    def trading_state(self) -> TradingState:
+        return self._trading
+
+    def set_trading_state(
+        self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False
+    ) -> tuple[TradingState, list[tuple[Order, str]]]:
+        with self._lock:
+            if only_stricter and STRICTNESS[state.state] <= STRICTNESS[self._trading.state]:
+                return self._trading, []
+            self._trading = state
+            canceled: list[tuple[Order, str]] = []
+            if cancel_open:
+                for book in self._books.values():
+                    for order in book.orders():
+                        canceled.append((order, order.status))
+                        self._cancel_open(order, state.updated_at)
+                canceled.sort(key=lambda pair: pair[0].accepted_at)
+            return state, canceled
+
+    def _open_tally(self, instrument: Instrument) -> Exposure:
+        tally = self._open.get(instrument)
+        if tally is None:
+            tally = self._open[instrument] = Exposure()
+        return tally
+
+    def _exposure(self, instrument: Instrument) -> Exposure:
+        tally = self._open_tally(instrument)
+        held = self._held.get(instrument)
+        return Exposure(
+            position=Fraction(0) if held is None else held.qty,
+            open_orders=tally.open_orders,
+            open_buy=tally.open_buy,
+            open_sell=tally.open_sell,
+        )
 
     def positions(self) -> list[PositionView]:
         with self._lock:
@@ -362,6 +433,10 @@ class InMemoryStore:
                 self._held.get(instrument, Position()), execution.order.side, fill.qty, fill.price, fill.fee
             )
         return executions
+
+
+def _remaining(order: Order) -> Fraction:
+    return Fraction(order.exact_qty) - Fraction(order.filled_qty)
 
 
 def rests_passively(order: Order, quote: Quote | None) -> bool:

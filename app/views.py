@@ -10,6 +10,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from app.clock import iso_z
+from app.controls import TradingState
 from app.fills import Quote
 from app.positions import Position
 from app.storage import Order, PositionView, StoredFill
@@ -93,3 +94,7 @@ def position_view(view: PositionView) -> dict[str, Any]:
         "mark_price": _number(mark),
         "unrealized_pnl": None if mark is None else _number(position.unrealized_pnl(mark)),
     }
+
+
+def trading_state_view(state: TradingState) -> dict[str, Any]:
+    return {"state": state.state, "reason": state.reason, "updated_ts_utc": iso_z(state.updated_at)}

@@ -112,6 +112,7 @@ def empty_postgres_store(url: str) -> SqlStore:
     store = SqlStore(url)
     with store.engine.begin() as conn:
         conn.execute(text("TRUNCATE fills, orders, quotes, positions RESTART IDENTITY"))
+        conn.execute(text("UPDATE trading_state SET state = 'ACTIVE', reason = NULL"))
     return store
 
 

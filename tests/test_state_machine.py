@@ -3,6 +3,7 @@ every step, through HTTP: quantities in range, legal transitions only, an order'
 filled quantity the sum of its fills, positions the sum of fills, no fill worse than
 its limit."""
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -133,6 +134,102 @@ def _normalized(body: Any, index_of: dict[str, int]) -> Any:
     }
 
 
+MAX_POSITION = Decimal(2)
+MAX_OPEN_ORDERS = 4
+
+
+def write_rules(folder: Path) -> str:
+    path = folder / "rules.json"
+    rules = {"max_position": str(MAX_POSITION), "max_open_orders": MAX_OPEN_ORDERS, "lot_size": "0.1"}
+    path.write_text(json.dumps({"binance:BTC/USDT": rules}))
+    return str(path)
+
+
+class ControlledSession(RuleBasedStateMachine):
+    """Random intents, quotes, cancels and kill-switch changes with a position limit and
+    an open-order limit: no fill takes the position past its limit, open orders never
+    exceed theirs, HALTED admits nothing, and REDUCING admits only intents that bring
+    the position (with the open orders on their side) closer to zero."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = Path(tempfile.mkdtemp(prefix="controls-"))
+        config = make_settings(log_level="ERROR", instruments_file=write_rules(self.folder), taker_fee_bps="5")
+        self.client = TestClient(create_app(config))
+        self.keys = 0
+        self.state = "ACTIVE"
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def exposure(self, side: str) -> Decimal:
+        """The position with the open orders on `side` as filled, read through the API."""
+        positions = self.client.get("/execution/positions").json()["items"]
+        held = Decimal(0) if not positions else dec(positions[0]["qty"])
+        for order in self.open_orders():
+            if order["side"] == side:
+                left = dec(order["qty"]) - dec(order["filled_qty"])
+                held += left if side == "BUY" else -left
+        return held
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        orders = self.client.get("/execution/orders", params={"limit": 1000}).json()["items"]
+        return [order for order in orders if order["status"] in ("NEW", "PARTIALLY_FILLED")]
+
+    @rule(side=st.sampled_from(["BUY", "SELL"]), qty=quantities, limit=st.none() | prices, tif=times_in_force)
+    def submit(self, side: str, qty: float, limit: float | None, tif: str) -> None:
+        self.keys += 1
+        body = intent(idempotency_key=f"k{self.keys}", side=side, qty=qty, time_in_force=tif)
+        if limit is not None:
+            body |= {"type": "LIMIT", "limit_price": limit}
+        before = self.exposure(side)
+        response = self.client.post(URL, json=body)
+        assert response.status_code in (201, 400), response.text
+        code = response.json().get("code")
+        if self.state == "HALTED":
+            assert code == "TRADING_HALTED"
+        if response.status_code == 201 and self.state == "REDUCING":
+            after = before + (dec(qty) if side == "BUY" else -dec(qty))
+            assert abs(after) < abs(before), (before, after)
+            assert after == 0 or (after > 0) == (before > 0), (before, after)
+        if response.status_code == 400:
+            assert code in ("TRADING_HALTED", "REDUCE_ONLY", "MAX_POSITION", "MAX_OPEN_ORDERS", "LOT_SIZE"), code
+
+    @rule(bid=prices, spread=st.sampled_from([0, 0.5, 2]), bid_size=sizes, ask_size=sizes)
+    def quote(self, bid: float, spread: float, bid_size: float | None, ask_size: float | None) -> None:
+        body: dict[str, Any] = {"exchange": "binance", "symbol": "BTC/USDT", "bid": bid, "ask": bid + spread}
+        body |= {"bid_size": bid_size, "ask_size": ask_size}
+        assert self.client.post("/execution/market-data/quotes", json=body).status_code == 200
+
+    @rule(state=st.sampled_from(["ACTIVE", "REDUCING", "HALTED"]), cancel=st.booleans())
+    def set_state(self, state: str, cancel: bool) -> None:
+        response = self.client.put("/execution/trading-state", json={"state": state, "cancel_open_orders": cancel})
+        assert response.status_code == 200
+        self.state = state
+        if cancel:
+            assert self.open_orders() == []
+
+    @rule(pick=st.integers(min_value=0))
+    def cancel(self, pick: int) -> None:
+        open_orders = self.open_orders()
+        if open_orders:
+            order_id = open_orders[pick % len(open_orders)]["order_id"]
+            assert self.client.post(f"/execution/orders/{order_id}/cancel").status_code == 200
+
+    @invariant()
+    def limits_hold(self) -> None:
+        positions = self.client.get("/execution/positions").json()["items"]
+        held = Decimal(0) if not positions else dec(positions[0]["qty"])
+        assert abs(held) <= MAX_POSITION
+        assert abs(self.exposure("BUY")) <= MAX_POSITION or self.exposure("BUY") < 0
+        assert abs(self.exposure("SELL")) <= MAX_POSITION or self.exposure("SELL") > 0
+        assert len(self.open_orders()) <= MAX_OPEN_ORDERS
+
+
+ControlledSession.TestCase.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)
+test_controls_hold_their_limits = ControlledSession.TestCase
+
+
 class TwinSessions(RuleBasedStateMachine):
     """The same random steps against the in-memory store and the SQL store (SQLite):
     every answer is the same, ids and times aside. The in-memory store's fills are
@@ -142,7 +239,13 @@ class TwinSessions(RuleBasedStateMachine):
         super().__init__()
         self.folder = Path(tempfile.mkdtemp(prefix="twin-"))
         self.sql_store = SqlStore(f"sqlite:///{self.folder / 'orders.db'}")
-        config = make_settings(log_level="ERROR", taker_fee_bps="5", maker_fee_bps="1", slippage_bps="3")
+        config = make_settings(
+            log_level="ERROR",
+            taker_fee_bps="5",
+            maker_fee_bps="1",
+            slippage_bps="3",
+            instruments_file=write_rules(self.folder),
+        )
         self.clients = [TestClient(create_app(config, InMemoryStore())), TestClient(create_app(config, self.sql_store))]
         self.index_of: list[dict[str, int]] = [{}, {}]
         self.order_ids: list[list[str]] = [[], []]
@@ -164,9 +267,12 @@ class TwinSessions(RuleBasedStateMachine):
         body = intent(idempotency_key=f"k{len(self.order_ids[0])}", side=side, qty=qty, time_in_force=tif)
         if limit is not None:
             body |= {"type": "LIMIT", "limit_price": limit}
-        for n, client in enumerate(self.clients):
-            response = client.post(URL, json=body)
-            assert response.status_code == 201, response.text
+        answers = [client.post(URL, json=body) for client in self.clients]
+        assert [a.status_code for a in answers] == [answers[0].status_code] * 2, [a.text for a in answers]
+        if answers[0].status_code != 201:  # refused by a control, alike
+            assert answers[0].json() == answers[1].json()
+            return
+        for n, response in enumerate(answers):
             self.index_of[n][response.json()["order_id"]] = len(self.order_ids[n])
             self.order_ids[n].append(response.json()["order_id"])
 
@@ -175,6 +281,11 @@ class TwinSessions(RuleBasedStateMachine):
         body: dict[str, Any] = {"exchange": "binance", "symbol": "BTC/USDT", "bid": bid, "ask": bid + spread}
         body |= {"bid_size": bid_size, "ask_size": ask_size}
         assert self.both("POST", lambda _: "/execution/market-data/quotes", body)[0] == 200
+
+    @rule(state=st.sampled_from(["ACTIVE", "ACTIVE", "REDUCING", "HALTED"]), cancel=st.booleans())
+    def set_state(self, state: str, cancel: bool) -> None:
+        body = {"state": state, "reason": "twin", "cancel_open_orders": cancel}
+        assert self.both("PUT", lambda _: "/execution/trading-state", body)[0] == 200
 
     @precondition(lambda self: self.order_ids[0])
     @rule(pick=st.integers(min_value=0))

@@ -1,0 +1,200 @@
+"""Trading controls an intent passes after its duplicate check: the trading state (the
+kill switch), the instrument's rules, then its risk limits. Pure: a store calls `vet`
+inside the atomic step that admits the order, with what it holds at that moment, so a
+check and the order it lets in can never be split by a racing intent."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from typing import Literal, Protocol
+
+from app.errors import IntentRefused
+from app.fills import EXACT, Quote, exact
+from app.rules import Instrument, InstrumentRules
+
+TradingStateName = Literal["ACTIVE", "REDUCING", "HALTED"]
+# How much each state refuses: start-up may make the stored state stricter, never looser.
+STRICTNESS = {"ACTIVE": 0, "REDUCING": 1, "HALTED": 2}
+
+
+@dataclass(frozen=True)
+class TradingState:
+    state: str = "ACTIVE"
+    reason: str | None = None
+    updated_at: int = 0  # microseconds since the epoch
+
+
+@dataclass
+class Exposure:
+    """An instrument's net filled position and what its open orders still want."""
+
+    position: Fraction = Fraction(0)  # signed: long > 0
+    open_orders: int = 0
+    open_buy: Fraction = Fraction(0)  # remaining quantity of open BUY orders
+    open_sell: Fraction = Fraction(0)
+
+    def with_open_side(self, side: str) -> Fraction:
+        """The position if every open order on `side` filled."""
+        return self.position + self.open_buy if side == "BUY" else self.position - self.open_sell
+
+    def opened(self, side: str, remaining: Fraction) -> None:
+        self.open_orders += 1
+        self._add(side, remaining)
+
+    def arrived(self, side: str, filled: Fraction, remaining: Fraction, still_open: bool) -> None:
+        """An order was admitted and matched on arrival: it filled `filled`, and rests
+        with `remaining` if it is `still_open`."""
+        self.position += filled if side == "BUY" else -filled
+        if still_open:
+            self.opened(side, remaining)
+
+    def filled(self, side: str, qty: Fraction, *, ended: bool) -> None:
+        """An open order on `side` filled `qty` (or, canceled, gave up `qty`); `ended`:
+        it is no longer open."""
+        self.open_orders -= ended
+        self._add(side, -qty)
+
+    def _add(self, side: str, qty: Fraction) -> None:
+        if side == "BUY":
+            self.open_buy += qty
+        else:
+            self.open_sell += qty
+
+
+class Intent(Protocol):
+    """What the controls look at of an order being admitted."""
+
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def qty(self) -> float: ...
+    @property
+    def limit_price(self) -> float | None: ...
+
+
+class Controls:
+    """The checks, given the rules by instrument (empty: only the trading state)."""
+
+    def __init__(self, rules: dict[Instrument, InstrumentRules] | None = None) -> None:
+        self.rules = rules or {}
+
+    def vet(self, intent: Intent, state: TradingState, quote: Quote | None, exposure: Callable[[], Exposure]) -> None:
+        """Raise IntentRefused, naming the first control the intent fails, in the order:
+        trading state, instrument rules, risk limits. `exposure` is called only if a
+        check needs it (reading it can cost a query)."""
+        if state.state == "HALTED":
+            raise IntentRefused(
+                "TRADING_HALTED", f"Trading is HALTED ({state.reason or 'no reason given'}): no new order is accepted"
+            )
+        rules = self.rules.get((intent.exchange, intent.symbol))
+        held = exposure() if state.state == "REDUCING" or (rules is not None and rules.needs_exposure) else None
+        if state.state == "REDUCING":
+            assert held is not None
+            _check_reduces(intent, held, state)
+        if rules is not None:
+            with localcontext(EXACT):
+                _check_rules(intent, rules, quote)
+            if held is not None:
+                _check_limits(intent, rules, held)
+
+
+def _name(intent: Intent) -> str:
+    return f"{intent.exchange}:{intent.symbol}"
+
+
+def _signed(intent: Intent) -> Fraction:
+    qty = Fraction(exact(intent.qty))
+    return qty if intent.side == "BUY" else -qty
+
+
+def _number(value: Fraction | Decimal) -> str:
+    """A quantity as a person reads it: exact decimals as written, fractions as decimals."""
+    if isinstance(value, Fraction):
+        with localcontext(EXACT):
+            value = Decimal(value.numerator) / Decimal(value.denominator)
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def _check_reduces(intent: Intent, held: Exposure, state: TradingState) -> None:
+    """While REDUCING, an intent must bring its instrument's position (with the open
+    orders on its side as filled) closer to zero without going past it."""
+    before = held.with_open_side(intent.side)
+    after = before + _signed(intent)
+    if before == 0 or abs(after) >= abs(before) or (after != 0 and (after > 0) != (before > 0)):
+        raise IntentRefused(
+            "REDUCE_ONLY",
+            f"Trading is REDUCING ({state.reason or 'no reason given'}): only intents that shrink the position are "
+            f"accepted; {_name(intent)} position with open {intent.side} orders is {_number(before)}, "
+            f"this intent would make it {_number(after)}",
+        )
+
+
+def _check_rules(intent: Intent, rules: InstrumentRules, quote: Quote | None) -> None:
+    name = _name(intent)
+    qty = exact(intent.qty)
+    limit = None if intent.limit_price is None else exact(intent.limit_price)
+    if rules.tick_size is not None and limit is not None and limit % rules.tick_size != 0:
+        raise IntentRefused(
+            "TICK_SIZE",
+            f"limit_price {_number(limit)} is not a multiple of tick_size {_number(rules.tick_size)} for {name}",
+        )
+    if rules.lot_size is not None and qty % rules.lot_size != 0:
+        raise IntentRefused(
+            "LOT_SIZE", f"qty {_number(qty)} is not a multiple of lot_size {_number(rules.lot_size)} for {name}"
+        )
+    if rules.min_qty is not None and qty < rules.min_qty:
+        raise IntentRefused("MIN_QTY", f"qty {_number(qty)} is below min_qty {_number(rules.min_qty)} for {name}")
+    if rules.max_qty is not None and qty > rules.max_qty:
+        raise IntentRefused("MAX_QTY", f"qty {_number(qty)} is above max_qty {_number(rules.max_qty)} for {name}")
+    if not rules.prices_intents:
+        return
+    price = limit if limit is not None else _touch(intent, quote)
+    if price is None:
+        raise IntentRefused(
+            "NO_QUOTE", f"No quote is known for {name}: a MARKET intent cannot be priced for its notional rules"
+        )
+    notional = qty * price
+    if rules.min_notional is not None and notional < rules.min_notional:
+        raise IntentRefused(
+            "MIN_NOTIONAL",
+            f"notional {_number(notional)} (qty x price) is below min_notional {_number(rules.min_notional)} "
+            f"for {name}",
+        )
+    if rules.max_notional is not None and notional > rules.max_notional:
+        raise IntentRefused(
+            "MAX_NOTIONAL",
+            f"notional {_number(notional)} (qty x price) is above max_notional {_number(rules.max_notional)} "
+            f"for {name}",
+        )
+
+
+def _touch(intent: Intent, quote: Quote | None) -> Decimal | None:
+    """What a MARKET intent would pay: the ask for a BUY, the bid for a SELL."""
+    if quote is None:
+        return None
+    return quote.ask if intent.side == "BUY" else quote.bid
+
+
+def _check_limits(intent: Intent, rules: InstrumentRules, held: Exposure) -> None:
+    name = _name(intent)
+    if rules.max_open_orders is not None and held.open_orders >= rules.max_open_orders:
+        raise IntentRefused(
+            "MAX_OPEN_ORDERS",
+            f"{name} has {held.open_orders} open orders; max_open_orders is {rules.max_open_orders}",
+        )
+    if rules.max_position is not None:
+        before = held.with_open_side(intent.side)
+        after = before + _signed(intent)
+        # An intent that does not grow the position is never refused for its size.
+        if abs(after) > rules.max_position and abs(after) > abs(before):
+            raise IntentRefused(
+                "MAX_POSITION",
+                f"{name} position with open {intent.side} orders would be {_number(after)}; "
+                f"max_position is {_number(rules.max_position)}",
+            )

@@ -1,0 +1,122 @@
+"""Order-intent throughput with every trading control on, against the same service with
+them off, side by side.
+
+Both contenders run the spec's uvicorn command (one worker, INFO logging, in-memory
+store) and get the same quote for binance BTC/USDT before the load, then `wrk` (1
+thread, 32 connections, fresh keys, every answer must be 201) posts LIMIT BUY intents
+that cross it and fill at once. "controls-on" adds a rules file for the instrument
+with every rule (tick and lot size, quantity and notional bounds, open orders and
+position limits, set so that none refuses), TRADING_STATE=ACTIVE and a rate limit
+far above the load: every check runs on every intent. Contenders alternate over
+several rounds; the median of per-round ratios is printed with the target (0.9).
+
+    python -m bench.controls [--rounds 5] [--seconds 10]
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from bench.run import ROOT, Result, free_port, median, require_wrk, run_wrk, start_server, stop_server
+from bench.stores import stored_orders
+
+TARGET = 0.9
+LUA = ROOT / "bench" / "post_crossing_limits.lua"
+QUOTE = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 49999.5, "ask": 50000.0}
+RULES = {
+    "binance:BTC/USDT": {
+        "tick_size": "0.5",
+        "lot_size": "0.001",
+        "min_qty": "0.001",
+        "max_qty": 10,
+        "min_notional": 10,
+        "max_notional": 1_000_000,
+        "max_open_orders": 1_000_000,
+        "max_position": 1_000_000_000,
+    }
+}
+
+
+def post_quote(port: int) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/execution/market-data/quotes",
+        data=json.dumps(QUOTE).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def measure(wrk: str, env: dict[str, str], *, seconds: float, warmup: float, log: Path, label: str) -> Result:
+    port = free_port()
+    proc = start_server("app.main:app", port, log, env)
+    try:
+        post_quote(port)
+        _, warmup_requests = run_wrk(wrk, port, warmup, f"{label}-warmup", LUA)
+        result, requests = run_wrk(wrk, port, seconds, f"{label}-measured", LUA)
+        stored = stored_orders(port)
+    finally:
+        stop_server(proc)
+    # wrk counts only answered requests (all 201); one cut off at the end may be stored too.
+    if not warmup_requests + requests <= stored <= warmup_requests + requests + 64:
+        raise SystemExit(f"bench: {label}: {warmup_requests + requests} intents acknowledged, {stored} stored")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args()
+    wrk = require_wrk()
+    print(f"bench: using {wrk}; {args.rounds} rounds of {args.seconds:g} s each, controls off and on alternating")
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        rules = Path(tmp) / "rules.json"
+        rules.write_text(json.dumps(RULES))
+        contenders = {
+            "controls-off": {"STORAGE_URL": "memory://"},
+            "controls-on": {
+                "STORAGE_URL": "memory://",
+                "INSTRUMENTS_FILE": str(rules),
+                "TRADING_STATE": "ACTIVE",
+                "MAX_INTENTS_PER_SECOND": "1000000",
+            },
+        }
+        results: dict[str, list[Result]] = {name: [] for name in contenders}
+        for round_no in range(1, args.rounds + 1):
+            # Alternate which goes first, so neither always runs on a warmer machine.
+            names = list(contenders) if round_no % 2 else list(reversed(contenders))
+            for name in names:
+                result = measure(
+                    wrk,
+                    contenders[name],
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                    log=Path(tmp) / f"{name}.log",
+                    label=f"{name}-{round_no}",
+                )
+                results[name].append(result)
+                print(
+                    f"round {round_no} {name:12} {result.rps:8.0f} req/s"
+                    f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
+                    flush=True,
+                )
+    print()
+    print(f"{'median':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, runs in results.items():
+        res = median(runs)
+        print(f"{name:12} {res.rps:8.0f} {res.p50_ms:8.2f} {res.p99_ms:8.2f}")
+    ratio = statistics.median(
+        on.rps / off.rps for on, off in zip(results["controls-on"], results["controls-off"], strict=True)
+    )
+    verdict = "met" if ratio >= TARGET else "MISSED"
+    print(f"controls-on / controls-off: {ratio:.2f} (median of per-round ratios; target ≥{TARGET}: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
