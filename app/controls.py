@@ -31,35 +31,37 @@ class Exposure:
 
     position: Fraction = Fraction(0)  # signed: long > 0
     open_orders: int = 0
-    open_buy: Fraction = Fraction(0)  # remaining quantity of open BUY orders
-    open_sell: Fraction = Fraction(0)
+    # Remaining quantities of open orders: exact decimals (sums of what clients sent),
+    # added in the exact context, which is cheaper than fractions on the hot path.
+    open_buy: Decimal = Decimal(0)
+    open_sell: Decimal = Decimal(0)
 
     def with_open_side(self, side: str) -> Fraction:
         """The position if every open order on `side` filled."""
-        return self.position + self.open_buy if side == "BUY" else self.position - self.open_sell
+        return self.position + Fraction(self.open_buy) if side == "BUY" else self.position - Fraction(self.open_sell)
 
-    def opened(self, side: str, remaining: Fraction) -> None:
+    def opened(self, side: str, remaining: Decimal) -> None:
         self.open_orders += 1
         self._add(side, remaining)
 
-    def arrived(self, side: str, filled: Fraction, remaining: Fraction, still_open: bool) -> None:
+    def arrived(self, side: str, filled: Decimal, remaining: Decimal, still_open: bool) -> None:
         """An order was admitted and matched on arrival: it filled `filled`, and rests
         with `remaining` if it is `still_open`."""
-        self.position += filled if side == "BUY" else -filled
+        self.position += Fraction(filled) if side == "BUY" else -Fraction(filled)
         if still_open:
             self.opened(side, remaining)
 
-    def filled(self, side: str, qty: Fraction, *, ended: bool) -> None:
+    def filled(self, side: str, qty: Decimal, *, ended: bool) -> None:
         """An open order on `side` filled `qty` (or, canceled, gave up `qty`); `ended`:
         it is no longer open."""
         self.open_orders -= ended
         self._add(side, -qty)
 
-    def _add(self, side: str, qty: Fraction) -> None:
+    def _add(self, side: str, qty: Decimal) -> None:
         if side == "BUY":
-            self.open_buy += qty
+            self.open_buy = EXACT.add(self.open_buy, qty)
         else:
-            self.open_sell += qty
+            self.open_sell = EXACT.add(self.open_sell, qty)
 
 
 class Intent(Protocol):

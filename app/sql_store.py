@@ -56,7 +56,7 @@ from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 from app.clock import now_micros
 from app.controls import STRICTNESS, Controls, Exposure, TradingState
 from app.errors import IntentRefused, StoreFull, StoreUnavailable
-from app.fills import Quote, exact
+from app.fills import EXACT, Quote, exact
 from app.group_commit import GroupCommit, Waiting
 from app.ids import number_of, parse_order_id
 from app.positions import Position, apply_fill
@@ -73,6 +73,7 @@ from app.storage import (
     StoredFill,
     execute,
     expire_unfilled,
+    remaining,
     rests_passively,
     takes_on_arrival,
 )
@@ -572,9 +573,7 @@ class SqlStore:
             elif order.is_open and rests_passively(order, quote):
                 passive.append(order.order_id)
             if instrument in exposures:
-                exposures[instrument].arrived(
-                    order.side, Fraction(order.filled_qty), Fraction(order.exact_qty - order.filled_qty), order.is_open
-                )
+                exposures[instrument].arrived(order.side, order.filled_qty, remaining(order), order.is_open)
         if executions:
             self._record_fills(conn, executions)
         if expired:
@@ -599,7 +598,7 @@ class SqlStore:
             )
         ):
             if order_id not in batch:
-                held.opened(side, Fraction(exact(qty)) - Fraction(Decimal(filled)))
+                held.opened(side, EXACT.subtract(exact(qty), Decimal(filled)))
         return held
 
     def _trading_state(self, conn: Connection, *, share: bool = False) -> TradingState:

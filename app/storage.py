@@ -299,7 +299,7 @@ class InMemoryStore:
                 self._recount(before, order.status)
             elif order.is_open:
                 self._book(instrument).add(order, passive=rests_passively(order, quote))
-                self._open_tally(instrument).opened(order.side, _remaining(order))
+                self._open_tally(instrument).opened(order.side, remaining(order))
             return Admission(order, True, executions)
 
     def get(self, order_id: str) -> Order | None:
@@ -343,7 +343,7 @@ class InMemoryStore:
             book.settle(quote)
             tally = self._open_tally(instrument)
             for execution in executions:  # every order a quote fills was resting: open
-                tally.filled(execution.order.side, Fraction(execution.fill.qty), ended=not execution.order.is_open)
+                tally.filled(execution.order.side, execution.fill.qty, ended=not execution.order.is_open)
             return executions
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, str] | None:
@@ -358,7 +358,7 @@ class InMemoryStore:
 
     def _cancel_open(self, order: Order, now: int) -> None:
         instrument = (order.exchange, order.symbol)
-        self._open_tally(instrument).filled(order.side, _remaining(order), ended=True)
+        self._open_tally(instrument).filled(order.side, remaining(order), ended=True)
         self._recount(order.status, "CANCELED")
         order.status = "CANCELED"
         order.updated_at = now
@@ -435,8 +435,9 @@ class InMemoryStore:
         return executions
 
 
-def _remaining(order: Order) -> Fraction:
-    return Fraction(order.exact_qty) - Fraction(order.filled_qty)
+def remaining(order: Order) -> Decimal:
+    """What is left of an order to fill, exactly."""
+    return EXACT.subtract(order.exact_qty, order.filled_qty)
 
 
 def rests_passively(order: Order, quote: Quote | None) -> bool:
