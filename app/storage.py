@@ -264,8 +264,9 @@ class InMemoryStore:
         self._quotes: dict[Instrument, Quote] = {}
         self._held: dict[Instrument, Position] = {}
         self._by_status: dict[str, int] = {}  # kept as statuses change: a scrape reads it, never scans
-        # What each instrument's open orders want (the controls' limits read it; kept as
-        # orders open, fill and end, so no check scans the book).
+        # What each instrument's open orders want, for the controls' limits: counted from
+        # the book the first time a check asks, then kept as orders open, fill and end.
+        # An instrument no check has asked about costs the hot path one dict lookup.
         self._open: dict[Instrument, Exposure] = {}
         self._trading = TradingState(updated_at=now_micros())
 
@@ -299,7 +300,9 @@ class InMemoryStore:
                 self._recount(before, order.status)
             elif order.is_open:
                 self._book(instrument).add(order, passive=rests_passively(order, quote))
-                self._open_tally(instrument).opened(order.side, remaining(order))
+                tally = self._open.get(instrument)
+                if tally is not None:
+                    tally.opened(order.side, remaining(order))
             return Admission(order, True, executions)
 
     def get(self, order_id: str) -> Order | None:
@@ -341,9 +344,10 @@ class InMemoryStore:
                 instrument=instrument, quote=quote, orders=book.crossed_by(quote), match=match, now=now
             )
             book.settle(quote)
-            tally = self._open_tally(instrument)
-            for execution in executions:  # every order a quote fills was resting: open
-                tally.filled(execution.order.side, execution.fill.qty, ended=not execution.order.is_open)
+            tally = self._open.get(instrument)
+            if tally is not None:
+                for execution in executions:  # every order a quote fills was resting: open
+                    tally.filled(execution.order.side, execution.fill.qty, ended=not execution.order.is_open)
             return executions
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, str] | None:
@@ -358,7 +362,9 @@ class InMemoryStore:
 
     def _cancel_open(self, order: Order, now: int) -> None:
         instrument = (order.exchange, order.symbol)
-        self._open_tally(instrument).filled(order.side, remaining(order), ended=True)
+        tally = self._open.get(instrument)
+        if tally is not None:
+            tally.filled(order.side, remaining(order), ended=True)
         self._recount(order.status, "CANCELED")
         order.status = "CANCELED"
         order.updated_at = now
@@ -387,6 +393,8 @@ class InMemoryStore:
         tally = self._open.get(instrument)
         if tally is None:
             tally = self._open[instrument] = Exposure()
+            for order in self._book(instrument).orders():
+                tally.opened(order.side, remaining(order))
         return tally
 
     def _exposure(self, instrument: Instrument) -> Exposure:

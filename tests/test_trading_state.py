@@ -201,3 +201,14 @@ def test_a_halt_set_through_one_worker_is_obeyed_by_the_other(
         assert all(cpu_ticks(pid) > ticks[pid] for pid in workers), "one worker took every request"
         assert {(status, body["code"]) for status, body in answers} == {(400, "TRADING_HALTED")}
         assert all_orders(server_get(server)) == []
+
+
+def test_reducing_counts_orders_that_rested_before_it(client: TestClient) -> None:
+    """The first check that needs open orders counts the ones already resting."""
+    quote(client, 99, 100)
+    order(client, "long", qty=1.0)
+    order(client, "rest", side="SELL", type="LIMIT", limit_price=105.0, qty=0.4)
+    set_state(client, "REDUCING")
+    assert refusal(client, idempotency_key="past", side="SELL", qty=0.7) == (400, "REDUCE_ONLY")
+    order(client, "exact", side="SELL", qty=0.6)
+    assert refusal(client, idempotency_key="more", side="SELL", qty=0.1) == (400, "REDUCE_ONLY")
