@@ -29,16 +29,18 @@ class TradingState:
 class Exposure:
     """An instrument's net filled position and what its open orders still want."""
 
-    position: Fraction = Fraction(0)  # signed: long > 0
+    # Quantities are exact decimals (sums of what clients sent), added in the exact
+    # context: cheaper than fractions on the hot path.
+    position: Decimal = Decimal(0)  # signed: long > 0
     open_orders: int = 0
-    # Remaining quantities of open orders: exact decimals (sums of what clients sent),
-    # added in the exact context, which is cheaper than fractions on the hot path.
-    open_buy: Decimal = Decimal(0)
+    open_buy: Decimal = Decimal(0)  # remaining quantity of open BUY orders
     open_sell: Decimal = Decimal(0)
 
-    def with_open_side(self, side: str) -> Fraction:
+    def with_open_side(self, side: str) -> Decimal:
         """The position if every open order on `side` filled."""
-        return self.position + Fraction(self.open_buy) if side == "BUY" else self.position - Fraction(self.open_sell)
+        if side == "BUY":
+            return EXACT.add(self.position, self.open_buy)
+        return EXACT.subtract(self.position, self.open_sell)
 
     def opened(self, side: str, remaining: Decimal) -> None:
         self.open_orders += 1
@@ -47,7 +49,7 @@ class Exposure:
     def arrived(self, side: str, filled: Decimal, remaining: Decimal, still_open: bool) -> None:
         """An order was admitted and matched on arrival: it filled `filled`, and rests
         with `remaining` if it is `still_open`."""
-        self.position += Fraction(filled) if side == "BUY" else -Fraction(filled)
+        self.position = EXACT.add(self.position, filled) if side == "BUY" else EXACT.subtract(self.position, filled)
         if still_open:
             self.opened(side, remaining)
 
@@ -94,31 +96,36 @@ class Controls:
                 "TRADING_HALTED", f"Trading is HALTED ({state.reason or 'no reason given'}): no new order is accepted"
             )
         rules = self.rules.get((intent.exchange, intent.symbol))
+        if rules is None and state.state == "ACTIVE":
+            return
         held = exposure() if state.state == "REDUCING" or (rules is not None and rules.needs_exposure) else None
-        if state.state == "REDUCING":
-            assert held is not None
-            _check_reduces(intent, held, state)
-        if rules is not None:
-            with localcontext(EXACT):
+        with localcontext(EXACT):
+            if state.state == "REDUCING":
+                assert held is not None
+                _check_reduces(intent, held, state)
+            if rules is not None:
                 _check_rules(intent, rules, quote)
-            if held is not None:
-                _check_limits(intent, rules, held)
+                if held is not None:
+                    _check_limits(intent, rules, held)
 
 
 def _name(intent: Intent) -> str:
     return f"{intent.exchange}:{intent.symbol}"
 
 
-def _signed(intent: Intent) -> Fraction:
-    qty = Fraction(exact(intent.qty))
+def _signed(intent: Intent) -> Decimal:
+    qty = exact(intent.qty)
     return qty if intent.side == "BUY" else -qty
 
 
-def _number(value: Fraction | Decimal) -> str:
-    """A quantity as a person reads it: exact decimals as written, fractions as decimals."""
-    if isinstance(value, Fraction):
-        with localcontext(EXACT):
-            value = Decimal(value.numerator) / Decimal(value.denominator)
+def as_decimal(value: Fraction) -> Decimal:
+    """A fraction that is a sum of decimals (a position), as that decimal, exactly."""
+    with localcontext(EXACT):
+        return Decimal(value.numerator) / Decimal(value.denominator)
+
+
+def _number(value: Decimal) -> str:
+    """A quantity as a person reads it: the exact decimal, without exponent."""
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "0") else text
 

@@ -54,7 +54,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 
 from app.clock import now_micros
-from app.controls import STRICTNESS, Controls, Exposure, TradingState
+from app.controls import STRICTNESS, Controls, Exposure, TradingState, as_decimal
 from app.errors import IntentRefused, StoreFull, StoreUnavailable
 from app.fills import EXACT, Quote, exact
 from app.group_commit import GroupCommit, Waiting
@@ -591,7 +591,7 @@ class SqlStore:
         row = conn.execute(
             select(positions.c.qty).where(positions.c.exchange == exchange, positions.c.symbol == symbol)
         ).one_or_none()
-        held = Exposure(position=Fraction(0) if row is None else Fraction(row.qty))
+        held = Exposure(position=Decimal(0) if row is None else as_decimal(Fraction(row.qty)))
         for order_id, side, qty, filled in conn.execute(
             select(orders.c.order_id, orders.c.side, orders.c.qty, orders.c.filled_qty).where(
                 orders.c.exchange == exchange, orders.c.symbol == symbol, _open

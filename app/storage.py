@@ -6,12 +6,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
-from fractions import Fraction
 from typing import NamedTuple, Protocol
 
 from app.book import Book, reaches
 from app.clock import now_micros
-from app.controls import STRICTNESS, Controls, Exposure, TradingState
+from app.controls import STRICTNESS, Controls, Exposure, TradingState, as_decimal
 from app.errors import StoreFull
 from app.fills import EXACT, Fill, Quote, Working, exact
 from app.ids import FILL_PREFIX, format_id, format_order_id, new_number, parse_order_id
@@ -401,7 +400,7 @@ class InMemoryStore:
         tally = self._open_tally(instrument)
         held = self._held.get(instrument)
         return Exposure(
-            position=Fraction(0) if held is None else held.qty,
+            position=ZERO if held is None else as_decimal(held.qty),
             open_orders=tally.open_orders,
             open_buy=tally.open_buy,
             open_sell=tally.open_sell,
