@@ -20,8 +20,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from bench.run import ROOT, Result, free_port, median, require_wrk, run_wrk, start_server, stop_server
-from bench.stores import stored_orders
+from bench.run import ROOT, Result, median, require_wrk
+from bench.stores import measure
 
 TARGET = 0.9
 LUA = ROOT / "bench" / "post_crossing_limits.lua"
@@ -49,22 +49,6 @@ def post_quote(port: int) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
-
-
-def measure(wrk: str, env: dict[str, str], *, seconds: float, warmup: float, log: Path, label: str) -> Result:
-    port = free_port()
-    proc = start_server("app.main:app", port, log, env)
-    try:
-        post_quote(port)
-        _, warmup_requests = run_wrk(wrk, port, warmup, f"{label}-warmup", LUA)
-        result, requests = run_wrk(wrk, port, seconds, f"{label}-measured", LUA)
-        stored = stored_orders(port)
-    finally:
-        stop_server(proc)
-    # wrk counts only answered requests (all 201); one cut off at the end may be stored too.
-    if not warmup_requests + requests <= stored <= warmup_requests + requests + 64:
-        raise SystemExit(f"bench: {label}: {warmup_requests + requests} intents acknowledged, {stored} stored")
-    return result
 
 
 def main() -> None:
@@ -95,10 +79,13 @@ def main() -> None:
                 result = measure(
                     wrk,
                     contenders[name],
+                    [],
                     seconds=args.seconds,
                     warmup=args.warmup,
                     log=Path(tmp) / f"{name}.log",
                     label=f"{name}-{round_no}",
+                    lua=LUA,
+                    before_load=post_quote,
                 )
                 results[name].append(result)
                 print(

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench.run import Result, free_port, median, require_wrk, run_wrk, start_server, stop_server
+from bench.run import LUA, Result, free_port, median, require_wrk, run_wrk, start_server, stop_server
 from tests.postgres import PostgresMissing, postgres_cluster
 
 TARGETS = {"sqlite": 0.5, "postgresql-2w": 0.4}
@@ -45,13 +45,26 @@ def stored_orders(port: int) -> int:
 
 
 def measure(
-    wrk: str, env: dict[str, str], uvicorn_args: list[str], *, seconds: float, warmup: float, log: Path, label: str
+    wrk: str,
+    env: dict[str, str],
+    uvicorn_args: list[str],
+    *,
+    seconds: float,
+    warmup: float,
+    log: Path,
+    label: str,
+    lua: Path = LUA,
+    before_load: Callable[[int], None] | None = None,
 ) -> Result:
+    """One run of `lua`'s intents (after `before_load(port)`, if given); every
+    acknowledged intent must then be stored, once."""
     port = free_port()
     proc = start_server("app.main:app", port, log, env, *uvicorn_args)
     try:
-        _, warmup_requests = run_wrk(wrk, port, warmup, f"{label}-warmup")
-        result, requests = run_wrk(wrk, port, seconds, f"{label}-measured")
+        if before_load is not None:
+            before_load(port)
+        _, warmup_requests = run_wrk(wrk, port, warmup, f"{label}-warmup", lua)
+        result, requests = run_wrk(wrk, port, seconds, f"{label}-measured", lua)
         stored = stored_orders(port)
     finally:
         stop_server(proc)
