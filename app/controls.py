@@ -130,11 +130,17 @@ def _number(value: Decimal) -> str:
     return "0" if text in ("-0", "0") else text
 
 
+def _projection(intent: Intent, held: Exposure) -> tuple[Decimal, Decimal]:
+    """The position with the open orders on the intent's side as filled, before the
+    intent and after it."""
+    before = held.with_open_side(intent.side)
+    return before, before + _signed(intent)
+
+
 def _check_reduces(intent: Intent, held: Exposure, state: TradingState) -> None:
     """While REDUCING, an intent must bring its instrument's position (with the open
     orders on its side as filled) closer to zero without going past it."""
-    before = held.with_open_side(intent.side)
-    after = before + _signed(intent)
+    before, after = _projection(intent, held)
     if before == 0 or abs(after) >= abs(before) or (after != 0 and (after > 0) != (before > 0)):
         raise IntentRefused(
             "REDUCE_ONLY",
@@ -198,8 +204,7 @@ def _check_limits(intent: Intent, rules: InstrumentRules, held: Exposure) -> Non
             f"{name} has {held.open_orders} open orders; max_open_orders is {rules.max_open_orders}",
         )
     if rules.max_position is not None:
-        before = held.with_open_side(intent.side)
-        after = before + _signed(intent)
+        before, after = _projection(intent, held)
         # An intent that does not grow the position is never refused for its size.
         if abs(after) > rules.max_position and abs(after) > abs(before):
             raise IntentRefused(

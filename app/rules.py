@@ -1,5 +1,5 @@
 """Instrument rules (INSTRUMENTS_FILE): what a venue and a risk desk refuse, per
-`EXCHANGE:SYMBOL`. Loading and the checks, pure and exact (decimal)."""
+`EXCHANGE:SYMBOL`, read and validated (app.controls applies them)."""
 
 import json
 import tomllib

@@ -315,8 +315,7 @@ class OrderService:
     async def set_trading_state(self, change: TradingStateIn) -> TradingState:
         """Record the new state (shared by every worker of a shared store) and, if asked,
         cancel every open order in the same step, logging each cancel."""
-        before = await self.trading_state()
-        state, canceled = await self._store_call(
+        before, state, canceled = await self._store_call(
             self.store.set_trading_state,
             TradingState(change.state, change.reason, self.clock()),
             cancel_open=change.cancel_open_orders,

@@ -70,6 +70,7 @@ from app.storage import (
     OrderFilter,
     OrderKind,
     PositionView,
+    StateChange,
     StoredFill,
     execute,
     expire_unfilled,
@@ -463,7 +464,7 @@ class SqlStore:
                 self._lock_instrument(conn, instrument)
             # Read under a share lock: a change of state waits for this batch, and a
             # batch after it sees the new state (cancel_open_orders misses no order).
-            state = self._trading_state(conn, share=True) if any(a.controls for a in arrivals) else None
+            state = self._trading_state(conn, lock="share") if any(a.controls for a in arrivals) else None
             latest = {instrument: self._latest_quote(conn, instrument) for instrument in instruments}
             rows = [self._order_row(a.order, passive=False) for a in arrivals]
             try:
@@ -601,10 +602,12 @@ class SqlStore:
                 held.opened(side, EXACT.subtract(exact(qty), Decimal(filled)))
         return held
 
-    def _trading_state(self, conn: Connection, *, share: bool = False) -> TradingState:
+    def _trading_state(self, conn: Connection, *, lock: str | None = None) -> TradingState:
+        """The state row; `lock` "share" or "update" locks it (PostgreSQL; SQLite's
+        write transactions already hold the only write lock)."""
         query = select(trading_state).where(_STATE_ROW)
-        if share and self.name == "postgresql":
-            query = query.with_for_update(read=True)
+        if lock is not None and self.name == "postgresql":
+            query = query.with_for_update(read=lock == "share")
         row = conn.execute(query).one()
         return TradingState(row.state, row.reason, row.updated_at)
 
@@ -614,12 +617,12 @@ class SqlStore:
 
     def set_trading_state(
         self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False
-    ) -> tuple[TradingState, list[tuple[Order, str]]]:
+    ) -> StateChange:
         with self._writing() as conn:
             # FOR UPDATE: waits for the batches reading the state under a share lock.
-            row = conn.execute(select(trading_state).where(_STATE_ROW).with_for_update()).one()
-            if only_stricter and STRICTNESS[state.state] <= STRICTNESS[row.state]:
-                return TradingState(row.state, row.reason, row.updated_at), []
+            before = self._trading_state(conn, lock="update")
+            if only_stricter and STRICTNESS[state.state] <= STRICTNESS[before.state]:
+                return StateChange(before, before, [])
             conn.execute(
                 update(trading_state)
                 .where(_STATE_ROW)
@@ -633,7 +636,7 @@ class SqlStore:
                 for order in self._with_fills(conn, rows):
                     canceled.append((order, order.status))
                     order.status, order.updated_at = "CANCELED", state.updated_at
-        return state, canceled
+        return StateChange(before, state, canceled)
 
     def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
         exchange, symbol = instrument

@@ -163,6 +163,15 @@ class Admission(NamedTuple):
     executions: list[Execution]
 
 
+class StateChange(NamedTuple):
+    """What setting the trading state did: the state before, the state now in force, and
+    the orders it canceled, each with its status before."""
+
+    before: TradingState
+    after: TradingState
+    canceled: list[tuple["Order", str]]
+
+
 @dataclass(frozen=True)
 class OrderFilter:
     """What a listing keeps; a field left None keeps every order."""
@@ -238,11 +247,10 @@ class OrderStore(Protocol):
 
     def set_trading_state(
         self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False
-    ) -> tuple[TradingState, list[tuple[Order, str]]]:
+    ) -> StateChange:
         """Record `state` (with `only_stricter`: only if it refuses more than the one
         recorded) and, with `cancel_open`, cancel every open order in the same step.
-        Returns the state now in force and the orders canceled, each with its status
-        before. Shared by every process using the store."""
+        Shared by every process using the store."""
         ...
 
     def close(self) -> None: ...
@@ -374,10 +382,11 @@ class InMemoryStore:
 
     def set_trading_state(
         self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False
-    ) -> tuple[TradingState, list[tuple[Order, str]]]:
+    ) -> StateChange:
         with self._lock:
-            if only_stricter and STRICTNESS[state.state] <= STRICTNESS[self._trading.state]:
-                return self._trading, []
+            before = self._trading
+            if only_stricter and STRICTNESS[state.state] <= STRICTNESS[before.state]:
+                return StateChange(before, before, [])
             self._trading = state
             canceled: list[tuple[Order, str]] = []
             if cancel_open:
@@ -386,7 +395,7 @@ class InMemoryStore:
                         canceled.append((order, order.status))
                         self._cancel_open(order, state.updated_at)
                 canceled.sort(key=lambda pair: pair[0].accepted_at)
-            return state, canceled
+            return StateChange(before, state, canceled)
 
     def _open_tally(self, instrument: Instrument) -> Exposure:
         tally = self._open.get(instrument)
@@ -462,7 +471,7 @@ def _working(ref: int, order: Order, taker: bool) -> Working:
         side=order.side,  # type: ignore[arg-type]
         type=order.type,  # type: ignore[arg-type]
         limit_price=None if order.limit_price is None else exact(order.limit_price),
-        remaining=order.exact_qty - order.filled_qty,
+        remaining=remaining(order),
         taker=taker,
     )
 
@@ -474,7 +483,7 @@ def takes_on_arrival(order: Order, quote: Quote, match: Matcher) -> bool:
         return True
     with localcontext(EXACT):
         filled = sum((fill.qty for fill in match(quote, [_working(0, order, True)])), ZERO)
-        return filled == order.exact_qty - order.filled_qty
+        return filled == remaining(order)
 
 
 def expire_unfilled(order: Order, now: int) -> str | None:

@@ -20,11 +20,12 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from bench.run import ROOT, Result, median, require_wrk
+from bench.run import Result, median, print_round, require_wrk
 from bench.stores import measure
 
 TARGET = 0.9
-LUA = ROOT / "bench" / "post_crossing_limits.lua"
+# LIMIT BUYs crossing QUOTE's ask: each fills at once, and every rule has a price to check.
+CROSSING_LIMIT_BUY = '"side":"BUY","qty":0.01,"type":"LIMIT","limit_price":50010.5'
 QUOTE = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 49999.5, "ask": 50000.0}
 RULES = {
     "binance:BTC/USDT": {
@@ -84,15 +85,11 @@ def main() -> None:
                     warmup=args.warmup,
                     log=Path(tmp) / f"{name}.log",
                     label=f"{name}-{round_no}",
-                    lua=LUA,
+                    intent_fields=CROSSING_LIMIT_BUY,
                     before_load=post_quote,
                 )
                 results[name].append(result)
-                print(
-                    f"round {round_no} {name:12} {result.rps:8.0f} req/s"
-                    f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
-                    flush=True,
-                )
+                print_round(round_no, name, result, 12)
     print()
     print(f"{'median':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for name, runs in results.items():

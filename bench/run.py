@@ -86,14 +86,17 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def run_wrk(wrk: str, port: int, seconds: float, prefix: str, lua: Path = LUA) -> tuple[Result, int]:
+def run_wrk(
+    wrk: str, port: int, seconds: float, prefix: str, lua: Path = LUA, *, env: dict[str, str] | None = None
+) -> tuple[Result, int]:
+    """One bounded wrk run of `lua` (`env`: extra variables for the script)."""
     cmd = [wrk, "-t1", "-c32", f"-d{round(seconds)}s", "--timeout", "5s", "-s", str(lua), f"http://127.0.0.1:{port}"]
     out = subprocess.run(
         cmd,
         capture_output=True,
         text=True,
         timeout=seconds + 30,
-        env={**os.environ, "BENCH_LUA_DIR": str(LUA.parent), "BENCH_KEY_PREFIX": prefix},
+        env={**os.environ, "BENCH_LUA_DIR": str(LUA.parent), "BENCH_KEY_PREFIX": prefix, **(env or {})},
         check=True,
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCH_RESULT "))
@@ -130,6 +133,14 @@ def measure(wrk: str, app: str, *, seconds: float, warmup: float, log: Path, log
     return result
 
 
+def print_round(round_no: int, name: str, result: Result, width: int) -> None:
+    print(
+        f"round {round_no} {name:{width}} {result.rps:8.0f} req/s"
+        f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
+        flush=True,
+    )
+
+
 def median(results: list[Result]) -> Result:
     return Result(
         rps=statistics.median(r.rps for r in results),
@@ -163,11 +174,7 @@ def main() -> None:
                     logs_requests=name == "service",
                 )
                 results[name].append(result)
-                print(
-                    f"round {round_no} {name:8} {result.rps:8.0f} req/s"
-                    f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
-                    flush=True,
-                )
+                print_round(round_no, name, result, 8)
     service, floor = median(results["service"]), median(results["floor"])
     ratios = [s.rps / f.rps for s, f in zip(results["service"], results["floor"], strict=True)]
     print()

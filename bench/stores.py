@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench.run import LUA, Result, free_port, median, require_wrk, run_wrk, start_server, stop_server
+from bench.run import Result, free_port, median, print_round, require_wrk, run_wrk, start_server, stop_server
 from tests.postgres import PostgresMissing, postgres_cluster
 
 TARGETS = {"sqlite": 0.5, "postgresql-2w": 0.4}
@@ -53,18 +53,20 @@ def measure(
     warmup: float,
     log: Path,
     label: str,
-    lua: Path = LUA,
+    intent_fields: str | None = None,
     before_load: Callable[[int], None] | None = None,
 ) -> Result:
-    """One run of `lua`'s intents (after `before_load(port)`, if given); every
-    acknowledged intent must then be stored, once."""
+    """One run of fresh-key intents (`intent_fields`: their fields after the key and
+    instrument, as bench/post_intents.lua takes them), after `before_load(port)` if
+    given; every acknowledged intent must then be stored, once."""
+    wrk_env = None if intent_fields is None else {"BENCH_INTENT_FIELDS": intent_fields}
     port = free_port()
     proc = start_server("app.main:app", port, log, env, *uvicorn_args)
     try:
         if before_load is not None:
             before_load(port)
-        _, warmup_requests = run_wrk(wrk, port, warmup, f"{label}-warmup", lua)
-        result, requests = run_wrk(wrk, port, seconds, f"{label}-measured", lua)
+        _, warmup_requests = run_wrk(wrk, port, warmup, f"{label}-warmup", env=wrk_env)
+        result, requests = run_wrk(wrk, port, seconds, f"{label}-measured", env=wrk_env)
         stored = stored_orders(port)
     finally:
         stop_server(proc)
@@ -135,11 +137,7 @@ def run_rounds(wrk: str, args: argparse.Namespace, tmp: Path, postgres_url: str)
                     label=f"{name}-{round_no}",
                 )
                 results[name].append(result)
-                print(
-                    f"round {round_no} {name:14} {result.rps:8.0f} req/s"
-                    f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
-                    flush=True,
-                )
+                print_round(round_no, name, result, 14)
     finally:
         engine.dispose()
     return results

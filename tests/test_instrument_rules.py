@@ -1,6 +1,7 @@
 """INSTRUMENTS_FILE rules and risk limits, exact and atomic, on every store; and
 MAX_INTENTS_PER_SECOND."""
 
+import itertools
 import json
 import threading
 from collections import Counter
@@ -40,8 +41,11 @@ def ruled(make_client: Callable[..., TestClient], tmp_path: Path) -> Callable[..
     return build
 
 
+KEYS = itertools.count()
+
+
 def refused(client: TestClient, **fields: Any) -> tuple[int, str | None, str]:
-    response = client.post(URL, json=intent(idempotency_key=f"k-{threading.get_ident()}-{id(fields)}", **fields))
+    response = client.post(URL, json=intent(idempotency_key=f"refused-{next(KEYS)}", **fields))
     body = response.json()
     return response.status_code, body.get("code"), body.get("detail", "")
 
