@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # quiet spell (default: one second's worth).
     max_intents_per_second: PositiveFloat | None = None
     max_intents_burst: PositiveInt | None = None
+    # A paper account, "USDT=100000,BTC=0.5": orders reserve and fills move balances.
+    # NoDecode: the value is a comma-separated list, not JSON.
+    paper_balances: Annotated[dict[str, Decimal] | None, NoDecode] = None
 
     _split = field_validator("allowed_symbols", "allowed_exchanges", mode="before")(parse_allowlist)
 
@@ -129,6 +132,38 @@ class Settings(BaseSettings):
         if self.instruments_file is None:
             return {}
         return load_rules(self.instruments_file, self.allowed_exchanges, self.allowed_symbols)
+
+    @field_validator("paper_balances", mode="before")
+    @classmethod
+    def _parse_balances(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        balances: dict[str, object] = {}
+        for entry in (part.strip() for part in value.split(",")):
+            if not entry:
+                continue
+            asset, equals, amount = (piece.strip() for piece in entry.partition("="))
+            if not equals or not asset or not amount or not asset.isprintable() or " " in asset:
+                raise ValueError(f"{entry!r} is not ASSET=AMOUNT (like USDT=100000,BTC=0.5)")
+            if asset in balances:
+                raise ValueError(f"{asset} is given twice")
+            balances[asset] = amount
+        return balances or None
+
+    @field_validator("paper_balances", mode="after")
+    @classmethod
+    def _balances_usable(cls, value: dict[str, Decimal] | None, info: ValidationInfo) -> dict[str, Decimal] | None:
+        if value is None:
+            return None
+        for asset, amount in value.items():
+            if not amount.is_finite() or amount < 0:
+                raise ValueError(f"{asset}: the amount must be a finite number >= 0")
+        # Every symbol names the assets an order moves: BASE/QUOTE.
+        for symbol in sorted(info.data.get("allowed_symbols", ())):
+            base, slash, quote = symbol.partition("/")
+            if not slash or not base or not quote:
+                raise ValueError(f"allowlisted symbol {symbol!r} is not BASE/QUOTE, which paper balances need")
+        return value
 
     @field_validator("trading_state", mode="before")
     @classmethod

@@ -124,7 +124,7 @@ def as_decimal(value: Fraction) -> Decimal:
         return Decimal(value.numerator) / Decimal(value.denominator)
 
 
-def _number(value: Decimal) -> str:
+def shown(value: Decimal) -> str:
     """A quantity as a person reads it: the exact decimal, without exponent."""
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "0") else text
@@ -145,8 +145,8 @@ def _check_reduces(intent: Intent, held: Exposure, state: TradingState) -> None:
         raise IntentRefused(
             "REDUCE_ONLY",
             f"Trading is REDUCING ({state.reason or 'no reason given'}): only intents that shrink the position are "
-            f"accepted; {_name(intent)} position with open {intent.side} orders is {_number(before)}, "
-            f"this intent would make it {_number(after)}",
+            f"accepted; {_name(intent)} position with open {intent.side} orders is {shown(before)}, "
+            f"this intent would make it {shown(after)}",
         )
 
 
@@ -157,16 +157,16 @@ def _check_rules(intent: Intent, rules: InstrumentRules, quote: Quote | None) ->
     if rules.tick_size is not None and limit is not None and limit % rules.tick_size != 0:
         raise IntentRefused(
             "TICK_SIZE",
-            f"limit_price {_number(limit)} is not a multiple of tick_size {_number(rules.tick_size)} for {name}",
+            f"limit_price {shown(limit)} is not a multiple of tick_size {shown(rules.tick_size)} for {name}",
         )
     if rules.lot_size is not None and qty % rules.lot_size != 0:
         raise IntentRefused(
-            "LOT_SIZE", f"qty {_number(qty)} is not a multiple of lot_size {_number(rules.lot_size)} for {name}"
+            "LOT_SIZE", f"qty {shown(qty)} is not a multiple of lot_size {shown(rules.lot_size)} for {name}"
         )
     if rules.min_qty is not None and qty < rules.min_qty:
-        raise IntentRefused("MIN_QTY", f"qty {_number(qty)} is below min_qty {_number(rules.min_qty)} for {name}")
+        raise IntentRefused("MIN_QTY", f"qty {shown(qty)} is below min_qty {shown(rules.min_qty)} for {name}")
     if rules.max_qty is not None and qty > rules.max_qty:
-        raise IntentRefused("MAX_QTY", f"qty {_number(qty)} is above max_qty {_number(rules.max_qty)} for {name}")
+        raise IntentRefused("MAX_QTY", f"qty {shown(qty)} is above max_qty {shown(rules.max_qty)} for {name}")
     if not rules.prices_intents:
         return
     price = limit if limit is not None else _touch(intent, quote)
@@ -178,14 +178,12 @@ def _check_rules(intent: Intent, rules: InstrumentRules, quote: Quote | None) ->
     if rules.min_notional is not None and notional < rules.min_notional:
         raise IntentRefused(
             "MIN_NOTIONAL",
-            f"notional {_number(notional)} (qty x price) is below min_notional {_number(rules.min_notional)} "
-            f"for {name}",
+            f"notional {shown(notional)} (qty x price) is below min_notional {shown(rules.min_notional)} for {name}",
         )
     if rules.max_notional is not None and notional > rules.max_notional:
         raise IntentRefused(
             "MAX_NOTIONAL",
-            f"notional {_number(notional)} (qty x price) is above max_notional {_number(rules.max_notional)} "
-            f"for {name}",
+            f"notional {shown(notional)} (qty x price) is above max_notional {shown(rules.max_notional)} for {name}",
         )
 
 
@@ -209,6 +207,6 @@ def _check_limits(intent: Intent, rules: InstrumentRules, held: Exposure) -> Non
         if abs(after) > rules.max_position and abs(after) > abs(before):
             raise IntentRefused(
                 "MAX_POSITION",
-                f"{name} position with open {intent.side} orders would be {_number(after)}; "
-                f"max_position is {_number(rules.max_position)}",
+                f"{name} position with open {intent.side} orders would be {shown(after)}; "
+                f"max_position is {shown(rules.max_position)}",
             )

@@ -18,6 +18,7 @@ from app.openapi import OPEN_PATHS, install_openapi
 from app.schemas import (
     NO_CONTROL_CHARS,
     BadRequestBody,
+    BalanceList,
     Capabilities,
     DuplicateBody,
     ErrorBody,
@@ -37,7 +38,7 @@ from app.schemas import (
 from app.service import CURSOR_PATTERN, OrderService
 from app.storage import OrderFilter, OrderStore
 from app.stores import load_store
-from app.views import created_body, fill_view, order_view, position_view, trading_state_view
+from app.views import balance_view, created_body, fill_view, order_view, position_view, trading_state_view
 
 # An intent is a few hundred bytes; nothing this service takes comes near this.
 MAX_BODY_BYTES = 64 * 1024
@@ -233,6 +234,11 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
     )
     async def put_trading_state(change: TradingStateIn) -> dict[str, Any]:
         return trading_state_view(await service.set_trading_state(change))
+
+    @app.get("/execution/balances", response_model=BalanceList, responses=STORE_DOWN)
+    async def balances() -> dict[str, Any]:
+        held = await service.balances()
+        return {"items": [balance_view(asset, held[asset]) for asset in sorted(held)]}
 
     @app.get("/execution/positions", response_model=PositionList, responses=STORE_DOWN)
     async def positions() -> dict[str, Any]:

@@ -229,6 +229,17 @@ class PositionList(BaseModel):
     items: list[PositionOut]
 
 
+class BalanceOut(BaseModel):
+    asset: str
+    total: float = Field(description="The starting balance plus every fill's flows")
+    reserved: float = Field(description="What open orders may still spend")
+    free: float = Field(description="total - reserved; never below zero")
+
+
+class BalanceList(BaseModel):
+    items: list[BalanceOut]
+
+
 class ErrorLocation(BaseModel):
     loc: list[str | int]
     msg: str
@@ -250,6 +261,7 @@ ErrorCode = Literal[
     "NO_QUOTE",
     "MAX_OPEN_ORDERS",
     "MAX_POSITION",
+    "INSUFFICIENT_BALANCE",
     "RATE_LIMITED",
     "STORE_FULL",
     "STORE_UNAVAILABLE",

@@ -7,6 +7,7 @@ from typing import NoReturn, ParamSpec, TypeVar
 from anyio import to_thread
 from pydantic import ValidationError
 
+from app.balances import Holding, assets_of
 from app.clock import iso_z, now_micros, to_micros
 from app.config import Settings
 from app.controls import Controls, TradingState
@@ -31,7 +32,16 @@ from app.logs import EventLog, Fields
 from app.metrics import Metrics
 from app.rate_limit import TokenBucket
 from app.schemas import Capabilities, OrderIntent, QuoteIn, TradingStateIn
-from app.storage import Execution, Order, OrderFilter, OrderKind, OrderStore, PositionView, StoredFill
+from app.storage import (
+    BALANCE_CUT,
+    Execution,
+    Order,
+    OrderFilter,
+    OrderKind,
+    OrderStore,
+    PositionView,
+    StoredFill,
+)
 
 FEATURES = (
     "paper_execution",
@@ -98,6 +108,10 @@ class OrderService:
             *(["instrument_rules"] if self._controls.rules else []),
             *(["rate_limit"] if self._bucket is not None else []),
         ]
+        if settings.paper_balances is not None:
+            assets = {asset for symbol in settings.allowed_symbols for asset in assets_of(symbol)}
+            store.open_account(settings.paper_balances, assets, self._costs)
+            self._features.append("paper_balances")
         if settings.trading_state is not None:
             # Start-up may halt trading, never resume it: a worker restarting with
             # TRADING_STATE=ACTIVE must not lift a halt an operator set at run time.
@@ -223,6 +237,9 @@ class OrderService:
                     "status": execution.after,
                 },
             )
+            if execution.after == "CANCELED":  # a MARKET BUY cut to what the balance covers
+                self.metrics.canceled()
+                self._log_change("Order canceled", order, execution.before, reason=BALANCE_CUT)
 
     async def add_quote(self, quote_in: QuoteIn) -> list[Execution]:
         """Keep the quote as its instrument's latest and fill what it crosses."""
@@ -289,6 +306,9 @@ class OrderService:
         if reason is not None:
             fields["reason"] = reason
         self.events.info(message, fields)
+
+    async def balances(self) -> dict[str, Holding]:
+        return await self._store_call(self.store.balances)
 
     async def positions(self) -> list[PositionView]:
         return await self._store_call(self.store.positions)

@@ -53,10 +53,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 
+from app.balances import Account, Holding, assets_of
 from app.clock import now_micros
 from app.controls import STRICTNESS, Controls, Exposure, TradingState, as_decimal
 from app.errors import IntentRefused, StoreFull, StoreUnavailable
-from app.fills import EXACT, Quote, exact
+from app.fills import EXACT, Costs, Quote, exact
 from app.group_commit import GroupCommit, Waiting
 from app.ids import number_of, parse_order_id
 from app.positions import Position, apply_fill
@@ -64,6 +65,7 @@ from app.storage import (
     OPEN_STATUSES,
     Admission,
     Execution,
+    Funds,
     Instrument,
     Matcher,
     Order,
@@ -80,8 +82,8 @@ from app.storage import (
 )
 
 # 2: positions kept in their own table, updated with each fill (1 computed them from
-# every fill on each read). 3: orders have a time in force (GTC for older orders), and
-# the trading state has its table.
+# every fill on each read). 3: orders have a time in force (GTC for older orders) and a
+# reserve price, and the trading state and the paper balances have their tables.
 # Older databases are upgraded at start-up.
 SCHEMA_VERSION = 3
 OPEN = sorted(OPEN_STATUSES)
@@ -118,6 +120,8 @@ orders = Table(
     Column("side", String(4), nullable=False),
     Column("type", String(6), nullable=False),
     Column("time_in_force", String(3), nullable=False, server_default="GTC"),
+    # What an open MARKET BUY reserved each unit at, with PAPER_BALANCES (text: exact).
+    Column("reserve_price", Text),
     Column("qty", Double, nullable=False),
     Column("limit_price", Double),
     Column("client_ts", BigInteger),
@@ -179,6 +183,17 @@ positions = Table(
     Column("fees", Text, nullable=False),
 )
 
+# The paper account (PAPER_BALANCES): per asset, its starting amount, its total and what
+# open orders reserve. Exact decimals as text.
+balances = Table(
+    "balances",
+    metadata,
+    Column("asset", String(64), primary_key=True),
+    Column("start", Text, nullable=False),
+    Column("total", Text, nullable=False),
+    Column("reserved", Text, nullable=False),
+)
+
 # The kill switch: one row, shared by every worker, kept across restarts.
 trading_state = Table(
     "trading_state",
@@ -208,16 +223,26 @@ def _order_state(order: Order) -> dict[str, Any]:
 
 
 def _vet(
-    arrival: "Arrival", state: TradingState | None, quote: Quote | None, exposure: Callable[[], Exposure]
+    arrival: "Arrival",
+    state: TradingState | None,
+    quote: Quote | None,
+    exposure: Callable[[], Exposure],
+    funds: Funds | None,
 ) -> IntentRefused | None:
-    """What the arrival's controls refuse it for, if anything."""
-    if arrival.controls is None or state is None:
-        return None
+    """What the arrival's controls, then the paper account, refuse it for, if anything
+    (an intent they let in has its balance reserved)."""
     try:
-        arrival.controls.vet(arrival.order, state, quote, exposure)
+        if arrival.controls is not None and state is not None:
+            arrival.controls.vet(arrival.order, state, quote, exposure)
+        if funds is not None:
+            funds.admit(arrival.order, quote)
     except IntentRefused as refusal:
         return refusal
     return None
+
+
+def _holding(row: Row[Any]) -> Holding:
+    return Holding(Decimal(row.start), Decimal(row.total), Decimal(row.reserved))
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -347,6 +372,7 @@ class SqlStore:
             else self.engine
         )
         self._closed = False
+        self._costs: Costs | None = None  # set when the paper account is on
         # Executed with many rows: SQLAlchemy sends them as multi-row inserts, compiled once.
         self._insert_orders = (
             self._insert(orders)
@@ -411,6 +437,7 @@ class SqlStore:
                 if version == 1:
                     self._positions_from_fills(conn)
                 conn.exec_driver_sql("ALTER TABLE orders ADD COLUMN time_in_force VARCHAR(3) NOT NULL DEFAULT 'GTC'")
+                conn.exec_driver_sql("ALTER TABLE orders ADD COLUMN reserve_price TEXT")
                 conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
             elif version != SCHEMA_VERSION:
                 self.engine.dispose()
@@ -465,6 +492,7 @@ class SqlStore:
             # Read under a share lock: a change of state waits for this batch, and a
             # batch after it sees the new state (cancel_open_orders misses no order).
             state = self._trading_state(conn, lock="share") if any(a.controls for a in arrivals) else None
+            funds = self._funds(conn, {symbol for _, symbol in instruments}, [])
             latest = {instrument: self._latest_quote(conn, instrument) for instrument in instruments}
             rows = [self._order_row(a.order, passive=False) for a in arrivals]
             try:
@@ -474,7 +502,7 @@ class SqlStore:
                     f"The {self.name} store refused a value of this intent ({_reason(error)}); it was not stored"
                 ) from None
             new = [a for a in arrivals if a.order.order_id in created]
-            vetoed = self._match_arrivals(conn, new, latest, state, {a.order.order_id for a in new})
+            vetoed = self._match_arrivals(conn, new, latest, state, funds)
             if vetoed:  # refused after the insert that told them new: not kept, key free again
                 conn.execute(orders.delete().where(orders.c.idempotency_key.in_(list(vetoed))))
             owners = {
@@ -537,7 +565,7 @@ class SqlStore:
         arrivals: list[Arrival],
         latest: dict[Instrument, Quote | None],
         state: TradingState | None,
-        batch: set[str],
+        funds: Funds | None,
     ) -> dict[str, IntentRefused]:
         """Vet just-inserted orders and match them against their instruments' quotes,
         in arrival order (each takes what the one before left of a quote's size, and
@@ -549,6 +577,7 @@ class SqlStore:
         expired: list[Order] = []
         vetoed: dict[str, IntentRefused] = {}
         exposures: dict[Instrument, Exposure] = {}  # read when first needed, then kept up to date here
+        batch = {arrival.order.order_id for arrival in arrivals}
 
         def exposure_of(instrument: Instrument) -> Exposure:
             if instrument not in exposures:
@@ -559,22 +588,39 @@ class SqlStore:
             order = arrival.order
             instrument = (order.exchange, order.symbol)
             quote = latest[instrument]
-            refusal = _vet(arrival, state, quote, partial(exposure_of, instrument))
+            refusal = _vet(arrival, state, quote, partial(exposure_of, instrument), funds)
             if refusal is not None:
                 vetoed[order.idempotency_key] = refusal
                 continue
             if quote is not None and takes_on_arrival(order, quote, arrival.match):
-                arrival.executions, left = execute(quote, [(order, True)], arrival.match, arrival.now)
+                arrival.executions, left = execute(quote, [(order, True)], arrival.match, arrival.now, funds)
                 latest[instrument] = left
                 if arrival.executions:
                     executions += arrival.executions
                     moved[instrument] = left
             if expire_unfilled(order, arrival.now) is not None:
                 expired.append(order)
+                if funds is not None:
+                    funds.ended(order)
             elif order.is_open and rests_passively(order, quote):
                 passive.append(order.order_id)
             if instrument in exposures:
                 exposures[instrument].arrived(order.side, order.filled_qty, remaining(order), order.is_open)
+        self._write_matched(conn, executions, moved, passive, expired)
+        if funds is not None:
+            self._keep_funds(conn, funds, [a.order for a in arrivals if a.order.number in funds.reserve_prices])
+        return vetoed
+
+    def _write_matched(
+        self,
+        conn: Connection,
+        executions: list[Execution],
+        moved: dict[Instrument, Quote],
+        passive: list[str],
+        expired: list[Order],
+    ) -> None:
+        """What matching arrivals did: fills, expiries, quotes' sizes taken, and the
+        orders that now rest passively."""
         if executions:
             self._record_fills(conn, executions)
         if expired:
@@ -583,7 +629,6 @@ class SqlStore:
             self._keep_quote(conn, instrument, left)
         if passive:
             conn.execute(update(orders).where(orders.c.order_id.in_(passive)).values(passive=True))
-        return vetoed
 
     def _exposure(self, conn: Connection, instrument: Instrument, batch: set[str]) -> Exposure:
         """The instrument's position and open orders as committed (the caller holds its
@@ -601,6 +646,55 @@ class SqlStore:
             if order_id not in batch:
                 held.opened(side, EXACT.subtract(exact(qty), Decimal(filled)))
         return held
+
+    def open_account(self, start: dict[str, Decimal], assets: set[str], costs: Costs) -> None:
+        """Rows for the assets not yet in the table (a database opened again keeps its
+        balances: they are the fills' history, not settings)."""
+        with self._writing() as conn:
+            for asset in sorted(assets | set(start)):
+                amount = str(start.get(asset, Decimal(0)))
+                conn.execute(
+                    self._insert(balances)
+                    .values(asset=asset, start=amount, total=amount, reserved="0")
+                    .on_conflict_do_nothing(index_elements=[balances.c.asset])
+                )
+        self._costs = costs
+
+    def balances(self) -> dict[str, Holding]:
+        if self._costs is None:
+            return {}
+        with self._reading() as conn:
+            return {row.asset: _holding(row) for row in conn.execute(select(balances).order_by(balances.c.asset))}
+
+    def _funds(self, conn: Connection, symbols: set[str], rows: Sequence[Row[Any]]) -> Funds | None:
+        """The account's holdings of the assets `symbols` trade, locked for this
+        transaction (in asset order: no two transactions wait on each other), and the
+        reserve prices of the order `rows` that have one. None when the account is off."""
+        if self._costs is None:
+            return None
+        assets = sorted({asset for symbol in symbols for asset in assets_of(symbol)})
+        query = select(balances).where(balances.c.asset.in_(assets)).order_by(balances.c.asset)
+        held = {row.asset: _holding(row) for row in conn.execute(query.with_for_update())}
+        prices = {number_of(row.order_id): Decimal(row.reserve_price) for row in rows if row.reserve_price is not None}
+        return Funds(Account(held, self._costs), prices)
+
+    def _keep_funds(self, conn: Connection, funds: Funds, priced: Sequence[Order] = ()) -> None:
+        """Write the holdings back, and the reserve prices of the `priced` new orders."""
+        conn.execute(
+            update(balances).where(balances.c.asset == bindparam("b_asset")),
+            [
+                {"b_asset": asset, "total": str(held.total), "reserved": str(held.reserved)}
+                for asset, held in funds.account.holdings.items()
+            ],
+        )
+        if priced:
+            conn.execute(
+                update(orders).where(orders.c.order_id == bindparam("b_order_id")),
+                [
+                    {"b_order_id": order.order_id, "reserve_price": str(funds.reserve_prices[order.number])}
+                    for order in priced
+                ],
+            )
 
     def _trading_state(self, conn: Connection, *, lock: str | None = None) -> TradingState:
         """The state row; `lock` "share" or "update" locks it (PostgreSQL; SQLite's
@@ -633,9 +727,14 @@ class SqlStore:
                 rows = conn.execute(select(orders).where(_open).order_by(orders.c.seq).with_for_update()).all()
                 if rows:
                     conn.execute(update(orders).where(_open).values(status="CANCELED", updated_at=state.updated_at))
+                funds = self._funds(conn, {row.symbol for row in rows}, rows) if rows else None
                 for order in self._with_fills(conn, rows):
+                    if funds is not None:
+                        funds.ended(order)
                     canceled.append((order, order.status))
                     order.status, order.updated_at = "CANCELED", state.updated_at
+                if funds is not None:
+                    self._keep_funds(conn, funds)
         return StateChange(before, state, canceled)
 
     def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
@@ -648,10 +747,13 @@ class SqlStore:
                 .order_by(orders.c.accepted_at, orders.c.seq)
                 .with_for_update()
             ).all()
-            executions, left = execute(quote, [(_order(row), not row.passive) for row in rows], match, now)
+            funds = self._funds(conn, {symbol}, rows)
+            executions, left = execute(quote, [(_order(row), not row.passive) for row in rows], match, now, funds)
             self._keep_quote(conn, instrument, left)
             if executions:
                 self._record_fills(conn, executions)
+            if funds is not None:
+                self._keep_funds(conn, funds)
             # The LIMIT orders still waiting to take that this quote passed by rest
             # passively from now on.
             conn.execute(
@@ -675,11 +777,15 @@ class SqlStore:
             row = conn.execute(select(orders).where(orders.c.order_id == order_id).with_for_update()).one_or_none()
             if row is None:
                 return None
+            order = self._with_fills(conn, [row])[0]
             if row.status in OPEN_STATUSES:
                 conn.execute(
                     update(orders).where(orders.c.order_id == order_id).values(status="CANCELED", updated_at=now)
                 )
-            order = self._with_fills(conn, [row])[0]
+                funds = self._funds(conn, {row.symbol}, [row])
+                if funds is not None:
+                    funds.ended(order)
+                    self._keep_funds(conn, funds)
         if row.status in OPEN_STATUSES:
             order.status, order.updated_at = "CANCELED", now
         return order, row.status

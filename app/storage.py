@@ -4,15 +4,16 @@ import math
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, localcontext
 from typing import NamedTuple, Protocol
 
+from app.balances import Account, Holding
 from app.book import Book, reaches
 from app.clock import now_micros
 from app.controls import STRICTNESS, Controls, Exposure, TradingState, as_decimal
 from app.errors import StoreFull
-from app.fills import EXACT, Fill, Quote, Working, exact
+from app.fills import EXACT, Costs, Fill, Quote, Working, exact
 from app.ids import FILL_PREFIX, format_id, format_order_id, new_number, parse_order_id
 from app.positions import Position, apply_fill
 
@@ -253,6 +254,16 @@ class OrderStore(Protocol):
         Shared by every process using the store."""
         ...
 
+    def open_account(self, start: dict[str, Decimal], assets: set[str], costs: Costs) -> None:
+        """Turn the paper account on: each asset of `assets` and `start` holds its
+        `start` amount (0 if none). A store that already has an account (a database
+        opened again) keeps its balances."""
+        ...
+
+    def balances(self) -> dict[str, Holding]:
+        """The account's holdings by asset (empty when it is off)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -276,6 +287,7 @@ class InMemoryStore:
         # An instrument no check has asked about costs the hot path one dict lookup.
         self._open: dict[Instrument, Exposure] = {}
         self._trading = TradingState(updated_at=now_micros())
+        self._funds: Funds | None = None  # the paper account, when PAPER_BALANCES is set
 
     async def admit(
         self, order: Order, match: Matcher, now: int, cap: int | None = None, controls: Controls | None = None
@@ -293,6 +305,8 @@ class InMemoryStore:
             quote = self._quotes.get(instrument)
             if controls is not None:
                 controls.vet(order, self._trading, quote, lambda: self._exposure(instrument))
+            if self._funds is not None:
+                self._funds.admit(order, quote)
             self._by_key[order.idempotency_key] = order
             self._by_number[order.number] = order
             self._sequence.append(order)
@@ -305,6 +319,8 @@ class InMemoryStore:
             before = expire_unfilled(order, now)
             if before is not None:
                 self._recount(before, order.status)
+                if self._funds is not None:
+                    self._funds.ended(order)
             elif order.is_open:
                 self._book(instrument).add(order, passive=rests_passively(order, quote))
                 tally = self._open.get(instrument)
@@ -354,7 +370,10 @@ class InMemoryStore:
             tally = self._open.get(instrument)
             if tally is not None:
                 for execution in executions:  # every order a quote fills was resting: open
-                    tally.filled(execution.order.side, execution.fill.qty, ended=not execution.order.is_open)
+                    order = execution.order
+                    # An order that ended gives up what it had left (none if it filled).
+                    gone = execution.fill.qty + (ZERO if order.is_open else remaining(order))
+                    tally.filled(order.side, gone, ended=not order.is_open)
             return executions
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, str] | None:
@@ -372,6 +391,8 @@ class InMemoryStore:
         tally = self._open.get(instrument)
         if tally is not None:
             tally.filled(order.side, remaining(order), ended=True)
+        if self._funds is not None:
+            self._funds.ended(order)
         self._recount(order.status, "CANCELED")
         order.status = "CANCELED"
         order.updated_at = now
@@ -396,6 +417,20 @@ class InMemoryStore:
                         self._cancel_open(order, state.updated_at)
                 canceled.sort(key=lambda pair: pair[0].accepted_at)
             return StateChange(before, state, canceled)
+
+    def open_account(self, start: dict[str, Decimal], assets: set[str], costs: Costs) -> None:
+        with self._lock:
+            if self._funds is None:
+                holdings = {
+                    asset: Holding(start.get(asset, ZERO), start.get(asset, ZERO)) for asset in assets | set(start)
+                }
+                self._funds = Funds(Account(holdings, costs), {})
+
+    def balances(self) -> dict[str, Holding]:
+        with self._lock:
+            if self._funds is None:
+                return {}
+            return {asset: replace(held) for asset, held in self._funds.account.holdings.items()}
 
     def _open_tally(self, instrument: Instrument) -> Exposure:
         tally = self._open.get(instrument)
@@ -441,7 +476,7 @@ class InMemoryStore:
         now: int,
     ) -> list[Execution]:
         """Run the model over `orders` and apply its fills; the lock is held."""
-        executions, self._quotes[instrument] = execute(quote, orders, match, now)
+        executions, self._quotes[instrument] = execute(quote, orders, match, now, self._funds)
         for execution in executions:
             self._recount(execution.before, execution.after)
             fill = execution.fill
@@ -497,27 +532,96 @@ def expire_unfilled(order: Order, now: int) -> str | None:
     return before
 
 
-def execute(quote: Quote, orders: list[tuple[Order, bool]], match: Matcher, now: int) -> tuple[list[Execution], Quote]:
+class Funds:
+    """The paper account as fills see it: what each order reserved (its reserve price:
+    the limit for a LIMIT BUY, `reserve_prices` by order number for a MARKET BUY), and
+    the moves a fill or an end makes."""
+
+    def __init__(self, account: Account, reserve_prices: dict[int, Decimal]) -> None:
+        self.account = account
+        self.reserve_prices = reserve_prices
+
+    def price_of(self, order: Order) -> Decimal | None:
+        if order.side == "SELL":
+            return None
+        if order.limit_price is not None:
+            return exact(order.limit_price)
+        return self.reserve_prices[order.number]
+
+    def admit(self, order: Order, quote: Quote | None) -> None:
+        """Reserve what a new order needs, or refuse it (INSUFFICIENT_BALANCE, NO_QUOTE)."""
+        price = self.account.reserve_price(order, quote)
+        self.account.reserve(order, order.exact_qty, price)
+        if order.side == "BUY" and order.limit_price is None:
+            assert price is not None
+            self.reserve_prices[order.number] = price
+
+    def afford(self, order: Order, qty: Decimal, price: Decimal, fee: Decimal) -> Decimal:
+        """How much of a fill the account pays for (only a MARKET BUY can cost more than
+        it reserved: the ask may have risen since)."""
+        if order.side == "SELL" or order.limit_price is not None:
+            return qty
+        reserved_at = self.price_of(order) or ZERO
+        return self.account.affordable(
+            order.symbol, qty, price, fee, remaining=remaining(order), reserve_price=reserved_at
+        )
+
+    def filled(self, order: Order, fill: "StoredFill") -> None:
+        """After a fill was applied to `order`: move the balances, release its part of
+        the reservation, and the rest of it if the order has ended."""
+        price = self.price_of(order)
+        self.account.release(order.side, order.symbol, fill.qty, price)
+        self.account.settle(order.side, order.symbol, fill.qty, fill.price, fill.fee)
+        if not order.is_open:
+            self.ended(order, price)
+
+    def ended(self, order: Order, price: Decimal | None = None) -> None:
+        """`order` ended (filled, canceled, expired): what it still reserved is free."""
+        price = self.price_of(order) if price is None else price
+        self.account.release(order.side, order.symbol, remaining(order), price)
+        self.reserve_prices.pop(order.number, None)
+
+
+# Why a MARKET BUY's remainder is canceled when its fill is cut to the balance.
+BALANCE_CUT = "the paper balance covers only part of this fill: the rest of the order is canceled"
+
+
+def execute(
+    quote: Quote, orders: list[tuple[Order, bool]], match: Matcher, now: int, funds: Funds | None = None
+) -> tuple[list[Execution], Quote]:
     """Run the model over `orders` (each with whether it takes), oldest first, and apply
-    its fills to them. Returns the executions and the quote with what they took from
-    its sizes gone: that is not there for the next order. Every store fills this way."""
+    its fills to them (and to `funds`, one after another, so each sees what the one
+    before spent). A MARKET BUY that would cost more than the account holds fills what
+    it covers and is canceled. Returns the executions and the quote with what they took
+    from its sizes gone: that is not there for the next order. Every store fills this
+    way."""
     with localcontext(EXACT):  # remaining and filled quantities: no rounding
         working = [_working(index, order, taker) for index, (order, taker) in enumerate(orders)]
         executions = []
         used = {"BUY": ZERO, "SELL": ZERO}
         for fill in match(quote, working):
             order = orders[fill.ref][0]
+            qty, fee = fill.qty, fill.fee
+            if funds is not None:
+                qty = funds.afford(order, qty, fill.price, fee)
+                if qty <= 0:  # not even a sliver: the order waits, reserved as it was
+                    continue
+                fee = fee * qty / fill.qty
             stored = StoredFill(
-                number=new_number(), qty=fill.qty, price=fill.price, fee=fill.fee, liquidity=fill.liquidity, ts=now
+                number=new_number(), qty=qty, price=fill.price, fee=fee, liquidity=fill.liquidity, ts=now
             )
             before = order.status
-            order.filled_qty += fill.qty
+            order.filled_qty += qty
             order.status = "FILLED" if order.filled_qty == order.exact_qty else "PARTIALLY_FILLED"
+            if qty < fill.qty:
+                order.status = "CANCELED"
             order.updated_at = now
             if order.fills is None:
                 order.fills = []
             order.fills.append(stored)
-            used[order.side] += fill.qty
+            used[order.side] += qty
+            if funds is not None:
+                funds.filled(order, stored)
             executions.append(Execution(order, stored, before, order.status))
         left = Quote(
             quote.bid,

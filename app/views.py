@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from app.balances import Holding
 from app.clock import iso_z
 from app.controls import TradingState
 from app.fills import Quote
@@ -93,6 +94,15 @@ def position_view(view: PositionView) -> dict[str, Any]:
         "fees": _number(position.fees),
         "mark_price": _number(mark),
         "unrealized_pnl": None if mark is None else _number(position.unrealized_pnl(mark)),
+    }
+
+
+def balance_view(asset: str, held: Holding) -> dict[str, Any]:
+    return {
+        "asset": asset,
+        "total": _number(held.total),
+        "reserved": _number(held.reserved),
+        "free": _number(held.free),
     }
 
 

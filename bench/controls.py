@@ -6,8 +6,9 @@ store) and get the same quote for binance BTC/USDT before the load, then `wrk` (
 thread, 32 connections, fresh keys, every answer must be 201) posts LIMIT BUY intents
 that cross it and fill at once. "controls-on" adds a rules file for the instrument
 with every rule (tick and lot size, quantity and notional bounds, open orders and
-position limits, set so that none refuses), TRADING_STATE=ACTIVE and a rate limit
-far above the load: every check runs on every intent. Contenders alternate over
+position limits, set so that none refuses), TRADING_STATE=ACTIVE, a rate limit far
+above the load and a paper account large enough never to refuse: every check runs,
+and every fill moves the balances, on every intent. Contenders alternate over
 several rounds; the median of per-round ratios is printed with the target (0.9).
 
     python -m bench.controls [--rounds 5] [--seconds 10]
@@ -70,6 +71,7 @@ def main() -> None:
                 "INSTRUMENTS_FILE": str(rules),
                 "TRADING_STATE": "ACTIVE",
                 "MAX_INTENTS_PER_SECOND": "1000000",
+                "PAPER_BALANCES": "USDT=1000000000000,BTC=1000000",
             },
         }
         results: dict[str, list[Result]] = {name: [] for name in contenders}

@@ -110,7 +110,7 @@ def run_rounds(wrk: str, args: argparse.Namespace, tmp: Path, postgres_url: str)
         # The service creates the tables at its first start; afterwards each run starts empty.
         with engine.begin() as conn:
             if conn.execute(text("SELECT to_regclass('orders')")).scalar() is not None:
-                conn.execute(text("TRUNCATE fills, orders, quotes, positions RESTART IDENTITY"))
+                conn.execute(text("TRUNCATE fills, orders, quotes, positions, balances RESTART IDENTITY"))
 
     def contenders(round_no: int) -> dict[str, tuple[dict[str, str], list[str], Callable[[], None]]]:
         return {

@@ -255,8 +255,9 @@ def test_the_bucket_refills_at_its_rate() -> None:
 # -- two workers on a shared store -----------------------------------------------------
 
 
-def test_two_workers_hold_max_open_orders_exactly(storage_url: str, tmp_path: Path) -> None:  # noqa: F811
-    path = rules_file(tmp_path, {BTC: {"max_open_orders": 7}})
+@pytest.mark.parametrize("limit", ["max_open_orders", "max_position"])
+def test_two_workers_hold_a_limit_exactly(storage_url: str, tmp_path: Path, limit: str) -> None:  # noqa: F811
+    path = rules_file(tmp_path, {BTC: {limit: 7}})  # 7 orders of 1 each fit either
     env = {"STORAGE_URL": storage_url, "INSTRUMENTS_FILE": path}
     with running_server(tmp_path, env, "--workers", "2") as server:
         worker_pids(server, 2)
@@ -265,7 +266,7 @@ def test_two_workers_hold_max_open_orders_exactly(storage_url: str, tmp_path: Pa
 
         def post(n: int) -> int:
             barrier.wait(timeout=30)
-            return server.request("POST", URL, intent(idempotency_key=f"w-{n}", **LIMIT))[0]
+            return server.request("POST", URL, intent(idempotency_key=f"w-{n}", **LIMIT, qty=1.0))[0]
 
         with ThreadPoolExecutor(racers) as pool:
             statuses = Counter(pool.map(post, range(racers)))

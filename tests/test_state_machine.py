@@ -152,19 +152,32 @@ def write_rules(folder: Path) -> str:
     return str(path)
 
 
+START = {"USDT": Decimal(400), "BTC": Decimal(3)}
+BUY_FEE_FACTOR = 1 + Decimal(5) / 10_000  # TAKER_FEE_BPS=5, the highest fee rate
+
+
 class ControlledSession(RuleBasedStateMachine):
-    """Random intents, quotes, cancels and kill-switch changes with a position limit and
-    an open-order limit: no fill takes the position past its limit, open orders never
-    exceed theirs, HALTED admits nothing, and REDUCING admits only intents that bring
-    the position (with the open orders on their side) closer to zero."""
+    """Random intents, quotes, cancels and kill-switch changes with a position limit, an
+    open-order limit and a paper account: no fill takes the position past its limit,
+    open orders never exceed theirs, HALTED admits nothing, REDUCING admits only
+    intents that bring the position (with the open orders on their side) closer to
+    zero, no free balance goes below zero, reserved is exactly what open orders still
+    need, and each total is its start plus the fills' flows."""
 
     def __init__(self) -> None:
         super().__init__()
         self.folder = Path(tempfile.mkdtemp(prefix="controls-"))
-        config = make_settings(log_level="ERROR", instruments_file=write_rules(self.folder), taker_fee_bps="5")
+        config = make_settings(
+            log_level="ERROR",
+            instruments_file=write_rules(self.folder),
+            taker_fee_bps="5",
+            paper_balances=",".join(f"{asset}={amount}" for asset, amount in START.items()),
+        )
         self.client = TestClient(create_app(config))
         self.keys = 0
         self.state = "ACTIVE"
+        self.ask: Decimal | None = None  # the latest quote's ask: what a MARKET BUY reserves at
+        self.reserved_at: dict[str, Decimal] = {}
 
     def teardown(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -196,13 +209,26 @@ class ControlledSession(RuleBasedStateMachine):
             after = before + (dec(qty) if side == "BUY" else -dec(qty))
             assert abs(after) < abs(before), (before, after)
             assert after == 0 or (after > 0) == (before > 0), (before, after)
-        if response.status_code == 400:
-            assert code in ("TRADING_HALTED", "REDUCE_ONLY", "MAX_POSITION", "MAX_OPEN_ORDERS", "LOT_SIZE"), code
+        if response.status_code == 201 and side == "BUY":
+            price = self.ask if limit is None else dec(limit)
+            assert price is not None  # a MARKET BUY with no quote is refused (NO_QUOTE)
+            self.reserved_at[response.json()["order_id"]] = price
+        elif response.status_code == 400:
+            assert code in (
+                "TRADING_HALTED",
+                "REDUCE_ONLY",
+                "MAX_POSITION",
+                "MAX_OPEN_ORDERS",
+                "LOT_SIZE",
+                "INSUFFICIENT_BALANCE",
+                "NO_QUOTE",
+            ), code
 
     @rule(bid=prices, spread=st.sampled_from([0, 0.5, 2]), bid_size=sizes, ask_size=sizes)
     def quote(self, bid: float, spread: float, bid_size: float | None, ask_size: float | None) -> None:
         body = quote_body(bid, spread, bid_size, ask_size)
         assert self.client.post("/execution/market-data/quotes", json=body).status_code == 200
+        self.ask = dec(body["ask"])
 
     @rule(state=st.sampled_from(["ACTIVE", "REDUCING", "HALTED"]), cancel=st.booleans())
     def set_state(self, state: str, cancel: bool) -> None:
@@ -229,6 +255,29 @@ class ControlledSession(RuleBasedStateMachine):
         assert self.exposure("SELL") >= -MAX_POSITION
         assert len(self.open_orders()) <= MAX_OPEN_ORDERS
 
+    @invariant()
+    def balances_add_up(self) -> None:
+        items = self.client.get("/execution/balances").json()["items"]
+        balances = {item["asset"]: item for item in items}
+        needed = {"USDT": Decimal(0), "BTC": Decimal(0)}
+        flows = dict(START)
+        orders = self.client.get("/execution/orders", params={"limit": 1000}).json()["items"]
+        for order in orders:
+            left = dec(order["qty"]) - dec(order["filled_qty"])
+            if order["status"] in ("NEW", "PARTIALLY_FILLED"):
+                if order["side"] == "BUY":
+                    needed["USDT"] += left * self.reserved_at[order["order_id"]] * BUY_FEE_FACTOR
+                else:
+                    needed["BTC"] += left
+            for fill in self.client.get(f"/execution/orders/{order['order_id']}/fills").json()["items"]:
+                sign = 1 if order["side"] == "BUY" else -1
+                flows["BTC"] += sign * dec(fill["qty"])
+                flows["USDT"] -= sign * dec(fill["qty"]) * dec(fill["price"]) + dec(fill["fee"])
+        for asset in ("USDT", "BTC"):
+            assert balances[asset]["free"] >= 0, balances
+            assert balances[asset]["reserved"] == float(needed[asset]), (asset, balances, needed)
+            assert balances[asset]["total"] == float(flows[asset]), (asset, balances, flows)
+
 
 ControlledSession.TestCase.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)
 test_controls_hold_their_limits = ControlledSession.TestCase
@@ -249,6 +298,7 @@ class TwinSessions(RuleBasedStateMachine):
             maker_fee_bps="1",
             slippage_bps="3",
             instruments_file=write_rules(self.folder),
+            paper_balances="USDT=400,BTC=3",
         )
         self.clients = [TestClient(create_app(config, InMemoryStore())), TestClient(create_app(config, self.sql_store))]
         self.index_of: list[dict[str, int]] = [{}, {}]
@@ -298,6 +348,7 @@ class TwinSessions(RuleBasedStateMachine):
     def same_orders_fills_and_positions(self) -> None:
         self.both("GET", lambda _: "/execution/orders?limit=1000")
         self.both("GET", lambda _: "/execution/positions")
+        self.both("GET", lambda _: "/execution/balances")
         for n in range(len(self.order_ids[0])):
             self.both("GET", lambda side, n=n: f"/execution/orders/{self.order_ids[side][n]}/fills")
 

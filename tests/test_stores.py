@@ -129,6 +129,9 @@ def test_an_older_database_is_upgraded_with_its_positions(tmp_path: Path, versio
         if version == 1:
             db.execute("DROP TABLE positions")
         db.execute("ALTER TABLE orders DROP COLUMN time_in_force")
+        db.execute("ALTER TABLE orders DROP COLUMN reserve_price")
+        db.execute("DROP TABLE trading_state")
+        db.execute("DROP TABLE balances")
         db.execute("UPDATE schema_version SET version = ?", (version,))
     db.close()
     with TestClient(create_app(make_settings(storage_url=url))) as client:
