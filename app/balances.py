@@ -28,7 +28,7 @@ class Holding:
 
     @property
     def free(self) -> Decimal:
-        return self.total - self.reserved
+        return EXACT.subtract(self.total, self.reserved)
 
 
 def assets_of(symbol: str) -> tuple[str, str]:
@@ -66,8 +66,7 @@ class Account:
                 f"No quote is known for {intent.exchange}:{intent.symbol}: a MARKET BUY cannot be priced "
                 "for its balance reservation",
             )
-        with localcontext(EXACT):
-            return quote.ask * self._slippage
+        return EXACT.multiply(quote.ask, self._slippage)
 
     def claim(self, side: str, symbol: str, qty: Decimal, reserve_price: Decimal | None) -> tuple[str, Decimal]:
         """The asset and amount `qty` of an order reserves."""
@@ -75,27 +74,27 @@ class Account:
         if side == "SELL":
             return base, qty
         assert reserve_price is not None
-        with localcontext(EXACT):
-            return quote, qty * reserve_price * self._fee_factor
+        return quote, EXACT.multiply(EXACT.multiply(qty, reserve_price), self._fee_factor)
 
     def reserve(self, intent: Intent, qty: Decimal, reserve_price: Decimal | None) -> None:
         """Reserve what a new order needs, or refuse it: INSUFFICIENT_BALANCE."""
         asset, amount = self.claim(intent.side, intent.symbol, qty, reserve_price)
         held = self.holding(asset)
-        with localcontext(EXACT):
-            if held.free < amount:
-                raise IntentRefused(
-                    "INSUFFICIENT_BALANCE",
-                    f"{intent.side} {shown(qty)} {intent.symbol} needs {shown(amount)} {asset}; "
-                    f"{shown(held.free)} {asset} is free",
-                )
-            held.reserved += amount
+        if held.free < amount:
+            raise IntentRefused(
+                "INSUFFICIENT_BALANCE",
+                f"{intent.side} {shown(qty)} {intent.symbol} needs {shown(amount)} {asset}; "
+                f"{shown(held.free)} {asset} is free",
+            )
+        held.reserved = EXACT.add(held.reserved, amount)
 
     def release(self, side: str, symbol: str, qty: Decimal, reserve_price: Decimal | None) -> None:
         """An order no longer needs `qty` of what it reserved (it ended, or filled it)."""
+        if qty == 0:
+            return
         asset, amount = self.claim(side, symbol, qty, reserve_price)
-        with localcontext(EXACT):
-            self.holding(asset).reserved -= amount
+        held = self.holding(asset)
+        held.reserved = EXACT.subtract(held.reserved, amount)
 
     def affordable(
         self, symbol: str, qty: Decimal, price: Decimal, fee: Decimal, *, remaining: Decimal, reserve_price: Decimal
@@ -117,10 +116,11 @@ class Account:
     def settle(self, side: str, symbol: str, qty: Decimal, price: Decimal, fee: Decimal) -> None:
         """A fill's flows: base in and quote plus fee out for a BUY, the reverse for a SELL."""
         base, quote = assets_of(symbol)
-        with localcontext(EXACT):
-            if side == "BUY":
-                self.holding(base).total += qty
-                self.holding(quote).total -= qty * price + fee
-            else:
-                self.holding(base).total -= qty
-                self.holding(quote).total += qty * price - fee
+        bought, paid = self.holding(base), self.holding(quote)
+        proceeds = EXACT.multiply(qty, price)
+        if side == "BUY":
+            bought.total = EXACT.add(bought.total, qty)
+            paid.total = EXACT.subtract(paid.total, EXACT.add(proceeds, fee))
+        else:
+            bought.total = EXACT.subtract(bought.total, qty)
+            paid.total = EXACT.add(paid.total, EXACT.subtract(proceeds, fee))
