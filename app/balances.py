@@ -10,6 +10,7 @@ and a fill or an end releases the part it concerns.
 
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Context, Decimal, localcontext
+from functools import cache
 
 from app.controls import Intent, shown
 from app.errors import IntentRefused
@@ -31,6 +32,7 @@ class Holding:
         return EXACT.subtract(self.total, self.reserved)
 
 
+@cache  # few symbols, asked on every order and fill
 def assets_of(symbol: str) -> tuple[str, str]:
     """BASE/QUOTE: the asset bought and the one paid with."""
     base, _, quote = symbol.partition("/")

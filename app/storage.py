@@ -570,10 +570,12 @@ class Funds:
         """After a fill was applied to `order`: move the balances, release its part of
         the reservation, and the rest of it if the order has ended."""
         price = self.price_of(order)
-        self.account.release(order.side, order.symbol, fill.qty, price)
+        # An order that ended gives up the rest of its reservation too (none if filled).
+        released = fill.qty if order.is_open else EXACT.add(fill.qty, remaining(order))
+        self.account.release(order.side, order.symbol, released, price)
         self.account.settle(order.side, order.symbol, fill.qty, fill.price, fill.fee)
         if not order.is_open:
-            self.ended(order, price)
+            self.reserve_prices.pop(order.number, None)
 
     def ended(self, order: Order, price: Decimal | None = None) -> None:
         """`order` ended (filled, canceled, expired): what it still reserved is free."""
