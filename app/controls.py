@@ -99,14 +99,15 @@ class Controls:
         if rules is None and state.state == "ACTIVE":
             return
         held = exposure() if state.state == "REDUCING" or (rules is not None and rules.needs_exposure) else None
-        with localcontext(EXACT):
-            if state.state == "REDUCING":
-                assert held is not None
-                _check_reduces(intent, held, state)
-            if rules is not None:
-                _check_rules(intent, rules, quote)
-                if held is not None:
-                    _check_limits(intent, rules, held)
+        # Arithmetic below goes through EXACT's methods (or copy_abs/copy_negate, which
+        # never round): no context switch on the hot path.
+        if state.state == "REDUCING":
+            assert held is not None
+            _check_reduces(intent, held, state)
+        if rules is not None:
+            _check_rules(intent, rules, quote)
+            if held is not None:
+                _check_limits(intent, rules, held)
 
 
 def _name(intent: Intent) -> str:
@@ -115,7 +116,7 @@ def _name(intent: Intent) -> str:
 
 def _signed(intent: Intent) -> Decimal:
     qty = exact(intent.qty)
-    return qty if intent.side == "BUY" else -qty
+    return qty if intent.side == "BUY" else qty.copy_negate()
 
 
 def as_decimal(value: Fraction) -> Decimal:
@@ -134,14 +135,14 @@ def _projection(intent: Intent, held: Exposure) -> tuple[Decimal, Decimal]:
     """The position with the open orders on the intent's side as filled, before the
     intent and after it."""
     before = held.with_open_side(intent.side)
-    return before, before + _signed(intent)
+    return before, EXACT.add(before, _signed(intent))
 
 
 def _check_reduces(intent: Intent, held: Exposure, state: TradingState) -> None:
     """While REDUCING, an intent must bring its instrument's position (with the open
     orders on its side as filled) closer to zero without going past it."""
     before, after = _projection(intent, held)
-    if before == 0 or abs(after) >= abs(before) or (after != 0 and (after > 0) != (before > 0)):
+    if before == 0 or after.copy_abs() >= before.copy_abs() or (after != 0 and (after > 0) != (before > 0)):
         raise IntentRefused(
             "REDUCE_ONLY",
             f"Trading is REDUCING ({state.reason or 'no reason given'}): only intents that shrink the position are "
@@ -154,12 +155,12 @@ def _check_rules(intent: Intent, rules: InstrumentRules, quote: Quote | None) ->
     name = _name(intent)
     qty = exact(intent.qty)
     limit = None if intent.limit_price is None else exact(intent.limit_price)
-    if rules.tick_size is not None and limit is not None and limit % rules.tick_size != 0:
+    if rules.tick_size is not None and limit is not None and EXACT.remainder(limit, rules.tick_size) != 0:
         raise IntentRefused(
             "TICK_SIZE",
             f"limit_price {shown(limit)} is not a multiple of tick_size {shown(rules.tick_size)} for {name}",
         )
-    if rules.lot_size is not None and qty % rules.lot_size != 0:
+    if rules.lot_size is not None and EXACT.remainder(qty, rules.lot_size) != 0:
         raise IntentRefused(
             "LOT_SIZE", f"qty {shown(qty)} is not a multiple of lot_size {shown(rules.lot_size)} for {name}"
         )
@@ -174,7 +175,7 @@ def _check_rules(intent: Intent, rules: InstrumentRules, quote: Quote | None) ->
         raise IntentRefused(
             "NO_QUOTE", f"No quote is known for {name}: a MARKET intent cannot be priced for its notional rules"
         )
-    notional = qty * price
+    notional = EXACT.multiply(qty, price)
     if rules.min_notional is not None and notional < rules.min_notional:
         raise IntentRefused(
             "MIN_NOTIONAL",
@@ -204,7 +205,7 @@ def _check_limits(intent: Intent, rules: InstrumentRules, held: Exposure) -> Non
     if rules.max_position is not None:
         before, after = _projection(intent, held)
         # An intent that does not grow the position is never refused for its size.
-        if abs(after) > rules.max_position and abs(after) > abs(before):
+        if after.copy_abs() > rules.max_position and after.copy_abs() > before.copy_abs():
             raise IntentRefused(
                 "MAX_POSITION",
                 f"{name} position with open {intent.side} orders would be {shown(after)}; "

@@ -14,6 +14,9 @@ Instrument = tuple[str, str]  # (exchange, symbol)
 # A number or a decimal string, finite and > 0; a float is read as the decimal it was
 # written as (0.1 is one tenth).
 Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+# A step (tick or lot) no finer than 1e-18: an amount up to 1e15 is then at most 1e33
+# steps, which exact arithmetic divides without running out of digits.
+Step = Annotated[Decimal, Field(ge=Decimal("1e-18"), allow_inf_nan=False)]
 
 
 class InstrumentRules(BaseModel):
@@ -21,8 +24,8 @@ class InstrumentRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tick_size: Positive | None = None  # limit prices are multiples of it
-    lot_size: Positive | None = None  # quantities are multiples of it
+    tick_size: Step | None = None  # limit prices are multiples of it
+    lot_size: Step | None = None  # quantities are multiples of it
     min_qty: Positive | None = None
     max_qty: Positive | None = None
     min_notional: Positive | None = None  # qty x price

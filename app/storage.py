@@ -432,23 +432,16 @@ class InMemoryStore:
                 return {}
             return {asset: replace(held) for asset, held in self._funds.account.holdings.items()}
 
-    def _open_tally(self, instrument: Instrument) -> Exposure:
+    def _exposure(self, instrument: Instrument) -> Exposure:
+        """The instrument's exposure, kept up to date from the first time a check asks
+        (the checks only read it)."""
         tally = self._open.get(instrument)
         if tally is None:
-            tally = self._open[instrument] = Exposure()
+            held = self._held.get(instrument)
+            tally = self._open[instrument] = Exposure(position=ZERO if held is None else as_decimal(held.qty))
             for order in self._book(instrument).orders():
                 tally.opened(order.side, remaining(order))
         return tally
-
-    def _exposure(self, instrument: Instrument) -> Exposure:
-        tally = self._open_tally(instrument)
-        held = self._held.get(instrument)
-        return Exposure(
-            position=ZERO if held is None else as_decimal(held.qty),
-            open_orders=tally.open_orders,
-            open_buy=tally.open_buy,
-            open_sell=tally.open_sell,
-        )
 
     def positions(self) -> list[PositionView]:
         with self._lock:
@@ -483,6 +476,10 @@ class InMemoryStore:
             self._held[instrument] = apply_fill(
                 self._held.get(instrument, Position()), execution.order.side, fill.qty, fill.price, fill.fee
             )
+        tally = self._open.get(instrument)
+        if tally is not None:  # the controls' copy of the position, as an exact decimal
+            for execution in executions:
+                tally.arrived(execution.order.side, execution.fill.qty, ZERO, still_open=False)
         return executions
 
 
@@ -608,7 +605,8 @@ def execute(
                 qty = funds.afford(order, qty, fill.price, fee)
                 if qty <= 0:  # not even a sliver: the order waits, reserved as it was
                     continue
-                fee = fee * qty / fill.qty
+                if qty != fill.qty:
+                    fee = fee * qty / fill.qty
             stored = StoredFill(
                 number=new_number(), qty=qty, price=fill.price, fee=fee, liquidity=fill.liquidity, ts=now
             )

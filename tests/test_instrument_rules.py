@@ -175,7 +175,8 @@ def test_racing_intents_never_pass_a_limit_together(
 @pytest.mark.parametrize(
     ("content", "suffix", "words"),
     [
-        ('{"binance:BTC/USDT": {"tick_size": 0}}', ".json", "greater than 0"),
+        ('{"binance:BTC/USDT": {"tick_size": 0}}', ".json", "greater than or equal to 1E-18"),
+        ('{"binance:BTC/USDT": {"min_qty": 0}}', ".json", "greater than 0"),
         ('{"binance:BTC/USDT": {"tick": 1}}', ".json", "tick"),
         ('{"binance:BTC/USDT": {"min_qty": 2, "max_qty": 1}}', ".json", "min_qty 2 is above max_qty 1"),
         ('{"kraken:BTC/USDT": {"max_qty": 1}}', ".json", "not an allowlisted"),
