@@ -6,6 +6,7 @@ apply the same fills and hypothesis can test the model alone.
 
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
+from functools import lru_cache
 from typing import Literal
 
 Liquidity = Literal["TAKER", "MAKER"]
@@ -13,6 +14,9 @@ BPS = Decimal(10_000)
 ZERO = Decimal(0)
 
 
+# Bots repeat the same quantities and prices, and one order's are converted several
+# times (checks, reservation, matching): a small cache saves most conversions.
+@lru_cache(maxsize=4096)
 def exact(number: float) -> Decimal:
     """The decimal a client wrote: `repr` of a float is the shortest text that reads
     back as it, so 0.1 becomes Decimal("0.1"), not 0.1000000000000000055511..."""
