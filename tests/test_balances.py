@@ -17,7 +17,7 @@ from tests.conftest import URL, intent
 from tests.test_durability import storage_url, worker_pids  # noqa: F401 (a fixture)
 from tests.test_fills import ORDERS, fills, order, quote, read
 from tests.test_trading_state import set_state
-from tests.uvicorn_server import all_orders, running_server, server_get
+from tests.uvicorn_server import all_orders, race_limit_orders, running_server, server_get
 
 BALANCES = "/execution/balances"
 
@@ -217,17 +217,7 @@ def test_two_workers_never_spend_the_same_balance_twice(storage_url: str, tmp_pa
     env = {"STORAGE_URL": storage_url, "PAPER_BALANCES": "USDT=700,BTC=0"}
     with running_server(tmp_path, env, "--workers", "2") as server:
         worker_pids(server, 2)
-        racers = 24
-        barrier = threading.Barrier(racers)
-
-        def post(n: int) -> int:
-            barrier.wait(timeout=30)
-            body = intent(idempotency_key=f"w-{n}", type="LIMIT", limit_price=100.0, qty=1.0)
-            return server.request("POST", URL, body)[0]
-
-        with ThreadPoolExecutor(racers) as pool:
-            statuses = Counter(pool.map(post, range(racers)))
-        assert statuses == {201: 7, 400: racers - 7}
+        assert race_limit_orders(server, 24) == {201: 7, 400: 17}  # 7 x 100 = 700
         assert len(all_orders(server_get(server))) == 7
         status, body = server.request("GET", BALANCES)
         usdt = next(item for item in body["items"] if item["asset"] == "USDT")

@@ -20,7 +20,7 @@ from tests.conftest import URL, intent, make_settings
 from tests.test_durability import storage_url, worker_pids  # noqa: F401 (a fixture)
 from tests.test_fills import order, quote
 from tests.test_trading_state import set_state
-from tests.uvicorn_server import all_orders, running_server, server_get
+from tests.uvicorn_server import all_orders, race_limit_orders, running_server, server_get
 
 BTC = "binance:BTC/USDT"
 
@@ -262,14 +262,5 @@ def test_two_workers_hold_a_limit_exactly(storage_url: str, tmp_path: Path, limi
     env = {"STORAGE_URL": storage_url, "INSTRUMENTS_FILE": path}
     with running_server(tmp_path, env, "--workers", "2") as server:
         worker_pids(server, 2)
-        racers = 24
-        barrier = threading.Barrier(racers)
-
-        def post(n: int) -> int:
-            barrier.wait(timeout=30)
-            return server.request("POST", URL, intent(idempotency_key=f"w-{n}", **LIMIT, qty=1.0))[0]
-
-        with ThreadPoolExecutor(racers) as pool:
-            statuses = Counter(pool.map(post, range(racers)))
-        assert statuses == {201: 7, 400: racers - 7}
+        assert race_limit_orders(server, 24) == {201: 7, 400: 17}
         assert len(all_orders(server_get(server))) == 7

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,3 +164,17 @@ def all_orders(get: Callable[[str], tuple[int, Any]]) -> list[dict[str, Any]]:
 
 def server_get(server: Server) -> Callable[[str], tuple[int, Any]]:
     return lambda path: server.request("GET", path)
+
+
+def race_limit_orders(server: Server, racers: int) -> Counter[int]:
+    """`racers` threads post a LIMIT BUY of 1 BTC/USDT at 100 each, with fresh keys, at
+    once; how many got each status."""
+    barrier = threading.Barrier(racers)
+
+    def post(n: int) -> int:
+        barrier.wait(timeout=30)
+        body = intent(idempotency_key=f"w-{n}", type="LIMIT", limit_price=100.0, qty=1.0)
+        return server.request("POST", URL, body)[0]
+
+    with ThreadPoolExecutor(racers) as pool:
+        return Counter(pool.map(post, range(racers)))
