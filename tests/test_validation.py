@@ -208,3 +208,13 @@ def test_a_trailing_slash_is_a_404_not_a_redirect(client: TestClient) -> None:
     response = client.post(URL + "/", json=intent(), follow_redirects=False)
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
+
+
+def test_a_key_given_twice_takes_its_last_value(client: TestClient) -> None:
+    body = (
+        b'{"idempotency_key": "twice", "exchange": "binance", "symbol": "BTC/USDT", "side": "BUY",'
+        b' "qty": 5, "type": "MARKET", "qty": 0.25}'
+    )
+    response = client.post(URL, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 201
+    assert response.json()["qty"] == 0.25
