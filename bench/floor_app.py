@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.schemas import OrderIntent
+from app.web.schemas import OrderIntent
 
 app = FastAPI()
 

@@ -31,10 +31,10 @@ import tracemalloc
 import uuid
 from collections.abc import Callable
 
-from app.config import Settings
-from app.logs import EventLog
-from app.service import OrderService
-from app.storage import InMemoryStore
+from app.ops.logs import EventLog
+from app.service.orders import OrderService
+from app.service.settings import Settings
+from app.store.memory import InMemoryStore
 
 LOOKUPS = 200_000
 KINDS = ("market", "limit")

@@ -12,12 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from app.config import Settings
-from app.fills import Fill, Quote, Working
-from app.ids import new_number
+from app.core.fills import Fill, Quote, Working
+from app.core.ids import new_number
 from app.main import create_app
-from app.sql_store import SqlStore
-from app.storage import InMemoryStore, Order, OrderKind, OrderStore
+from app.service.settings import Settings
+from app.store.memory import InMemoryStore, Order, OrderKind, OrderStore
+from app.store.sql import SqlStore
 from tests.payloads import URL, intent
 from tests.postgres import PostgresMissing, postgres_cluster
 

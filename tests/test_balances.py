@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import load_settings
+from app.service.settings import load_settings
 from tests.conftest import URL, intent
 from tests.test_durability import storage_url, worker_pids  # noqa: F401 (a fixture)
 from tests.test_fills import ORDERS, fills, order, quote, read

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from fastapi.testclient import TestClient
 
-from app.storage import OrderStore
+from app.store.memory import OrderStore
 
 
 def test_healthz(client: TestClient, store: OrderStore) -> None:

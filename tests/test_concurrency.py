@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.storage import InMemoryStore, Order
+from app.store.memory import InMemoryStore, Order
 from tests.conftest import URL, intent, make_settings, market_order, no_fills, race_one_key
 
 

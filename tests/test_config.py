@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.config import Settings, load_settings
+from app.service.settings import Settings, load_settings
 
 
 def test_allowlists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

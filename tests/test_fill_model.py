@@ -6,8 +6,8 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.fills import Costs, Quote, Working, crosses, match
-from app.positions import Position, apply_fill
+from app.core.fills import Costs, Quote, Working, crosses, match
+from app.core.positions import Position, apply_fill
 
 decimals = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(1000), places=2)
 maybe_sizes = st.none() | decimals

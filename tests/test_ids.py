@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from app.ids import format_order_id, new_number, parse_order_id
+from app.core.ids import format_order_id, new_number, parse_order_id
 
 
 def test_new_ids_are_canonical_uuid4() -> None:

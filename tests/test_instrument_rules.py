@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from app.config import load_settings
-from app.rate_limit import TokenBucket
+from app.service.rate_limit import TokenBucket
+from app.service.settings import load_settings
 from tests.conftest import URL, intent, make_settings
 from tests.test_durability import storage_url, worker_pids  # noqa: F401 (a fixture)
 from tests.test_fills import order, quote

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from app.logs import EventLog, FieldsFormatter, LoopBatchingHandler
+from app.ops.logs import EventLog, FieldsFormatter, LoopBatchingHandler
 from tests.conftest import URL, intent
 
 LINE = re.compile(

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.config import DEFAULT_MEMORY_MAX_ORDERS, Settings
-from app.logs import JsonFormatter
 from app.main import create_app
-from app.storage import InMemoryStore, Order, OrderStore
+from app.ops.logs import JsonFormatter
+from app.service.settings import DEFAULT_MEMORY_MAX_ORDERS, Settings
+from app.store.memory import InMemoryStore, Order, OrderStore
 from tests.conftest import URL, intent, make_settings, race_keys
 
 ORDERS = "/execution/orders"

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.main import create_app
-from app.storage import InMemoryStore
+from app.store.memory import InMemoryStore
 from tests.conftest import URL, make_settings
 
 json_values = st.recursive(

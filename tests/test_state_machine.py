@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from app.main import create_app
-from app.sql_store import SqlStore
-from app.storage import InMemoryStore
+from app.store.memory import InMemoryStore
+from app.store.sql import SqlStore
 from tests.conftest import URL, intent, make_settings
 
 LEGAL = {

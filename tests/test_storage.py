@@ -6,9 +6,9 @@ from datetime import UTC
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.clock import to_micros
-from app.schemas import MAX_AMOUNT
-from app.storage import InMemoryStore, Order, OrderKind
+from app.ops.clock import to_micros
+from app.store.memory import InMemoryStore, Order, OrderKind
+from app.web.schemas import MAX_AMOUNT
 from tests.conftest import market_order, no_fills
 
 amounts = st.floats(min_value=0, max_value=MAX_AMOUNT, exclude_min=True)

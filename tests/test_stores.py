@@ -14,13 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.config import Settings, load_settings
-from app.errors import StoreUnavailable
-from app.group_commit import Waiting
+from app.core.errors import StoreUnavailable
 from app.main import create_app
-from app.sql_store import SCHEMA_VERSION, Arrival, SqlStore, _instrument_key
-from app.storage import InMemoryStore, OrderStore
-from app.stores import load_store, open_store
+from app.service.settings import Settings, load_settings
+from app.store.group_commit import Waiting
+from app.store.memory import InMemoryStore, OrderStore
+from app.store.open import load_store, open_store
+from app.store.sql import SCHEMA_VERSION, Arrival, SqlStore, _instrument_key
 from tests.conftest import URL, empty_postgres_store, intent, make_settings, market_order, no_fills, race_one_key
 
 SQL_STORES = ["sqlite", "postgresql"]

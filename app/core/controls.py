@@ -9,9 +9,9 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Literal, Protocol
 
-from app.errors import IntentRefused
-from app.fills import EXACT, Quote, exact
-from app.rules import Instrument, InstrumentRules
+from app.core.errors import IntentRefused
+from app.core.fills import EXACT, Quote, exact
+from app.service.instruments import Instrument, InstrumentRules
 
 TradingStateName = Literal["ACTIVE", "REDUCING", "HALTED"]
 # How much each state refuses: start-up may make the stored state stricter, never looser.

@@ -3,10 +3,10 @@
 import bisect
 from typing import TYPE_CHECKING, Any
 
-from app.fills import Quote
+from app.core.fills import Quote
 
 if TYPE_CHECKING:
-    from app.storage import Order
+    from app.store.memory import Order
 
 _AFTER_ALL = float("inf")
 

@@ -5,7 +5,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from app.errors import RateLimited, ServiceError, invalid_from_errors
+from app.core.errors import RateLimited, ServiceError, invalid_from_errors
 
 
 async def _render_service_error(request: Request, exc: Exception) -> JSONResponse:

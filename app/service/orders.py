@@ -7,11 +7,9 @@ from typing import NoReturn, ParamSpec, TypeVar
 from anyio import to_thread
 from pydantic import ValidationError
 
-from app.balances import Holding, assets_of
-from app.clock import iso_z, now_micros, to_micros
-from app.config import Settings
-from app.controls import Controls, TradingState
-from app.errors import (
+from app.core.balances import Holding, assets_of
+from app.core.controls import Controls, TradingState
+from app.core.errors import (
     DuplicateIntent,
     InstrumentNotAllowed,
     IntentRefused,
@@ -26,13 +24,14 @@ from app.errors import (
     StoreUnavailable,
     invalid_from_errors,
 )
-from app.fills import Costs, Fill, Quote, Working, exact, match
-from app.ids import new_number
-from app.logs import EventLog, Fields
-from app.metrics import Metrics
-from app.rate_limit import TokenBucket
-from app.schemas import Capabilities, OrderIntent, QuoteIn, TradingStateIn
-from app.storage import (
+from app.core.fills import Costs, Fill, Quote, Working, exact, match
+from app.core.ids import new_number
+from app.ops.clock import iso_z, now_micros, to_micros
+from app.ops.logs import EventLog, Fields
+from app.ops.metrics import Metrics
+from app.service.rate_limit import TokenBucket
+from app.service.settings import Settings
+from app.store.memory import (
     BALANCE_CUT,
     Execution,
     Order,
@@ -42,6 +41,7 @@ from app.storage import (
     PositionView,
     StoredFill,
 )
+from app.web.schemas import Capabilities, OrderIntent, QuoteIn, TradingStateIn
 
 FEATURES = (
     "paper_execution",

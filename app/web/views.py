@@ -9,12 +9,12 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from app.balances import Holding
-from app.clock import iso_z
-from app.controls import TradingState
-from app.fills import Quote
-from app.positions import Position
-from app.storage import Order, PositionView, StoredFill
+from app.core.balances import Holding
+from app.core.controls import TradingState
+from app.core.fills import Quote
+from app.core.positions import Position
+from app.ops.clock import iso_z
+from app.store.memory import Order, PositionView, StoredFill
 
 
 def created_body(order: Order) -> bytes:

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from app.schemas import OrderStatus
+from app.web.schemas import OrderStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATUSES: tuple[str, ...] = get_args(OrderStatus)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.schemas import ErrorBody
+from app.web.schemas import ErrorBody
 
 # Paths that never need the API token: probes, bots checking before they trade, scrapers.
 OPEN_PATHS = frozenset({"/healthz", "/capabilities", "/metrics"})

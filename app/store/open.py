@@ -2,8 +2,8 @@
 
 import sys
 
-from app.errors import StoreUnavailable
-from app.storage import InMemoryStore, OrderStore
+from app.core.errors import StoreUnavailable
+from app.store.memory import InMemoryStore, OrderStore
 
 
 def open_store(url: str) -> OrderStore:
@@ -13,7 +13,7 @@ def open_store(url: str) -> OrderStore:
         return InMemoryStore()
     # Imported only for a SQL store: SQLAlchemy's many objects would otherwise sit in
     # every memory-store process, and each full garbage collection walks them all.
-    from app.sql_store import SqlStore  # noqa: PLC0415
+    from app.store.sql import SqlStore  # noqa: PLC0415
 
     return SqlStore(url)
 

@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from app.controls import TradingStateName
+from app.core.controls import TradingStateName
 
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: they
 # forge log lines and confuse terminals and log viewers.

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import BodyTooLarge, InternalError, ServiceError, Unauthorized
-from app.logs import EventLog, current_request_id
+from app.core.errors import BodyTooLarge, InternalError, ServiceError, Unauthorized
+from app.ops.logs import EventLog, current_request_id
 
 # (route template, method, status, seconds): what the request metrics observe.
 Observer = Callable[[str, str, int, float], None]

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 from functools import cache
 
-from app.controls import Intent, shown
-from app.errors import IntentRefused
-from app.fills import BPS, EXACT, Costs, Quote, exact
+from app.core.controls import Intent, shown
+from app.core.errors import IntentRefused
+from app.core.fills import BPS, EXACT, Costs, Quote, exact
 
 ZERO = Decimal(0)
 # Rounding down: a quantity cut to what a balance covers must never cost more than it.

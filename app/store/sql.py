@@ -53,15 +53,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 
-from app.balances import Account, Holding, assets_of
-from app.clock import now_micros
-from app.controls import STRICTNESS, Controls, Exposure, TradingState, as_decimal
-from app.errors import IntentRefused, StoreFull, StoreUnavailable
-from app.fills import EXACT, Costs, Quote, exact
-from app.group_commit import GroupCommit, Waiting
-from app.ids import number_of, parse_order_id
-from app.positions import Position, apply_fill
-from app.storage import (
+from app.core.balances import Account, Holding, assets_of
+from app.core.controls import STRICTNESS, Controls, Exposure, TradingState, as_decimal
+from app.core.errors import IntentRefused, StoreFull, StoreUnavailable
+from app.core.fills import EXACT, Costs, Quote, exact
+from app.core.ids import number_of, parse_order_id
+from app.core.positions import Position, apply_fill
+from app.ops.clock import now_micros
+from app.store.group_commit import GroupCommit, Waiting
+from app.store.memory import (
     OPEN_STATUSES,
     Admission,
     Execution,

@@ -8,14 +8,14 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, localcontext
 from typing import NamedTuple, Protocol
 
-from app.balances import Account, Holding
-from app.book import Book, reaches
-from app.clock import now_micros
-from app.controls import STRICTNESS, Controls, Exposure, TradingState, as_decimal
-from app.errors import StoreFull
-from app.fills import EXACT, Costs, Fill, Quote, Working, exact
-from app.ids import FILL_PREFIX, format_id, format_order_id, new_number, parse_order_id
-from app.positions import Position, apply_fill
+from app.core.balances import Account, Holding
+from app.core.book import Book, reaches
+from app.core.controls import STRICTNESS, Controls, Exposure, TradingState, as_decimal
+from app.core.errors import StoreFull
+from app.core.fills import EXACT, Costs, Fill, Quote, Working, exact
+from app.core.ids import FILL_PREFIX, format_id, format_order_id, new_number, parse_order_id
+from app.core.positions import Position, apply_fill
+from app.ops.clock import now_micros
 
 
 class OrderKind(NamedTuple):

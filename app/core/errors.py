@@ -1,6 +1,6 @@
 """Domain errors: what went wrong, the HTTP status it maps to, and its JSON body.
 
-Nothing here knows the web framework; `app.handlers` renders these.
+Nothing here knows the web framework; `app.web.errors` renders these.
 """
 
 import json

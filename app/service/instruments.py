@@ -1,5 +1,5 @@
 """Instrument rules (INSTRUMENTS_FILE): what a venue and a risk desk refuse, per
-`EXCHANGE:SYMBOL`, read and validated (app.controls applies them)."""
+`EXCHANGE:SYMBOL`, read and validated (app.core.controls applies them)."""
 
 import json
 import tomllib
