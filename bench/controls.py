@@ -19,9 +19,10 @@ import json
 import statistics
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.run import Result, median, print_round, require_wrk
+from bench.run import Result, alternate, per_round_ratios, print_medians, require_wrk
 from bench.stores import measure
 
 TARGET = 0.9
@@ -40,9 +41,30 @@ RULES = {
         "max_position": 1_000_000_000,
     }
 }
+CONTROLS_OFF = {"STORAGE_URL": "memory://"}
+
+
+def write_rules(folder: Path) -> Path:
+    """RULES as an INSTRUMENTS_FILE in `folder`."""
+    rules = folder / "rules.json"
+    rules.write_text(json.dumps(RULES))
+    return rules
+
+
+def controls_on(rules: Path) -> dict[str, str]:
+    """The controls-on contender's settings (`rules`: from write_rules): every check runs,
+    none refuses, and every fill moves the balances."""
+    return {
+        **CONTROLS_OFF,
+        "INSTRUMENTS_FILE": str(rules),
+        "TRADING_STATE": "ACTIVE",
+        "MAX_INTENTS_PER_SECOND": "1000000",
+        "PAPER_BALANCES": "USDT=1000000000000,BTC=1000000",
+    }
 
 
 def post_quote(port: int) -> None:
+    """QUOTE, before the load, so the LIMIT BUYs cross it."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/execution/market-data/quotes",
         data=json.dumps(QUOTE).encode(),
@@ -62,44 +84,24 @@ def main() -> None:
     wrk = require_wrk()
     print(f"bench: using {wrk}; {args.rounds} rounds of {args.seconds:g} s each, controls off and on alternating")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        rules = Path(tmp) / "rules.json"
-        rules.write_text(json.dumps(RULES))
-        contenders = {
-            "controls-off": {"STORAGE_URL": "memory://"},
-            "controls-on": {
-                "STORAGE_URL": "memory://",
-                "INSTRUMENTS_FILE": str(rules),
-                "TRADING_STATE": "ACTIVE",
-                "MAX_INTENTS_PER_SECOND": "1000000",
-                "PAPER_BALANCES": "USDT=1000000000000,BTC=1000000",
-            },
-        }
-        results: dict[str, list[Result]] = {name: [] for name in contenders}
-        for round_no in range(1, args.rounds + 1):
-            # Alternate which goes first, so neither always runs on a warmer machine.
-            names = list(contenders) if round_no % 2 else list(reversed(contenders))
-            for name in names:
-                result = measure(
-                    wrk,
-                    contenders[name],
-                    [],
-                    seconds=args.seconds,
-                    warmup=args.warmup,
-                    log=Path(tmp) / f"{name}.log",
-                    label=f"{name}-{round_no}",
-                    intent_fields=CROSSING_LIMIT_BUY,
-                    before_load=post_quote,
-                )
-                results[name].append(result)
-                print_round(round_no, name, result, 12)
-    print()
-    print(f"{'median':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, runs in results.items():
-        res = median(runs)
-        print(f"{name:12} {res.rps:8.0f} {res.p50_ms:8.2f} {res.p99_ms:8.2f}")
-    ratio = statistics.median(
-        on.rps / off.rps for on, off in zip(results["controls-on"], results["controls-off"], strict=True)
-    )
+        contenders = {"controls-off": CONTROLS_OFF, "controls-on": controls_on(write_rules(Path(tmp)))}
+
+        def runner(name: str) -> Callable[[int], Result]:
+            return lambda round_no: measure(
+                wrk,
+                contenders[name],
+                [],
+                seconds=args.seconds,
+                warmup=args.warmup,
+                log=Path(tmp) / f"{name}.log",
+                label=f"{name}-{round_no}",
+                intent_fields=CROSSING_LIMIT_BUY,
+                before_load=post_quote,
+            )
+
+        results = alternate(args.rounds, {name: runner(name) for name in contenders}, 12)
+    print_medians(results, 12)
+    ratio = statistics.median(per_round_ratios(results["controls-on"], results["controls-off"]))
     verdict = "met" if ratio >= TARGET else "MISSED"
     print(f"controls-on / controls-off: {ratio:.2f} (median of per-round ratios; target ≥{TARGET}: {verdict})")
 

@@ -16,7 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.run import ROOT, Result, free_port, median, require_wrk, run_wrk, start_server, stop_server
+from bench.run import Result, median, require_wrk, run_wrk, start_server, stop_server
+from harness.servers import ROOT, free_port
 
 QUOTES_LUA = ROOT / "bench" / "post_quotes.lua"
 PREFILL_LUA = ROOT / "bench" / "prefill_resting.lua"

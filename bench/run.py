@@ -13,18 +13,16 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness.servers import ROOT, ServerFailed, free_port, start_uvicorn, stop
+
 LUA = ROOT / "bench" / "post_intents.lua"
 # Set in full, so a LOG_LEVEL or SERVICE_NAME in the caller's shell cannot change what
 # is measured (LOG_LEVEL=WARNING would drop the three log lines each request costs).
@@ -51,39 +49,22 @@ def require_wrk() -> str:
     return wrk
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(
-    app: str, port: int, log: Path, extra_env: dict[str, str], *uvicorn_args: str
+    app: str, port: int, log: Path, extra_env: dict[str, str], *uvicorn_args: str, root: Path = ROOT
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **ENV, **extra_env, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), *uvicorn_args]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"bench: {app} exited at start-up; see {log}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=1).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit(f"bench: {app} did not start within 20 s; see {log}")
+    """The spec's command for `app` with ENV and `extra_env`, its code from `root`; a
+    server that does not come up ends the bench."""
+    try:
+        # /openapi.json, not /healthz: the floor app has no health route.
+        return start_uvicorn(
+            app, port, log=log, env={**ENV, **extra_env}, root=root, uvicorn_args=uvicorn_args, probe="/openapi.json"
+        )
+    except ServerFailed as failed:
+        sys.exit(f"bench: {app} from {root}: {failed}")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc, grace=10)
 
 
 def run_wrk(
@@ -149,6 +130,35 @@ def median(results: list[Result]) -> Result:
     )
 
 
+def alternate(rounds: int, contenders: Mapping[str, Callable[[int], Result]], width: int) -> dict[str, list[Result]]:
+    """Run every contender (called with the round number) once per round and print each
+    result. Who goes first rotates, so none always runs on a warmer machine."""
+    results: dict[str, list[Result]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for round_no in range(1, rounds + 1):
+        shift = (round_no - 1) % len(names)
+        for name in names[shift:] + names[:shift]:
+            result = contenders[name](round_no)
+            results[name].append(result)
+            print_round(round_no, name, result, width)
+    return results
+
+
+def print_medians(results: Mapping[str, list[Result]], width: int) -> dict[str, Result]:
+    """Print each contender's medians; return them."""
+    medians = {name: median(runs) for name, runs in results.items()}
+    print()
+    print(f"{'median':{width}} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, res in medians.items():
+        print(f"{name:{width}} {res.rps:8.0f} {res.p50_ms:8.2f} {res.p99_ms:8.2f}")
+    return medians
+
+
+def per_round_ratios(numerators: list[Result], denominators: list[Result]) -> list[float]:
+    """Throughput ratios of runs of the same round: the machine's drift cancels out in each."""
+    return [n.rps / d.rps for n, d in zip(numerators, denominators, strict=True)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -159,30 +169,23 @@ def main() -> None:
     print(f"bench: using {wrk}; {args.rounds} rounds of {args.seconds:g} s each, service and floor alternating")
 
     contenders = {"service": "app.main:app", "floor": "bench.floor_app:app"}
-    results: dict[str, list[Result]] = {name: [] for name in contenders}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        for round_no in range(1, args.rounds + 1):
-            # Alternate which goes first, so neither always runs on a warmer machine.
-            order = list(contenders) if round_no % 2 else list(reversed(contenders))
-            for name in order:
-                result = measure(
-                    wrk,
-                    contenders[name],
-                    seconds=args.seconds,
-                    warmup=args.warmup,
-                    log=Path(tmp) / f"{name}.log",
-                    logs_requests=name == "service",
-                )
-                results[name].append(result)
-                print_round(round_no, name, result, 8)
-    service, floor = median(results["service"]), median(results["floor"])
-    ratios = [s.rps / f.rps for s, f in zip(results["service"], results["floor"], strict=True)]
-    print()
-    print(f"{'median':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, res in (("service", service), ("floor", floor)):
-        print(f"{name:8} {res.rps:8.0f} {res.p50_ms:8.2f} {res.p99_ms:8.2f}")
-    per_round = statistics.median(ratios)
-    print(f"ratio service/floor: {service.rps / floor.rps:.2f} (median of per-round ratios {per_round:.2f})")
+
+        def runner(name: str) -> Callable[[int], Result]:
+            return lambda _round_no: measure(
+                wrk,
+                contenders[name],
+                seconds=args.seconds,
+                warmup=args.warmup,
+                log=Path(tmp) / f"{name}.log",
+                logs_requests=name == "service",
+            )
+
+        results = alternate(args.rounds, {name: runner(name) for name in contenders}, 8)
+    medians = print_medians(results, 8)
+    per_round = statistics.median(per_round_ratios(results["service"], results["floor"]))
+    ratio = medians["service"].rps / medians["floor"].rps
+    print(f"ratio service/floor: {ratio:.2f} (median of per-round ratios {per_round:.2f})")
 
 
 if __name__ == "__main__":

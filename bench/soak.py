@@ -25,9 +25,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.run import free_port, require_wrk, start_server, stop_server
+from bench.run import require_wrk, start_server, stop_server
+from harness.servers import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "mixed_load.lua"
 
 

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench.run import Result, free_port, median, print_round, require_wrk, run_wrk, start_server, stop_server
-from tests.postgres import PostgresMissing, postgres_cluster
+from bench.run import Result, alternate, median, per_round_ratios, require_wrk, run_wrk, start_server, stop_server
+from harness.postgres import PostgresMissing, postgres_cluster
+from harness.servers import ROOT, free_port
 
 TARGETS = {"sqlite": 0.5, "postgresql-2w": 0.4}
 
@@ -55,13 +56,15 @@ def measure(
     label: str,
     intent_fields: str | None = None,
     before_load: Callable[[int], None] | None = None,
+    root: Path = ROOT,
 ) -> Result:
     """One run of fresh-key intents (`intent_fields`: their fields after the key and
     instrument, as bench/post_intents.lua takes them), after `before_load(port)` if
-    given; every acknowledged intent must then be stored, once."""
+    given; every acknowledged intent must then be stored, once. The service's code is
+    `root`'s (a `git worktree` of another commit, say); the load script is this tree's."""
     wrk_env = None if intent_fields is None else {"BENCH_INTENT_FIELDS": intent_fields}
     port = free_port()
-    proc = start_server("app.main:app", port, log, env, *uvicorn_args)
+    proc = start_server("app.main:app", port, log, env, *uvicorn_args, root=root)
     try:
         if before_load is not None:
             before_load(port)
@@ -96,7 +99,7 @@ def main() -> None:
     print(f"{'median':14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs memory':>10} {'target':>7}")
     for name, runs in results.items():
         res = median(runs)
-        ratio = statistics.median(r.rps / m.rps for r, m in zip(runs, results["memory"], strict=True))
+        ratio = statistics.median(per_round_ratios(runs, results["memory"]))
         target = TARGETS.get(name)
         verdict = "" if target is None else f"≥{target:.1f} {'met' if ratio >= target else 'MISSED'}"
         print(f"{name:14} {res.rps:8.0f} {res.p50_ms:8.2f} {res.p99_ms:8.2f} {ratio:10.2f} {verdict:>7}")
@@ -119,25 +122,24 @@ def run_rounds(wrk: str, args: argparse.Namespace, tmp: Path, postgres_url: str)
             "postgresql-2w": ({"STORAGE_URL": postgres_url}, ["--workers", "2"], empty_postgres),
         }
 
-    results: dict[str, list[Result]] = {name: [] for name in contenders(0)}
+    def runner(name: str) -> Callable[[int], Result]:
+        def run(round_no: int) -> Result:
+            env, uvicorn_args, prepare = contenders(round_no)[name]
+            prepare()
+            return measure(
+                wrk,
+                env,
+                uvicorn_args,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                log=tmp / f"{name}.log",
+                label=f"{name}-{round_no}",
+            )
+
+        return run
+
     try:
-        for round_no in range(1, args.rounds + 1):
-            runs = list(contenders(round_no).items())
-            # Rotate who goes first, so none always runs on a warmer machine.
-            shift = (round_no - 1) % len(runs)
-            for name, (env, uvicorn_args, prepare) in runs[shift:] + runs[:shift]:
-                prepare()
-                result = measure(
-                    wrk,
-                    env,
-                    uvicorn_args,
-                    seconds=args.seconds,
-                    warmup=args.warmup,
-                    log=tmp / f"{name}.log",
-                    label=f"{name}-{round_no}",
-                )
-                results[name].append(result)
-                print_round(round_no, name, result, 14)
+        results = alternate(args.rounds, {name: runner(name) for name in contenders(0)}, 14)
     finally:
         engine.dispose()
     return results

@@ -1,12 +1,12 @@
-"""Start the spec's uvicorn command on a free loopback port, for end-to-end tests."""
+"""Start the spec's uvicorn command on a free loopback port, for end-to-end tests.
+
+Starting and stopping is `harness.servers`' (shared with the benches); this adds the
+tests' settings, a small HTTP client and the loads and races several tests share.
+"""
 
 import http.client
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -19,9 +19,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import servers
+from harness.servers import ROOT, free_port, running_uvicorn
 from tests.payloads import URL, intent
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = [
+    "EXAMPLE_ENV",
+    "ROOT",
+    "FreshKeyLoad",
+    "Server",
+    "all_orders",
+    "free_port",
+    "race_limit_orders",
+    "running_server",
+    "server_get",
+    "uvicorn_command",
+]
+
+APP = "app.main:app"
 # Every setting given, so the test runner's environment cannot change what is tested.
 EXAMPLE_ENV = {
     "ALLOWED_SYMBOLS": "BTC/USDT,ETH/USDT,SOL/USDT",
@@ -30,12 +45,6 @@ EXAMPLE_ENV = {
     "SERVICE_VERSION": "0.1.0",
     "LOG_LEVEL": "INFO",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -72,39 +81,20 @@ class Server:
 
 
 def uvicorn_command(port: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port), *extra]
+    return servers.uvicorn_command(APP, port, *extra)
 
 
 @contextmanager
 def running_server(tmp_path: Path, env: dict[str, str] | None = None, *extra_args: str) -> Iterator[Server]:
-    """`extra_args` go to uvicorn (say `--workers 2`); each run logs to its own file."""
+    """`extra_args` go to uvicorn (say `--workers 2`); each run logs to its own file.
+    Ready once /healthz answers (the log's first request line); stopped with SIGINT."""
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
-    full_env = {**os.environ, **EXAMPLE_ENV, **(env or {}), "PYTHONPATH": str(ROOT)}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(uvicorn_command(port, *extra_args), cwd=ROOT, env=full_env, stdout=log, stderr=log)
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited at start-up:\n{server.log()}")
-            try:
-                if server.request("GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield server
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    log_path.unlink(missing_ok=True)  # a port used again in one test starts a fresh log
+    with running_uvicorn(
+        APP, port, log=log_path, env={**EXAMPLE_ENV, **(env or {})}, uvicorn_args=extra_args
+    ) as process:
+        yield Server(f"http://127.0.0.1:{port}", process, log_path)
 
 
 class FreshKeyLoad:
