@@ -1,9 +1,16 @@
 """The spec's entry point: `uvicorn app.main:app`. Everything is built by the web
 layer's factory from settings read once, here, from the environment."""
 
+import sys
+
+from app.core.errors import AccountMismatch
 from app.service.settings import load_settings
 from app.web.app import create_app
 
 __all__ = ["app", "create_app"]
 
-app = create_app(load_settings(), freeze_gc=True)
+try:
+    app = create_app(load_settings(), freeze_gc=True)
+except AccountMismatch as mismatch:  # PAPER_BALANCES over open orders it cannot cover
+    print(f"execution: cannot turn PAPER_BALANCES on: {mismatch.detail}", file=sys.stderr)
+    raise SystemExit(2) from None

@@ -35,6 +35,7 @@ from app.ops.logs import EventLog
 from app.service.orders import OrderService
 from app.service.settings import Settings
 from app.store.memory import InMemoryStore
+from app.web.parsing import parse_intent
 
 LOOKUPS = 200_000
 KINDS = ("market", "limit")
@@ -75,7 +76,7 @@ def measure_in_this_process(kind: str, orders: int, method: str) -> float:
 
 async def _measure(kind: str, orders: int, method: str) -> float:
     service, store = new_service()
-    await service.submit_json(body(kind, 0))  # first-call costs (imports, caches) are not an order's
+    await service.submit(parse_intent(body(kind, 0), None))  # first-call costs (imports, caches) are not an order's
     gc.collect()
     if method == "tracemalloc":
         tracemalloc.start()
@@ -83,7 +84,7 @@ async def _measure(kind: str, orders: int, method: str) -> float:
     else:
         before = resident_bytes()
     for n in range(1, orders + 1):
-        await service.submit_json(body(kind, n))
+        await service.submit(parse_intent(body(kind, n), None))
     gc.collect()
     after = tracemalloc.get_traced_memory()[0] if method == "tracemalloc" else resident_bytes()
     assert store.count() == orders + 1
@@ -111,7 +112,7 @@ async def _filled(orders: int) -> tuple[InMemoryStore, list[str], list[str]]:
     ids: list[str] = []
     keys: list[str] = []
     for n in range(orders):
-        order = await service.submit_json(body("market", n))
+        order = await service.submit(parse_intent(body("market", n), None))
         ids.append(order.order_id)
         keys.append(order.idempotency_key)
     return store, ids, keys

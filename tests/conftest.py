@@ -12,11 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from app.core.fills import Fill, Quote, Working
-from app.core.ids import new_number
+from app.core.engine import Policy
+from app.core.order import Order, OrderKind, OrderTerms
+from app.core.vocabulary import OrderType, Side
 from app.main import create_app
 from app.service.settings import Settings
-from app.store.memory import InMemoryStore, Order, OrderKind, OrderStore
+from app.store.base import OrderStore
+from app.store.ids import new_number
+from app.store.memory import InMemoryStore
 from app.store.sql import SqlStore
 from tests.payloads import URL, intent
 from tests.postgres import PostgresMissing, postgres_cluster
@@ -69,17 +72,13 @@ def market_order(idempotency_key: str, number: int | None = None) -> Order:
     return Order(
         number=new_number() if number is None else number,
         idempotency_key=idempotency_key,
-        kind=OrderKind("binance", "BTC/USDT", "BUY", "MARKET"),
-        qty=1.0,
-        limit_price=None,
-        client_ts=None,
-        accepted_at=0,
+        kind=OrderKind("binance", "BTC/USDT", Side.BUY, OrderType.MARKET),
+        terms=OrderTerms.of(1.0, None, 0, None),
     )
 
 
-def no_fills(quote: Quote, working: list[Working]) -> list[Fill]:
-    """A matcher for store-level tests that fill nothing."""
-    return []
+# What store-level tests admit under: no costs, no rules.
+PLAIN = Policy()
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from fastapi.testclient import TestClient
 
-from app.store.memory import OrderStore
+from app.store.base import OrderStore
 
 
 def test_healthz(client: TestClient, store: OrderStore) -> None:

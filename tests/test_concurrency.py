@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi.testclient import TestClient
 
+from app.core.order import Order
 from app.main import create_app
-from app.store.memory import InMemoryStore, Order
-from tests.conftest import URL, intent, make_settings, market_order, no_fills, race_one_key
+from app.store.memory import InMemoryStore
+from tests.conftest import PLAIN, URL, intent, make_settings, market_order, race_one_key
 
 
 class SlowLookups(dict[str, Order]):
@@ -63,7 +64,7 @@ def test_store_check_and_insert_is_atomic_even_when_slow() -> None:
         ) -> bool:
             order = market_order("k", number=round_no * 100 + n)
             barrier.wait()
-            return asyncio.run(store.admit(order, no_fills, 0)).created
+            return asyncio.run(store.admit(order, PLAIN, 0)).created
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             created = list(pool.map(add, range(8)))

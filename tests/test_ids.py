@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from app.core.ids import format_order_id, new_number, parse_order_id
+from app.core.ids import format_order_id, parse_order_id
+from app.store.ids import new_number
 
 
 def test_new_ids_are_canonical_uuid4() -> None:

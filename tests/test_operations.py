@@ -11,10 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.core.order import Order
 from app.main import create_app
 from app.ops.logs import JsonFormatter
 from app.service.settings import DEFAULT_MEMORY_MAX_ORDERS, Settings
-from app.store.memory import InMemoryStore, Order, OrderStore
+from app.store.base import OrderStore
+from app.store.memory import InMemoryStore
 from tests.conftest import URL, intent, make_settings, race_keys
 
 ORDERS = "/execution/orders"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 
 from app.ops.clock import to_datetime
-from app.store.memory import OrderStore
+from app.store.base import OrderStore
 from tests.conftest import URL, intent
 
 CREATED_KEYS = {"order_id", "status", "accepted_ts_utc", "exchange", "symbol", "side", "qty", "filled_qty"}

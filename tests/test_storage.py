@@ -6,10 +6,12 @@ from datetime import UTC
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.core.order import Order, OrderKind, OrderTerms
+from app.core.vocabulary import OrderType, Side, TimeInForce
 from app.ops.clock import to_micros
-from app.store.memory import InMemoryStore, Order, OrderKind
+from app.store.memory import InMemoryStore
 from app.web.schemas import MAX_AMOUNT
-from tests.conftest import market_order, no_fills
+from tests.conftest import PLAIN, market_order
 
 amounts = st.floats(min_value=0, max_value=MAX_AMOUNT, exclude_min=True)
 times = st.datetimes(timezones=st.just(UTC)).map(to_micros)
@@ -25,15 +27,12 @@ times = st.datetimes(timezones=st.just(UTC)).map(to_micros)
 def test_order_terms_round_trip_exactly(
     qty: float, limit_price: float | None, accepted_at: int, client_ts: int | None, number: int
 ) -> None:
-    kind = OrderKind("binance", "BTC/USDT", "SELL", "LIMIT", "IOC")
+    kind = OrderKind("binance", "BTC/USDT", Side.SELL, OrderType.LIMIT, TimeInForce.IOC)
     order = Order(
         number=number,
         idempotency_key="k",
         kind=kind,
-        qty=qty,
-        limit_price=limit_price,
-        client_ts=client_ts,
-        accepted_at=accepted_at,
+        terms=OrderTerms.of(qty, limit_price, accepted_at, client_ts),
     )
     assert (order.qty, order.limit_price, order.accepted_at, order.client_ts) == (
         qty,
@@ -48,7 +47,8 @@ def test_order_terms_round_trip_exactly(
 def test_store_finds_orders_by_id_and_key_only_when_present() -> None:
     store = InMemoryStore()
     order = market_order("k-1")
-    assert asyncio.run(store.admit(order, no_fills, 0)) == (order, True, [])
+    stored, created, _events = asyncio.run(store.admit(order, PLAIN, 0))
+    assert (stored, created) == (order, True)
     assert store.get(order.order_id) is order
     assert store.get_by_key("k-1") is order
     assert store.get(order.order_id.upper()) is None

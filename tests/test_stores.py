@@ -14,14 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.core.errors import StoreUnavailable
 from app.main import create_app
 from app.service.settings import Settings, load_settings
+from app.store.base import OrderStore
+from app.store.errors import StoreUnavailable
 from app.store.group_commit import Waiting
-from app.store.memory import InMemoryStore, OrderStore
+from app.store.memory import InMemoryStore
 from app.store.open import load_store, open_store
 from app.store.sql import SCHEMA_VERSION, Arrival, SqlStore, _instrument_key
-from tests.conftest import URL, empty_postgres_store, intent, make_settings, market_order, no_fills, race_one_key
+from tests.conftest import PLAIN, URL, empty_postgres_store, intent, make_settings, market_order, race_one_key
 
 SQL_STORES = ["sqlite", "postgresql"]
 
@@ -110,50 +111,13 @@ def test_a_database_of_another_schema_version_is_refused(tmp_path: Path) -> None
         SqlStore(url)
 
 
-@pytest.mark.parametrize("version", [1, 2])
-def test_an_older_database_is_upgraded_with_its_positions(tmp_path: Path, version: int) -> None:
-    """Version 1 computed positions from the fills on each read; version 2 keeps them in
-    a table, filled in from the fills when a version 1 database is opened. Version 3
-    gives orders a time in force: older orders were all GTC."""
-    url = f"sqlite:///{tmp_path / 'orders.db'}"
-    quote = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 100.0, "ask": 101.0}
-    with TestClient(create_app(make_settings(storage_url=url))) as client:
-        client.post("/execution/market-data/quotes", json=quote)
-        client.post(URL, json=intent(idempotency_key="a", qty=0.3))
-        client.post(URL, json=intent(idempotency_key="b", qty=0.1, side="SELL"))
-        client.post(URL, json=intent(idempotency_key="c", qty=2, symbol="ETH/USDT"))
-        client.post("/execution/market-data/quotes", json={**quote, "symbol": "ETH/USDT"})
-        before = client.get("/execution/positions").json()
-    assert len(before["items"]) == 2
-    with sqlite3.connect(tmp_path / "orders.db") as db:
-        if version == 1:
-            db.execute("DROP TABLE positions")
-        db.execute("ALTER TABLE orders DROP COLUMN time_in_force")
-        db.execute("ALTER TABLE orders DROP COLUMN reserve_price")
-        db.execute("DROP TABLE trading_state")
-        db.execute("DROP TABLE balances")
-        db.execute("UPDATE schema_version SET version = ?", (version,))
-    db.close()
-    with TestClient(create_app(make_settings(storage_url=url))) as client:
-        assert client.get("/execution/positions").json() == before
-        orders = client.get("/execution/orders").json()["items"]
-        assert len(orders) == 3
-        assert {order["time_in_force"] for order in orders} == {"GTC"}
-        client.post(URL, json=intent(idempotency_key="d", time_in_force="IOC"))
-        [added] = client.get("/execution/orders", params={"idempotency_key": "d"}).json()["items"]
-        assert added["time_in_force"] == "IOC"
-    with sqlite3.connect(tmp_path / "orders.db") as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-    db.close()
-
-
 def test_a_value_the_database_refuses_fails_only_its_own_intent(postgres_url: str) -> None:
     """A batch whose insert PostgreSQL refuses (a key longer than its column, which the
     API's validation never lets through) is admitted again intent by intent."""
     store = empty_postgres_store(postgres_url)
     loop = asyncio.new_event_loop()
     batch = [
-        Waiting(Arrival(market_order(key), no_fills, 0, None), loop, loop.create_future())
+        Waiting(Arrival(market_order(key), PLAIN, 0, None), loop, loop.create_future())
         for key in ("good-1", "k" * 300, "good-2")
     ]
     store._admit_batch(batch)  # what the writer thread does with a batch

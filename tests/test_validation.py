@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.store.memory import OrderStore
+from app.store.base import OrderStore
 from tests.conftest import URL, intent
 
 

@@ -1,22 +1,27 @@
-"""PAPER_BALANCES: a paper account. Pure and exact: a store keeps the holdings and calls
-these in the same atomic step as the order they concern.
+"""PAPER_BALANCES: a paper account. Pure and exact: a store keeps the holdings and each
+open order's reservation, and the core changes them in the same atomic step as the
+order they concern.
 
-An open order reserves what it may still spend: a BUY its remaining quantity times its
-reserve price (the limit, or for a MARKET order the ask it was admitted at moved by
-the slippage) plus the highest fee rate, in the quote asset; a SELL its remaining
-quantity of the base asset. So `reserved` is always what the open orders still need,
-and a fill or an end releases the part it concerns.
+An open order holds a `Reservation`: what it may still spend, recorded when it was
+admitted. A BUY reserves, in the quote asset, its quantity times its reserve price
+(the limit, or for a MARKET order the ask it was admitted at moved by the slippage)
+times the highest fee rate; a SELL reserves its quantity of the base asset. A fill
+releases its quantity's part, an end releases the rest, and no release ever takes
+more than the reservation still holds: settings changed later (fee rates, say) never
+change what an order already holds.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 from functools import cache
 
-from app.core.controls import Intent, shown
-from app.core.errors import IntentRefused
-from app.core.fills import BPS, EXACT, Costs, Quote, exact
+from app.core.errors import AccountMismatch, IntentRefused
+from app.core.matching import market_price
+from app.core.order import Order, StoredFill
+from app.core.values import BPS, EXACT, ZERO, Costs, Quote, exact, shown
+from app.core.vocabulary import OrderType, Side
 
-ZERO = Decimal(0)
 # Rounding down: a quantity cut to what a balance covers must never cost more than it.
 _FLOOR = Context(prec=EXACT.prec, rounding=ROUND_FLOOR)
 
@@ -32,6 +37,16 @@ class Holding:
         return EXACT.subtract(self.total, self.reserved)
 
 
+@dataclass
+class Reservation:
+    """What one open order holds of one asset: `unit` per unit of its quantity, and
+    `held` still (its remaining quantity times `unit`)."""
+
+    asset: str
+    unit: Decimal
+    held: Decimal
+
+
 @cache  # few symbols, asked on every order and fill
 def assets_of(symbol: str) -> tuple[str, str]:
     """BASE/QUOTE: the asset bought and the one paid with."""
@@ -40,14 +55,12 @@ def assets_of(symbol: str) -> tuple[str, str]:
 
 
 class Account:
-    """The holdings by asset, and the rules that move them."""
+    """The holdings by asset and the reservations of open orders by order number (a
+    store may load only the ones a step concerns), and the rules that move them."""
 
-    def __init__(self, holdings: dict[str, Holding], costs: Costs) -> None:
+    def __init__(self, holdings: dict[str, Holding], reservations: dict[int, Reservation] | None = None) -> None:
         self.holdings = holdings
-        self._slippage = 1 + costs.slippage_bps / BPS
-        self._taker = costs.taker_fee_bps / BPS
-        # A BUY reserves the highest fee it may pay: maker fills can cost more than taker.
-        self._fee_factor = 1 + max(costs.taker_fee_bps, costs.maker_fee_bps) / BPS
+        self.reservations = reservations if reservations is not None else {}
 
     def holding(self, asset: str) -> Holding:
         held = self.holdings.get(asset)
@@ -55,74 +68,112 @@ class Account:
             held = self.holdings[asset] = Holding(ZERO, ZERO)
         return held
 
-    def reserve_price(self, intent: Intent, quote: Quote | None) -> Decimal | None:
-        """What a BUY is reserved at (None for a SELL); NO_QUOTE for a MARKET BUY with
-        no quote known."""
-        if intent.side == "SELL":
-            return None
-        if intent.limit_price is not None:
-            return exact(intent.limit_price)
-        if quote is None:
-            raise IntentRefused(
-                "NO_QUOTE",
-                f"No quote is known for {intent.exchange}:{intent.symbol}: a MARKET BUY cannot be priced "
-                "for its balance reservation",
-            )
-        return EXACT.multiply(quote.ask, self._slippage)
-
-    def claim(self, side: str, symbol: str, qty: Decimal, reserve_price: Decimal | None) -> tuple[str, Decimal]:
-        """The asset and amount `qty` of an order reserves."""
-        base, quote = assets_of(symbol)
-        if side == "SELL":
-            return base, qty
-        assert reserve_price is not None
-        return quote, EXACT.multiply(EXACT.multiply(qty, reserve_price), self._fee_factor)
-
-    def reserve(self, intent: Intent, qty: Decimal, reserve_price: Decimal | None) -> None:
-        """Reserve what a new order needs, or refuse it: INSUFFICIENT_BALANCE."""
-        asset, amount = self.claim(intent.side, intent.symbol, qty, reserve_price)
-        held = self.holding(asset)
-        if held.free < amount:
+    def reserve(self, order: Order, quote: Quote | None, costs: Costs) -> Reservation:
+        """Reserve what a new order needs, or refuse it: NO_QUOTE (a MARKET BUY with no
+        quote to price it), INSUFFICIENT_BALANCE."""
+        qty = order.exact_qty
+        reservation = self._claim(order, qty, quote, costs)
+        held = self.holding(reservation.asset)
+        if held.free < reservation.held:
             raise IntentRefused(
                 "INSUFFICIENT_BALANCE",
-                f"{intent.side} {shown(qty)} {intent.symbol} needs {shown(amount)} {asset}; "
-                f"{shown(held.free)} {asset} is free",
+                f"{order.side} {shown(qty)} {order.symbol} needs {shown(reservation.held)} {reservation.asset}; "
+                f"{shown(held.free)} {reservation.asset} is free",
             )
-        held.reserved = EXACT.add(held.reserved, amount)
+        held.reserved = EXACT.add(held.reserved, reservation.held)
+        self.reservations[order.number] = reservation
+        return reservation
 
-    def release(self, side: str, symbol: str, qty: Decimal, reserve_price: Decimal | None) -> None:
-        """An order no longer needs `qty` of what it reserved (it ended, or filled it)."""
-        if qty == 0:
+    @staticmethod
+    def _claim(order: Order, qty: Decimal, quote: Quote | None, costs: Costs) -> Reservation:
+        base, quote_asset = assets_of(order.symbol)
+        if order.side == Side.SELL:
+            return Reservation(base, Decimal(1), qty)
+        if order.limit_price is not None:
+            price = exact(order.limit_price)
+        elif quote is None:
+            raise IntentRefused(
+                "NO_QUOTE",
+                f"No quote is known for {order.exchange}:{order.symbol}: a MARKET BUY cannot be priced "
+                "for its balance reservation",
+            )
+        else:
+            price = market_price(Side.BUY, quote, costs)
+        # The highest fee it may pay: a maker fill can cost more than a taker one.
+        fee_factor = EXACT.add(1, EXACT.divide(max(costs.taker_fee_bps, costs.maker_fee_bps), BPS))
+        unit = EXACT.multiply(price, fee_factor)
+        return Reservation(quote_asset, unit, EXACT.multiply(qty, unit))
+
+    def release(self, order: Order, amount: Decimal | None = None) -> None:
+        """`order` no longer needs `amount` of its reservation (None: any of it, as it
+        has ended). Never more than it still holds."""
+        reservation = self.reservations.get(order.number)
+        if reservation is None:
             return
-        asset, amount = self.claim(side, symbol, qty, reserve_price)
-        held = self.holding(asset)
-        held.reserved = EXACT.subtract(held.reserved, amount)
+        freed = reservation.held if amount is None else min(amount, reservation.held)
+        if freed:
+            reservation.held = EXACT.subtract(reservation.held, freed)
+            held = self.holding(reservation.asset)
+            held.reserved = EXACT.subtract(held.reserved, freed)
+        if amount is None:
+            del self.reservations[order.number]
 
-    def affordable(
-        self, symbol: str, qty: Decimal, price: Decimal, fee: Decimal, *, remaining: Decimal, reserve_price: Decimal
-    ) -> Decimal:
-        """How much of a MARKET BUY fill the account pays for: all of `qty` if its cost
-        fits in its reservation plus the free balance with the rest of the order still
-        reserved; otherwise what the order's whole reservation plus the free balance
-        covers (the caller then cancels the rest)."""
-        quote = assets_of(symbol)[1]
-        free = self.holding(quote).free
+    def affordable(self, order: Order, qty: Decimal, price: Decimal, fee: Decimal, costs: Costs) -> Decimal:
+        """How much of a fill the account pays for. Only a MARKET BUY can cost more
+        than it reserved (the ask may have risen since): all of `qty` if its cost fits
+        in its part of the reservation plus the free balance; otherwise what the
+        order's whole reservation plus the free balance covers (the caller then
+        cancels the rest)."""
+        reservation = self.reservations.get(order.number)
+        if order.side == Side.SELL or order.type == OrderType.LIMIT or reservation is None:
+            return qty
+        free = self.holding(reservation.asset).free
         with localcontext(EXACT):
             cost = qty * price + fee
-            if cost <= free + self.claim("BUY", symbol, qty, reserve_price)[1]:
+            if cost <= free + qty * reservation.unit:
                 return qty
-            covered = free + self.claim("BUY", symbol, remaining, reserve_price)[1]
+            covered = free + reservation.held
         with localcontext(_FLOOR):
-            return min(qty, covered / (price * (1 + self._taker)))
+            return min(qty, covered / (price * (1 + costs.taker_fee_bps / BPS)))
 
-    def settle(self, side: str, symbol: str, qty: Decimal, price: Decimal, fee: Decimal) -> None:
-        """A fill's flows: base in and quote plus fee out for a BUY, the reverse for a SELL."""
-        base, quote = assets_of(symbol)
+    def filled(self, order: Order, fill: StoredFill) -> None:
+        """After `fill` was applied to `order`: move the balances, and release its part
+        of the reservation (all of what is left if the order has ended)."""
+        reservation = self.reservations.get(order.number)
+        if reservation is not None:
+            self.release(order, None if not order.is_open else EXACT.multiply(fill.qty, reservation.unit))
+        base, quote = assets_of(order.symbol)
         bought, paid = self.holding(base), self.holding(quote)
-        proceeds = EXACT.multiply(qty, price)
-        if side == "BUY":
-            bought.total = EXACT.add(bought.total, qty)
-            paid.total = EXACT.subtract(paid.total, EXACT.add(proceeds, fee))
+        proceeds = EXACT.multiply(fill.qty, fill.price)
+        if order.side == Side.BUY:
+            bought.total = EXACT.add(bought.total, fill.qty)
+            paid.total = EXACT.subtract(paid.total, EXACT.add(proceeds, fill.fee))
         else:
-            bought.total = EXACT.subtract(bought.total, qty)
-            paid.total = EXACT.add(paid.total, EXACT.subtract(proceeds, fee))
+            bought.total = EXACT.subtract(bought.total, fill.qty)
+            paid.total = EXACT.add(paid.total, EXACT.subtract(proceeds, fill.fee))
+
+    def adopt(self, open_orders: Iterable[Order], quotes: dict[tuple[str, str], Quote], costs: Costs) -> None:
+        """Turn the account on over a store that already holds open orders: reserve for
+        each open order that holds nothing yet, then make every asset's `reserved`
+        exactly what the open orders hold. Raises AccountMismatch (naming the order)
+        if the balance cannot cover one."""
+        for order in open_orders:
+            if order.number in self.reservations:
+                continue
+            quote = quotes.get((order.exchange, order.symbol))
+            try:
+                reservation = self._claim(order, order.remaining, quote, costs)
+            except IntentRefused as refusal:
+                raise AccountMismatch(f"open order {order.order_id} cannot be reserved for: {refusal.detail}") from None
+            self.reservations[order.number] = reservation
+        needed: dict[str, Decimal] = {}
+        for reservation in self.reservations.values():
+            needed[reservation.asset] = EXACT.add(needed.get(reservation.asset, ZERO), reservation.held)
+        for asset in set(needed) | set(self.holdings):
+            held = self.holding(asset)
+            held.reserved = needed.get(asset, ZERO)
+            if held.free < 0:
+                raise AccountMismatch(
+                    f"the open orders hold {shown(held.reserved)} {asset} but the account has {shown(held.total)}: "
+                    "cancel open orders or raise the balance"
+                )

@@ -5,24 +5,27 @@ check and the order it lets in can never be split by a racing intent."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
-from fractions import Fraction
-from typing import Literal, Protocol
+from decimal import Decimal
+from typing import Protocol
 
 from app.core.errors import IntentRefused
-from app.core.fills import EXACT, Quote, exact
-from app.service.instruments import Instrument, InstrumentRules
-
-TradingStateName = Literal["ACTIVE", "REDUCING", "HALTED"]
-# How much each state refuses: start-up may make the stored state stricter, never looser.
-STRICTNESS = {"ACTIVE": 0, "REDUCING": 1, "HALTED": 2}
+from app.core.matching import touch
+from app.core.rules import InstrumentRules
+from app.core.values import EXACT, Quote, exact, shown
+from app.core.vocabulary import Side, TradingStateName
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TradingState:
-    state: str = "ACTIVE"
+    state: TradingStateName = TradingStateName.ACTIVE
     reason: str | None = None
     updated_at: int = 0  # microseconds since the epoch
+
+
+def takes_effect(before: TradingState, wanted: TradingState, *, only_stricter: bool) -> bool:
+    """Whether setting `wanted` over `before` changes anything: always, unless it may
+    only make the state stricter (start-up) and does not."""
+    return not only_stricter or wanted.state.strictness > before.state.strictness
 
 
 @dataclass
@@ -36,31 +39,31 @@ class Exposure:
     open_buy: Decimal = Decimal(0)  # remaining quantity of open BUY orders
     open_sell: Decimal = Decimal(0)
 
-    def with_open_side(self, side: str) -> Decimal:
+    def with_open_side(self, side: Side) -> Decimal:
         """The position if every open order on `side` filled."""
-        if side == "BUY":
+        if side == Side.BUY:
             return EXACT.add(self.position, self.open_buy)
         return EXACT.subtract(self.position, self.open_sell)
 
-    def opened(self, side: str, remaining: Decimal) -> None:
+    def opened(self, side: Side, remaining: Decimal) -> None:
         self.open_orders += 1
         self._add(side, remaining)
 
-    def arrived(self, side: str, filled: Decimal, remaining: Decimal, still_open: bool) -> None:
+    def arrived(self, side: Side, filled: Decimal, remaining: Decimal, still_open: bool) -> None:
         """An order was admitted and matched on arrival: it filled `filled`, and rests
         with `remaining` if it is `still_open`."""
-        self.position = EXACT.add(self.position, filled) if side == "BUY" else EXACT.subtract(self.position, filled)
+        self.position = EXACT.add(self.position, filled) if side == Side.BUY else EXACT.subtract(self.position, filled)
         if still_open:
             self.opened(side, remaining)
 
-    def filled(self, side: str, qty: Decimal, *, ended: bool) -> None:
+    def filled(self, side: Side, qty: Decimal, *, ended: bool) -> None:
         """An open order on `side` filled `qty` (or, canceled, gave up `qty`); `ended`:
         it is no longer open."""
         self.open_orders -= ended
         self._add(side, -qty)
 
-    def _add(self, side: str, qty: Decimal) -> None:
-        if side == "BUY":
+    def _add(self, side: Side, qty: Decimal) -> None:
+        if side == Side.BUY:
             self.open_buy = EXACT.add(self.open_buy, qty)
         else:
             self.open_sell = EXACT.add(self.open_sell, qty)
@@ -74,7 +77,7 @@ class Intent(Protocol):
     @property
     def symbol(self) -> str: ...
     @property
-    def side(self) -> str: ...
+    def side(self) -> Side: ...
     @property
     def qty(self) -> float: ...
     @property
@@ -84,24 +87,25 @@ class Intent(Protocol):
 class Controls:
     """The checks, given the rules by instrument (empty: only the trading state)."""
 
-    def __init__(self, rules: dict[Instrument, InstrumentRules] | None = None) -> None:
+    def __init__(self, rules: dict[tuple[str, str], InstrumentRules] | None = None) -> None:
         self.rules = rules or {}
 
     def vet(self, intent: Intent, state: TradingState, quote: Quote | None, exposure: Callable[[], Exposure]) -> None:
         """Raise IntentRefused, naming the first control the intent fails, in the order:
         trading state, instrument rules, risk limits. `exposure` is called only if a
         check needs it (reading it can cost a query)."""
-        if state.state == "HALTED":
+        if state.state == TradingStateName.HALTED:
             raise IntentRefused(
                 "TRADING_HALTED", f"Trading is HALTED ({state.reason or 'no reason given'}): no new order is accepted"
             )
         rules = self.rules.get((intent.exchange, intent.symbol))
-        if rules is None and state.state == "ACTIVE":
+        if rules is None and state.state == TradingStateName.ACTIVE:
             return
-        held = exposure() if state.state == "REDUCING" or (rules is not None and rules.needs_exposure) else None
+        reducing = state.state == TradingStateName.REDUCING
+        held = exposure() if reducing or (rules is not None and rules.needs_exposure) else None
         # Arithmetic below goes through EXACT's methods (or copy_abs/copy_negate, which
         # never round): no context switch on the hot path.
-        if state.state == "REDUCING":
+        if reducing:
             assert held is not None
             _check_reduces(intent, held, state)
         if rules is not None:
@@ -116,19 +120,7 @@ def _name(intent: Intent) -> str:
 
 def _signed(intent: Intent) -> Decimal:
     qty = exact(intent.qty)
-    return qty if intent.side == "BUY" else qty.copy_negate()
-
-
-def as_decimal(value: Fraction) -> Decimal:
-    """A fraction that is a sum of decimals (a position), as that decimal, exactly."""
-    with localcontext(EXACT):
-        return Decimal(value.numerator) / Decimal(value.denominator)
-
-
-def shown(value: Decimal) -> str:
-    """A quantity as a person reads it: the exact decimal, without exponent."""
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+    return qty if intent.side == Side.BUY else qty.copy_negate()
 
 
 def _projection(intent: Intent, held: Exposure) -> tuple[Decimal, Decimal]:
@@ -170,7 +162,7 @@ def _check_rules(intent: Intent, rules: InstrumentRules, quote: Quote | None) ->
         raise IntentRefused("MAX_QTY", f"qty {shown(qty)} is above max_qty {shown(rules.max_qty)} for {name}")
     if not rules.prices_intents:
         return
-    price = limit if limit is not None else _touch(intent, quote)
+    price = limit if limit is not None else (None if quote is None else touch(intent.side, quote))
     if price is None:
         raise IntentRefused(
             "NO_QUOTE", f"No quote is known for {name}: a MARKET intent cannot be priced for its notional rules"
@@ -186,13 +178,6 @@ def _check_rules(intent: Intent, rules: InstrumentRules, quote: Quote | None) ->
             "MAX_NOTIONAL",
             f"notional {shown(notional)} (qty x price) is above max_notional {shown(rules.max_notional)} for {name}",
         )
-
-
-def _touch(intent: Intent, quote: Quote | None) -> Decimal | None:
-    """What a MARKET intent would pay: the ask for a BUY, the bid for a SELL."""
-    if quote is None:
-        return None
-    return quote.ask if intent.side == "BUY" else quote.bid
 
 
 def _check_limits(intent: Intent, rules: InstrumentRules, held: Exposure) -> None:

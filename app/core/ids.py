@@ -1,23 +1,12 @@
-"""Order ids: `paper-` and a canonical UUID4, kept in memory as the UUID's 128-bit int.
+"""Order and fill ids: `paper-` (or `fill-`) and a canonical UUID4, kept in memory as
+the UUID's 128-bit number: an int costs 48 bytes where the 42-character string costs 96.
+Pure: the numbers themselves come from the store (`app.store.ids`)."""
 
-An int costs 48 bytes where the 42-character string costs 96, and the memory store
-holds one per order.
-"""
-
-import os
 import re
 
 PREFIX = "paper-"
 FILL_PREFIX = "fill-"
 _CANONICAL = re.compile(r"paper-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-# Version 4 and the RFC 4122 variant, as uuid.uuid4() sets them.
-_VERSION_VARIANT_MASK = ~((0xF000 << 64) | (0xC000 << 48))
-_VERSION_VARIANT_BITS = (0x4000 << 64) | (0x8000 << 48)
-
-
-def new_number() -> int:
-    """A random UUID4 as its 128-bit number."""
-    return (int.from_bytes(os.urandom(16)) & _VERSION_VARIANT_MASK) | _VERSION_VARIANT_BITS
 
 
 def format_id(prefix: str, number: int) -> str:

@@ -1,47 +1,62 @@
 """Average-cost positions, built one fill at a time (pure).
 
-Kept as exact fractions: an average entry price is a quotient (0.1 at 100 and 0.2 at
-101 average to 100.666...), and any rounding of it would leave a residue in the
-realized profit when the position closes.
+A position is its signed quantity, its cost basis (what the open quantity cost: qty x
+average entry price, signed like qty), the profit realized so far and the fees paid,
+each an exact decimal. A fill that adds to the position adds its exact cost. A fill
+that closes part of it takes that part's share of the cost, `cost x closed / held`,
+rounded half-even to `COST_DIGITS` significant digits: the only rounding. A fill that
+closes the whole position takes the whole cost, so a position that goes flat has
+realized exactly what its fills paid and got, with no residue; and a position of any
+history costs the same to update and to store (a kept fraction grew with every
+partial close). The average entry price is shown as `cost / qty`.
 """
 
 from dataclasses import dataclass
-from decimal import Decimal
-from fractions import Fraction
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
-ZERO = Fraction(0)
+from app.core.values import EXACT, ZERO
+from app.core.vocabulary import Side
+
+COST_DIGITS = 20
+_SHARE = Context(prec=COST_DIGITS, rounding=ROUND_HALF_EVEN)
+_SHOWN = Context(prec=28)  # the average, for reading only: a float on the wire
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Position:
-    qty: Fraction = ZERO  # signed: long > 0, short < 0
-    cost: Fraction = ZERO  # qty x average entry price (signed like qty)
-    realized_pnl: Fraction = ZERO
-    fees: Fraction = ZERO
+    qty: Decimal = ZERO  # signed: long > 0, short < 0
+    cost: Decimal = ZERO  # what the open quantity cost, signed like qty
+    realized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
 
     @property
-    def avg_entry_price(self) -> Fraction | None:
-        return None if self.qty == 0 else self.cost / self.qty
+    def avg_entry_price(self) -> Decimal | None:
+        return None if self.qty == 0 else _SHOWN.divide(self.cost, self.qty)
 
-    def unrealized_pnl(self, mark: Fraction) -> Fraction:
-        return mark * self.qty - self.cost
+    def unrealized_pnl(self, mark: Decimal) -> Decimal:
+        return EXACT.subtract(EXACT.multiply(mark, self.qty), self.cost)
 
 
-def apply_fill(position: Position, side: str, qty: Decimal, price: Decimal, fee: Decimal) -> Position:
-    """The position after one fill. A fill that adds to the position moves the average
-    entry; one against it realizes profit on the part it closes; one that goes through
-    zero opens the rest at the fill price."""
-    amount, at = Fraction(qty), Fraction(price)
-    signed = amount if side == "BUY" else -amount
+def apply_fill(position: Position, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> Position:
+    """The position after one fill. A fill that adds to the position adds its cost; one
+    against it realizes profit on the part it closes; one that goes through zero opens
+    the rest at the fill price."""
+    signed = qty if side == Side.BUY else qty.copy_negate()
     held = position.qty
-    fees = position.fees + Fraction(fee)
+    fees = EXACT.add(position.fees, fee)
+    after = EXACT.add(held, signed)
     if held == 0 or (held > 0) == (signed > 0):
-        return Position(held + signed, position.cost + signed * at, position.realized_pnl, fees)
-    avg = position.cost / held
-    closed = min(amount, abs(held))
-    direction = 1 if held > 0 else -1
-    realized = position.realized_pnl + closed * (at - avg) * direction
-    after = held + signed
-    if (after > 0) == (held > 0) or after == 0:
-        return Position(after, after * avg, realized, fees)
-    return Position(after, after * at, realized, fees)  # flipped through zero
+        return Position(after, EXACT.add(position.cost, EXACT.multiply(signed, price)), position.realized_pnl, fees)
+    closed = min(qty, held.copy_abs())
+    if closed == held.copy_abs():
+        taken = position.cost  # all of it: nothing is left to round
+    else:
+        taken = _SHARE.divide(EXACT.multiply(position.cost, closed), held.copy_abs())
+    # What closing `closed` got back (the fill's price on the held side), less its cost.
+    back = EXACT.multiply(closed, price) if held > 0 else EXACT.multiply(closed, price).copy_negate()
+    realized = EXACT.add(position.realized_pnl, EXACT.subtract(back, taken))
+    if after == 0:
+        return Position(ZERO, ZERO, realized, fees)
+    if (after > 0) == (held > 0):
+        return Position(after, EXACT.subtract(position.cost, taken), realized, fees)
+    return Position(after, EXACT.multiply(after, price), realized, fees)  # flipped: the rest opens at the fill price

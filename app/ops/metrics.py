@@ -9,16 +9,16 @@ store when scraped, so with a shared store any worker gives the whole picture.
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any, get_args
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from app.web.schemas import OrderStatus
+from app.core.vocabulary import OrderStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STATUSES: tuple[str, ...] = get_args(OrderStatus)
+STATUSES: tuple[str, ...] = tuple(OrderStatus)
 # Seconds; this service answers in milliseconds, so the small buckets are the useful ones.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -10,7 +10,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
-Instrument = tuple[str, str]  # (exchange, symbol)
+from app.core.rules import InstrumentRules
+from app.core.values import Instrument
+
 # A number or a decimal string, finite and > 0; a float is read as the decimal it was
 # written as (0.1 is one tenth).
 Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
@@ -19,8 +21,8 @@ Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 Step = Annotated[Decimal, Field(ge=Decimal("1e-18"), allow_inf_nan=False)]
 
 
-class InstrumentRules(BaseModel):
-    """The rules of one instrument; an absent rule does not apply."""
+class RulesIn(BaseModel):
+    """One instrument's rules as the file gives them; an absent rule does not apply."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -34,22 +36,12 @@ class InstrumentRules(BaseModel):
     max_position: Positive | None = None  # |net position| with the same side's open orders as filled
 
     @model_validator(mode="after")
-    def _ranges_not_empty(self) -> "InstrumentRules":
+    def _ranges_not_empty(self) -> "RulesIn":
         for low, high in (("min_qty", "max_qty"), ("min_notional", "max_notional")):
             low_value, high_value = getattr(self, low), getattr(self, high)
             if low_value is not None and high_value is not None and low_value > high_value:
                 raise ValueError(f"{low} {low_value} is above {high} {high_value}")
         return self
-
-    @property
-    def prices_intents(self) -> bool:
-        """Whether a check needs the intent's price (a MARKET one's comes from the quote)."""
-        return self.min_notional is not None or self.max_notional is not None
-
-    @property
-    def needs_exposure(self) -> bool:
-        """Whether a check needs the instrument's position and open orders."""
-        return self.max_open_orders is not None or self.max_position is not None
 
 
 class RulesFileError(ValueError):
@@ -80,7 +72,7 @@ def load_rules(path: str, exchanges: Collection[str], symbols: Collection[str]) 
         if exchange not in exchanges or symbol not in symbols:
             raise RulesFileError(f"{path}: {name!r} is not an allowlisted exchange and symbol")
         try:
-            rules[(exchange, symbol)] = InstrumentRules.model_validate(values)
+            rules[(exchange, symbol)] = InstrumentRules(**RulesIn.model_validate(values).model_dump())
         except ValidationError as error:
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in problem['loc']) or 'rules'}: {problem['msg']}"

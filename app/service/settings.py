@@ -16,9 +16,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.core.controls import TradingStateName
+from app.core.rules import InstrumentRules
+from app.core.values import Instrument
+from app.core.vocabulary import TradingStateName
 from app.ops.logs import LogFormat
-from app.service.instruments import Instrument, InstrumentRules, RulesFileError, load_rules
+from app.service.instruments import RulesFileError, load_rules
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # The in-memory store's cap when MAX_ORDERS is unset: about 450 MB of orders.

@@ -2,8 +2,9 @@
 
 import sys
 
-from app.core.errors import StoreUnavailable
-from app.store.memory import InMemoryStore, OrderStore
+from app.store.base import OrderStore
+from app.store.errors import StoreUnavailable
+from app.store.memory import InMemoryStore
 
 
 def open_store(url: str) -> OrderStore:

@@ -1,49 +1,37 @@
 """The SQL store: SQLite (one machine) or PostgreSQL (many workers and replicas), through
-SQLAlchemy Core. Every operation is one transaction, so what a 201 acknowledged is on
-disk, and workers sharing the database never double-fill or double-create:
+SQLAlchemy Core. Every operation is one transaction that loads what the trading core
+needs, calls it, and writes what its events describe, so what a 201 acknowledged is
+on disk, and workers sharing the database never double-fill or double-create:
 
-- the idempotency key is a unique constraint: of racing inserts exactly one wins and
-  the others read the winner;
 - matching an instrument (an arriving order, or a quote) holds that instrument's lock
   for the whole transaction: a transaction-scoped advisory lock on PostgreSQL, the
   database's single write lock on SQLite (every write begins IMMEDIATE);
 - the orders a quote fills, and an order being canceled, are read FOR UPDATE, so a
-  cancel and a fill of the same order are never both applied.
+  cancel and a fill of the same order are never both applied;
+- the idempotency key is a unique constraint: an intent whose key another worker
+  committed meanwhile makes the insert find it taken, and the whole batch is admitted
+  again (it then answers with that order).
 
 Calls block on the database: the service makes them from worker threads.
 """
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from fractions import Fraction
-from functools import partial
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
     Connection,
-    Double,
     Engine,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
     Row,
-    String,
-    Table,
-    Text,
     and_,
     bindparam,
     create_engine,
     event,
     func,
-    inspect,
     not_,
     or_,
     select,
@@ -53,46 +41,46 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 
-from app.core.balances import Account, Holding, assets_of
-from app.core.controls import STRICTNESS, Controls, Exposure, TradingState, as_decimal
-from app.core.errors import IntentRefused, StoreFull, StoreUnavailable
-from app.core.fills import EXACT, Costs, Quote, exact
+from app.core import engine as core
+from app.core.balances import Account, Holding, Reservation, assets_of
+from app.core.controls import Exposure, TradingState
+from app.core.engine import InstrumentState, Policy
+from app.core.errors import IntentRefused
+from app.core.events import Event, OrderCanceled, OrderExpired, OrderFilled
 from app.core.ids import number_of, parse_order_id
-from app.core.positions import Position, apply_fill
+from app.core.matching import Reach
+from app.core.order import Order, OrderKind, OrderTerms, StoredFill
+from app.core.positions import Position
+from app.core.values import EXACT, Instrument, Quote, exact
+from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
 from app.ops.clock import now_micros
+from app.store.base import Admission, OrderFilter, PositionView, StateChange
+from app.store.errors import StoreFull, StoreUnavailable
 from app.store.group_commit import GroupCommit, Waiting
-from app.store.memory import (
-    OPEN_STATUSES,
-    Admission,
-    Execution,
-    Funds,
-    Instrument,
-    Matcher,
-    Order,
-    OrderFilter,
-    OrderKind,
-    PositionView,
-    StateChange,
-    StoredFill,
-    execute,
-    expire_unfilled,
-    remaining,
-    rests_passively,
-    takes_on_arrival,
+from app.store.ids import new_number
+from app.store.schema import (
+    OPEN,
+    SCHEMA_VERSION,
+    SchemaError,
+    balances,
+    fills,
+    orders,
+    positions,
+    prepare,
+    quotes,
+    trading_state,
 )
 
-# 2: positions kept in their own table, updated with each fill (1 computed them from
-# every fill on each read). 3: orders have a time in force (GTC for older orders) and a
-# reserve price, and the trading state and the paper balances have their tables.
-# Older databases are upgraded at start-up.
-SCHEMA_VERSION = 3
-OPEN = sorted(OPEN_STATUSES)
+__all__ = ["SCHEMA_VERSION", "Arrival", "SqlStore"]
+
 # Threads the service may run store calls in at once; the pool never makes one wait
 # for a connection it could have had.
 POOL_SIZE = 16
-# Intents admitted in one transaction at most (14 values each: well within either
+# Intents admitted in one transaction at most (16 values each: well within either
 # database's limit on parameters in one statement).
 MAX_BATCH = 256
+# Times a batch is admitted again when another worker took one of its keys meanwhile.
+KEY_RACE_RETRIES = 5
 # Seconds a PostgreSQL connect may take.
 CONNECT_TIMEOUT = 10
 # PostgreSQL advisory lock keys: creating the schema, admitting under MAX_ORDERS.
@@ -102,147 +90,13 @@ CAPACITY_LOCK = 0x6F72646572730002
 # statement may run, before the request fails with a 503.
 SESSION_LIMITS = "-c lock_timeout=10000 -c statement_timeout=30000"
 
-metadata = MetaData()
-_ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
-
-schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
-
-# Quantities the client sent are floats (stored as 8-byte doubles, exact); quantities
-# the service computed are exact decimals, stored as their text.
-orders = Table(
-    "orders",
-    metadata,
-    Column("seq", _ID, primary_key=True, autoincrement=True),  # acceptance order: listing and cursors
-    Column("order_id", String(48), nullable=False, unique=True),
-    Column("idempotency_key", String(255), nullable=False, unique=True),
-    Column("exchange", String(64), nullable=False),
-    Column("symbol", String(64), nullable=False),
-    Column("side", String(4), nullable=False),
-    Column("type", String(6), nullable=False),
-    Column("time_in_force", String(3), nullable=False, server_default="GTC"),
-    # What an open MARKET BUY reserved each unit at, with PAPER_BALANCES (text: exact).
-    Column("reserve_price", Text),
-    Column("qty", Double, nullable=False),
-    Column("limit_price", Double),
-    Column("client_ts", BigInteger),
-    Column("accepted_at", BigInteger, nullable=False),
-    Column("updated_at", BigInteger),
-    Column("status", String(16), nullable=False),
-    Column("filled_qty", Text, nullable=False),
-    # A resting LIMIT that a quote has passed by: it fills as maker from then on.
-    Column("passive", Boolean, nullable=False),
-)
 _open = orders.c.status.in_(OPEN)
-# Only open orders: what a quote searches, however many orders have ended.
-Index(
-    "orders_open_by_instrument",
-    orders.c.exchange,
-    orders.c.symbol,
-    orders.c.side,
-    orders.c.limit_price,
-    postgresql_where=_open,
-    sqlite_where=_open,
-)
-
-fills = Table(
-    "fills",
-    metadata,
-    Column("seq", _ID, primary_key=True, autoincrement=True),
-    Column("fill_id", String(48), nullable=False, unique=True),
-    Column("order_id", String(48), ForeignKey("orders.order_id"), nullable=False, index=True),
-    Column("qty", Text, nullable=False),
-    Column("price", Text, nullable=False),
-    Column("fee", Text, nullable=False),
-    Column("liquidity", String(5), nullable=False),
-    Column("ts", BigInteger, nullable=False),
-)
-
-# The latest quote of each instrument, its sizes less what fills have taken since.
-quotes = Table(
-    "quotes",
-    metadata,
-    Column("exchange", String(64), primary_key=True),
-    Column("symbol", String(64), primary_key=True),
-    Column("bid", Text, nullable=False),
-    Column("ask", Text, nullable=False),
-    Column("bid_size", Text),
-    Column("ask_size", Text),
-)
-
-# Each instrument's position, updated in the transaction that records its fills (which
-# holds the instrument's lock), so a read is one row per instrument, not every fill.
-# Exact fractions as text ("n/d").
-positions = Table(
-    "positions",
-    metadata,
-    Column("exchange", String(64), primary_key=True),
-    Column("symbol", String(64), primary_key=True),
-    Column("qty", Text, nullable=False),
-    Column("cost", Text, nullable=False),
-    Column("realized_pnl", Text, nullable=False),
-    Column("fees", Text, nullable=False),
-)
-
-# The paper account (PAPER_BALANCES): per asset, its starting amount, its total and what
-# open orders reserve. Exact decimals as text.
-balances = Table(
-    "balances",
-    metadata,
-    Column("asset", String(64), primary_key=True),
-    Column("start", Text, nullable=False),
-    Column("total", Text, nullable=False),
-    Column("reserved", Text, nullable=False),
-)
-
-# The kill switch: one row, shared by every worker, kept across restarts.
-trading_state = Table(
-    "trading_state",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("state", String(16), nullable=False),
-    Column("reason", Text),
-    Column("updated_at", BigInteger, nullable=False),
-)
 _STATE_ROW = trading_state.c.id == 1
-
-_UPDATE_FILLED = (
-    update(orders)
-    .where(orders.c.order_id == bindparam("b_order_id"))
-    .values(status=bindparam("b_status"), filled_qty=bindparam("b_filled_qty"), updated_at=bindparam("b_updated_at"))
+# Built once: a statement made per call costs its cache key every time.
+LATEST_QUOTE = select(quotes).where(quotes.c.exchange == bindparam("exchange"), quotes.c.symbol == bindparam("symbol"))
+POSITION = select(positions).where(
+    positions.c.exchange == bindparam("exchange"), positions.c.symbol == bindparam("symbol")
 )
-
-
-def _order_state(order: Order) -> dict[str, Any]:
-    """Parameters of `_UPDATE_FILLED`: what filling or expiring changed of an order."""
-    return {
-        "b_order_id": order.order_id,
-        "b_status": order.status,
-        "b_filled_qty": str(order.filled_qty),
-        "b_updated_at": order.updated_at,
-    }
-
-
-def _vet(
-    arrival: "Arrival",
-    state: TradingState | None,
-    quote: Quote | None,
-    exposure: Callable[[], Exposure],
-    funds: Funds | None,
-) -> IntentRefused | None:
-    """What the arrival's controls, then the paper account, refuse it for, if anything
-    (an intent they let in has its balance reserved)."""
-    try:
-        if arrival.controls is not None and state is not None:
-            arrival.controls.vet(arrival.order, state, quote, exposure)
-        if funds is not None:
-            funds.admit(arrival.order, quote)
-    except IntentRefused as refusal:
-        return refusal
-    return None
-
-
-def _holding(row: Row[Any]) -> Holding:
-    return Holding(Decimal(row.start), Decimal(row.total), Decimal(row.reserved))
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -254,20 +108,16 @@ def _decimal(value: str | None) -> Decimal | None:
 
 
 def _order(row: Row[Any], order_fills: list[StoredFill] | None = None) -> Order:
-    order = Order(
+    return Order.restore(
         number=number_of(row.order_id),
         idempotency_key=row.idempotency_key,
-        kind=OrderKind(row.exchange, row.symbol, row.side, row.type, row.time_in_force),
-        qty=row.qty,
-        limit_price=row.limit_price,
-        client_ts=row.client_ts,
-        accepted_at=row.accepted_at,
+        kind=OrderKind(row.exchange, row.symbol, Side(row.side), OrderType(row.type), TimeInForce(row.time_in_force)),
+        terms=OrderTerms.of(row.qty, row.limit_price, row.accepted_at, row.client_ts),
+        status=OrderStatus(row.status),
+        filled_qty=Decimal(row.filled_qty),
+        fills=order_fills or [],
+        updated_at=row.updated_at,
     )
-    order.status = row.status
-    order.filled_qty = Decimal(row.filled_qty)
-    order.updated_at = row.updated_at
-    order.fills = order_fills or None
-    return order
 
 
 def _fill(row: Row[Any]) -> StoredFill:
@@ -276,17 +126,15 @@ def _fill(row: Row[Any]) -> StoredFill:
         qty=Decimal(row.qty),
         price=Decimal(row.price),
         fee=Decimal(row.fee),
-        liquidity=row.liquidity,
+        liquidity=Liquidity(row.liquidity),
         ts=row.ts,
     )
 
 
-# Built once: a statement made per call costs its cache key every time.
-LATEST_QUOTE = select(quotes).where(quotes.c.exchange == bindparam("exchange"), quotes.c.symbol == bindparam("symbol"))
-
-
-def _position(row: Row[Any]) -> Position:
-    return Position(Fraction(row.qty), Fraction(row.cost), Fraction(row.realized_pnl), Fraction(row.fees))
+def _position(row: Row[Any] | None) -> Position:
+    if row is None:
+        return Position()
+    return Position(Decimal(row.qty), Decimal(row.cost), Decimal(row.realized_pnl), Decimal(row.fees))
 
 
 def _quote(row: Row[Any] | None) -> Quote | None:
@@ -295,13 +143,20 @@ def _quote(row: Row[Any] | None) -> Quote | None:
     return Quote(Decimal(row.bid), Decimal(row.ask), _decimal(row.bid_size), _decimal(row.ask_size))
 
 
-def _reached_by(quote: Quote) -> Any:
-    """SQL for "this quote can fill the order". Limits are floats and the quote's
-    prices decimals of floats, so comparing as floats is exact."""
+def _reservation(row: Row[Any]) -> Reservation | None:
+    if row.reserve_unit is None:
+        return None
+    base, quote = assets_of(row.symbol)
+    return Reservation(quote if row.side == Side.BUY else base, Decimal(row.reserve_unit), Decimal(row.reserved))
+
+
+def _reached_by(reach: Reach) -> Any:
+    """SQL for `Reach.reaches`: the quote reaches MARKET orders, BUY limits at or above
+    its ask and SELL limits at or below its bid (floats, as the core compares them)."""
     return or_(
-        orders.c.type == "MARKET",
-        and_(orders.c.side == "BUY", orders.c.limit_price >= float(quote.ask)),
-        and_(orders.c.side == "SELL", orders.c.limit_price <= float(quote.bid)),
+        orders.c.type == OrderType.MARKET.value,
+        and_(orders.c.side == Side.BUY.value, orders.c.limit_price >= reach.ask),
+        and_(orders.c.side == Side.SELL.value, orders.c.limit_price <= reach.bid),
     )
 
 
@@ -317,25 +172,74 @@ def _reason(error: SQLAlchemyError) -> str:
     return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
 
 
+def _pristine(order: Order) -> Order:
+    """The order as it arrived: a batch admitted again starts from scratch."""
+    return Order(number=order.number, idempotency_key=order.idempotency_key, kind=order.kind, terms=order.terms)
+
+
 class ValueRefused(StoreUnavailable):
     """The database refused a value of an order being inserted (too long for its column,
     say): the rest of its batch is not at fault."""
 
 
+class _KeyRace(Exception):
+    """Another worker committed one of the batch's keys between our look-up and our
+    insert: the batch's transaction is rolled back and it is admitted again."""
+
+
 @dataclass
 class Arrival:
-    """An order waiting to be admitted, and what matching it gave."""
+    """An order waiting to be admitted, and under what."""
 
     order: Order
-    match: Matcher
+    policy: Policy
     now: int
     cap: int | None
-    controls: Controls | None = None
-    executions: list[Execution] = field(default_factory=list)
+
+
+class _Batch:
+    """What admitting one batch gathers before it is written: the instruments' state as
+    the core left it, the orders it accepted, and the events."""
+
+    def __init__(self, store: "SqlStore", conn: Connection, account: Account | None) -> None:
+        self.store = store
+        self.conn = conn
+        self.account = account
+        self.instruments: dict[Instrument, InstrumentState] = {}
+        self.resting: dict[Instrument, list[Order]] = {}  # accepted here, still open
+        self.accepted: dict[str, tuple[Order, bool]] = {}  # by key: the order and whether it rests passively
+        self.events: list[Event] = []
+
+    def instrument(self, key: Instrument) -> InstrumentState:
+        state = self.instruments.get(key)
+        if state is None:
+            exchange, symbol = key
+            conn = self.conn
+            quote = _quote(conn.execute(LATEST_QUOTE, {"exchange": exchange, "symbol": symbol}).one_or_none())
+            position = _position(conn.execute(POSITION, {"exchange": exchange, "symbol": symbol}).one_or_none())
+            state = self.instruments[key] = InstrumentState(
+                key, quote, position, lambda held: self._exposure(key, held)
+            )
+        return state
+
+    def _exposure(self, key: Instrument, position: Position) -> Exposure:
+        """The position as the core has it now, and the open orders: those committed
+        (the caller holds the instrument's lock) and those this batch let in."""
+        exposure = Exposure(position=position.qty)
+        exchange, symbol = key
+        query = select(orders.c.side, orders.c.qty, orders.c.filled_qty).where(
+            orders.c.exchange == exchange, orders.c.symbol == symbol, _open
+        )
+        for side, qty, filled in self.conn.execute(query):
+            exposure.opened(Side(side), EXACT.subtract(exact(qty), Decimal(filled)))
+        for order in self.resting.get(key, ()):
+            exposure.opened(order.side, order.remaining)
+        return exposure
 
 
 class SqlStore:
-    """Orders, fills and latest quotes in SQLite or PostgreSQL."""
+    """Orders, fills, latest quotes, positions, balances and the trading state in SQLite
+    or PostgreSQL."""
 
     blocking = True
 
@@ -372,7 +276,7 @@ class SqlStore:
             else self.engine
         )
         self._closed = False
-        self._costs: Costs | None = None  # set when the paper account is on
+        self._account_on = False  # set by open_account (PAPER_BALANCES)
         # Executed with many rows: SQLAlchemy sends them as multi-row inserts, compiled once.
         self._insert_orders = (
             self._insert(orders)
@@ -380,7 +284,14 @@ class SqlStore:
             .returning(orders.c.order_id)
         )
         try:
-            self._create_schema()
+            with self._write_lock, self._writer.begin() as conn:
+                # Workers starting together each try this: one at a time.
+                if self.name == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+                prepare(conn, TradingStateName.ACTIVE.value, now_micros())
+        except SchemaError as error:
+            self.engine.dispose()
+            raise StoreUnavailable(f"cannot open the {self.name} store: {error}") from None
         except SQLAlchemyError as error:
             self.engine.dispose()
             raise StoreUnavailable(f"cannot open the {self.name} store: {_reason(error)}") from None
@@ -413,128 +324,96 @@ class SqlStore:
         if self.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(_instrument_key(instrument))))
 
-    def _create_schema(self) -> None:
-        # Workers starting together each try this: one at a time, and each checks first.
-        with self._write_lock, self._writer.begin() as conn:
-            if self.name == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
-            existing = set(inspect(conn).get_table_names())
-            if schema_version.name not in existing and existing & {orders.name, fills.name, quotes.name}:
-                # Tables of that name, but no version: another program's, and misreading
-                # them would be worse than not starting.
-                self.engine.dispose()
-                raise StoreUnavailable(
-                    f"the {self.name} database has tables named like this service's but no schema_version; "
-                    "use an empty database"
-                )
-            metadata.create_all(conn)
-            version = conn.execute(select(schema_version.c.version)).scalar_one_or_none()
-            if conn.execute(select(trading_state.c.id).where(_STATE_ROW)).one_or_none() is None:
-                conn.execute(trading_state.insert().values(id=1, state="ACTIVE", reason=None, updated_at=now_micros()))
-            if version is None:
-                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
-            elif version in (1, 2):
-                if version == 1:
-                    self._positions_from_fills(conn)
-                conn.exec_driver_sql("ALTER TABLE orders ADD COLUMN time_in_force VARCHAR(3) NOT NULL DEFAULT 'GTC'")
-                conn.exec_driver_sql("ALTER TABLE orders ADD COLUMN reserve_price TEXT")
-                conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
-            elif version != SCHEMA_VERSION:
-                self.engine.dispose()
-                raise StoreUnavailable(
-                    f"the {self.name} database has schema version {version}; this service uses {SCHEMA_VERSION}"
-                )
+    # -- admission ----------------------------------------------------------------------
 
-    # -- the store interface ----------------------------------------------------------
-
-    async def admit(
-        self, order: Order, match: Matcher, now: int, cap: int | None = None, controls: Controls | None = None
-    ) -> Admission:
+    async def admit(self, order: Order, policy: Policy, now: int, cap: int | None = None) -> Admission:
         if self._closed:  # shutting down: the writer takes nothing more
             raise StoreUnavailable(f"The {self.name} store is closed (the service is stopping); retry")
         # Intents that arrive while a transaction commits share the next one.
-        return await self._admissions.submit(Arrival(order, match, now, cap, controls))
+        return await self._admissions.submit(Arrival(order, policy, now, cap))
 
-    def _admit_batch(self, batch: list[Waiting["Arrival", Admission]]) -> None:
+    def _admit_batch(self, batch: list[Waiting[Arrival, Admission]]) -> None:
         """Admit a batch in one transaction; if the database refused a value in it, admit
         each intent on its own, so one bad intent does not fail its neighbours."""
         try:
-            self._admit_together(batch)
+            self._admit_retrying(batch)
         except ValueRefused:
             if len(batch) == 1:
                 raise
             for entry in batch:
                 try:
-                    self._admit_together([entry])
+                    self._admit_retrying([entry])
                 except StoreUnavailable as alone:
                     entry.fail(alone)
 
-    def _admit_together(self, batch: list[Waiting["Arrival", Admission]]) -> None:
-        """Admit a batch of orders in one transaction: one multi-row insert whose unique
-        key decides which are new, then matching of the new ones in arrival order."""
-        # The first of a batch's intents with a key is the one inserted; any later one is
-        # a duplicate of whichever order then owns the key.
-        first: dict[str, Arrival] = {}
-        for entry in batch:
-            first.setdefault(entry.item.order.idempotency_key, entry.item)
-        arrivals = list(first.values())
-        caps = [a.cap for a in arrivals if a.cap is not None]
-        cap = min(caps) if caps else None
-        refused: set[str] = set()
-        vetoed: dict[str, IntentRefused] = {}
+    def _admit_retrying(self, batch: list[Waiting[Arrival, Admission]]) -> None:
+        for _ in range(KEY_RACE_RETRIES):
+            try:
+                self._admit_together(batch)
+                return
+            except _KeyRace:
+                continue  # rolled back: the keys now read as taken
+        raise StoreUnavailable("Intents with these idempotency keys keep racing with other workers; retry")
+
+    def _admit_together(self, batch: list[Waiting[Arrival, Admission]]) -> None:
+        """Admit a batch in arrival order in one transaction: each intent whose key is
+        free goes through the core (and sees what the ones before it did), then the
+        accepted orders, their fills and what they moved are written together."""
+        arrivals = [(entry, _pristine(entry.item.order)) for entry in batch]
+        keys = list(dict.fromkeys(order.idempotency_key for _, order in arrivals))
+        caps = [entry.item.cap for entry in batch if entry.item.cap is not None]
+        answers: list[tuple[Waiting[Arrival, Admission], Admission | Exception]] = []
         with self._writing() as conn:
-            if cap is not None:
-                arrivals, refused = self._within_cap(conn, arrivals, cap)
+            owners = {
+                row.idempotency_key: row
+                for row in conn.execute(select(orders).where(orders.c.idempotency_key.in_(keys)))
+            }
+            room = self._room(conn, min(caps), len(keys) - len(owners)) if caps else None
             # Sorted, so two workers locking the same instruments never deadlock.
-            instruments = sorted({(a.order.exchange, a.order.symbol) for a in arrivals})
-            for instrument in instruments:
+            for instrument in sorted({(order.exchange, order.symbol) for _, order in arrivals}):
                 self._lock_instrument(conn, instrument)
             # Read under a share lock: a change of state waits for this batch, and a
             # batch after it sees the new state (cancel_open_orders misses no order).
-            state = self._trading_state(conn, lock="share") if any(a.controls for a in arrivals) else None
-            funds = self._funds(conn, {symbol for _, symbol in instruments}, [])
-            latest = {instrument: self._latest_quote(conn, instrument) for instrument in instruments}
-            rows = [self._order_row(a.order, passive=False) for a in arrivals]
-            try:
-                created = set(conn.execute(self._insert_orders, rows).scalars()) if rows else set()
-            except DataError as error:  # before any matching: the orders are untouched
-                raise ValueRefused(
-                    f"The {self.name} store refused a value of this intent ({_reason(error)}); it was not stored"
-                ) from None
-            new = [a for a in arrivals if a.order.order_id in created]
-            vetoed = self._match_arrivals(conn, new, latest, state, funds)
-            if vetoed:  # refused after the insert that told them new: not kept, key free again
-                conn.execute(orders.delete().where(orders.c.idempotency_key.in_(list(vetoed))))
-            owners = {
-                a.order.idempotency_key: a.order
-                for a in arrivals
-                if a.order.order_id in created and a.order.idempotency_key not in vetoed
-            }
-            taken = [key for key in first if key not in owners and key not in refused and key not in vetoed]
-            if taken:
-                for row in conn.execute(select(orders).where(orders.c.idempotency_key.in_(taken))).all():
-                    owners[row.idempotency_key] = self._with_fills(conn, [row])[0]
-        for entry in batch:
-            arrival = entry.item
-            key = arrival.order.idempotency_key
-            if key in refused:
-                entry.fail(StoreFull(cap or 0))
-            elif key in vetoed:
-                # Another intent of this batch with the same key, refused: this one was
-                # never checked, and is not stored either.
-                entry.fail(
-                    vetoed[key]
-                    if first[key] is arrival
-                    else StoreUnavailable("An intent with this idempotency_key was refused at the same moment; retry")
-                )
-            elif first[key] is arrival and arrival.order.order_id in created:
-                entry.succeed(Admission(arrival.order, True, arrival.executions))
+            state = self._trading_state(conn, lock="share")
+            symbols = {order.symbol for _, order in arrivals}
+            work = _Batch(self, conn, self._account(conn, symbols, []))
+            for entry, order in arrivals:
+                key = order.idempotency_key
+                if key in owners:
+                    answers.append((entry, Admission(self._with_fills(conn, [owners[key]])[0], False, [])))
+                elif key in work.accepted:
+                    answers.append((entry, Admission(work.accepted[key][0], False, [])))
+                elif room is not None and room <= 0:
+                    answers.append((entry, StoreFull(min(caps))))
+                else:
+                    try:
+                        admitted = self._admit_one(work, order, entry.item, state)
+                    except IntentRefused as refusal:
+                        answers.append((entry, refusal))
+                        continue
+                    room = None if room is None else room - 1
+                    answers.append((entry, Admission(order, True, admitted)))
+            self._write_batch(conn, work)
+        for entry, answer in answers:
+            if isinstance(answer, Exception):
+                entry.fail(answer)
             else:
-                entry.succeed(Admission(owners[key], False, []))
+                entry.succeed(answer)
 
-    def _within_cap(self, conn: Connection, arrivals: list[Arrival], cap: int) -> tuple[list[Arrival], set[str]]:
-        """The arrivals that fit under `cap` (in arrival order; a key already taken
-        always fits: it answers with its order), and the keys of those that do not."""
+    def _admit_one(self, work: _Batch, order: Order, arrival: Arrival, state: TradingState) -> list[Event]:
+        key = (order.exchange, order.symbol)
+        instrument = work.instrument(key)
+        admitted = core.admit(
+            order, instrument, state, arrival.policy, work.account, now=arrival.now, new_id=new_number
+        )
+        work.accepted[order.idempotency_key] = (order, admitted.passive)
+        if admitted.rests:
+            work.resting.setdefault(key, []).append(order)
+        work.events += admitted.events
+        return admitted.events
+
+    def _room(self, conn: Connection, cap: int, new_keys: int) -> int | None:
+        """How many more orders fit under `cap` (None: more than this batch can bring)."""
         if self.name == "postgresql":
             # Every capped admission, in every worker, counts and inserts one at a time.
             # Taken before any instrument lock, and quotes never take it: no deadlock.
@@ -542,159 +421,82 @@ class SqlStore:
         # Sequence numbers are distinct and positive, so the highest bounds the count:
         # far from the cap, one index lookup settles it and nothing is counted.
         highest = conn.execute(select(func.max(orders.c.seq))).scalar_one_or_none() or 0
-        if highest + len(arrivals) <= cap:
-            return arrivals, set()
-        room = cap - int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
-        keys = [a.order.idempotency_key for a in arrivals]
-        taken = select(orders.c.idempotency_key).where(orders.c.idempotency_key.in_(keys))
-        existing = set(conn.execute(taken).scalars())
-        admitted: list[Arrival] = []
-        refused: set[str] = set()
-        for arrival in arrivals:
-            key = arrival.order.idempotency_key
-            if key in existing or room > 0:
-                admitted.append(arrival)
-                room -= key not in existing
-            else:
-                refused.add(key)
-        return admitted, refused
-
-    def _match_arrivals(
-        self,
-        conn: Connection,
-        arrivals: list[Arrival],
-        latest: dict[Instrument, Quote | None],
-        state: TradingState | None,
-        funds: Funds | None,
-    ) -> dict[str, IntentRefused]:
-        """Vet just-inserted orders and match them against their instruments' quotes,
-        in arrival order (each takes what the one before left of a quote's size, and
-        is vetted with what the ones before it hold), and write it. Returns the
-        refused ones by key; the caller removes them."""
-        executions: list[Execution] = []
-        moved: dict[Instrument, Quote] = {}  # quotes whose sizes fills took from
-        passive: list[str] = []
-        expired: list[Order] = []
-        vetoed: dict[str, IntentRefused] = {}
-        exposures: dict[Instrument, Exposure] = {}  # read when first needed, then kept up to date here
-        batch = {arrival.order.order_id for arrival in arrivals}
-
-        def exposure_of(instrument: Instrument) -> Exposure:
-            if instrument not in exposures:
-                exposures[instrument] = self._exposure(conn, instrument, batch)
-            return exposures[instrument]
-
-        for arrival in arrivals:
-            order = arrival.order
-            instrument = (order.exchange, order.symbol)
-            quote = latest[instrument]
-            refusal = _vet(arrival, state, quote, partial(exposure_of, instrument), funds)
-            if refusal is not None:
-                vetoed[order.idempotency_key] = refusal
-                continue
-            if quote is not None and takes_on_arrival(order, quote, arrival.match):
-                arrival.executions, left = execute(quote, [(order, True)], arrival.match, arrival.now, funds)
-                latest[instrument] = left
-                if arrival.executions:
-                    executions += arrival.executions
-                    moved[instrument] = left
-            if expire_unfilled(order, arrival.now) is not None:
-                expired.append(order)
-                if funds is not None:
-                    funds.ended(order)
-            elif order.is_open and rests_passively(order, quote):
-                passive.append(order.order_id)
-            if instrument in exposures:
-                exposures[instrument].arrived(order.side, order.filled_qty, remaining(order), order.is_open)
-        self._write_matched(conn, executions, moved, passive, expired)
-        if funds is not None:
-            self._keep_funds(conn, funds, [a.order for a in arrivals if a.order.number in funds.reserve_prices])
-        return vetoed
-
-    def _write_matched(
-        self,
-        conn: Connection,
-        executions: list[Execution],
-        moved: dict[Instrument, Quote],
-        passive: list[str],
-        expired: list[Order],
-    ) -> None:
-        """What matching arrivals did: fills, expiries, quotes' sizes taken, and the
-        orders that now rest passively."""
-        if executions:
-            self._record_fills(conn, executions)
-        if expired:
-            conn.execute(_UPDATE_FILLED, [_order_state(order) for order in expired])
-        for instrument, left in moved.items():
-            self._keep_quote(conn, instrument, left)
-        if passive:
-            conn.execute(update(orders).where(orders.c.order_id.in_(passive)).values(passive=True))
-
-    def _exposure(self, conn: Connection, instrument: Instrument, batch: set[str]) -> Exposure:
-        """The instrument's position and open orders as committed (the caller holds its
-        lock), leaving out `batch`: orders just inserted and not yet vetted."""
-        exchange, symbol = instrument
-        row = conn.execute(
-            select(positions.c.qty).where(positions.c.exchange == exchange, positions.c.symbol == symbol)
-        ).one_or_none()
-        held = Exposure(position=Decimal(0) if row is None else as_decimal(Fraction(row.qty)))
-        for order_id, side, qty, filled in conn.execute(
-            select(orders.c.order_id, orders.c.side, orders.c.qty, orders.c.filled_qty).where(
-                orders.c.exchange == exchange, orders.c.symbol == symbol, _open
-            )
-        ):
-            if order_id not in batch:
-                held.opened(side, EXACT.subtract(exact(qty), Decimal(filled)))
-        return held
-
-    def open_account(self, start: dict[str, Decimal], assets: set[str], costs: Costs) -> None:
-        """Rows for the assets not yet in the table (a database opened again keeps its
-        balances: they are the fills' history, not settings)."""
-        with self._writing() as conn:
-            for asset in sorted(assets | set(start)):
-                amount = str(start.get(asset, Decimal(0)))
-                conn.execute(
-                    self._insert(balances)
-                    .values(asset=asset, start=amount, total=amount, reserved="0")
-                    .on_conflict_do_nothing(index_elements=[balances.c.asset])
-                )
-        self._costs = costs
-
-    def balances(self) -> dict[str, Holding]:
-        if self._costs is None:
-            return {}
-        with self._reading() as conn:
-            return {row.asset: _holding(row) for row in conn.execute(select(balances).order_by(balances.c.asset))}
-
-    def _funds(self, conn: Connection, symbols: set[str], rows: Sequence[Row[Any]]) -> Funds | None:
-        """The account's holdings of the assets `symbols` trade, locked for this
-        transaction (in asset order: no two transactions wait on each other), and the
-        reserve prices of the order `rows` that have one. None when the account is off."""
-        if self._costs is None:
+        if highest + new_keys <= cap:
             return None
-        assets = sorted({asset for symbol in symbols for asset in assets_of(symbol)})
-        query = select(balances).where(balances.c.asset.in_(assets)).order_by(balances.c.asset)
-        held = {row.asset: _holding(row) for row in conn.execute(query.with_for_update())}
-        prices = {number_of(row.order_id): Decimal(row.reserve_price) for row in rows if row.reserve_price is not None}
-        return Funds(Account(held, self._costs), prices)
+        return cap - int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
 
-    def _keep_funds(self, conn: Connection, funds: Funds, priced: Sequence[Order] = ()) -> None:
-        """Write the holdings back, and the reserve prices of the `priced` new orders."""
-        conn.execute(
-            update(balances).where(balances.c.asset == bindparam("b_asset")),
-            [
-                {"b_asset": asset, "total": str(held.total), "reserved": str(held.reserved)}
-                for asset, held in funds.account.holdings.items()
-            ],
-        )
-        if priced:
+    def _write_batch(self, conn: Connection, work: _Batch) -> None:
+        """Insert the accepted orders in their final state, then what their fills moved."""
+        if not work.accepted:
+            return
+        account = work.account
+        rows = [self._order_row(order, passive, account) for order, passive in work.accepted.values()]
+        try:
+            created = set(conn.execute(self._insert_orders, rows).scalars())
+        except DataError as error:
+            raise ValueRefused(
+                f"The {self.name} store refused a value of this intent ({_reason(error)}); it was not stored"
+            ) from None
+        if len(created) != len(rows):
+            raise _KeyRace
+        self._record(conn, work.events, work.instruments.values(), inserted=True)
+        if account is not None:
+            self._keep_account(conn, account, [])
+
+    # -- market data, cancels, the trading state ------------------------------------
+
+    def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+        exchange, symbol = instrument
+        reach = Reach.of(quote)
+        with self._writing() as conn:
+            self._lock_instrument(conn, instrument)
+            rows = conn.execute(
+                select(orders)
+                .where(orders.c.exchange == exchange, orders.c.symbol == symbol, _open, _reached_by(reach))
+                .order_by(orders.c.accepted_at, orders.c.seq)
+                .with_for_update()
+            ).all()
+            account = self._account(conn, {symbol}, rows)
+            position = _position(conn.execute(POSITION, {"exchange": exchange, "symbol": symbol}).one_or_none())
+            state = InstrumentState(instrument, None, position, lambda held: Exposure(position=held.qty))
+            reached = [(_order(row), not row.passive) for row in rows]
+            events = core.apply_quote(state, quote, reached, policy, account, now=now, new_id=new_number)
+            self._record(conn, events, [state], inserted=False)
+            if not events:  # nothing filled: the quote as it came
+                self._keep_quote(conn, instrument, quote)
+            if account is not None:
+                self._keep_account(conn, account, [order for order, _ in reached])
+            # The LIMIT orders still waiting to take that this quote passed by rest
+            # passively from now on.
             conn.execute(
-                update(orders).where(orders.c.order_id == bindparam("b_order_id")),
-                [
-                    {"b_order_id": order.order_id, "reserve_price": str(funds.reserve_prices[order.number])}
-                    for order in priced
-                ],
+                update(orders)
+                .where(
+                    orders.c.exchange == exchange,
+                    orders.c.symbol == symbol,
+                    _open,
+                    orders.c.type == OrderType.LIMIT.value,
+                    not_(orders.c.passive),
+                    not_(_reached_by(reach)),
+                )
+                .values(passive=True)
             )
+        return events
+
+    def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
+        if parse_order_id(order_id) is None:
+            return None
+        with self._writing() as conn:
+            row = conn.execute(select(orders).where(orders.c.order_id == order_id).with_for_update()).one_or_none()
+            if row is None:
+                return None
+            order = self._with_fills(conn, [row])[0]
+            account = self._account(conn, {row.symbol}, [row]) if order.is_open else None
+            event = core.cancel(order, None, account, now=now)
+            if event is not None:
+                self._record(conn, [event], [], inserted=False)
+                if account is not None:
+                    self._keep_account(conn, account, [order])
+        return order, event
 
     def _trading_state(self, conn: Connection, *, lock: str | None = None) -> TradingState:
         """The state row; `lock` "share" or "update" locks it (PostgreSQL; SQLite's
@@ -703,7 +505,7 @@ class SqlStore:
         if lock is not None and self.name == "postgresql":
             query = query.with_for_update(read=lock == "share")
         row = conn.execute(query).one()
-        return TradingState(row.state, row.reason, row.updated_at)
+        return TradingState(TradingStateName(row.state), row.reason, row.updated_at)
 
     def trading_state(self) -> TradingState:
         with self._reading() as conn:
@@ -715,80 +517,108 @@ class SqlStore:
         with self._writing() as conn:
             # FOR UPDATE: waits for the batches reading the state under a share lock.
             before = self._trading_state(conn, lock="update")
-            if only_stricter and STRICTNESS[state.state] <= STRICTNESS[before.state]:
-                return StateChange(before, before, [])
-            conn.execute(
-                update(trading_state)
-                .where(_STATE_ROW)
-                .values(state=state.state, reason=state.reason, updated_at=state.updated_at)
+            rows = (
+                conn.execute(select(orders).where(_open).order_by(orders.c.seq).with_for_update()).all()
+                if cancel_open
+                else []
             )
-            canceled: list[tuple[Order, str]] = []
-            if cancel_open:
-                rows = conn.execute(select(orders).where(_open).order_by(orders.c.seq).with_for_update()).all()
-                if rows:
-                    conn.execute(update(orders).where(_open).values(status="CANCELED", updated_at=state.updated_at))
-                funds = self._funds(conn, {row.symbol for row in rows}, rows) if rows else None
-                for order in self._with_fills(conn, rows):
-                    if funds is not None:
-                        funds.ended(order)
-                    canceled.append((order, order.status))
-                    order.status, order.updated_at = "CANCELED", state.updated_at
-                if funds is not None:
-                    self._keep_funds(conn, funds)
-        return StateChange(before, state, canceled)
-
-    def add_quote(self, instrument: Instrument, quote: Quote, match: Matcher, now: int) -> list[Execution]:
-        exchange, symbol = instrument
-        with self._writing() as conn:
-            self._lock_instrument(conn, instrument)
-            rows = conn.execute(
-                select(orders)
-                .where(orders.c.exchange == exchange, orders.c.symbol == symbol, _open, _reached_by(quote))
-                .order_by(orders.c.accepted_at, orders.c.seq)
-                .with_for_update()
-            ).all()
-            funds = self._funds(conn, {symbol}, rows)
-            executions, left = execute(quote, [(_order(row), not row.passive) for row in rows], match, now, funds)
-            self._keep_quote(conn, instrument, left)
-            if executions:
-                self._record_fills(conn, executions)
-            if funds is not None:
-                self._keep_funds(conn, funds)
-            # The LIMIT orders still waiting to take that this quote passed by rest
-            # passively from now on.
-            conn.execute(
-                update(orders)
-                .where(
-                    orders.c.exchange == exchange,
-                    orders.c.symbol == symbol,
-                    _open,
-                    orders.c.type == "LIMIT",
-                    not_(orders.c.passive),
-                    not_(_reached_by(quote)),
-                )
-                .values(passive=True)
+            open_orders = self._with_fills(conn, rows)
+            account = self._account(conn, {row.symbol for row in rows}, rows) if rows else None
+            events = core.change_trading_state(
+                before, state, open_orders, account, cancel_open=cancel_open, only_stricter=only_stricter
             )
-        return executions
-
-    def cancel(self, order_id: str, now: int) -> tuple[Order, str] | None:
-        if parse_order_id(order_id) is None:
-            return None
-        with self._writing() as conn:
-            row = conn.execute(select(orders).where(orders.c.order_id == order_id).with_for_update()).one_or_none()
-            if row is None:
-                return None
-            order = self._with_fills(conn, [row])[0]
-            if row.status in OPEN_STATUSES:
+            if events:
                 conn.execute(
-                    update(orders).where(orders.c.order_id == order_id).values(status="CANCELED", updated_at=now)
+                    update(trading_state)
+                    .where(_STATE_ROW)
+                    .values(state=state.state.value, reason=state.reason, updated_at=state.updated_at)
                 )
-                funds = self._funds(conn, {row.symbol}, [row])
-                if funds is not None:
-                    funds.ended(order)
-                    self._keep_funds(conn, funds)
-        if row.status in OPEN_STATUSES:
-            order.status, order.updated_at = "CANCELED", now
-        return order, row.status
+                self._record(conn, events, [], inserted=False)
+                if account is not None:
+                    self._keep_account(conn, account, open_orders)
+        return StateChange(before, events)
+
+    # -- the paper account ----------------------------------------------------------
+
+    def open_account(self, start: dict[str, Decimal], assets: set[str], policy: Policy) -> None:
+        """Rows for the assets not yet in the table (a database opened again keeps its
+        balances: they are the fills' history, not settings); open orders that hold no
+        reservation (placed while balances were off) get one."""
+        with self._writing() as conn:
+            for asset in sorted(assets | set(start)):
+                amount = str(start.get(asset, Decimal(0)))
+                conn.execute(
+                    self._insert(balances)
+                    .values(asset=asset, start=amount, total=amount, reserved="0")
+                    .on_conflict_do_nothing(index_elements=[balances.c.asset])
+                )
+            rows = conn.execute(select(orders).where(_open).order_by(orders.c.seq).with_for_update()).all()
+            held = {
+                row.asset: Holding(Decimal(row.start), Decimal(row.total), Decimal(row.reserved))
+                for row in conn.execute(select(balances).with_for_update())
+            }
+            account = Account(held, self._reservations(rows))
+            open_orders = [_order(row) for row in rows]
+            latest = {(row.exchange, row.symbol): _quote(row) for row in conn.execute(select(quotes))}
+            account.adopt(open_orders, {key: quote for key, quote in latest.items() if quote is not None}, policy.costs)
+            self._keep_account(conn, account, open_orders)
+        self._account_on = True
+
+    def balances(self) -> dict[str, Holding]:
+        if not self._account_on:
+            return {}
+        with self._reading() as conn:
+            return {
+                row.asset: Holding(Decimal(row.start), Decimal(row.total), Decimal(row.reserved))
+                for row in conn.execute(select(balances).order_by(balances.c.asset))
+            }
+
+    def _account(self, conn: Connection, symbols: set[str], rows: Sequence[Row[Any]]) -> Account | None:
+        """The account's holdings of the assets `symbols` trade, locked for this
+        transaction (in asset order: no two transactions wait on each other), and the
+        reservations of the order `rows`. None when the account is off."""
+        if not self._account_on:
+            return None
+        assets = sorted({asset for symbol in symbols for asset in assets_of(symbol)})
+        query = select(balances).where(balances.c.asset.in_(assets)).order_by(balances.c.asset)
+        held = {
+            row.asset: Holding(Decimal(row.start), Decimal(row.total), Decimal(row.reserved))
+            for row in conn.execute(query.with_for_update())
+        }
+        return Account(held, self._reservations(rows))
+
+    @staticmethod
+    def _reservations(rows: Sequence[Row[Any]]) -> dict[int, Reservation]:
+        found = {number_of(row.order_id): _reservation(row) for row in rows}
+        return {number: reservation for number, reservation in found.items() if reservation is not None}
+
+    def _keep_account(self, conn: Connection, account: Account, touched: Sequence[Order]) -> None:
+        """Write the holdings back, and the reservations of the `touched` orders (one
+        that no longer holds any is written as none)."""
+        if account.holdings:
+            conn.execute(
+                update(balances).where(balances.c.asset == bindparam("b_asset")),
+                [
+                    {"b_asset": asset, "total": str(held.total), "reserved": str(held.reserved)}
+                    for asset, held in account.holdings.items()
+                ],
+            )
+        if touched:
+            conn.execute(
+                update(orders).where(orders.c.order_id == bindparam("b_order_id")),
+                [
+                    {
+                        "b_order_id": order.order_id,
+                        "reserve_unit": _text(
+                            None if (held := account.reservations.get(order.number)) is None else held.unit
+                        ),
+                        "reserved": _text(None if held is None else held.held),
+                    }
+                    for order in touched
+                ],
+            )
+
+    # -- reads ----------------------------------------------------------------------
 
     def get(self, order_id: str) -> Order | None:
         if parse_order_id(order_id) is None:
@@ -839,38 +669,6 @@ class SqlStore:
             for row in rows
         ]
 
-    def _positions_from_fills(self, conn: Connection) -> None:
-        """Upgrade from version 1: every instrument's position, from its fills in order."""
-        rows = conn.execute(
-            select(orders.c.exchange, orders.c.symbol, orders.c.side, fills.c.qty, fills.c.price, fills.c.fee)
-            .join_from(fills, orders, fills.c.order_id == orders.c.order_id)
-            .order_by(fills.c.seq)
-        ).all()
-        held: dict[Instrument, Position] = {}
-        for row in rows:
-            instrument = (row.exchange, row.symbol)
-            held[instrument] = apply_fill(
-                held.get(instrument, Position()), row.side, Decimal(row.qty), Decimal(row.price), Decimal(row.fee)
-            )
-        for instrument, position in held.items():
-            self._keep_position(conn, instrument, position)
-
-    def _keep_position(self, conn: Connection, instrument: Instrument, position: Position) -> None:
-        values = {
-            "qty": str(position.qty),
-            "cost": str(position.cost),
-            "realized_pnl": str(position.realized_pnl),
-            "fees": str(position.fees),
-        }
-        self._upsert_by_instrument(conn, positions, instrument, values)
-
-    def _upsert_by_instrument(
-        self, conn: Connection, table: Table, instrument: Instrument, values: dict[str, Any]
-    ) -> None:
-        """Insert or replace `table`'s row for `instrument` (its key: exchange, symbol)."""
-        statement = self._insert(table).values(exchange=instrument[0], symbol=instrument[1], **values)
-        conn.execute(statement.on_conflict_do_update(index_elements=[table.c.exchange, table.c.symbol], set_=values))
-
     def close(self) -> None:
         self._closed = True
         self._admissions.close()
@@ -879,23 +677,26 @@ class SqlStore:
     # -- rows -------------------------------------------------------------------------
 
     @staticmethod
-    def _order_row(order: Order, *, passive: bool) -> dict[str, Any]:
+    def _order_row(order: Order, passive: bool, account: Account | None) -> dict[str, Any]:
+        held = None if account is None else account.reservations.get(order.number)
         return {
             "order_id": order.order_id,
             "idempotency_key": order.idempotency_key,
             "exchange": order.exchange,
             "symbol": order.symbol,
-            "side": order.side,
-            "type": order.type,
-            "time_in_force": order.time_in_force,
+            "side": order.side.value,
+            "type": order.type.value,
+            "time_in_force": order.time_in_force.value,
             "qty": order.qty,
             "limit_price": order.limit_price,
             "client_ts": order.client_ts,
             "accepted_at": order.accepted_at,
             "updated_at": order.updated_at,
-            "status": order.status,
+            "status": order.status.value,
             "filled_qty": str(order.filled_qty),
             "passive": passive,
+            "reserve_unit": None if held is None else str(held.unit),
+            "reserved": None if held is None else str(held.held),
         }
 
     def _one(self, conn: Connection, condition: Any) -> Order | None:
@@ -912,11 +713,6 @@ class SqlStore:
                 by_order.setdefault(fill_row.order_id, []).append(_fill(fill_row))
         return [_order(row, by_order.get(row.order_id)) for row in rows]
 
-    @staticmethod
-    def _latest_quote(conn: Connection, instrument: Instrument) -> Quote | None:
-        exchange, symbol = instrument
-        return _quote(conn.execute(LATEST_QUOTE, {"exchange": exchange, "symbol": symbol}).one_or_none())
-
     def _keep_quote(self, conn: Connection, instrument: Instrument, quote: Quote) -> None:
         values = {
             "bid": str(quote.bid),
@@ -926,39 +722,71 @@ class SqlStore:
         }
         self._upsert_by_instrument(conn, quotes, instrument, values)
 
-    def _record_fills(self, conn: Connection, executions: Iterable[Execution]) -> None:
-        """Store fills, their orders' new state and their instruments' positions; the
-        caller holds the instruments' locks, so positions move one transaction at a time."""
-        done = list(executions)
-        conn.execute(
-            fills.insert(),
-            [
-                {
-                    "fill_id": e.fill.fill_id,
-                    "order_id": e.order.order_id,
-                    "qty": str(e.fill.qty),
-                    "price": str(e.fill.price),
-                    "fee": str(e.fill.fee),
-                    "liquidity": e.fill.liquidity,
-                    "ts": e.fill.ts,
+    def _upsert_by_instrument(
+        self, conn: Connection, table: Any, instrument: Instrument, values: dict[str, Any]
+    ) -> None:
+        """Insert or replace `table`'s row for `instrument` (its key: exchange, symbol)."""
+        statement = self._insert(table).values(exchange=instrument[0], symbol=instrument[1], **values)
+        conn.execute(statement.on_conflict_do_update(index_elements=[table.c.exchange, table.c.symbol], set_=values))
+
+    def _record(self, conn: Connection, events: Sequence[Event], instruments: Any, *, inserted: bool) -> None:
+        """Write what `events` describe: fills, the orders' new state (unless the orders
+        were just inserted in it), and the quotes and positions of the `instruments`
+        whose orders filled. The caller holds the instruments' locks."""
+        new_fills = [event for event in events if isinstance(event, OrderFilled)]
+        if new_fills:
+            conn.execute(
+                fills.insert(),
+                [
+                    {
+                        "fill_id": e.fill.fill_id,
+                        "order_id": e.order.order_id,
+                        "qty": str(e.fill.qty),
+                        "price": str(e.fill.price),
+                        "fee": str(e.fill.fee),
+                        "liquidity": e.fill.liquidity.value,
+                        "ts": e.fill.ts,
+                    }
+                    for e in new_fills
+                ],
+            )
+        if not inserted:
+            # An order changed more than once in one step: its last state is what counts.
+            changed = {
+                e.order.order_id: e.order for e in events if isinstance(e, OrderFilled | OrderCanceled | OrderExpired)
+            }
+            if changed:
+                conn.execute(
+                    update(orders)
+                    .where(orders.c.order_id == bindparam("b_order_id"))
+                    .values(
+                        status=bindparam("b_status"),
+                        filled_qty=bindparam("b_filled_qty"),
+                        updated_at=bindparam("b_updated_at"),
+                    ),
+                    [
+                        {
+                            "b_order_id": order.order_id,
+                            "b_status": order.status.value,
+                            "b_filled_qty": str(order.filled_qty),
+                            "b_updated_at": order.updated_at,
+                        }
+                        for order in changed.values()
+                    ],
+                )
+        traded = {(e.order.exchange, e.order.symbol) for e in new_fills}
+        for state in instruments:
+            if state.key in traded:
+                position = state.position
+                values = {
+                    "qty": str(position.qty),
+                    "cost": str(position.cost),
+                    "realized_pnl": str(position.realized_pnl),
+                    "fees": str(position.fees),
                 }
-                for e in done
-            ],
-        )
-        # An order filled more than once by one quote: its last state is what counts.
-        final = {e.order.order_id: e.order for e in done}
-        conn.execute(_UPDATE_FILLED, [_order_state(order) for order in final.values()])
-        by_instrument: dict[Instrument, list[Execution]] = {}
-        for e in done:
-            by_instrument.setdefault((e.order.exchange, e.order.symbol), []).append(e)
-        for (exchange, symbol), moved in by_instrument.items():
-            row = conn.execute(
-                select(positions).where(positions.c.exchange == exchange, positions.c.symbol == symbol)
-            ).one_or_none()
-            position = Position() if row is None else _position(row)
-            for e in moved:  # in the order they were applied
-                position = apply_fill(position, e.order.side, e.fill.qty, e.fill.price, e.fill.fee)
-            self._keep_position(conn, (exchange, symbol), position)
+                self._upsert_by_instrument(conn, positions, state.key, values)
+                assert state.quote is not None  # a fill needs one
+                self._keep_quote(conn, state.key, state.quote)
 
 
 def _sqlite_engine(path: str) -> Engine:

@@ -4,7 +4,7 @@ from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from app.core.errors import InvalidQuery
+from app.service.errors import InvalidQuery
 
 
 async def refuse_unknown_query(request: Request) -> None:

@@ -1,17 +1,107 @@
-"""Every error answered as JSON with a `detail`, registered in one place."""
+"""Every error answered as JSON with a `detail` (and `code`), its HTTP status chosen
+here, in one place: the layers below raise errors that know nothing of HTTP."""
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from app.core.errors import RateLimited, ServiceError, invalid_from_errors
+from app.core.errors import AccountMismatch, IntentRefused, ServiceError
+from app.service.errors import (
+    DuplicateIntent,
+    InstrumentNotAllowed,
+    InvalidIntent,
+    InvalidQuery,
+    InvalidQuote,
+    OrderNotCancelable,
+    OrderNotFound,
+    RateLimited,
+)
+from app.store.errors import StoreFull, StoreUnavailable
+
+
+class BodyTooLarge(ServiceError):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"Request body is larger than {max_bytes} bytes")
+
+
+class InternalError(ServiceError):
+    """A fault of this service's: logged with its traceback under the request's id."""
+
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__("Internal server error; quote the request_id when reporting it", request_id=request_id)
+
+
+class Unauthorized(ServiceError):
+    code = "UNAUTHORIZED"
+
+
+STATUS: dict[type[ServiceError], int] = {
+    InvalidIntent: 400,
+    InvalidQuote: 400,
+    InvalidQuery: 400,
+    InstrumentNotAllowed: 400,
+    IntentRefused: 400,
+    Unauthorized: 401,
+    OrderNotFound: 404,
+    DuplicateIntent: 409,
+    OrderNotCancelable: 409,
+    BodyTooLarge: 413,
+    RateLimited: 429,
+    InternalError: 500,
+    AccountMismatch: 500,
+    StoreUnavailable: 503,
+    StoreFull: 503,
+}
+
+
+def status_of(error: ServiceError) -> int:
+    """The HTTP status of `error` (its class's, or its nearest base's; 400 otherwise)."""
+    for kind in type(error).__mro__:
+        status = STATUS.get(kind)
+        if status is not None:
+            return status
+    return 400
+
+
+def body_bytes(error: ServiceError) -> bytes:
+    # Compact, as every other JSON answer (FastAPI's JSONResponse) is.
+    return json.dumps(error.body(), separators=(",", ":")).encode()
+
+
+# A body with 100,000 unknown fields must not get a 10 MB answer and log line.
+MAX_LISTED_ERRORS = 10
+MAX_LOC_PART = 64
+
+
+def _short(part: str | int) -> str | int:
+    if isinstance(part, str) and len(part) > MAX_LOC_PART:
+        return part[:MAX_LOC_PART] + "..."
+    return part
+
+
+def invalid_from_errors(all_errors: Sequence[Mapping[str, Any]], what: str) -> InvalidIntent:
+    """One 400 from pydantic's error list: a readable `detail` and the `errors` list."""
+    errors = [
+        {"loc": [_short(part) for part in error["loc"] if part != "body"], "msg": error["msg"]}
+        for error in all_errors[:MAX_LISTED_ERRORS]
+    ]
+    parts = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in errors)
+    if len(all_errors) > MAX_LISTED_ERRORS:
+        parts += f"; and {len(all_errors) - MAX_LISTED_ERRORS} more"
+    return InvalidIntent(f"Invalid {what}: {parts}", errors=errors)
 
 
 async def _render_service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+    return JSONResponse(exc.body(), status_code=status_of(exc), headers=headers)
 
 
 async def _render_request_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -19,7 +109,7 @@ async def _render_request_validation(request: Request, exc: Exception) -> JSONRe
     # every invalid request 400.
     assert isinstance(exc, RequestValidationError)
     error = invalid_from_errors(exc.errors(), "request")
-    return JSONResponse(error.body(), status_code=error.status_code)
+    return JSONResponse(error.body(), status_code=status_of(error))
 
 
 async def _render_client_disconnect(request: Request, exc: Exception) -> JSONResponse:

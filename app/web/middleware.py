@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import BodyTooLarge, InternalError, ServiceError, Unauthorized
+from app.core.errors import ServiceError
 from app.ops.logs import EventLog, current_request_id
+from app.web.errors import BodyTooLarge, InternalError, Unauthorized, body_bytes, status_of
 
 # (route template, method, status, seconds): what the request metrics observe.
 Observer = Callable[[str, str, int, float], None]
@@ -45,9 +46,9 @@ def new_request_id() -> str:
 
 async def send_error(send: Send, error: ServiceError, headers: Headers = JSON_HEADERS) -> None:
     """Answer with `error` as JSON, from middleware (outside the app's handlers)."""
-    body = error.body_bytes()
+    body = body_bytes(error)
     all_headers = [*headers, (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": error.status_code, "headers": all_headers})
+    await send({"type": "http.response.start", "status": status_of(error), "headers": all_headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from app.core.controls import TradingStateName
+from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
 
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: they
 # forge log lines and confuse terminals and log viewers.
@@ -29,13 +29,6 @@ NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 _ISO_8601_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 # Far above any real quantity or price, and below 2**53 so the value stays exact.
 MAX_AMOUNT = 1e15
-
-Side = Literal["BUY", "SELL"]
-OrderType = Literal["MARKET", "LIMIT"]
-OrderStatus = Literal["NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED", "EXPIRED"]
-# GTC rests until filled or canceled; IOC fills what it can on arrival and the rest
-# expires; FOK fills its whole quantity on arrival or expires with nothing filled.
-TimeInForce = Literal["GTC", "IOC", "FOK"]
 
 
 def _no_control_chars(value: str) -> str:
@@ -104,7 +97,7 @@ class OrderIntent(BaseModel):
     # validate_default: the rule below must also run when the field is absent.
     limit_price: Amount | None = Field(default=None, validate_default=True)
     client_ts_utc: UtcTimestamp = None
-    time_in_force: TimeInForce = "GTC"
+    time_in_force: TimeInForce = TimeInForce.GTC
 
     @field_validator("limit_price", mode="after")
     @classmethod
@@ -150,7 +143,9 @@ class TradingStateIn(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    state: TradingStateName
+    # Lax for this field: FastAPI validates the parsed JSON (Python values), and a strict
+    # enum takes only its own members there; the text must still be one of its values.
+    state: Annotated[TradingStateName, Strict(False)]
     reason: Reason | None = None
     cancel_open_orders: bool = Field(default=False, description="Also cancel every open order, in the same step")
 
@@ -206,7 +201,7 @@ class FillOut(BaseModel):
     qty: float
     price: float
     fee: float
-    liquidity: Literal["TAKER", "MAKER"]
+    liquidity: Liquidity
     ts_utc: str
 
 
@@ -267,6 +262,7 @@ ErrorCode = Literal[
     "STORE_UNAVAILABLE",
     "UNAUTHORIZED",
     "INTERNAL_ERROR",
+    "ACCOUNT_MISMATCH",
 ]
 
 

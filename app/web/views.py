@@ -4,17 +4,16 @@ Quantities and money are kept as exact decimals and become JSON numbers only her
 """
 
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from pydantic_core import to_json
 
 from app.core.balances import Holding
 from app.core.controls import TradingState
-from app.core.fills import Quote
+from app.core.order import Order, StoredFill
 from app.core.positions import Position
 from app.ops.clock import iso_z
-from app.store.memory import Order, PositionView, StoredFill
+from app.store.base import PositionView
 
 
 def created_body(order: Order) -> bytes:
@@ -32,14 +31,14 @@ def created_body(order: Order) -> bytes:
             "accepted_ts_utc": iso_z(order.accepted_at),
             "exchange": order.exchange,
             "symbol": order.symbol,
-            "side": order.side,
+            "side": order.side.value,  # the plain text: pydantic-core encodes an enum the slow way
             "qty": order.qty,
             "filled_qty": 0.0,
         }
     )
 
 
-def _number(value: Decimal | Fraction | None) -> float | None:
+def _number(value: Decimal | None) -> float | None:
     # + 0.0 turns -0.0 (a short marked at its entry, say) into 0.0 on the wire.
     return None if value is None else float(value) + 0.0
 
@@ -83,8 +82,7 @@ def fill_view(order: Order, fill: StoredFill) -> dict[str, Any]:
 
 def position_view(view: PositionView) -> dict[str, Any]:
     position: Position = view.position
-    quote: Quote | None = view.quote
-    mark = None if quote is None else Fraction(quote.mid)
+    mark = None if view.quote is None else view.quote.mid
     return {
         "exchange": view.exchange,
         "symbol": view.symbol,

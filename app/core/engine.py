@@ -1,0 +1,267 @@
+"""The trading core's operations: admitting an order, matching a quote, canceling one
+order or every open one, and changing the trading state.
+
+Each is a function over the state of one instrument (`InstrumentState`) and the paper
+account, which a store loads under that instrument's lock; it changes that state and
+the orders in place and returns the domain events it caused, in order. A store then
+persists what the events describe. No store holds a trading rule of its own.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from app.core.balances import Account
+from app.core.controls import Controls, Exposure, TradingState, takes_effect
+from app.core.events import (
+    Event,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    TradingStateChanged,
+)
+from app.core.matching import Reach, Working, match
+from app.core.order import Order, StoredFill, record_fill, transition
+from app.core.positions import Position, apply_fill
+from app.core.rules import InstrumentRules
+from app.core.values import EXACT, ZERO, Costs, Instrument, Quote
+from app.core.vocabulary import CancelReason, OrderStatus, Side, TimeInForce
+
+# Why a MARKET BUY's remainder is canceled when its fill is cut to the balance.
+BALANCE_CUT = "the paper balance covers only part of this fill: the rest of the order is canceled"
+
+
+class Policy:
+    """What every operation is given: the paper costs and the instruments' rules."""
+
+    def __init__(self, costs: Costs | None = None, rules: Mapping[Instrument, InstrumentRules] | None = None) -> None:
+        self.costs = Costs() if costs is None else costs
+        self.rules = dict(rules or {})
+        self.controls = Controls(self.rules)
+
+
+class InstrumentState:
+    """One instrument as the core sees it: its latest quote (sizes less what fills took
+    since), its position, and its exposure (position and open orders, for the
+    controls), which is only worked out when a check first needs it."""
+
+    __slots__ = ("_exposure", "_load_exposure", "key", "position", "quote")
+
+    def __init__(
+        self,
+        key: Instrument,
+        quote: Quote | None,
+        position: Position,
+        load_exposure: Callable[[Position], Exposure],
+    ) -> None:
+        self.key = key
+        self.quote = quote
+        self.position = position
+        self._load_exposure = load_exposure
+        self._exposure: Exposure | None = None
+
+    def exposure(self) -> Exposure:
+        if self._exposure is None:
+            self._exposure = self._load_exposure(self.position)
+        return self._exposure
+
+    @property
+    def exposure_known(self) -> Exposure | None:
+        """The exposure if it has been worked out (it is then kept up to date)."""
+        return self._exposure
+
+
+@dataclass
+class Admitted:
+    """What admitting an order did: its events, and whether what is left of it rests
+    (passive: a LIMIT that a quote came and did not reach, which fills as maker)."""
+
+    events: list[Event]
+    rests: bool
+    passive: bool
+
+
+def admit(
+    order: Order,
+    instrument: InstrumentState,
+    trading: TradingState,
+    policy: Policy,
+    account: Account | None,
+    *,
+    now: int,
+    new_id: Callable[[], int],
+) -> Admitted:
+    """Vet a new order (trading state, rules, limits; raises IntentRefused), reserve its
+    funds, match it against the instrument's quote, expire an IOC or FOK remainder,
+    and say whether the rest rests."""
+    quote = instrument.quote
+    policy.controls.vet(order, trading, quote, instrument.exposure)
+    if account is not None:
+        account.reserve(order, quote, policy.costs)
+    events: list[Event] = [OrderAccepted(order)]
+    if quote is not None and _takes_on_arrival(order, quote, policy.costs):
+        events += _execute(instrument, quote, [(order, True)], policy.costs, account, now=now, new_id=new_id)
+    if order.is_open and order.time_in_force != TimeInForce.GTC:
+        events.append(OrderExpired(order, transition(order, OrderStatus.EXPIRED, now)))
+        if account is not None:
+            account.release(order)
+    exposure = instrument.exposure_known
+    if exposure is not None:
+        exposure.arrived(order.side, order.filled_qty, order.remaining, order.is_open)
+    if not order.is_open:
+        return Admitted(events, rests=False, passive=False)
+    # A LIMIT that a quote came and did not reach rests as passive; otherwise it still
+    # wants to take (no quote yet, or the quote's size ran out).
+    passive = quote is not None and not Reach.of(quote).reaches(order.side, order.limit_price)
+    return Admitted(events, rests=True, passive=passive)
+
+
+def apply_quote(
+    instrument: InstrumentState,
+    quote: Quote,
+    reached: list[tuple[Order, bool]],
+    policy: Policy,
+    account: Account | None,
+    *,
+    now: int,
+    new_id: Callable[[], int],
+) -> list[Event]:
+    """Take `quote` as the instrument's latest and fill the resting orders it reaches
+    (`reached`: oldest first, each with whether it takes liquidity)."""
+    instrument.quote = quote
+    if not reached:
+        return []
+    events = _execute(instrument, quote, reached, policy.costs, account, now=now, new_id=new_id)
+    exposure = instrument.exposure_known
+    if exposure is not None:
+        for event in events:
+            if isinstance(event, OrderFilled):
+                order = event.order
+                # An order that ended gives up what it had left (none if it filled).
+                gone = event.fill.qty if order.is_open else EXACT.add(event.fill.qty, order.remaining)
+                exposure.filled(order.side, gone, ended=not order.is_open)
+                exposure.arrived(order.side, event.fill.qty, ZERO, still_open=False)  # the position moves
+    return events
+
+
+def cancel(
+    order: Order,
+    exposure: Exposure | None,
+    account: Account | None,
+    *,
+    now: int,
+    reason: CancelReason = CancelReason.REQUESTED,
+    detail: str | None = None,
+) -> OrderCanceled | None:
+    """Cancel an open order (None if it is not open): what it reserved is free again."""
+    if not order.is_open:
+        return None
+    if exposure is not None:
+        exposure.filled(order.side, order.remaining, ended=True)
+    if account is not None:
+        account.release(order)
+    return OrderCanceled(order, transition(order, OrderStatus.CANCELED, now), reason, detail)
+
+
+def change_trading_state(
+    before: TradingState,
+    wanted: TradingState,
+    open_orders: list[Order],
+    account: Account | None,
+    *,
+    cancel_open: bool,
+    only_stricter: bool = False,
+    exposure_of: Callable[[Order], Exposure | None] = lambda _order: None,
+) -> list[Event]:
+    """Set the trading state (with `only_stricter`: only if it refuses more than
+    `before`) and, with `cancel_open`, cancel `open_orders` (every open order) in the
+    same step, oldest first. No events if nothing changed."""
+    if not takes_effect(before, wanted, only_stricter=only_stricter):
+        return []
+    canceled: list[Event] = []
+    if cancel_open:
+        detail = f"cancel_open_orders with trading state {wanted.state}"
+        for order in sorted(open_orders, key=lambda order: order.accepted_at):
+            event = cancel(
+                order,
+                exposure_of(order),
+                account,
+                now=wanted.updated_at,
+                reason=CancelReason.KILL_SWITCH,
+                detail=detail,
+            )
+            if event is not None:
+                canceled.append(event)
+    return [TradingStateChanged(before, wanted, len(canceled)), *canceled]
+
+
+def _working(ref: int, order: Order, taker: bool) -> Working:
+    return Working(ref, order.side, order.type, order.limit_price, order.remaining, taker)
+
+
+def _takes_on_arrival(order: Order, quote: Quote, costs: Costs) -> bool:
+    """Whether an arriving order is matched: always, except a FOK order that the quote
+    cannot fill whole (it then fills nothing)."""
+    if order.time_in_force != TimeInForce.FOK:
+        return True
+    filled = sum((fill.qty for fill in match(quote, [_working(0, order, True)], costs)), ZERO)
+    return filled == order.remaining
+
+
+def _execute(
+    instrument: InstrumentState,
+    quote: Quote,
+    orders: list[tuple[Order, bool]],
+    costs: Costs,
+    account: Account | None,
+    *,
+    now: int,
+    new_id: Callable[[], int],
+) -> list[Event]:
+    """Run the fill model over `orders` (each with whether it takes), oldest first, and
+    apply its fills, one after another, so each sees what the one before spent. A
+    MARKET BUY that would cost more than the account holds fills what it covers and
+    is canceled. The instrument's quote loses the sizes the fills took, and its
+    position moves with each fill."""
+    events: list[Event] = []
+    used = {Side.BUY: ZERO, Side.SELL: ZERO}
+    working = [_working(index, order, taker) for index, (order, taker) in enumerate(orders)]
+    for proposed in match(quote, working, costs):
+        order = orders[proposed.ref][0]
+        qty, fee = proposed.qty, proposed.fee
+        if account is not None:
+            qty = account.affordable(order, qty, proposed.price, fee, costs)
+            if qty <= 0:  # not even a sliver: the order waits, reserved as it was
+                continue
+            if qty != proposed.qty:
+                fee = EXACT.divide(EXACT.multiply(fee, qty), proposed.qty)
+        fill = StoredFill(number=new_id(), qty=qty, price=proposed.price, fee=fee, liquidity=proposed.liquidity, ts=now)
+        before = record_fill(order, fill)
+        events.append(OrderFilled(order, fill, before, order.status, order.filled_qty))
+        if qty < proposed.qty:  # cut to the balance: the rest is canceled
+            events.append(
+                OrderCanceled(order, transition(order, OrderStatus.CANCELED, now), CancelReason.BALANCE, BALANCE_CUT)
+            )
+        used[order.side] = EXACT.add(used[order.side], qty)
+        if account is not None:
+            account.filled(order, fill)
+        instrument.position = apply_fill(instrument.position, order.side, qty, fill.price, fee)
+    instrument.quote = Quote(
+        quote.bid,
+        quote.ask,
+        None if quote.bid_size is None else EXACT.subtract(quote.bid_size, used[Side.SELL]),
+        None if quote.ask_size is None else EXACT.subtract(quote.ask_size, used[Side.BUY]),
+    )
+    return events
+
+
+__all__ = [
+    "BALANCE_CUT",
+    "Admitted",
+    "InstrumentState",
+    "Policy",
+    "admit",
+    "apply_quote",
+    "cancel",
+    "change_trading_state",
+]

@@ -1,0 +1,54 @@
+"""Domain events: what a core operation did, in the order it did it. The service layer
+writes the log lines and metrics from these (and later the event journal); a store
+persists the state they describe."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from app.core.controls import TradingState
+from app.core.order import Order, StoredFill
+from app.core.vocabulary import CancelReason, OrderStatus
+
+# Slotted, not frozen: one is made for every intent and fill on the hot path, and a frozen
+# dataclass sets each field through object.__setattr__. Nothing changes them once made.
+
+
+@dataclass(slots=True)
+class OrderAccepted:
+    order: Order
+
+
+@dataclass(slots=True)
+class OrderFilled:
+    """A fill applied: the order's status before and after it, and its filled quantity
+    right after it (a later event of the same step may change the order again)."""
+
+    order: Order
+    fill: StoredFill
+    before: OrderStatus
+    after: OrderStatus
+    filled_qty: Decimal
+
+
+@dataclass(slots=True)
+class OrderCanceled:
+    order: Order
+    before: OrderStatus
+    reason: CancelReason
+    detail: str | None = None  # for people: why, when the reason is not a client's request
+
+
+@dataclass(slots=True)
+class OrderExpired:
+    order: Order
+    before: OrderStatus
+
+
+@dataclass(slots=True)
+class TradingStateChanged:
+    before: TradingState
+    after: TradingState
+    canceled: int  # open orders canceled with it
+
+
+Event = OrderAccepted | OrderFilled | OrderCanceled | OrderExpired | TradingStateChanged

@@ -1,0 +1,237 @@
+"""The order model: what an order was created with, what has happened to it since, and
+the one function that changes its status."""
+
+import math
+import struct
+from decimal import Decimal
+from typing import NamedTuple
+
+from app.core.ids import FILL_PREFIX, format_id, format_order_id
+from app.core.values import EXACT, ZERO, exact
+from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side, TimeInForce
+
+_S = OrderStatus
+# Every status change an order may make; anything else is a bug, and raises.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    _S.NEW: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED}),
+    _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED}),
+    _S.FILLED: frozenset(),
+    _S.CANCELED: frozenset(),
+    _S.EXPIRED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    """A status change the table does not allow: a fault of this service, never a client's."""
+
+
+class OrderKind(NamedTuple):
+    """What an order trades and how. Few distinct values exist, so orders share them."""
+
+    exchange: str
+    symbol: str
+    side: Side
+    type: OrderType
+    time_in_force: TimeInForce = TimeInForce.GTC
+
+
+class OrderTerms(bytes):
+    """The numbers an order is created with (quantity, limit price, acceptance and
+    client times), as one 32-byte value: as four Python numbers they would cost 32
+    bytes each and a slot each, and the memory store holds one per order. No price is
+    NaN and no client time is the smallest int64, neither of which a valid intent has."""
+
+    __slots__ = ()
+    _LAYOUT = struct.Struct("<ddqq")
+    _NO_TIME = -(2**63)
+
+    @classmethod
+    def of(cls, qty: float, limit_price: float | None, accepted_at: int, client_ts: int | None) -> "OrderTerms":
+        return cls(
+            cls._LAYOUT.pack(
+                qty,
+                math.nan if limit_price is None else limit_price,
+                accepted_at,
+                cls._NO_TIME if client_ts is None else client_ts,
+            )
+        )
+
+    @property
+    def qty(self) -> float:
+        return float(self._LAYOUT.unpack_from(self)[0])
+
+    @property
+    def limit_price(self) -> float | None:
+        price = float(self._LAYOUT.unpack_from(self)[1])
+        return None if math.isnan(price) else price
+
+    @property
+    def accepted_at(self) -> int:
+        return int(self._LAYOUT.unpack_from(self)[2])
+
+    @property
+    def client_ts(self) -> int | None:
+        moment = int(self._LAYOUT.unpack_from(self)[3])
+        return None if moment == self._NO_TIME else moment
+
+
+class StoredFill:
+    """One fill of an order, as applied."""
+
+    __slots__ = ("fee", "liquidity", "number", "price", "qty", "ts")
+
+    def __init__(
+        self, *, number: int, qty: Decimal, price: Decimal, fee: Decimal, liquidity: Liquidity, ts: int
+    ) -> None:
+        self.number = number
+        self.qty = qty
+        self.price = price
+        self.fee = fee
+        self.liquidity = liquidity
+        self.ts = ts
+
+    @property
+    def fill_id(self) -> str:
+        return format_id(FILL_PREFIX, self.number)
+
+
+class Progress:
+    """What has happened to an order since it was accepted. Most orders rest untouched,
+    so an order has none until its first change."""
+
+    __slots__ = ("filled_qty", "fills", "updated_at")
+
+    def __init__(self, filled_qty: Decimal, fills: list[StoredFill], updated_at: int | None) -> None:
+        self.filled_qty = filled_qty  # exact: fills add up to qty with no float drift
+        self.fills = fills
+        self.updated_at = updated_at
+
+
+class Order:
+    """One accepted order, kept small: the target is under 450 bytes a stored order.
+    Times are integer microseconds since the epoch; the id is kept as its number."""
+
+    __slots__ = ("_progress", "idempotency_key", "kind", "number", "status", "terms")
+
+    def __init__(self, *, number: int, idempotency_key: str, kind: OrderKind, terms: OrderTerms) -> None:
+        self.number = number
+        self.idempotency_key = idempotency_key
+        self.kind = kind
+        self.terms = terms
+        self.status = OrderStatus.NEW
+        self._progress: Progress | None = None
+
+    @classmethod
+    def restore(
+        cls,
+        *,
+        number: int,
+        idempotency_key: str,
+        kind: OrderKind,
+        terms: OrderTerms,
+        status: OrderStatus,
+        filled_qty: Decimal,
+        fills: list[StoredFill],
+        updated_at: int | None,
+    ) -> "Order":
+        """An order as a store kept it."""
+        order = cls(number=number, idempotency_key=idempotency_key, kind=kind, terms=terms)
+        order.status = status
+        if filled_qty or fills or updated_at is not None:
+            order._progress = Progress(filled_qty, fills, updated_at)
+        return order
+
+    @property
+    def order_id(self) -> str:
+        return format_order_id(self.number)
+
+    @property
+    def exchange(self) -> str:
+        return self.kind.exchange
+
+    @property
+    def symbol(self) -> str:
+        return self.kind.symbol
+
+    @property
+    def side(self) -> Side:
+        return self.kind.side
+
+    @property
+    def type(self) -> OrderType:
+        return self.kind.type
+
+    @property
+    def time_in_force(self) -> TimeInForce:
+        return self.kind.time_in_force
+
+    @property
+    def qty(self) -> float:
+        return self.terms.qty
+
+    @property
+    def limit_price(self) -> float | None:
+        return self.terms.limit_price
+
+    @property
+    def accepted_at(self) -> int:
+        return self.terms.accepted_at
+
+    @property
+    def client_ts(self) -> int | None:
+        return self.terms.client_ts
+
+    @property
+    def exact_qty(self) -> Decimal:
+        return exact(self.qty)
+
+    @property
+    def filled_qty(self) -> Decimal:
+        return ZERO if self._progress is None else self._progress.filled_qty
+
+    @property
+    def fills(self) -> list[StoredFill]:
+        return [] if self._progress is None else self._progress.fills
+
+    @property
+    def updated_at(self) -> int | None:
+        return None if self._progress is None else self._progress.updated_at
+
+    @property
+    def remaining(self) -> Decimal:
+        """What is left of the order to fill, exactly."""
+        return EXACT.subtract(self.exact_qty, self.filled_qty)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status.is_open
+
+    def _touched(self, now: int) -> Progress:
+        if self._progress is None:
+            self._progress = Progress(ZERO, [], now)
+        else:
+            self._progress.updated_at = now
+        return self._progress
+
+
+def transition(order: Order, to: OrderStatus, now: int) -> OrderStatus:
+    """Move `order` to status `to` at `now`, as the table allows (IllegalTransition
+    otherwise). Returns the status before. The only place a status is assigned."""
+    before = order.status
+    if to not in TRANSITIONS[before]:
+        raise IllegalTransition(f"order {order.order_id}: {before} -> {to} is not a legal transition")
+    order._touched(now)
+    order.status = to
+    return before
+
+
+def record_fill(order: Order, fill: StoredFill) -> OrderStatus:
+    """Apply `fill` to `order`: its filled quantity grows and its status becomes FILLED
+    or PARTIALLY_FILLED. Returns the status before."""
+    progress = order._touched(fill.ts)
+    filled = EXACT.add(progress.filled_qty, fill.qty)
+    if filled > order.exact_qty:
+        raise IllegalTransition(f"order {order.order_id}: a fill of {fill.qty} overfills it")
+    progress.filled_qty = filled
+    progress.fills.append(fill)
+    return transition(order, OrderStatus.FILLED if filled == order.exact_qty else OrderStatus.PARTIALLY_FILLED, fill.ts)

@@ -1,0 +1,74 @@
+"""The order vocabulary. Each is a `StrEnum`: a member is its own wire text ("BUY"), so
+it compares, hashes, logs and serializes as that text, and nothing else is spelled
+out as a bare string anywhere."""
+
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a BUY (the position grows), -1 for a SELL."""
+        return 1 if self == Side.BUY else -1
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+
+
+class TimeInForce(StrEnum):
+    """GTC rests until filled or canceled; IOC fills what it can on arrival and the rest
+    expires; FOK fills its whole quantity on arrival or expires with nothing filled."""
+
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_open(self) -> bool:
+        return self in OPEN_STATUSES
+
+
+OPEN_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
+
+
+class Liquidity(StrEnum):
+    TAKER = "TAKER"
+    MAKER = "MAKER"
+
+
+class TradingStateName(StrEnum):
+    """The kill switch: ACTIVE takes every intent, REDUCING only those that shrink the
+    position, HALTED none."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+    @property
+    def strictness(self) -> int:
+        """How much the state refuses: start-up may make a state stricter, never looser."""
+        return _STRICTNESS[self]
+
+
+_STRICTNESS = {TradingStateName.ACTIVE: 0, TradingStateName.REDUCING: 1, TradingStateName.HALTED: 2}
+
+
+class CancelReason(StrEnum):
+    """Why an order was canceled."""
+
+    REQUESTED = "requested"  # a client asked (POST .../cancel)
+    KILL_SWITCH = "kill_switch"  # a trading-state change with cancel_open_orders
+    BALANCE = "balance"  # a MARKET BUY whose fill the paper balance covered only in part

@@ -1,0 +1,47 @@
+"""What the service refuses a request for (the web layer maps each to its status)."""
+
+from app.core.errors import ServiceError
+
+
+class InvalidIntent(ServiceError):
+    """The body is not a well-formed order intent (or quote, or state change)."""
+
+    code = "VALIDATION_ERROR"
+
+
+class InstrumentNotAllowed(ServiceError):
+    """The exchange or symbol is not on its allowlist (or the allowlist is empty)."""
+
+    def __init__(self, detail: str, what: str) -> None:
+        super().__init__(detail)
+        self.code = f"{what.upper()}_NOT_ALLOWED"
+
+
+class RateLimited(ServiceError):
+    """More intents than MAX_INTENTS_PER_SECOND: retry after `retry_after` seconds."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class DuplicateIntent(ServiceError):
+    """The idempotency key names an order already: `order_id` says which."""
+
+
+class OrderNotFound(ServiceError):
+    pass
+
+
+class OrderNotCancelable(ServiceError):
+    """Only NEW and PARTIALLY_FILLED orders can be canceled."""
+
+
+class InvalidQuote(ServiceError):
+    """The body is not a well-formed quote."""
+
+
+class InvalidQuery(ServiceError):
+    """A read's parameters are malformed (a cursor this service did not give out)."""

@@ -1,0 +1,129 @@
+"""What every store offers the service: the store interface and the values it answers
+with. A store loads an instrument's state under its lock, calls the core, and persists
+what the core's events describe."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import NamedTuple, Protocol
+
+from app.core.balances import Holding
+from app.core.controls import TradingState
+from app.core.engine import Policy
+from app.core.events import Event, OrderCanceled
+from app.core.order import Order
+from app.core.positions import Position
+from app.core.values import Instrument, Quote
+from app.core.vocabulary import OrderStatus, Side
+
+
+@dataclass(frozen=True)
+class PositionView:
+    exchange: str
+    symbol: str
+    position: Position
+    quote: Quote | None
+
+
+class Admission(NamedTuple):
+    """What storing an intent's order did: the order stored (or the one that owns its
+    key), whether it was created, and the events admitting it caused."""
+
+    order: Order
+    created: bool
+    events: list[Event]
+
+
+class StateChange(NamedTuple):
+    """What setting the trading state did: the state before, and the events (none if
+    the state did not change: a start-up state that is not stricter)."""
+
+    before: TradingState
+    events: list[Event]
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """What a listing keeps; a field left None keeps every order."""
+
+    status: OrderStatus | None = None
+    exchange: str | None = None
+    symbol: str | None = None
+    side: Side | None = None
+    idempotency_key: str | None = None
+
+    def keeps(self, order: Order) -> bool:
+        return (
+            (self.status is None or order.status == self.status)
+            and (self.exchange is None or order.exchange == self.exchange)
+            and (self.symbol is None or order.symbol == self.symbol)
+            and (self.side is None or order.side == self.side)
+            and (self.idempotency_key is None or order.idempotency_key == self.idempotency_key)
+        )
+
+
+class OrderStore(Protocol):
+    name: str  # "memory", "sqlite" or "postgresql": what /capabilities and /healthz report
+    blocking: bool  # True if calls wait on I/O: the service then makes them off the event loop
+
+    async def admit(self, order: Order, policy: Policy, now: int, cap: int | None = None) -> Admission:
+        """Store `order` unless its idempotency key is taken, as the core admits it
+        (vetted, reserved, matched against its instrument's latest quote; what is left
+        rests). One atomic step. Raises StoreFull if a new order would make more than
+        `cap` orders, and IntentRefused if a control refuses it (after the key check: a
+        retry of an accepted intent always gets its order).
+
+        The one async operation: it is the hot path, and each store keeps it off the
+        event loop its own way (a moment's lock; a writer thread's group commit)."""
+        ...
+
+    def get(self, order_id: str) -> Order | None: ...
+
+    def get_by_key(self, idempotency_key: str) -> Order | None: ...
+
+    def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
+        """Up to `limit` orders that `keep` accepts, newest first, from just below
+        position `before` (None: from the newest). Also returns the position to go on
+        from, or None when no older order is left. Positions never move: a new order
+        takes the next one, so paging is stable while orders arrive."""
+        ...
+
+    def count(self) -> int: ...
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many orders have each status (statuses with none may be left out)."""
+        ...
+
+    def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+        """Keep `quote` as the instrument's latest and fill the resting orders it
+        reaches, oldest first. One atomic step."""
+        ...
+
+    def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
+        """Cancel an open order: it, and the cancel (None if it was not open: the order
+        keeps its status). None if there is no such order."""
+        ...
+
+    def positions(self) -> list[PositionView]: ...
+
+    def trading_state(self) -> TradingState: ...
+
+    def set_trading_state(
+        self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False
+    ) -> StateChange:
+        """Record `state` (with `only_stricter`: only if it refuses more than the one
+        recorded) and, with `cancel_open`, cancel every open order in the same step.
+        Shared by every process using the store."""
+        ...
+
+    def open_account(self, start: dict[str, Decimal], assets: set[str], policy: Policy) -> None:
+        """Turn the paper account on: each asset of `assets` and `start` holds its
+        `start` amount (0 if none). A store that already has an account (a database
+        opened again) keeps its balances. Open orders that hold no reservation get one
+        now; raises AccountMismatch if the balances cannot cover them."""
+        ...
+
+    def balances(self) -> dict[str, Holding]:
+        """The account's holdings by asset (empty when it is off)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""One module per schema version (Alembic skips this file)."""

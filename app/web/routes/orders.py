@@ -1,0 +1,85 @@
+"""Order intents in; orders, their fills and cancels out."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from app.core.errors import ServiceError
+from app.core.vocabulary import OrderStatus, Side
+from app.service.orders import CURSOR_PATTERN, OrderService
+from app.store.base import OrderFilter
+from app.web.deps import refuse_unknown_query
+from app.web.parsing import parse_intent
+from app.web.responses import (
+    BAD_QUERY,
+    DEFAULT_PAGE,
+    INTENT_BODY,
+    INTENT_RESPONSES,
+    MAX_PAGE,
+    ORDER_NOT_FOUND,
+    NameFilter,
+)
+from app.web.schemas import NO_CONTROL_CHARS, ErrorBody, FillList, OrderOut, OrderPage
+from app.web.views import created_body, fill_view, order_view
+
+
+def router(service: OrderService) -> APIRouter:
+    routes = APIRouter()
+
+    @routes.post(
+        "/execution/order-intents",
+        status_code=201,
+        response_class=Response,
+        responses=INTENT_RESPONSES,
+        openapi_extra=INTENT_BODY,
+    )
+    async def submit_order_intent(request: Request) -> Response:
+        service.check_rate()
+        try:
+            intent = parse_intent(await request.body(), request.headers.get("content-type"))
+        except ServiceError as error:
+            service.refuse(error)  # logged and counted like every other refused intent
+        order = await service.submit(intent)
+        return Response(created_body(order), status_code=201, media_type="application/json")
+
+    @routes.get("/execution/orders/{order_id}", response_model=OrderOut, responses=ORDER_NOT_FOUND)
+    async def get_order(order_id: str) -> dict[str, Any]:
+        return order_view(await service.get_order(order_id))
+
+    # A misspelt filter (`stauts=NEW`) must be a 400, not a listing of every order.
+    @routes.get(
+        "/execution/orders",
+        response_model=OrderPage,
+        responses=BAD_QUERY,
+        dependencies=[Depends(refuse_unknown_query)],
+    )
+    async def list_orders(
+        *,
+        status: OrderStatus | None = None,
+        exchange: NameFilter = None,
+        symbol: NameFilter = None,
+        side: Side | None = None,
+        idempotency_key: Annotated[str | None, Query(min_length=1, max_length=255, pattern=NO_CONTROL_CHARS)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        cursor: Annotated[
+            str | None, Query(pattern=CURSOR_PATTERN, description="A next_cursor from a previous page")
+        ] = None,
+    ) -> dict[str, Any]:
+        keep = OrderFilter(status, exchange, symbol, side, idempotency_key)
+        orders, next_cursor = await service.list_orders(keep, limit, cursor)
+        return {"items": [order_view(order) for order in orders], "next_cursor": next_cursor}
+
+    @routes.get("/execution/orders/{order_id}/fills", response_model=FillList, responses=ORDER_NOT_FOUND)
+    async def order_fills(order_id: str) -> dict[str, Any]:
+        order, fills = await service.fills_of(order_id)
+        return {"items": [fill_view(order, fill) for fill in fills]}
+
+    @routes.post(
+        "/execution/orders/{order_id}/cancel",
+        response_model=OrderOut,
+        responses={**ORDER_NOT_FOUND, 409: {"model": ErrorBody, "description": "Already FILLED or CANCELED"}},
+    )
+    async def cancel_order(order_id: str) -> dict[str, Any]:
+        return order_view(await service.cancel(order_id))
+
+    return routes
