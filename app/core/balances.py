@@ -22,8 +22,11 @@ from app.core.order import Order, StoredFill
 from app.core.values import BPS, EXACT, ZERO, Costs, Quote, exact, shown
 from app.core.vocabulary import OrderType, Side
 
-# Rounding down: a quantity cut to what a balance covers must never cost more than it.
-_FLOOR = Context(prec=EXACT.prec, rounding=ROUND_FLOOR)
+# A quantity cut to what a balance covers is rounded down (it must never cost more than
+# that) to this many significant digits: few enough that adding it to what the order
+# filled before stays exact.
+CUT_DIGITS = 18
+_CUT = Context(prec=CUT_DIGITS, rounding=ROUND_FLOOR)
 
 
 @dataclass
@@ -118,23 +121,26 @@ class Account:
         if amount is None:
             del self.reservations[order.number]
 
-    def affordable(self, order: Order, qty: Decimal, price: Decimal, fee: Decimal, costs: Costs) -> Decimal:
-        """How much of a fill the account pays for. Only a MARKET BUY can cost more
-        than it reserved (the ask may have risen since): all of `qty` if its cost fits
-        in its part of the reservation plus the free balance; otherwise what the
-        order's whole reservation plus the free balance covers (the caller then
-        cancels the rest)."""
+    def affordable(
+        self, order: Order, qty: Decimal, price: Decimal, fee: Decimal, costs: Costs
+    ) -> tuple[Decimal, bool]:
+        """How much of a fill the account pays for, and whether paying it spends the
+        order's whole reservation (the rest of the order must then be canceled: nothing
+        is left reserved for it). Only a MARKET BUY can cost more than it reserved (the
+        ask may have risen since): all of `qty` if its cost fits in its part of the
+        reservation plus the free balance; otherwise what the order's whole reservation
+        plus the free balance covers, rounded down to `CUT_DIGITS` significant digits."""
         reservation = self.reservations.get(order.number)
         if order.side == Side.SELL or order.type == OrderType.LIMIT or reservation is None:
-            return qty
+            return qty, False
         free = self.holding(reservation.asset).free
         with localcontext(EXACT):
             cost = qty * price + fee
             if cost <= free + qty * reservation.unit:
-                return qty
+                return qty, False
             covered = free + reservation.held
-        with localcontext(_FLOOR):
-            return min(qty, covered / (price * (1 + costs.taker_fee_bps / BPS)))
+        with localcontext(_CUT):
+            return min(qty, covered / (price * (1 + costs.taker_fee_bps / BPS))), True
 
     def filled(self, order: Order, fill: StoredFill) -> None:
         """After `fill` was applied to `order`: move the balances, and release its part

@@ -28,7 +28,7 @@ from app.core.values import EXACT, ZERO, Costs, Instrument, Quote
 from app.core.vocabulary import CancelReason, OrderStatus, Side, TimeInForce
 
 # Why a MARKET BUY's remainder is canceled when its fill is cut to the balance.
-BALANCE_CUT = "the paper balance covers only part of this fill: the rest of the order is canceled"
+BALANCE_CUT = "the paper balance covers only part of this order: what it covered is filled, the rest is canceled"
 
 
 class Policy:
@@ -220,17 +220,17 @@ def _execute(
 ) -> list[Event]:
     """Run the fill model over `orders` (each with whether it takes), oldest first, and
     apply its fills, one after another, so each sees what the one before spent. A
-    MARKET BUY that would cost more than the account holds fills what it covers and
-    is canceled. The instrument's quote loses the sizes the fills took, and its
-    position moves with each fill."""
+    MARKET BUY whose fill costs more than its share of the reservation and the free
+    balance fills what those cover and the rest of it is canceled. The instrument's
+    quote loses the sizes the fills took, and its position moves with each fill."""
     events: list[Event] = []
     used = {Side.BUY: ZERO, Side.SELL: ZERO}
     working = [_working(index, order, taker) for index, (order, taker) in enumerate(orders)]
     for proposed in match(quote, working, costs):
         order = orders[proposed.ref][0]
-        qty, fee = proposed.qty, proposed.fee
+        qty, fee, spends_all = proposed.qty, proposed.fee, False
         if account is not None:
-            qty = account.affordable(order, qty, proposed.price, fee, costs)
+            qty, spends_all = account.affordable(order, qty, proposed.price, fee, costs)
             if qty <= 0:  # not even a sliver: the order waits, reserved as it was
                 continue
             if qty != proposed.qty:
@@ -238,7 +238,7 @@ def _execute(
         fill = StoredFill(number=new_id(), qty=qty, price=proposed.price, fee=fee, liquidity=proposed.liquidity, ts=now)
         before = record_fill(order, fill)
         events.append(OrderFilled(order, fill, before, order.status, order.filled_qty))
-        if qty < proposed.qty:  # cut to the balance: the rest is canceled
+        if spends_all and order.is_open:  # its reservation is spent: the rest is canceled
             events.append(
                 OrderCanceled(order, transition(order, OrderStatus.CANCELED, now), CancelReason.BALANCE, BALANCE_CUT)
             )

@@ -35,44 +35,43 @@ class OrderKind(NamedTuple):
     time_in_force: TimeInForce = TimeInForce.GTC
 
 
-class OrderTerms(bytes):
+class OrderTerms:
     """The numbers an order is created with (quantity, limit price, acceptance and
-    client times), as one 32-byte value: as four Python numbers they would cost 32
-    bytes each and a slot each, and the memory store holds one per order. No price is
-    NaN and no client time is the smallest int64, neither of which a valid intent has."""
+    client times), packed into one 32-byte `bytes` value: as four Python numbers they
+    would cost 32 bytes each and a slot each, and the memory store holds one per order.
+    Plain bytes, not a subclass: a subclass's instances are tracked by the garbage
+    collector, which would then walk two objects per stored order instead of one. No
+    price is NaN and no client time is the smallest int64; neither can be an intent's."""
 
-    __slots__ = ()
-    _LAYOUT = struct.Struct("<ddqq")
+    LAYOUT = struct.Struct("<ddqq")
     _NO_TIME = -(2**63)
 
     @classmethod
-    def of(cls, qty: float, limit_price: float | None, accepted_at: int, client_ts: int | None) -> "OrderTerms":
-        return cls(
-            cls._LAYOUT.pack(
-                qty,
-                math.nan if limit_price is None else limit_price,
-                accepted_at,
-                cls._NO_TIME if client_ts is None else client_ts,
-            )
+    def of(cls, qty: float, limit_price: float | None, accepted_at: int, client_ts: int | None) -> bytes:
+        return cls.LAYOUT.pack(
+            qty,
+            math.nan if limit_price is None else limit_price,
+            accepted_at,
+            cls._NO_TIME if client_ts is None else client_ts,
         )
 
-    @property
-    def qty(self) -> float:
-        return float(self._LAYOUT.unpack_from(self)[0])
+    @classmethod
+    def qty(cls, terms: bytes) -> float:
+        return float(cls.LAYOUT.unpack_from(terms)[0])
 
-    @property
-    def limit_price(self) -> float | None:
-        price = float(self._LAYOUT.unpack_from(self)[1])
+    @classmethod
+    def limit_price(cls, terms: bytes) -> float | None:
+        price = float(cls.LAYOUT.unpack_from(terms)[1])
         return None if math.isnan(price) else price
 
-    @property
-    def accepted_at(self) -> int:
-        return int(self._LAYOUT.unpack_from(self)[2])
+    @classmethod
+    def accepted_at(cls, terms: bytes) -> int:
+        return int(cls.LAYOUT.unpack_from(terms)[2])
 
-    @property
-    def client_ts(self) -> int | None:
-        moment = int(self._LAYOUT.unpack_from(self)[3])
-        return None if moment == self._NO_TIME else moment
+    @classmethod
+    def client_ts(cls, terms: bytes) -> int | None:
+        moment = int(cls.LAYOUT.unpack_from(terms)[3])
+        return None if moment == cls._NO_TIME else moment
 
 
 class StoredFill:
@@ -113,7 +112,7 @@ class Order:
 
     __slots__ = ("_progress", "idempotency_key", "kind", "number", "status", "terms")
 
-    def __init__(self, *, number: int, idempotency_key: str, kind: OrderKind, terms: OrderTerms) -> None:
+    def __init__(self, *, number: int, idempotency_key: str, kind: OrderKind, terms: bytes) -> None:
         self.number = number
         self.idempotency_key = idempotency_key
         self.kind = kind
@@ -128,7 +127,7 @@ class Order:
         number: int,
         idempotency_key: str,
         kind: OrderKind,
-        terms: OrderTerms,
+        terms: bytes,
         status: OrderStatus,
         filled_qty: Decimal,
         fills: list[StoredFill],
@@ -167,19 +166,19 @@ class Order:
 
     @property
     def qty(self) -> float:
-        return self.terms.qty
+        return OrderTerms.qty(self.terms)
 
     @property
     def limit_price(self) -> float | None:
-        return self.terms.limit_price
+        return OrderTerms.limit_price(self.terms)
 
     @property
     def accepted_at(self) -> int:
-        return self.terms.accepted_at
+        return OrderTerms.accepted_at(self.terms)
 
     @property
     def client_ts(self) -> int | None:
-        return self.terms.client_ts
+        return OrderTerms.client_ts(self.terms)
 
     @property
     def exact_qty(self) -> Decimal:
@@ -228,10 +227,13 @@ def transition(order: Order, to: OrderStatus, now: int) -> OrderStatus:
 def record_fill(order: Order, fill: StoredFill) -> OrderStatus:
     """Apply `fill` to `order`: its filled quantity grows and its status becomes FILLED
     or PARTIALLY_FILLED. Returns the status before."""
-    progress = order._touched(fill.ts)
-    filled = EXACT.add(progress.filled_qty, fill.qty)
+    filled = EXACT.add(order.filled_qty, fill.qty)
     if filled > order.exact_qty:
         raise IllegalTransition(f"order {order.order_id}: a fill of {fill.qty} overfills it")
+    after = OrderStatus.FILLED if filled == order.exact_qty else OrderStatus.PARTIALLY_FILLED
+    if after not in TRANSITIONS[order.status]:  # checked before anything changes
+        raise IllegalTransition(f"order {order.order_id}: a fill of a {order.status} order")
+    progress = order._touched(fill.ts)
     progress.filled_qty = filled
     progress.fills.append(fill)
-    return transition(order, OrderStatus.FILLED if filled == order.exact_qty else OrderStatus.PARTIALLY_FILLED, fill.ts)
+    return transition(order, after, fill.ts)

@@ -17,10 +17,10 @@ from pydantic import ValidationError
 from app.service.rate_limit import TokenBucket
 from app.service.settings import load_settings
 from tests.conftest import URL, intent, make_settings
-from tests.test_durability import storage_url, worker_pids  # noqa: F401 (a fixture)
-from tests.test_fills import order, quote
-from tests.test_trading_state import set_state
+from tests.server.test_durability import storage_url, worker_pids  # noqa: F401 (a fixture)
 from tests.uvicorn_server import all_orders, race_limit_orders, running_server, server_get
+from tests.web.test_fills import order, quote
+from tests.web.test_trading_state import set_state
 
 BTC = "binance:BTC/USDT"
 

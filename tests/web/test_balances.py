@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from app.service.settings import load_settings
 from tests.conftest import URL, intent
-from tests.test_durability import storage_url, worker_pids  # noqa: F401 (a fixture)
-from tests.test_fills import ORDERS, fills, order, quote, read
-from tests.test_trading_state import set_state
+from tests.server.test_durability import storage_url, worker_pids  # noqa: F401 (a fixture)
 from tests.uvicorn_server import all_orders, race_limit_orders, running_server, server_get
+from tests.web.test_fills import ORDERS, fills, order, quote, read
+from tests.web.test_trading_state import set_state
 
 BALANCES = "/execution/balances"
 

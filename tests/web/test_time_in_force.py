@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import URL, intent
-from tests.test_fills import ORDERS, fills, order, quote, read
+from tests.web.test_fills import ORDERS, fills, order, quote, read
 
 
 def test_gtc_is_the_default_and_rests(client: TestClient) -> None:

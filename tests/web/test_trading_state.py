@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from tests.conftest import URL, intent, make_settings
-from tests.test_durability import cpu_ticks, started, storage_url, worker_pids  # noqa: F401 (a fixture)
-from tests.test_fills import ORDERS, order, quote, read
+from tests.server.test_durability import cpu_ticks, started, storage_url, worker_pids  # noqa: F401 (a fixture)
 from tests.uvicorn_server import all_orders, running_server, server_get
+from tests.web.test_fills import ORDERS, order, quote, read
 
 STATE = "/execution/trading-state"
 

@@ -1,0 +1,137 @@
+"""The store contract, called directly (no HTTP, no service) on every store: memory,
+SQLite and PostgreSQL answer alike. Each store loads an instrument's state, calls the
+core and persists what its events describe; these tests read it back."""
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from app.core.controls import TradingState
+from app.core.engine import Policy
+from app.core.errors import IntentRefused
+from app.core.events import OrderAccepted, OrderCanceled, OrderFilled, TradingStateChanged
+from app.core.order import Order, OrderKind, OrderTerms
+from app.core.values import Costs, Quote
+from app.core.vocabulary import CancelReason, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
+from app.store.base import OrderFilter, OrderStore
+from app.store.errors import StoreFull
+from app.store.ids import new_number
+
+BTC = ("binance", "BTC/USDT")
+PLAIN = Policy()
+
+
+def order(key: str, side: Side = Side.BUY, qty: float = 1.0, limit: float | None = None, at: int = 1) -> Order:
+    kind = OrderKind(*BTC, side, OrderType.MARKET if limit is None else OrderType.LIMIT, TimeInForce.GTC)
+    return Order(number=new_number(), idempotency_key=key, kind=kind, terms=OrderTerms.of(qty, limit, at, None))
+
+
+def admit(store: OrderStore, new: Order, policy: Policy = PLAIN, cap: int | None = None) -> tuple[Order, bool, list]:  # type: ignore[type-arg]
+    return asyncio.run(store.admit(new, policy, new.accepted_at, cap))
+
+
+def quote(bid: str, ask: str, bid_size: str | None = None, ask_size: str | None = None) -> Quote:
+    return Quote(
+        Decimal(bid),
+        Decimal(ask),
+        None if bid_size is None else Decimal(bid_size),
+        None if ask_size is None else Decimal(ask_size),
+    )
+
+
+def test_an_admitted_order_is_found_by_id_and_key_and_counted(store: OrderStore) -> None:
+    stored, created, events = admit(store, order("k1"))
+    assert created
+    assert [type(event) for event in events] == [OrderAccepted]
+    assert store.get(stored.order_id).idempotency_key == "k1"  # type: ignore[union-attr]
+    assert store.get_by_key("k1").order_id == stored.order_id  # type: ignore[union-attr]
+    assert store.get_by_key("k2") is None
+    assert (store.count(), store.count_by_status()) == (1, {OrderStatus.NEW: 1})
+
+
+def test_a_taken_key_answers_with_its_order_and_creates_nothing(store: OrderStore) -> None:
+    first, _, _ = admit(store, order("k"))
+    again, created, events = admit(store, order("k", qty=2.0))
+    assert (again.order_id, created, events) == (first.order_id, False, [])
+    assert store.count() == 1
+
+
+def test_the_cap_refuses_a_new_key_but_answers_a_taken_one(store: OrderStore) -> None:
+    admit(store, order("a"), cap=1)
+    with pytest.raises(StoreFull):
+        admit(store, order("b"), cap=1)
+    assert admit(store, order("a"), cap=1)[1] is False
+
+
+def test_a_refused_intent_leaves_nothing_behind(store: OrderStore) -> None:
+    store.set_trading_state(TradingState(TradingStateName.HALTED, "test", 5))
+    with pytest.raises(IntentRefused, match="HALTED"):
+        admit(store, order("k"))
+    assert (store.count(), store.get_by_key("k")) == (0, None)
+
+
+def test_a_quote_fills_resting_orders_oldest_first_and_moves_the_position(store: OrderStore) -> None:
+    older, _, _ = admit(store, order("a", qty=1.0, at=1))
+    newer, _, _ = admit(store, order("b", qty=1.0, at=2))
+    events = store.add_quote(BTC, quote("99", "100", ask_size="1.5"), PLAIN, 10)
+    fills = [(event.order.order_id, event.fill.qty, event.after) for event in events if isinstance(event, OrderFilled)]
+    assert fills == [
+        (older.order_id, Decimal(1), OrderStatus.FILLED),
+        (newer.order_id, Decimal("0.5"), OrderStatus.PARTIALLY_FILLED),
+    ]
+    [view] = store.positions()
+    assert (view.position.qty, view.position.cost) == (Decimal("1.5"), Decimal(150))
+    assert store.get(newer.order_id).filled_qty == Decimal("0.5")  # type: ignore[union-attr]
+    # What the fills took of the quote's size is gone for the next order.
+    assert admit(store, order("c", qty=1.0, at=3))[2][1:] == []
+
+
+def test_a_cancel_ends_an_open_order_once(store: OrderStore) -> None:
+    resting, _, _ = admit(store, order("k", limit=90.0))
+    result = store.cancel(resting.order_id, 7)
+    assert result is not None
+    canceled, event = result
+    assert isinstance(event, OrderCanceled)
+    assert (canceled.status, event.before, event.reason) == (
+        OrderStatus.CANCELED,
+        OrderStatus.NEW,
+        CancelReason.REQUESTED,
+    )
+    again = store.cancel(resting.order_id, 8)
+    assert again is not None
+    assert (again[0].status, again[1]) == (OrderStatus.CANCELED, None)
+    assert store.cancel("paper-nope", 9) is None
+
+
+def test_the_kill_switch_cancels_every_open_order_in_its_step(store: OrderStore) -> None:
+    admit(store, order("a", limit=90.0, at=1))
+    admit(store, order("b", limit=91.0, at=2))
+    change = store.set_trading_state(TradingState(TradingStateName.HALTED, "why", 5), cancel_open=True)
+    assert isinstance(change.events[0], TradingStateChanged)
+    assert [event.order.idempotency_key for event in change.events[1:]] == ["a", "b"]  # type: ignore[union-attr]
+    assert store.trading_state().state == TradingStateName.HALTED
+    assert store.count_by_status().get(OrderStatus.CANCELED) == 2
+    looser = store.set_trading_state(TradingState(TradingStateName.ACTIVE, "start-up", 6), only_stricter=True)
+    assert (looser.events, store.trading_state().state) == ([], TradingStateName.HALTED)
+
+
+def test_balances_reserve_on_admission_and_release_on_cancel(store: OrderStore) -> None:
+    policy = Policy(Costs(taker_fee_bps=Decimal(10)))
+    store.open_account({"USDT": Decimal(1000)}, {"BTC", "USDT"}, policy)
+    resting, _, _ = admit(store, order("k", qty=2.0, limit=100.0), policy)
+    held = store.balances()["USDT"]
+    assert (held.total, held.reserved) == (Decimal(1000), Decimal("200.2"))
+    store.cancel(resting.order_id, 5)
+    assert store.balances()["USDT"].reserved == 0
+
+
+def test_listing_pages_newest_first_and_filters(store: OrderStore) -> None:
+    for n in range(5):
+        admit(store, order(f"k{n}", side=Side.BUY if n % 2 else Side.SELL, limit=90.0 + n, at=n))
+    page, position = store.newest_first(None, 2, OrderFilter())
+    assert [o.idempotency_key for o in page] == ["k4", "k3"]
+    rest, _ = store.newest_first(position, 10, OrderFilter())
+    assert [o.idempotency_key for o in rest] == ["k2", "k1", "k0"]
+    buys, _ = store.newest_first(None, 10, OrderFilter(side=Side.BUY))
+    assert [o.idempotency_key for o in buys] == ["k3", "k1"]
