@@ -163,6 +163,17 @@ def main() -> None:
     medians = print_medians(results, WIDTH)
     ratios = per_round_ratios(results["after"], results["before"])
     print(f"per-round after/before: {', '.join(f'{ratio:.2f}' for ratio in ratios)}")
+    cpu_before, cpu_after = medians["before"].cpu_us, medians["after"].cpu_us
+    if cpu_before is not None and cpu_after is not None:
+        cpu_ratios = [
+            b.cpu_us / a.cpu_us
+            for a, b in zip(results["after"], results["before"], strict=True)
+            if a.cpu_us and b.cpu_us
+        ]
+        print(
+            f"server CPU per request, before/after (above 1: after costs less): ratio of medians "
+            f"{cpu_before / cpu_after:.2f}, median of per-round ratios {statistics.median(cpu_ratios):.2f}"
+        )
     print(
         f"after/before: ratio of medians {verdict(medians['after'].rps / medians['before'].rps, args.target)}, "
         f"median of per-round ratios {verdict(statistics.median(ratios), args.target)}; target ≥{args.target:g}"

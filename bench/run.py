@@ -40,6 +40,9 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
+    # The server's own CPU time (user + system) per answered request, in microseconds:
+    # what the code costs, much less moved by the machine's other load than throughput.
+    cpu_us: float | None = None
 
 
 def require_wrk() -> str:
@@ -117,7 +120,8 @@ def measure(wrk: str, app: str, *, seconds: float, warmup: float, log: Path, log
 def print_round(round_no: int, name: str, result: Result, width: int) -> None:
     print(
         f"round {round_no} {name:{width}} {result.rps:8.0f} req/s"
-        f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
+        f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+        + ("" if result.cpu_us is None else f"  cpu {result.cpu_us:6.1f} us/req"),
         flush=True,
     )
 
@@ -127,6 +131,7 @@ def median(results: list[Result]) -> Result:
         rps=statistics.median(r.rps for r in results),
         p50_ms=statistics.median(r.p50_ms for r in results),
         p99_ms=statistics.median(r.p99_ms for r in results),
+        cpu_us=None if any(r.cpu_us is None for r in results) else statistics.median(r.cpu_us or 0 for r in results),
     )
 
 
@@ -148,10 +153,18 @@ def print_medians(results: Mapping[str, list[Result]], width: int) -> dict[str, 
     """Print each contender's medians; return them."""
     medians = {name: median(runs) for name, runs in results.items()}
     print()
-    print(f"{'median':{width}} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'median':{width}} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu us/req':>10}")
     for name, res in medians.items():
-        print(f"{name:{width}} {res.rps:8.0f} {res.p50_ms:8.2f} {res.p99_ms:8.2f}")
+        cpu = "" if res.cpu_us is None else f"{res.cpu_us:10.1f}"
+        print(f"{name:{width}} {res.rps:8.0f} {res.p50_ms:8.2f} {res.p99_ms:8.2f} {cpu}")
     return medians
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process (and its reaped children) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # utime, stime, cutime, cstime: fields 14-17 of stat(5), 12-15 after the name.
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def per_round_ratios(numerators: list[Result], denominators: list[Result]) -> list[float]:

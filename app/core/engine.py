@@ -43,22 +43,36 @@ class Policy:
 class InstrumentState:
     """One instrument as the core sees it: its latest quote (sizes less what fills took
     since), its position, and its exposure (position and open orders, for the
-    controls), which is only worked out when a check first needs it."""
+    controls). The position (given, or a function that reads it) and the exposure are
+    only worked out when first needed: most intents fill nothing and meet no limit, and
+    for a database each costs a query."""
 
-    __slots__ = ("_exposure", "_load_exposure", "key", "position", "quote")
+    __slots__ = ("_exposure", "_load_exposure", "_load_position", "_position", "key", "quote")
 
     def __init__(
         self,
         key: Instrument,
         quote: Quote | None,
-        position: Position,
+        position: Position | Callable[[], Position],
         load_exposure: Callable[[Position], Exposure],
     ) -> None:
         self.key = key
         self.quote = quote
-        self.position = position
+        self._position: Position | None = position if isinstance(position, Position) else None
+        self._load_position: Callable[[], Position] | None = None if isinstance(position, Position) else position
         self._load_exposure = load_exposure
         self._exposure: Exposure | None = None
+
+    @property
+    def position(self) -> Position:
+        if self._position is None:
+            assert self._load_position is not None
+            self._position = self._load_position()
+        return self._position
+
+    @position.setter
+    def position(self, position: Position) -> None:
+        self._position = position
 
     def exposure(self) -> Exposure:
         if self._exposure is None:

@@ -216,9 +216,8 @@ class _Batch:
             exchange, symbol = key
             conn = self.conn
             quote = _quote(conn.execute(LATEST_QUOTE, {"exchange": exchange, "symbol": symbol}).one_or_none())
-            position = _position(conn.execute(POSITION, {"exchange": exchange, "symbol": symbol}).one_or_none())
             state = self.instruments[key] = InstrumentState(
-                key, quote, position, lambda held: self._exposure(key, held)
+                key, quote, lambda: self.store.position(conn, key), lambda held: self._exposure(key, held)
             )
         return state
 
@@ -319,6 +318,11 @@ class SqlStore:
                 "retry (an intent with the same idempotency_key)"
             ) from None
 
+    @staticmethod
+    def position(conn: Connection, instrument: Instrument) -> Position:
+        exchange, symbol = instrument
+        return _position(conn.execute(POSITION, {"exchange": exchange, "symbol": symbol}).one_or_none())
+
     def _lock_instrument(self, conn: Connection, instrument: Instrument) -> None:
         # SQLite: the transaction already holds the database's only write lock.
         if self.name == "postgresql":
@@ -347,28 +351,33 @@ class SqlStore:
                     entry.fail(alone)
 
     def _admit_retrying(self, batch: list[Waiting[Arrival, Admission]]) -> None:
+        # Most keys are new, so the first try does not look them up: the insert's unique
+        # key tells. If it finds one taken, everything is rolled back and the batch is
+        # admitted again, its keys looked up first.
+        look_up_keys = False
         for _ in range(KEY_RACE_RETRIES):
             try:
-                self._admit_together(batch)
+                self._admit_together(batch, look_up_keys=look_up_keys)
                 return
             except _KeyRace:
-                continue  # rolled back: the keys now read as taken
+                look_up_keys = True
         raise StoreUnavailable("Intents with these idempotency keys keep racing with other workers; retry")
 
-    def _admit_together(self, batch: list[Waiting[Arrival, Admission]]) -> None:
+    def _admit_together(self, batch: list[Waiting[Arrival, Admission]], *, look_up_keys: bool) -> None:
         """Admit a batch in arrival order in one transaction: each intent whose key is
         free goes through the core (and sees what the ones before it did), then the
-        accepted orders, their fills and what they moved are written together."""
+        accepted orders, their fills and what they moved are written together. An
+        intent a control refused is looked up before its refusal is answered: a taken
+        key answers with its order, also while trading is halted."""
         arrivals = [(entry, _pristine(entry.item.order)) for entry in batch]
         keys = list(dict.fromkeys(order.idempotency_key for _, order in arrivals))
         caps = [entry.item.cap for entry in batch if entry.item.cap is not None]
         answers: list[tuple[Waiting[Arrival, Admission], Admission | Exception]] = []
         with self._writing() as conn:
-            owners = {
-                row.idempotency_key: row
-                for row in conn.execute(select(orders).where(orders.c.idempotency_key.in_(keys)))
-            }
-            room = self._room(conn, min(caps), len(keys) - len(owners)) if caps else None
+            room = self._room(conn, min(caps), len(keys)) if caps else None
+            # Near the cap a taken key must not be refused as one too many: look up.
+            look_up_keys = look_up_keys or room is not None
+            owners = self._owners(conn, keys) if look_up_keys else {}
             # Sorted, so two workers locking the same instruments never deadlock.
             for instrument in sorted({(order.exchange, order.symbol) for _, order in arrivals}):
                 self._lock_instrument(conn, instrument)
@@ -393,6 +402,17 @@ class SqlStore:
                         continue
                     room = None if room is None else room - 1
                     answers.append((entry, Admission(order, True, admitted)))
+            refused = [
+                entry.item.order.idempotency_key for entry, answer in answers if isinstance(answer, IntentRefused)
+            ]
+            if refused and not look_up_keys:
+                taken = self._owners(conn, refused)
+                answers = [
+                    (entry, Admission(self._with_fills(conn, [taken[key]])[0], False, []))
+                    if isinstance(answer, IntentRefused) and (key := entry.item.order.idempotency_key) in taken
+                    else (entry, answer)
+                    for entry, answer in answers
+                ]
             self._write_batch(conn, work)
         for entry, answer in answers:
             if isinstance(answer, Exception):
@@ -411,6 +431,13 @@ class SqlStore:
             work.resting.setdefault(key, []).append(order)
         work.events += admitted.events
         return admitted.events
+
+    @staticmethod
+    def _owners(conn: Connection, keys: Sequence[str]) -> dict[str, Row[Any]]:
+        """The stored orders that own any of `keys`, by key."""
+        return {
+            row.idempotency_key: row for row in conn.execute(select(orders).where(orders.c.idempotency_key.in_(keys)))
+        }
 
     def _room(self, conn: Connection, cap: int, new_keys: int) -> int | None:
         """How many more orders fit under `cap` (None: more than this batch can bring)."""
@@ -457,8 +484,9 @@ class SqlStore:
                 .with_for_update()
             ).all()
             account = self._account(conn, {symbol}, rows)
-            position = _position(conn.execute(POSITION, {"exchange": exchange, "symbol": symbol}).one_or_none())
-            state = InstrumentState(instrument, None, position, lambda held: Exposure(position=held.qty))
+            state = InstrumentState(
+                instrument, None, lambda: self.position(conn, instrument), lambda held: Exposure(position=held.qty)
+            )
             reached = [(_order(row), not row.passive) for row in rows]
             events = core.apply_quote(state, quote, reached, policy, account, now=now, new_id=new_number)
             self._record(conn, events, [state], inserted=False)

@@ -69,8 +69,8 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
         app.add_middleware(BearerTokenMiddleware, token=token, open_paths=OPEN_PATHS)
     app.add_middleware(RequestMiddleware, events=events, observe=metrics.observe_request)
 
-    for build in (health.router, orders.router, market_data.router, trading.router, account.router):
-        app.include_router(build(service))
+    for resource in (health, orders, market_data, trading, account):
+        resource.add_routes(app.router, service)
 
     install_openapi(
         app, bearer_token=token is not None, exchanges=settings.allowed_exchanges, symbols=settings.allowed_symbols

@@ -10,8 +10,7 @@ from app.web.schemas import BalanceList, PositionList
 from app.web.views import balance_view, position_view
 
 
-def router(service: OrderService) -> APIRouter:
-    routes = APIRouter()
+def add_routes(routes: APIRouter, service: OrderService) -> None:
 
     @routes.get("/execution/balances", response_model=BalanceList, responses=STORE_DOWN)
     async def balances() -> dict[str, Any]:
@@ -21,5 +20,3 @@ def router(service: OrderService) -> APIRouter:
     @routes.get("/execution/positions", response_model=PositionList, responses=STORE_DOWN)
     async def positions() -> dict[str, Any]:
         return {"items": [position_view(view) for view in await service.positions()]}
-
-    return routes

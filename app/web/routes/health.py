@@ -9,8 +9,7 @@ from app.web.responses import STORE_DOWN
 from app.web.schemas import Capabilities, Health
 
 
-def router(service: OrderService) -> APIRouter:
-    routes = APIRouter()
+def add_routes(routes: APIRouter, service: OrderService) -> None:
     store_name = service.store.name
 
     @routes.get("/healthz", response_model=Health)
@@ -45,5 +44,3 @@ def router(service: OrderService) -> APIRouter:
     )
     async def prometheus_metrics() -> Response:
         return Response(await service.metrics_text(), media_type=CONTENT_TYPE)
-
-    return routes

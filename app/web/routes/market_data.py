@@ -11,8 +11,7 @@ from app.web.schemas import FillList
 from app.web.views import fill_view
 
 
-def router(service: OrderService) -> APIRouter:
-    routes = APIRouter()
+def add_routes(routes: APIRouter, service: OrderService) -> None:
 
     @routes.post(
         "/execution/market-data/quotes",
@@ -23,5 +22,3 @@ def router(service: OrderService) -> APIRouter:
     async def post_quote(request: Request) -> dict[str, Any]:
         filled = await service.add_quote(parse_quote(await request.body(), request.headers.get("content-type")))
         return {"items": [fill_view(event.order, event.fill) for event in filled]}
-
-    return routes

@@ -23,8 +23,7 @@ from app.web.schemas import NO_CONTROL_CHARS, ErrorBody, FillList, OrderOut, Ord
 from app.web.views import created_body, fill_view, order_view
 
 
-def router(service: OrderService) -> APIRouter:
-    routes = APIRouter()
+def add_routes(routes: APIRouter, service: OrderService) -> None:
 
     @routes.post(
         "/execution/order-intents",
@@ -81,5 +80,3 @@ def router(service: OrderService) -> APIRouter:
     )
     async def cancel_order(order_id: str) -> dict[str, Any]:
         return order_view(await service.cancel(order_id))
-
-    return routes

@@ -10,8 +10,7 @@ from app.web.schemas import BadRequestBody, TradingStateIn, TradingStateOut
 from app.web.views import trading_state_view
 
 
-def router(service: OrderService) -> APIRouter:
-    routes = APIRouter()
+def add_routes(routes: APIRouter, service: OrderService) -> None:
 
     @routes.get("/execution/trading-state", response_model=TradingStateOut, responses=STORE_DOWN)
     async def get_trading_state() -> dict[str, Any]:
@@ -25,5 +24,3 @@ def router(service: OrderService) -> APIRouter:
     async def put_trading_state(change: TradingStateIn) -> dict[str, Any]:
         state = await service.set_trading_state(change.state, change.reason, change.cancel_open_orders)
         return trading_state_view(state)
-
-    return routes
