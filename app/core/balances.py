@@ -57,6 +57,12 @@ def assets_of(symbol: str) -> tuple[str, str]:
     return base, quote
 
 
+def reserved_asset(side: Side, symbol: str) -> str:
+    """What an order on `side` reserves: the quote asset for a BUY, the base for a SELL."""
+    base, quote = assets_of(symbol)
+    return quote if side == Side.BUY else base
+
+
 class Account:
     """The holdings by asset and the reservations of open orders by order number (a
     store may load only the ones a step concerns), and the rules that move them."""
@@ -89,9 +95,9 @@ class Account:
 
     @staticmethod
     def _claim(order: Order, qty: Decimal, quote: Quote | None, costs: Costs) -> Reservation:
-        base, quote_asset = assets_of(order.symbol)
+        asset = reserved_asset(order.side, order.symbol)
         if order.side == Side.SELL:
-            return Reservation(base, Decimal(1), qty)
+            return Reservation(asset, Decimal(1), qty)
         if order.limit_price is not None:
             price = exact(order.limit_price)
         elif quote is None:
@@ -105,7 +111,7 @@ class Account:
         # The highest fee it may pay: a maker fill can cost more than a taker one.
         fee_factor = EXACT.add(1, EXACT.divide(max(costs.taker_fee_bps, costs.maker_fee_bps), BPS))
         unit = EXACT.multiply(price, fee_factor)
-        return Reservation(quote_asset, unit, EXACT.multiply(qty, unit))
+        return Reservation(asset, unit, EXACT.multiply(qty, unit))
 
     def release(self, order: Order, amount: Decimal | None = None) -> None:
         """`order` no longer needs `amount` of its reservation (None: any of it, as it
@@ -139,8 +145,9 @@ class Account:
             if cost <= free + qty * reservation.unit:
                 return qty, False
             covered = free + reservation.held
+            per_unit = price * (1 + costs.taker_fee_bps / BPS)  # exact: only the quotient rounds
         with localcontext(_CUT):
-            return min(qty, covered / (price * (1 + costs.taker_fee_bps / BPS))), True
+            return min(qty, covered / per_unit), True
 
     def filled(self, order: Order, fill: StoredFill) -> None:
         """After `fill` was applied to `order`: move the balances, and release its part
@@ -164,7 +171,11 @@ class Account:
         exactly what the open orders hold. Raises AccountMismatch (naming the order)
         if the balance cannot cover one."""
         for order in open_orders:
-            if order.number in self.reservations:
+            kept = self.reservations.get(order.number)
+            if kept is not None:
+                # Fills while the account was off released nothing: an order holds at most
+                # what its remaining quantity needs.
+                kept.held = min(kept.held, EXACT.multiply(order.remaining, kept.unit))
                 continue
             quote = quotes.get((order.exchange, order.symbol))
             try:

@@ -42,7 +42,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 
 from app.core import engine as core
-from app.core.balances import Account, Holding, Reservation, assets_of
+from app.core.balances import Account, Holding, Reservation, assets_of, reserved_asset
 from app.core.controls import Exposure, TradingState
 from app.core.engine import InstrumentState, Policy
 from app.core.errors import IntentRefused
@@ -146,8 +146,8 @@ def _quote(row: Row[Any] | None) -> Quote | None:
 def _reservation(row: Row[Any]) -> Reservation | None:
     if row.reserve_unit is None:
         return None
-    base, quote = assets_of(row.symbol)
-    return Reservation(quote if row.side == Side.BUY else base, Decimal(row.reserve_unit), Decimal(row.reserved))
+    asset = reserved_asset(Side(row.side), row.symbol)
+    return Reservation(asset, Decimal(row.reserve_unit), Decimal(row.reserved))
 
 
 def _reached_by(reach: Reach) -> Any:

@@ -75,10 +75,10 @@ Amount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 _PRICE_MATCHES_TYPE: JsonDict = {
     "oneOf": [
         {
-            "properties": {"type": {"const": "LIMIT"}, "limit_price": {"type": "number"}},
+            "properties": {"type": {"const": OrderType.LIMIT.value}, "limit_price": {"type": "number"}},
             "required": ["limit_price"],
         },
-        {"properties": {"type": {"const": "MARKET"}, "limit_price": {"type": "null"}}},
+        {"properties": {"type": {"const": OrderType.MARKET.value}, "limit_price": {"type": "null"}}},
     ]
 }
 
@@ -262,7 +262,6 @@ ErrorCode = Literal[
     "STORE_UNAVAILABLE",
     "UNAUTHORIZED",
     "INTERNAL_ERROR",
-    "ACCOUNT_MISMATCH",
 ]
 
 

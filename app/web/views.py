@@ -12,6 +12,7 @@ from app.core.balances import Holding
 from app.core.controls import TradingState
 from app.core.order import Order, StoredFill
 from app.core.positions import Position
+from app.core.vocabulary import OrderStatus
 from app.ops.clock import iso_z
 from app.store.base import PositionView
 
@@ -27,7 +28,7 @@ def created_body(order: Order) -> bytes:
     return to_json(
         {
             "order_id": order.order_id,
-            "status": "NEW",
+            "status": OrderStatus.NEW.value,
             "accepted_ts_utc": iso_z(order.accepted_at),
             "exchange": order.exchange,
             "symbol": order.symbol,

@@ -10,9 +10,9 @@ from app.core.balances import CUT_DIGITS, Account, Holding, Reservation, assets_
 from app.core.controls import TradingState
 from app.core.engine import Policy
 from app.core.errors import AccountMismatch, IntentRefused
-from app.core.order import Order, StoredFill, record_fill
+from app.core.order import Order, OrderKind, OrderTerms, StoredFill, record_fill
 from app.core.values import Costs
-from app.core.vocabulary import Liquidity, OrderStatus, Side
+from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side
 from tests.core.factories import BTC, counter, d, make_instrument, make_order, make_quote
 
 FEES = Costs(slippage_bps=d("10"), taker_fee_bps=d("5"), maker_fee_bps=d("10"))
@@ -255,3 +255,22 @@ def test_adopt_refuses_a_market_buy_without_quote() -> None:
     order = make_order(1, Side.BUY)
     with pytest.raises(AccountMismatch, match=order.order_id):
         account().adopt([order], {}, Costs())
+
+
+def test_a_kept_reservation_is_capped_at_what_the_remaining_quantity_needs() -> None:
+    """An order that filled while the account was off still carries the reservation it
+    had; turning the account on again holds only what its remaining quantity needs."""
+    acct = Account({"USDT": Holding(Decimal(1000), Decimal(1000))})
+    order = Order(
+        number=7,
+        idempotency_key="k",
+        kind=OrderKind("binance", "BTC/USDT", Side.BUY, OrderType.LIMIT),
+        terms=OrderTerms.of(10.0, 100.0, 1, None),
+    )
+    acct.reservations[7] = Reservation("USDT", Decimal(100), Decimal(1000))  # as stored before the fills
+    record_fill(
+        order, StoredFill(number=1, qty=Decimal(8), price=Decimal(95), fee=Decimal(0), liquidity=Liquidity.TAKER, ts=2)
+    )
+    acct.adopt([order], {}, Costs())
+    assert acct.reservations[7].held == Decimal(200)
+    assert acct.holdings["USDT"].reserved == Decimal(200)

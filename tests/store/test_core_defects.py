@@ -1,6 +1,8 @@
 """Defects an outside test found in the trading rules, now fixed in the core: each is
 proved here on every store (the same answers from memory, SQLite and PostgreSQL)."""
 
+import asyncio
+import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -10,12 +12,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.engine import Policy
 from app.core.errors import AccountMismatch
+from app.core.order import Order, OrderKind, OrderTerms
+from app.core.values import Costs, Quote, exact
+from app.core.vocabulary import OrderType, Side
 from app.main import create_app
 from app.store.base import OrderStore
+from app.store.ids import new_number
+from app.store.memory import InMemoryStore
 from app.store.sql import SqlStore
 from tests.conftest import URL, intent, make_settings
 
+BTC = ("binance", "BTC/USDT")
 QUOTES = "/execution/market-data/quotes"
 STATE = "/execution/trading-state"
 LIMIT_BUY = {"type": "LIMIT", "limit_price": 100.0}
@@ -135,3 +144,24 @@ def test_the_reservation_is_stored_with_the_order(tmp_path: Path) -> None:
         row = conn.exec_driver_sql("SELECT reserve_unit, reserved FROM orders").one()
     store.close()
     assert (Decimal(row.reserve_unit), Decimal(row.reserved)) == (Decimal("100.1"), Decimal("200.2"))
+
+
+def test_a_balance_cut_at_long_prices_never_takes_the_balance_below_zero() -> None:
+    """A resting MARKET BUY, then an ask far above what it reserved at, with long-digit
+    prices: the fill is cut to what the balance covers, and `total` never goes below
+    zero. (Rounding the divisor down with the quotient made about one case in six
+    overspend by a few 1e-15.)"""
+    rng = random.Random(3)
+    costs = Policy(Costs(Decimal(13), Decimal(13), Decimal(0)))
+    for _ in range(300):
+        store = InMemoryStore()
+        store.open_account({"USDT": exact(round(rng.uniform(1000, 5000), 2))}, {"BTC", "USDT"}, costs)
+        store.add_quote(BTC, Quote(exact(99.0), exact(100.0), exact(1e-6), exact(1e-6)), costs, 1)
+        kind = OrderKind(*BTC, Side.BUY, OrderType.MARKET)
+        order = Order(number=new_number(), idempotency_key="k", kind=kind, terms=OrderTerms.of(9.0, None, 1, None))
+        asyncio.run(store.admit(order, costs, 1))
+        ask = round(rng.uniform(200, 99999), rng.randint(3, 10))
+        store.add_quote(BTC, Quote(exact(99.0), exact(ask)), costs, 2)
+        usdt = store.balances()["USDT"]
+        assert usdt.total >= 0, (ask, usdt)
+        assert usdt.free >= 0, (ask, usdt)
