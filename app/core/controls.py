@@ -3,7 +3,7 @@ kill switch), the instrument's rules, then its risk limits. Pure: a store calls 
 inside the atomic step that admits the order, with what it holds at that moment, so a
 check and the order it lets in can never be split by a racing intent."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -38,6 +38,14 @@ class Exposure:
     open_orders: int = 0
     open_buy: Decimal = Decimal(0)  # remaining quantity of open BUY orders
     open_sell: Decimal = Decimal(0)
+
+    @classmethod
+    def of(cls, position: Decimal, open_orders: Iterable[tuple[Side, Decimal]]) -> "Exposure":
+        """The exposure of a net `position` and open orders (side, remaining quantity)."""
+        exposure = cls(position=position)
+        for side, remaining in open_orders:
+            exposure.opened(side, remaining)
+        return exposure
 
     def with_open_side(self, side: Side) -> Decimal:
         """The position if every open order on `side` filled."""

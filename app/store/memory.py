@@ -41,10 +41,7 @@ class _Instrument:
     def _exposure(self, position: Position) -> Exposure:
         # Counted from the book the first time a check asks, then kept up to date by the
         # core: an instrument no check asks about costs the hot path nothing.
-        exposure = Exposure(position=position.qty)
-        for order in self.book.orders():
-            exposure.opened(order.side, order.remaining)
-        return exposure
+        return Exposure.of(position.qty, ((order.side, order.remaining) for order in self.book.orders()))
 
 
 class InMemoryStore:

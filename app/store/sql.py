@@ -93,6 +93,11 @@ SESSION_LIMITS = "-c lock_timeout=10000 -c statement_timeout=30000"
 _open = orders.c.status.in_(OPEN)
 _STATE_ROW = trading_state.c.id == 1
 # Built once: a statement made per call costs its cache key every time.
+_UPDATE_ORDER = update(orders).where(orders.c.order_id == bindparam("b_order_id"))
+_UPDATE_STATE = _UPDATE_ORDER.values(
+    status=bindparam("b_status"), filled_qty=bindparam("b_filled_qty"), updated_at=bindparam("b_updated_at")
+)
+_UPDATE_HOLDING = update(balances).where(balances.c.asset == bindparam("b_asset"))
 LATEST_QUOTE = select(quotes).where(quotes.c.exchange == bindparam("exchange"), quotes.c.symbol == bindparam("symbol"))
 POSITION = select(positions).where(
     positions.c.exchange == bindparam("exchange"), positions.c.symbol == bindparam("symbol")
@@ -172,6 +177,10 @@ def _reason(error: SQLAlchemyError) -> str:
     return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
 
 
+def _no_exposure(position: Position) -> Exposure:
+    raise AssertionError("a quote's step needs no exposure")
+
+
 def _pristine(order: Order) -> Order:
     """The order as it arrived: a batch admitted again starts from scratch."""
     return Order(number=order.number, idempotency_key=order.idempotency_key, kind=order.kind, terms=order.terms)
@@ -224,16 +233,15 @@ class _Batch:
     def _exposure(self, key: Instrument, position: Position) -> Exposure:
         """The position as the core has it now, and the open orders: those committed
         (the caller holds the instrument's lock) and those this batch let in."""
-        exposure = Exposure(position=position.qty)
         exchange, symbol = key
         query = select(orders.c.side, orders.c.qty, orders.c.filled_qty).where(
             orders.c.exchange == exchange, orders.c.symbol == symbol, _open
         )
-        for side, qty, filled in self.conn.execute(query):
-            exposure.opened(Side(side), EXACT.subtract(exact(qty), Decimal(filled)))
-        for order in self.resting.get(key, ()):
-            exposure.opened(order.side, order.remaining)
-        return exposure
+        committed = [
+            (Side(side), EXACT.subtract(exact(qty), Decimal(filled))) for side, qty, filled in self.conn.execute(query)
+        ]
+        admitted = [(order.side, order.remaining) for order in self.resting.get(key, ())]
+        return Exposure.of(position.qty, [*committed, *admitted])
 
 
 class SqlStore:
@@ -484,9 +492,8 @@ class SqlStore:
                 .with_for_update()
             ).all()
             account = self._account(conn, {symbol}, rows)
-            state = InstrumentState(
-                instrument, None, lambda: self.position(conn, instrument), lambda held: Exposure(position=held.qty)
-            )
+            # No exposure: a quote vets nothing, so the core never asks for it here.
+            state = InstrumentState(instrument, None, lambda: self.position(conn, instrument), _no_exposure)
             reached = [(_order(row), not row.passive) for row in rows]
             events = core.apply_quote(state, quote, reached, policy, account, now=now, new_id=new_number)
             self._record(conn, events, [state], inserted=False)
@@ -625,7 +632,7 @@ class SqlStore:
         that no longer holds any is written as none)."""
         if account.holdings:
             conn.execute(
-                update(balances).where(balances.c.asset == bindparam("b_asset")),
+                _UPDATE_HOLDING,
                 [
                     {"b_asset": asset, "total": str(held.total), "reserved": str(held.reserved)}
                     for asset, held in account.holdings.items()
@@ -633,7 +640,7 @@ class SqlStore:
             )
         if touched:
             conn.execute(
-                update(orders).where(orders.c.order_id == bindparam("b_order_id")),
+                _UPDATE_ORDER,
                 [
                     {
                         "b_order_id": order.order_id,
@@ -785,13 +792,7 @@ class SqlStore:
             }
             if changed:
                 conn.execute(
-                    update(orders)
-                    .where(orders.c.order_id == bindparam("b_order_id"))
-                    .values(
-                        status=bindparam("b_status"),
-                        filled_qty=bindparam("b_filled_qty"),
-                        updated_at=bindparam("b_updated_at"),
-                    ),
+                    _UPDATE_STATE,
                     [
                         {
                             "b_order_id": order.order_id,
