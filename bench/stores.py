@@ -124,10 +124,17 @@ def run_rounds(wrk: str, args: argparse.Namespace, tmp: Path, postgres_url: str)
     engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
 
     def empty_postgres() -> None:
-        # The service creates the tables at its first start; afterwards each run starts empty.
+        # The service creates the tables at its first start; afterwards each run starts
+        # empty: no orders, and an empty event journal numbering from 1 again (its head
+        # row is kept, at 0). A schema from before the journal (version < 5) has neither.
         with engine.begin() as conn:
-            if conn.execute(text("SELECT to_regclass('orders')")).scalar() is not None:
-                conn.execute(text("TRUNCATE fills, orders, quotes, positions, balances RESTART IDENTITY"))
+            if conn.execute(text("SELECT to_regclass('orders')")).scalar() is None:
+                return
+            journal = conn.execute(text("SELECT to_regclass('events')")).scalar() is not None
+            tables = "fills, orders, quotes, positions, balances" + (", events" if journal else "")
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
+            if journal:
+                conn.execute(text("UPDATE journal_head SET seq = 0"))
 
     def contenders(round_no: int) -> dict[str, tuple[dict[str, str], list[str], Callable[[], None]]]:
         return {

@@ -251,7 +251,8 @@ def _execute(
                 fee = EXACT.divide(EXACT.multiply(fee, qty), proposed.qty)
         fill = StoredFill(number=new_id(), qty=qty, price=proposed.price, fee=fee, liquidity=proposed.liquidity, ts=now)
         before = record_fill(order, fill)
-        events.append(OrderFilled(order, fill, before, order.status, order.filled_qty))
+        instrument.position = apply_fill(instrument.position, order.side, qty, fill.price, fee)
+        events.append(OrderFilled(order, fill, before, order.status, order.filled_qty, instrument.position))
         if spends_all and order.is_open:  # its reservation is spent: the rest is canceled
             events.append(
                 OrderCanceled(order, transition(order, OrderStatus.CANCELED, now), CancelReason.BALANCE, BALANCE_CUT)
@@ -259,7 +260,6 @@ def _execute(
         used[order.side] = EXACT.add(used[order.side], qty)
         if account is not None:
             account.filled(order, fill)
-        instrument.position = apply_fill(instrument.position, order.side, qty, fill.price, fee)
     instrument.quote = Quote(
         quote.bid,
         quote.ask,

@@ -1,12 +1,13 @@
 """Domain events: what a core operation did, in the order it did it. The service layer
-writes the log lines and metrics from these (and later the event journal); a store
-persists the state they describe."""
+writes the log lines and metrics from these; a store persists the state they describe
+and appends them to its journal (app.core.journal)."""
 
 from dataclasses import dataclass
 from decimal import Decimal
 
 from app.core.controls import TradingState
 from app.core.order import Order, StoredFill
+from app.core.positions import Position
 from app.core.vocabulary import CancelReason, OrderStatus
 
 # Slotted, not frozen: one is made for every intent and fill on the hot path, and a frozen
@@ -20,14 +21,16 @@ class OrderAccepted:
 
 @dataclass(slots=True)
 class OrderFilled:
-    """A fill applied: the order's status before and after it, and its filled quantity
-    right after it (a later event of the same step may change the order again)."""
+    """A fill applied: the order's status before and after it, its filled quantity
+    right after it (a later event of the same step may change the order again), and
+    the instrument's position right after it."""
 
     order: Order
     fill: StoredFill
     before: OrderStatus
     after: OrderStatus
     filled_qty: Decimal
+    position: Position
 
 
 @dataclass(slots=True)

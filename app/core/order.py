@@ -77,10 +77,18 @@ class OrderTerms:
 class StoredFill:
     """One fill of an order, as applied."""
 
-    __slots__ = ("fee", "liquidity", "number", "price", "qty", "ts")
+    __slots__ = ("fee", "liquidity", "number", "price", "qty", "seq", "ts")
 
     def __init__(
-        self, *, number: int, qty: Decimal, price: Decimal, fee: Decimal, liquidity: Liquidity, ts: int
+        self,
+        *,
+        number: int,
+        qty: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        liquidity: Liquidity,
+        ts: int,
+        seq: int | None = None,
     ) -> None:
         self.number = number
         self.qty = qty
@@ -88,6 +96,7 @@ class StoredFill:
         self.fee = fee
         self.liquidity = liquidity
         self.ts = ts
+        self.seq = seq  # the journal seq of the fill's event, once the store has journaled it
 
     @property
     def fill_id(self) -> str:

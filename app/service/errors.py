@@ -45,3 +45,5 @@ class InvalidQuote(ServiceError):
 
 class InvalidQuery(ServiceError):
     """A read's parameters are malformed (a cursor this service did not give out)."""
+
+    code = "VALIDATION_ERROR"

@@ -4,21 +4,20 @@ web layer parses requests into the values below and renders what comes back."""
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn, ParamSpec, TypeVar
-
-from anyio import to_thread
+from typing import NoReturn
 
 from app.core.balances import Holding, assets_of
 from app.core.controls import TradingState
 from app.core.engine import Policy
 from app.core.errors import IntentRefused, ServiceError
-from app.core.events import OrderFilled
+from app.core.events import Event, OrderFilled
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill
 from app.core.values import Costs, Quote, exact
 from app.core.vocabulary import OrderType, Side, TimeInForce, TradingStateName
 from app.ops.clock import iso_z, now_micros
 from app.ops.logs import EventLog, Fields
 from app.ops.metrics import Metrics
+from app.service.calls import store_call
 from app.service.errors import (
     DuplicateIntent,
     InstrumentNotAllowed,
@@ -27,6 +26,7 @@ from app.service.errors import (
     OrderNotFound,
     RateLimited,
 )
+from app.service.journal import Journal
 from app.service.rate_limit import TokenBucket
 from app.service.reporting import Reporter
 from app.service.settings import Settings
@@ -45,8 +45,6 @@ FEATURES = (
     "trading_state",
 )
 DURABLE_FEATURES = ("durable_store",)
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, and this
@@ -87,16 +85,6 @@ class CapabilitiesInfo:
     generated_at: str
 
 
-async def _call_inline(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    return function(*args, **kwargs)
-
-
-async def _call_in_thread(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    # A database call waits on I/O: in a worker thread, the event loop serves the
-    # other requests meanwhile.
-    return await to_thread.run_sync(lambda: function(*args, **kwargs))
-
-
 class OrderService:
     def __init__(
         self,
@@ -123,7 +111,8 @@ class OrderService:
         )
         # The in-memory store only takes a lock for a moment: calling it inline is
         # cheaper than a hop to a thread.
-        self._store_call = _call_in_thread if store.blocking else _call_inline
+        self._store_call = store_call(store.blocking)
+        self.journal = Journal(store)
         self._bucket = (
             None
             if settings.max_intents_per_second is None
@@ -148,7 +137,14 @@ class OrderService:
             change = store.set_trading_state(
                 TradingState(settings.trading_state, "TRADING_STATE at start-up", clock()), only_stricter=True
             )
-            self.reporter.report(change.events)
+            self._publish(change.events)
+
+    def _publish(self, events: list[Event]) -> None:
+        """What a store step did goes out: log lines, metrics, and a wake-up for whoever
+        follows the journal (the store has already journaled the events)."""
+        self.reporter.report(events)
+        if events:
+            self.journal.signal.moved()
 
     # -- order intents ----------------------------------------------------------------
 
@@ -207,7 +203,7 @@ class OrderService:
                 f"Duplicate idempotency_key {request.idempotency_key!r}: already used by order {stored.order_id}",
                 order_id=stored.order_id,
             )
-        self.reporter.report(events)
+        self._publish(events)
         return stored
 
     def _check_allowed(self, allowed: frozenset[str], value: str, what: str, fields: Fields) -> None:
@@ -241,7 +237,7 @@ class OrderService:
         events = await self._store_call(
             self.store.add_quote, (request.exchange, request.symbol), quote, self.policy, self.clock()
         )
-        self.reporter.report(events)
+        self._publish(events)
         return [event for event in events if isinstance(event, OrderFilled)]
 
     async def cancel(self, order_id: str) -> Order:
@@ -251,7 +247,7 @@ class OrderService:
         order, event = result
         if event is None:
             raise OrderNotCancelable(f"Order {order_id} is already {order.status}", status=order.status)
-        self.reporter.report([event])
+        self._publish([event])
         return order
 
     async def trading_state(self) -> TradingState:
@@ -262,7 +258,7 @@ class OrderService:
         cancel every open order in the same step."""
         wanted = TradingState(state, reason, self.clock())
         change = await self._store_call(self.store.set_trading_state, wanted, cancel_open=cancel_open)
-        self.reporter.report(change.events)
+        self._publish(change.events)
         return wanted
 
     # -- reads ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from app.core.values import Instrument
 from app.core.vocabulary import TradingStateName
 from app.ops.logs import LogFormat
 from app.service.instruments import RulesFileError, load_rules
+from app.store.memory import DEFAULT_EVENTS_RETAIN
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # The in-memory store's cap when MAX_ORDERS is unset: about 450 MB of orders.
@@ -73,6 +74,12 @@ class Settings(BaseSettings):
     # A paper account, "USDT=100000,BTC=0.5": orders reserve and fills move balances.
     # NoDecode: the value is a comma-separated list, not JSON.
     paper_balances: Annotated[dict[str, Decimal] | None, NoDecode] = None
+    # The event journal: how many events the memory store keeps (SQL stores keep all);
+    # how far (in events) a stream subscriber may fall behind before it is disconnected
+    # to resume; the longest a stream stays silent (it then sends a heartbeat).
+    events_retain: Annotated[int, Field(ge=1, le=10_000_000)] = DEFAULT_EVENTS_RETAIN
+    events_queue: Annotated[int, Field(ge=1, le=100_000)] = 10_000
+    events_heartbeat_seconds: Annotated[float, Field(gt=0, le=15)] = 15.0
 
     _split = field_validator("allowed_symbols", "allowed_exchanges", mode="before")(parse_allowlist)
 

@@ -2,6 +2,7 @@
 with. A store loads an instrument's state under its lock, calls the core, and persists
 what the core's events describe."""
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple, Protocol
@@ -10,10 +11,12 @@ from app.core.balances import Holding
 from app.core.controls import TradingState
 from app.core.engine import Policy
 from app.core.events import Event, OrderCanceled
-from app.core.order import Order
+from app.core.journal import EntryFilter
+from app.core.order import Order, StoredFill
 from app.core.positions import Position
 from app.core.values import Instrument, Quote
 from app.core.vocabulary import OrderStatus, Side
+from app.store.journal import JournalPage
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,27 @@ class OrderStore(Protocol):
 
     def balances(self) -> dict[str, Holding]:
         """The account's holdings by asset (empty when it is off)."""
+        ...
+
+    def read_journal(self, after: int, limit: int, keep: EntryFilter) -> JournalPage:
+        """Up to `limit` journal entries with seq > `after` that `keep` accepts, oldest
+        first, and the journal's bounds as they were read. Every step that changes an
+        order, a position, a balance or the trading state appends its events, numbered
+        1, 2, 3, ... in commit order with no gaps, in that same atomic step."""
+        ...
+
+    def journal_head(self) -> int:
+        """The newest seq committed (0: none yet), in every process sharing the store."""
+        ...
+
+    def fills_after(self, after: int, limit: int) -> list[tuple[Order, StoredFill]]:
+        """Up to `limit` fills whose event's seq is > `after`, oldest first, each with
+        its order."""
+        ...
+
+    def follow(self) -> AsyncIterator[int]:
+        """The journal's head each time another process sharing the store may have moved
+        it (never, for a store no other process shares). Runs until cancelled."""
         ...
 
     def close(self) -> None: ...

@@ -7,8 +7,12 @@ a limit only one of them fits.
 """
 
 import threading
+from bisect import bisect_right
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
+
+import anyio
 
 from app.core import engine
 from app.core.balances import Account, Holding
@@ -17,8 +21,9 @@ from app.core.controls import Exposure, TradingState
 from app.core.engine import InstrumentState, Policy
 from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled
 from app.core.ids import parse_order_id
+from app.core.journal import EntryFilter
 from app.core.matching import Reach
-from app.core.order import Order
+from app.core.order import Order, StoredFill
 from app.core.positions import Position
 from app.core.values import Instrument, Quote
 from app.core.vocabulary import OrderStatus
@@ -26,6 +31,10 @@ from app.ops.clock import now_micros
 from app.store.base import Admission, OrderFilter, PositionView, StateChange
 from app.store.errors import StoreFull
 from app.store.ids import new_number
+from app.store.journal import JournalPage, RetainedEvents
+
+# How many journal entries the memory store keeps when EVENTS_RETAIN is not set.
+DEFAULT_EVENTS_RETAIN = 100_000
 
 
 class _Instrument:
@@ -48,7 +57,7 @@ class InMemoryStore:
     name = "memory"
     blocking = False
 
-    def __init__(self) -> None:
+    def __init__(self, events_retain: int = DEFAULT_EVENTS_RETAIN) -> None:
         self._lock = threading.Lock()
         self._by_number: dict[int, Order] = {}
         self._by_key: dict[str, Order] = {}
@@ -57,6 +66,8 @@ class InMemoryStore:
         self._by_status: dict[str, int] = {}  # kept as statuses change: a scrape reads it, never scans
         self._trading = TradingState(updated_at=now_micros())
         self._account: Account | None = None  # the paper account, when PAPER_BALANCES is set
+        self._journal = RetainedEvents(events_retain)
+        self._fills: list[tuple[Order, StoredFill]] = []  # every fill, in journal order
 
     async def admit(self, order: Order, policy: Policy, now: int, cap: int | None = None) -> Admission:
         with self._lock:
@@ -148,7 +159,7 @@ class InMemoryStore:
                 if isinstance(event, OrderCanceled):
                     held = self._instrument((event.order.exchange, event.order.symbol))
                     held.book.remove(event.order)
-                    self._keep(held, [event])
+            self._keep(None, events)
             return StateChange(before, events)
 
     def open_account(self, start: dict[str, Decimal], assets: set[str], policy: Policy) -> None:
@@ -179,6 +190,24 @@ class InMemoryStore:
                 if held.traded
             ]
 
+    def read_journal(self, after: int, limit: int, keep: EntryFilter) -> JournalPage:
+        with self._lock:
+            return self._journal.read(after, limit, keep)
+
+    def journal_head(self) -> int:
+        return self._journal.head
+
+    def fills_after(self, after: int, limit: int) -> list[tuple[Order, StoredFill]]:
+        with self._lock:
+            start = bisect_right(self._fills, after, key=_fill_seq)
+            return self._fills[start : start + limit]
+
+    async def follow(self) -> AsyncIterator[int]:
+        """Nothing: no other process shares this journal (this one learns of its own
+        appends from the calls that made them)."""
+        await anyio.sleep_forever()
+        yield self._journal.head  # never reached: makes this an async generator
+
     def close(self) -> None:
         pass  # nothing to release: the orders go with the process
 
@@ -188,8 +217,9 @@ class InMemoryStore:
             held = self._instruments[key] = _Instrument(key)
         return held
 
-    def _keep(self, held: _Instrument, events: list[Event]) -> None:
-        """Count the statuses the events moved (the lock is held)."""
+    def _keep(self, held: _Instrument | None, events: list[Event]) -> None:
+        """Journal the events and count the statuses they moved (the lock is held)."""
+        self._journal.append(events)
         counts = self._by_status
         for event in events:
             if isinstance(event, OrderAccepted):
@@ -197,7 +227,9 @@ class InMemoryStore:
                 continue
             if isinstance(event, OrderFilled):
                 before, after = event.before, event.after
-                held.traded = True
+                self._fills.append((event.order, event.fill))
+                if held is not None:
+                    held.traded = True
             elif isinstance(event, OrderCanceled):
                 before, after = event.before, OrderStatus.CANCELED
             elif isinstance(event, OrderExpired):
@@ -206,3 +238,9 @@ class InMemoryStore:
                 continue
             counts[before] -= 1
             counts[after] = counts.get(after, 0) + 1
+
+
+def _fill_seq(kept: tuple[Order, StoredFill]) -> int:
+    seq = kept[1].seq
+    assert seq is not None  # journaled as it was kept
+    return seq

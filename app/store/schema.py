@@ -32,7 +32,8 @@ OPEN = sorted(OPEN_STATUSES)
 # reserve price, and the trading state and the paper balances have their tables.
 # 4: positions as exact decimals (an average price, not a growing fraction), and each
 # order records what it reserved.
-SCHEMA_VERSION = 4
+# 5: the event journal (every order and trading-state event, numbered in commit order).
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -138,6 +139,47 @@ trading_state = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 _STATE_ROW = trading_state.c.id == 1
+
+# The event journal: one row per event, `seq` 1, 2, 3, ... in commit order with no gaps.
+# A writer takes its seqs from `journal_head` (one row) as the last step of its
+# transaction: the row's lock orders the writers, so seqs commit in order, and one that
+# rolls back takes none. Exchange and symbol are kept for the filters; an order's row,
+# its fills and the status and filled quantity here show it as of the event.
+journal_head = Table(
+    "journal_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(16), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("order_id", String(48), index=True),
+    Column("exchange", String(64)),
+    Column("symbol", String(64)),
+    Column("status", String(16)),
+    Column("filled_qty", Text),
+    Column("fill_id", String(48), unique=True),
+    # The instrument's position right after a fill (exact decimals as text).
+    Column("position_qty", Text),
+    Column("position_cost", Text),
+    Column("position_realized_pnl", Text),
+    Column("position_fees", Text),
+    Column("reason", String(16)),  # a cancel's
+    Column("detail", Text),
+    # A trading-state change: the state, its reason and time; the one before; how many
+    # open orders were canceled with it.
+    Column("state", String(16)),
+    Column("state_reason", Text),
+    Column("state_updated_at", BigInteger),
+    Column("previous_state", String(16)),
+    Column("previous_reason", Text),
+    Column("previous_updated_at", BigInteger),
+    Column("canceled_orders", Integer),
+)
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 # The Alembic revision of each schema version: "0004" is version 4.

@@ -17,7 +17,7 @@ Calls block on the database: the service makes them from worker threads.
 
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
@@ -48,16 +48,19 @@ from app.core.engine import InstrumentState, Policy
 from app.core.errors import IntentRefused
 from app.core.events import Event, OrderCanceled, OrderExpired, OrderFilled
 from app.core.ids import number_of, parse_order_id
+from app.core.journal import EntryFilter
 from app.core.matching import Reach
-from app.core.order import Order, OrderKind, OrderTerms, StoredFill
+from app.core.order import Order, StoredFill
 from app.core.positions import Position
 from app.core.values import EXACT, Instrument, Quote, exact
-from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
+from app.core.vocabulary import OrderType, Side, TradingStateName
 from app.ops.clock import now_micros
+from app.store import sql_journal as journal
 from app.store.base import Admission, OrderFilter, PositionView, StateChange
 from app.store.errors import StoreFull, StoreUnavailable
 from app.store.group_commit import GroupCommit, Waiting
 from app.store.ids import new_number
+from app.store.journal import JournalPage
 from app.store.schema import (
     OPEN,
     SCHEMA_VERSION,
@@ -70,6 +73,7 @@ from app.store.schema import (
     quotes,
     trading_state,
 )
+from app.store.sql_rows import order_of, position_of, quote_of, text_of, with_fills
 
 __all__ = ["SCHEMA_VERSION", "Arrival", "SqlStore"]
 
@@ -102,50 +106,6 @@ LATEST_QUOTE = select(quotes).where(quotes.c.exchange == bindparam("exchange"), 
 POSITION = select(positions).where(
     positions.c.exchange == bindparam("exchange"), positions.c.symbol == bindparam("symbol")
 )
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def _order(row: Row[Any], order_fills: list[StoredFill] | None = None) -> Order:
-    return Order.restore(
-        number=number_of(row.order_id),
-        idempotency_key=row.idempotency_key,
-        kind=OrderKind(row.exchange, row.symbol, Side(row.side), OrderType(row.type), TimeInForce(row.time_in_force)),
-        terms=OrderTerms.of(row.qty, row.limit_price, row.accepted_at, row.client_ts),
-        status=OrderStatus(row.status),
-        filled_qty=Decimal(row.filled_qty),
-        fills=order_fills or [],
-        updated_at=row.updated_at,
-    )
-
-
-def _fill(row: Row[Any]) -> StoredFill:
-    return StoredFill(
-        number=number_of(row.fill_id),
-        qty=Decimal(row.qty),
-        price=Decimal(row.price),
-        fee=Decimal(row.fee),
-        liquidity=Liquidity(row.liquidity),
-        ts=row.ts,
-    )
-
-
-def _position(row: Row[Any] | None) -> Position:
-    if row is None:
-        return Position()
-    return Position(Decimal(row.qty), Decimal(row.cost), Decimal(row.realized_pnl), Decimal(row.fees))
-
-
-def _quote(row: Row[Any] | None) -> Quote | None:
-    if row is None:
-        return None
-    return Quote(Decimal(row.bid), Decimal(row.ask), _decimal(row.bid_size), _decimal(row.ask_size))
 
 
 def _reservation(row: Row[Any]) -> Reservation | None:
@@ -224,7 +184,7 @@ class _Batch:
         if state is None:
             exchange, symbol = key
             conn = self.conn
-            quote = _quote(conn.execute(LATEST_QUOTE, {"exchange": exchange, "symbol": symbol}).one_or_none())
+            quote = quote_of(conn.execute(LATEST_QUOTE, {"exchange": exchange, "symbol": symbol}).one_or_none())
             state = self.instruments[key] = InstrumentState(
                 key, quote, lambda: self.store.position(conn, key), lambda held: self._exposure(key, held)
             )
@@ -329,7 +289,7 @@ class SqlStore:
     @staticmethod
     def position(conn: Connection, instrument: Instrument) -> Position:
         exchange, symbol = instrument
-        return _position(conn.execute(POSITION, {"exchange": exchange, "symbol": symbol}).one_or_none())
+        return position_of(conn.execute(POSITION, {"exchange": exchange, "symbol": symbol}).one_or_none())
 
     def _lock_instrument(self, conn: Connection, instrument: Instrument) -> None:
         # SQLite: the transaction already holds the database's only write lock.
@@ -397,7 +357,7 @@ class SqlStore:
             for entry, order in arrivals:
                 key = order.idempotency_key
                 if key in owners:
-                    answers.append((entry, Admission(self._with_fills(conn, [owners[key]])[0], False, [])))
+                    answers.append((entry, Admission(with_fills(conn, [owners[key]])[0], False, [])))
                 elif key in work.accepted:
                     answers.append((entry, Admission(work.accepted[key][0], False, [])))
                 elif room is not None and room <= 0:
@@ -416,7 +376,7 @@ class SqlStore:
             if refused and not look_up_keys:
                 taken = self._owners(conn, refused)
                 answers = [
-                    (entry, Admission(self._with_fills(conn, [taken[key]])[0], False, []))
+                    (entry, Admission(with_fills(conn, [taken[key]])[0], False, []))
                     if isinstance(answer, IntentRefused) and (key := entry.item.order.idempotency_key) in taken
                     else (entry, answer)
                     for entry, answer in answers
@@ -477,6 +437,7 @@ class SqlStore:
         self._record(conn, work.events, work.instruments.values(), inserted=True)
         if account is not None:
             self._keep_account(conn, account, [])
+        self._journal(conn, work.events)
 
     # -- market data, cancels, the trading state ------------------------------------
 
@@ -494,7 +455,7 @@ class SqlStore:
             account = self._account(conn, {symbol}, rows)
             # No exposure: a quote vets nothing, so the core never asks for it here.
             state = InstrumentState(instrument, None, lambda: self.position(conn, instrument), _no_exposure)
-            reached = [(_order(row), not row.passive) for row in rows]
+            reached = [(order_of(row), not row.passive) for row in rows]
             events = core.apply_quote(state, quote, reached, policy, account, now=now, new_id=new_number)
             self._record(conn, events, [state], inserted=False)
             if not events:  # nothing filled: the quote as it came
@@ -515,6 +476,7 @@ class SqlStore:
                 )
                 .values(passive=True)
             )
+            self._journal(conn, events)
         return events
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
@@ -524,13 +486,14 @@ class SqlStore:
             row = conn.execute(select(orders).where(orders.c.order_id == order_id).with_for_update()).one_or_none()
             if row is None:
                 return None
-            order = self._with_fills(conn, [row])[0]
+            order = with_fills(conn, [row])[0]
             account = self._account(conn, {row.symbol}, [row]) if order.is_open else None
             event = core.cancel(order, None, account, now=now)
             if event is not None:
                 self._record(conn, [event], [], inserted=False)
                 if account is not None:
                     self._keep_account(conn, account, [order])
+                self._journal(conn, [event])
         return order, event
 
     def _trading_state(self, conn: Connection, *, lock: str | None = None) -> TradingState:
@@ -557,7 +520,7 @@ class SqlStore:
                 if cancel_open
                 else []
             )
-            open_orders = self._with_fills(conn, rows)
+            open_orders = with_fills(conn, rows)
             account = self._account(conn, {row.symbol for row in rows}, rows) if rows else None
             events = core.change_trading_state(
                 before, state, open_orders, account, cancel_open=cancel_open, only_stricter=only_stricter
@@ -571,6 +534,7 @@ class SqlStore:
                 self._record(conn, events, [], inserted=False)
                 if account is not None:
                     self._keep_account(conn, account, open_orders)
+                self._journal(conn, events)
         return StateChange(before, events)
 
     # -- the paper account ----------------------------------------------------------
@@ -593,8 +557,8 @@ class SqlStore:
                 for row in conn.execute(select(balances).with_for_update())
             }
             account = Account(held, self._reservations(rows))
-            open_orders = [_order(row) for row in rows]
-            latest = {(row.exchange, row.symbol): _quote(row) for row in conn.execute(select(quotes))}
+            open_orders = [order_of(row) for row in rows]
+            latest = {(row.exchange, row.symbol): quote_of(row) for row in conn.execute(select(quotes))}
             account.adopt(open_orders, {key: quote for key, quote in latest.items() if quote is not None}, policy.costs)
             self._keep_account(conn, account, open_orders)
         self._account_on = True
@@ -644,10 +608,10 @@ class SqlStore:
                 [
                     {
                         "b_order_id": order.order_id,
-                        "reserve_unit": _text(
+                        "reserve_unit": text_of(
                             None if (held := account.reservations.get(order.number)) is None else held.unit
                         ),
-                        "reserved": _text(None if held is None else held.held),
+                        "reserved": text_of(None if held is None else held.held),
                     }
                     for order in touched
                 ],
@@ -683,7 +647,7 @@ class SqlStore:
             # One row more than the page: whether an older one is left.
             rows = conn.execute(select(orders).where(*conditions).order_by(orders.c.seq.desc()).limit(limit + 1)).all()
             page = rows[:limit]
-            found = self._with_fills(conn, page)
+            found = with_fills(conn, page)
         return found, (page[-1].seq if len(rows) > limit else None)
 
     def count(self) -> int:
@@ -698,11 +662,36 @@ class SqlStore:
     def positions(self) -> list[PositionView]:
         with self._reading() as conn:
             rows = conn.execute(select(positions).order_by(positions.c.exchange, positions.c.symbol)).all()
-            latest = {(row.exchange, row.symbol): _quote(row) for row in conn.execute(select(quotes)).all()}
+            latest = {(row.exchange, row.symbol): quote_of(row) for row in conn.execute(select(quotes)).all()}
         return [
-            PositionView(row.exchange, row.symbol, _position(row), latest.get((row.exchange, row.symbol)))
+            PositionView(row.exchange, row.symbol, position_of(row), latest.get((row.exchange, row.symbol)))
             for row in rows
         ]
+
+    # -- the journal --------------------------------------------------------------------
+
+    def _journal(self, conn: Connection, steps_events: Sequence[Event]) -> None:
+        """The transaction's last writes: its events, numbered (PostgreSQL: listeners in
+        every worker hear of them at the commit)."""
+        journal.append(conn, steps_events, notify=self.name == "postgresql")
+
+    def read_journal(self, after: int, limit: int, keep: EntryFilter) -> JournalPage:
+        with self._reading() as conn:
+            return journal.read(conn, after, limit, keep)
+
+    def journal_head(self) -> int:
+        with self._reading() as conn:
+            return journal.head(conn)
+
+    def fills_after(self, after: int, limit: int) -> list[tuple[Order, StoredFill]]:
+        with self._reading() as conn:
+            return journal.fills_after(conn, after, limit)
+
+    def follow(self) -> AsyncIterator[int]:
+        """The journal's head each time another process may have moved it."""
+        if self.name == "postgresql":
+            return journal.follow_postgresql(journal.listen_conninfo(self.engine.url), self.journal_head)
+        return journal.follow_by_polling(self.journal_head)
 
     def close(self) -> None:
         self._closed = True
@@ -736,24 +725,14 @@ class SqlStore:
 
     def _one(self, conn: Connection, condition: Any) -> Order | None:
         row = conn.execute(select(orders).where(condition)).one_or_none()
-        return None if row is None else self._with_fills(conn, [row])[0]
-
-    @staticmethod
-    def _with_fills(conn: Connection, rows: Sequence[Row[Any]]) -> list[Order]:
-        """Orders from their rows, each with its fills (one query for all of them)."""
-        filled = [row.order_id for row in rows if Decimal(row.filled_qty) != 0]
-        by_order: dict[str, list[StoredFill]] = {}
-        if filled:
-            for fill_row in conn.execute(select(fills).where(fills.c.order_id.in_(filled)).order_by(fills.c.seq)):
-                by_order.setdefault(fill_row.order_id, []).append(_fill(fill_row))
-        return [_order(row, by_order.get(row.order_id)) for row in rows]
+        return None if row is None else with_fills(conn, [row])[0]
 
     def _keep_quote(self, conn: Connection, instrument: Instrument, quote: Quote) -> None:
         values = {
             "bid": str(quote.bid),
             "ask": str(quote.ask),
-            "bid_size": _text(quote.bid_size),
-            "ask_size": _text(quote.ask_size),
+            "bid_size": text_of(quote.bid_size),
+            "ask_size": text_of(quote.ask_size),
         }
         self._upsert_by_instrument(conn, quotes, instrument, values)
 

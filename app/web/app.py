@@ -12,12 +12,16 @@ from app.ops.metrics import Metrics
 from app.service.orders import OrderService
 from app.service.settings import Settings
 from app.store.base import OrderStore
+from app.store.journal import MAX_READ
 from app.store.open import load_store
 from app.web.errors import add_exception_handlers
 from app.web.middleware import BearerTokenMiddleware, BodyLimitMiddleware, RequestMiddleware
-from app.web.openapi import OPEN_PATHS, install_openapi
+from app.web.openapi import OPEN_PATHS, QUERY_TOKEN_PATHS, install_openapi
 from app.web.responses import MAX_BODY_BYTES
 from app.web.routes import account, health, market_data, orders, trading
+from app.web.routes import events as journal_routes
+from app.web.streams import Feed
+from app.web.views import entry_json
 
 
 def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc: bool = False) -> FastAPI:
@@ -30,7 +34,7 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
     one landing mid-load stalled every request in flight for 60 ms (bench p99)."""
     events = EventLog(configure_logging(settings.service_name, settings.log_level_number, settings.log_format))
     owned = store is None
-    the_store = load_store(settings.storage_url) if store is None else store
+    the_store = load_store(settings.storage_url, settings.events_retain) if store is None else store
     metrics = Metrics()
     try:
         service = OrderService(settings, the_store, events, metrics)
@@ -39,6 +43,15 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
             the_store.close()
         raise
 
+    # Streams read the journal through one feed: each entry read and rendered once. Its
+    # window holds what the slowest subscriber still within its queue has to read.
+    feed = Feed(
+        service.journal,
+        entry_json,
+        window=settings.events_queue + MAX_READ,
+        heartbeat_seconds=settings.events_heartbeat_seconds,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if freeze_gc:
@@ -46,6 +59,7 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
             gc.collect()
             gc.freeze()
         yield
+        await feed.stop()
         if owned:
             the_store.close()
 
@@ -66,11 +80,14 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     token = settings.api_token
     if token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=token, open_paths=OPEN_PATHS)
+        app.add_middleware(
+            BearerTokenMiddleware, token=token, open_paths=OPEN_PATHS, query_token_paths=QUERY_TOKEN_PATHS
+        )
     app.add_middleware(RequestMiddleware, events=events, observe=metrics.observe_request)
 
     for resource in (health, orders, market_data, trading, account):
         resource.add_routes(app.router, service)
+    journal_routes.add_routes(app.router, service.journal, feed, settings)
 
     install_openapi(
         app, bearer_token=token is not None, exchanges=settings.allowed_exchanges, symbols=settings.allowed_symbols

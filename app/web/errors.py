@@ -21,6 +21,7 @@ from app.service.errors import (
     OrderNotFound,
     RateLimited,
 )
+from app.service.journal import EventsExpired
 from app.store.errors import StoreFull, StoreUnavailable
 
 
@@ -52,6 +53,7 @@ STATUS: dict[type[ServiceError], int] = {
     OrderNotFound: 404,
     DuplicateIntent: 409,
     OrderNotCancelable: 409,
+    EventsExpired: 410,
     BodyTooLarge: 413,
     RateLimited: 429,
     InternalError: 500,

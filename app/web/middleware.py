@@ -6,6 +6,7 @@ import hmac
 import os
 import time
 from collections.abc import Callable, Sequence
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -119,29 +120,43 @@ def _method(scope: Scope) -> str:
 
 class BearerTokenMiddleware:
     """Every path but `open_paths` needs `Authorization: Bearer <token>`; else 401.
-    Compared in constant time, so the answer's timing does not reveal the token."""
+    The event stream and WebSocket (`query_token_paths`) also take it as the
+    `access_token` query parameter: a browser's EventSource and WebSocket cannot send
+    a header. Compared in constant time, so the answer's timing does not reveal the
+    token. A WebSocket without it is refused before it is accepted (HTTP 403)."""
 
-    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str, open_paths: frozenset[str], query_token_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.token = token.encode()
         self.open_paths = open_paths
+        self.query_token_paths = query_token_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or route_path(scope) in self.open_paths:
+        if scope["type"] not in ("http", "websocket") or route_path(scope) in self.open_paths:
             await self.app(scope, receive, send)
             return
-        supplied = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, supplied = value.partition(b" ")
-                if scheme.lower() != b"bearer":
-                    supplied = b""
-                break
-        if hmac.compare_digest(supplied.strip(), self.token):
+        if hmac.compare_digest(self._supplied(scope), self.token):
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "Missing or wrong API token"})
             return
         error = Unauthorized("Missing or wrong bearer token: send Authorization: Bearer <EXECUTION_API_TOKEN>")
         await send_error(send, error, [*JSON_HEADERS, (b"www-authenticate", b'Bearer realm="execution"')])
+
+    def _supplied(self, scope: Scope) -> bytes:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, supplied = value.partition(b" ")
+                return bytes(supplied.strip()) if scheme.lower() == b"bearer" else b""
+        if route_path(scope) in self.query_token_paths:
+            query: bytes = scope.get("query_string", b"")
+            for name, value in parse_qsl(query.decode("latin-1")):
+                if name == "access_token":
+                    return value.encode()
+        return b""
 
 
 class BodyLimitMiddleware:

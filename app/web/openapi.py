@@ -11,6 +11,9 @@ from app.web.schemas import ErrorBody
 
 # Paths that never need the API token: probes, bots checking before they trade, scrapers.
 OPEN_PATHS = frozenset({"/healthz", "/capabilities", "/metrics"})
+# Paths that also take the token as `access_token` in the query (browsers' EventSource
+# and WebSocket cannot send a header).
+QUERY_TOKEN_PATHS = frozenset({"/execution/events/stream", "/execution/events/ws"})
 BEARER = "bearerAuth"
 
 

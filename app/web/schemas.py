@@ -18,7 +18,8 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
+from app.core.journal import EventType
+from app.core.vocabulary import CancelReason, Liquidity, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
 
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: they
 # forge log lines and confuse terminals and log viewers.
@@ -196,8 +197,12 @@ class OrderPage(BaseModel):
 
 
 class FillOut(BaseModel):
+    seq: int = Field(description="The seq of the journal event that recorded this fill")
     fill_id: str
     order_id: str
+    exchange: str
+    symbol: str
+    side: Side
     qty: float
     price: float
     fee: float
@@ -207,6 +212,49 @@ class FillOut(BaseModel):
 
 class FillList(BaseModel):
     items: list[FillOut]
+
+
+class FillPage(BaseModel):
+    items: list[FillOut]
+    next_after: int = Field(description="Pass as `after` for the next page: the last seq returned, or `after`")
+
+
+class PositionAfter(BaseModel):
+    """An instrument's position right after a fill."""
+
+    exchange: str
+    symbol: str
+    qty: float
+    avg_entry_price: float | None
+    realized_pnl: float
+    fees: float
+
+
+class TradingStateEvent(BaseModel):
+    state: TradingStateName
+    reason: str | None
+    updated_ts_utc: str
+    previous_state: TradingStateName | None
+    canceled_orders: int | None = Field(description="Open orders canceled with this change")
+
+
+class EventOut(BaseModel):
+    """One journal event. `order` is the order as it was right after this event."""
+
+    seq: int
+    type: EventType
+    ts_utc: str
+    order: OrderOut | None
+    fill: FillOut | None
+    position: PositionAfter | None
+    reason: CancelReason | None = Field(description="Why a `canceled` order was canceled")
+    detail: str | None
+    trading_state: TradingStateEvent | None
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_after: int = Field(description="Pass as `after` for the next page: the last seq returned, or `after`")
 
 
 class PositionOut(BaseModel):
@@ -262,6 +310,7 @@ ErrorCode = Literal[
     "STORE_UNAVAILABLE",
     "UNAUTHORIZED",
     "INTERNAL_ERROR",
+    "EVENTS_EXPIRED",
 ]
 
 
@@ -280,6 +329,13 @@ class BadRequestBody(ErrorBody):
 
 class DuplicateBody(ErrorBody):
     order_id: str
+
+
+class ExpiredBody(ErrorBody):
+    """A 410: the journal cannot resume from there; it holds `oldest_seq` to `newest_seq`."""
+
+    oldest_seq: int
+    newest_seq: int
 
 
 class Health(BaseModel):

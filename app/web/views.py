@@ -10,6 +10,7 @@ from pydantic_core import to_json
 
 from app.core.balances import Holding
 from app.core.controls import TradingState
+from app.core.journal import Entry
 from app.core.order import Order, StoredFill
 from app.core.positions import Position
 from app.core.vocabulary import OrderStatus
@@ -71,13 +72,57 @@ def order_view(order: Order) -> dict[str, Any]:
 
 def fill_view(order: Order, fill: StoredFill) -> dict[str, Any]:
     return {
+        "seq": fill.seq,
         "fill_id": fill.fill_id,
         "order_id": order.order_id,
+        "exchange": order.exchange,
+        "symbol": order.symbol,
+        "side": order.side,
         "qty": float(fill.qty),
         "price": float(fill.price),
         "fee": float(fill.fee),
         "liquidity": fill.liquidity,
         "ts_utc": iso_z(fill.ts),
+    }
+
+
+def entry_view(entry: Entry) -> dict[str, Any]:
+    """A journal entry (`EventOut`): what changed, and the order as it was right after.
+    Every key is always there, null where it does not apply."""
+    order, fill, position, state = entry.order, entry.fill, entry.position, entry.trading_state
+    trading: dict[str, Any] | None = None
+    if state is not None:
+        previous = entry.previous_state
+        trading = {
+            **trading_state_view(state),
+            "previous_state": None if previous is None else previous.state,
+            "canceled_orders": entry.canceled_orders,
+        }
+    return {
+        "seq": entry.seq,
+        "type": entry.type,
+        "ts_utc": iso_z(entry.ts),
+        "order": None if order is None else order_view(order),
+        "fill": None if order is None or fill is None else fill_view(order, fill),
+        "position": None if order is None or position is None else _position_after(order, position),
+        "reason": entry.reason,
+        "detail": entry.detail,
+        "trading_state": trading,
+    }
+
+
+def entry_json(entry: Entry) -> bytes:
+    return to_json(entry_view(entry))
+
+
+def _position_after(order: Order, position: Position) -> dict[str, Any]:
+    return {
+        "exchange": order.exchange,
+        "symbol": order.symbol,
+        "qty": _number(position.qty),
+        "avg_entry_price": _number(position.avg_entry_price),
+        "realized_pnl": _number(position.realized_pnl),
+        "fees": _number(position.fees),
     }
 
 

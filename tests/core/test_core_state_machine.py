@@ -1,8 +1,10 @@
 """A model-based run of the trading core, with no store: a RuleBasedStateMachine admits
 orders, applies quotes, cancels and flips the kill switch on one or two instruments,
 keeping a Book per instrument exactly as the memory store does (app/store/memory.py),
-with costs, instrument rules and a paper account; after every step it checks the
-invariants the core promises."""
+with costs, instrument rules and a paper account, and journaling every step's events
+as a store does (app/core/journal.py); after every step it checks the invariants the
+core promises, among them that replaying the journal from seq 1 rebuilds every order,
+position, balance and the trading state."""
 
 import copy
 import itertools
@@ -20,10 +22,12 @@ from app.core.controls import TradingState
 from app.core.engine import InstrumentState, Policy
 from app.core.errors import IntentRefused
 from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled, TradingStateChanged
+from app.core.journal import Entry, EventType, entries_of
 from app.core.matching import Reach, market_price, touch
-from app.core.order import TRANSITIONS, Order
+from app.core.order import TRANSITIONS, Order, StoredFill
+from app.core.positions import Position, apply_fill
 from app.core.rules import InstrumentRules
-from app.core.values import Costs, Instrument, Quote, exact
+from app.core.values import EXACT, ZERO, Costs, Instrument, Quote, exact
 from app.core.vocabulary import (
     CancelReason,
     Liquidity,
@@ -61,6 +65,14 @@ balances = st.none() | st.fixed_dictionaries(
         "ETH": st.sampled_from([Decimal(0), Decimal(1)]),
     }
 )
+# The status an entry of each order type shows its order in.
+STATUS_OF = {
+    EventType.NEW: OrderStatus.NEW,
+    EventType.PARTIAL_FILL: OrderStatus.PARTIALLY_FILLED,
+    EventType.FILL: OrderStatus.FILLED,
+    EventType.CANCELED: OrderStatus.CANCELED,
+    EventType.EXPIRED: OrderStatus.EXPIRED,
+}
 
 
 def signed(side: Side, qty: Decimal) -> Decimal:
@@ -89,6 +101,8 @@ class CoreMachine(RuleBasedStateMachine):
         self.account: Account | None = None
         self.orders: list[Order] = []
         self.status: dict[int, OrderStatus] = {}  # where the events left each order
+        self.start: dict[str, Decimal] = {}  # the paper balances the account started with
+        self.entries: list[Entry] = []  # the journal: every step's events, numbered from 1
 
     @initialize(
         two=st.booleans(),
@@ -116,6 +130,7 @@ class CoreMachine(RuleBasedStateMachine):
         self.policy = Policy(chosen_costs, {BTC: btc, ETH: eth})
         if start is not None:
             self.account = Account({asset: Holding(value, value) for asset, value in start.items()})
+            self.start = dict(start)
 
     # --- steps -----------------------------------------------------------------------
 
@@ -163,6 +178,7 @@ class CoreMachine(RuleBasedStateMachine):
         except IntentRefused as refused:
             self.refused(refused, instrument, before)
             return
+        self.journal(admitted.events)
         assert self.trading.state != TradingStateName.HALTED, "HALTED admitted an order"
         if self.trading.state == TradingStateName.REDUCING:
             after = WIDE.add(projected, signed(side, order.exact_qty))
@@ -223,6 +239,7 @@ class CoreMachine(RuleBasedStateMachine):
         events = engine.apply_quote(
             instrument, quote, reached, self.policy, self.account, now=next(self.clock), new_id=self.new_id
         )
+        self.journal(events)
         if reached:
             book.settle(reach)
         self.follow(events, {order.number: (order, taker) for order, taker in reached}, quote)
@@ -244,6 +261,7 @@ class CoreMachine(RuleBasedStateMachine):
         event = engine.cancel(order, self.instruments[key].exposure_known, self.account, now=next(self.clock))
         assert (event is not None) == was_open
         if event is not None:
+            self.journal([event])
             assert event.reason == CancelReason.REQUESTED
             self.books[key].remove(order)
             self.follow([event], {order.number: (order, False)}, None)
@@ -269,6 +287,7 @@ class CoreMachine(RuleBasedStateMachine):
             only_stricter=only_stricter,
             exposure_of=lambda order: self.instruments[(order.exchange, order.symbol)].exposure_known,
         )
+        self.journal(events)
         if not events:
             assert only_stricter
             assert state.strictness <= before.state.strictness
@@ -293,6 +312,11 @@ class CoreMachine(RuleBasedStateMachine):
         self.instruments[data.draw(st.sampled_from(self.keys))].exposure()
 
     # --- bookkeeping -----------------------------------------------------------------
+
+    def journal(self, events: list[Event]) -> None:
+        """Journal a step's events as a store does, when the step returns: numbered on
+        from the last seq, each order shown as of its event (the objects change later)."""
+        self.entries += entries_of(len(self.entries) + 1, events)
 
     def snapshot(self, instrument: InstrumentState) -> tuple[object, ...]:
         account = self.account
@@ -434,6 +458,124 @@ class CoreMachine(RuleBasedStateMachine):
             assert holding.reserved == held, asset
             assert holding.free >= 0, (asset, holding)
             assert holding.total == WIDE.add(holding.start, flows.get(asset, Decimal(0))), asset
+
+    @invariant()
+    def journal_replays_the_state(self) -> None:
+        """Replaying the journal from seq 1 rebuilds every order's status and filled
+        quantity, every position and balance, and the trading state."""
+        entries = self.entries
+        assert [entry.seq for entry in entries] == list(range(1, len(entries) + 1)), "a gap in the seqs"
+        assert all(earlier.ts <= later.ts for earlier, later in itertools.pairwise(entries))
+        self.replay_orders(entries)
+        self.replay_positions(entries)
+        self.replay_balances(entries)
+        self.replay_trading_state(entries)
+
+    def replay_orders(self, entries: list[Entry]) -> None:
+        """Each order: a `new` entry first (NEW, nothing filled), then moves the
+        transition table allows, its fills adding up; the last entry is the order now."""
+        status: dict[int, OrderStatus] = {}
+        filled: dict[int, Decimal] = {}
+        fills: dict[int, list[StoredFill]] = {}
+        last: dict[int, Order] = {}
+        for entry in entries:
+            order = entry.order
+            if entry.type == EventType.TRADING_STATE:
+                assert order is None
+                continue
+            assert order is not None
+            number = order.number
+            assert order.status == STATUS_OF[entry.type], entry
+            if entry.type == EventType.NEW:
+                assert number not in status, "a second new entry"
+                assert order.filled_qty == 0
+                assert not order.fills
+                assert entry.ts == order.accepted_at
+                status[number], filled[number], fills[number] = OrderStatus.NEW, ZERO, []
+            else:
+                assert number in status, "an entry before the order's new one"
+                assert order.status in TRANSITIONS[status[number]], (status[number], order.status)
+                status[number] = order.status
+            if entry.type in (EventType.PARTIAL_FILL, EventType.FILL):
+                assert entry.fill is not None
+                assert entry.position is not None
+                filled[number] = WIDE.add(filled[number], entry.fill.qty)
+                fills[number].append(entry.fill)
+                assert order.filled_qty == filled[number]
+                assert order.fills == fills[number]  # the very fills, up to this one
+            else:
+                assert entry.fill is None
+                assert entry.position is None
+            assert (entry.reason is not None) == (entry.type == EventType.CANCELED)
+            last[number] = order
+        assert set(last) == {order.number for order in self.orders}
+        for order in self.orders:
+            seen = last[order.number]
+            assert (seen.status, seen.filled_qty) == (order.status, order.filled_qty), order.order_id
+            assert filled[order.number] == order.filled_qty
+            assert fills[order.number] == order.fills
+
+    def replay_positions(self, entries: list[Entry]) -> None:
+        """Each instrument's fills, in seq order, through apply_fill from flat: each fill
+        entry carries the position so far, and the last one is the position now."""
+        positions = {key: Position() for key in self.keys}
+        carried: dict[Instrument, Position] = {}
+        for entry in entries:
+            fill, order = entry.fill, entry.order
+            if fill is None:
+                continue
+            assert order is not None
+            key = (order.exchange, order.symbol)
+            positions[key] = apply_fill(positions[key], order.side, fill.qty, fill.price, fill.fee)
+            assert entry.position == positions[key], entry.seq
+            carried[key] = entry.position
+        for key in self.keys:
+            assert positions[key] == self.instruments[key].position, key
+            assert carried.get(key, Position()) == self.instruments[key].position, key
+
+    def replay_balances(self, entries: list[Entry]) -> None:
+        """The fills, in seq order, moved from the starting balances as Account.filled
+        moves them (in EXACT): every asset's total is what the account holds."""
+        account = self.account
+        if account is None:
+            return
+        totals = dict(self.start)
+        for entry in entries:
+            fill, order = entry.fill, entry.order
+            if fill is None:
+                continue
+            assert order is not None
+            base, quote = assets_of(order.symbol)
+            proceeds = EXACT.multiply(fill.qty, fill.price)
+            bought, paid = totals.get(base, ZERO), totals.get(quote, ZERO)
+            if order.side == Side.BUY:
+                totals[base] = EXACT.add(bought, fill.qty)
+                totals[quote] = EXACT.subtract(paid, EXACT.add(proceeds, fill.fee))
+            else:
+                totals[base] = EXACT.subtract(bought, fill.qty)
+                totals[quote] = EXACT.add(paid, EXACT.subtract(proceeds, fill.fee))
+        for asset in set(totals) | set(account.holdings):
+            holding = account.holdings.get(asset)
+            assert holding is not None, asset
+            assert totals.get(asset, ZERO) == holding.total, asset
+
+    def replay_trading_state(self, entries: list[Entry]) -> None:
+        """Each trading-state entry follows the one before it and is followed by the
+        kill-switch cancels it counts; the last one is the state now."""
+        state = TradingState()
+        for index, entry in enumerate(entries):
+            if entry.type != EventType.TRADING_STATE:
+                continue
+            assert entry.previous_state == state
+            assert entry.trading_state is not None
+            assert entry.canceled_orders is not None
+            state = entry.trading_state
+            following = entries[index + 1 : index + 1 + entry.canceled_orders]
+            assert len(following) == entry.canceled_orders
+            assert all(
+                later.type == EventType.CANCELED and later.reason == CancelReason.KILL_SWITCH for later in following
+            )
+        assert state == self.trading
 
 
 CoreMachine.TestCase.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)

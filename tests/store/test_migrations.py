@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from app.store import schema
-from app.store.schema import SCHEMA_VERSION, SchemaError, migration_config, prepare
+from app.store.schema import HEAD, SCHEMA_VERSION, SchemaError, migration_config, prepare
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LEGACY = ["schema1", "schema2", "schema3_early", "schema3", "schema3_from1"]
@@ -54,6 +55,7 @@ NEW_POSITIONS = {
     ("coinbase", "SOL/USDT"): ("-2", "-40", "-1", "0.081"),
     ("coinbase", "BTC/USDT"): ("-2", "-110", "5", "0.215"),  # flipped through zero at 55
 }
+NEWER = f"{SCHEMA_VERSION + 1:04d}"  # a revision only a newer service knows
 NEW_TIF_POSITIONS = {("binance", "ETH/USDT"): ("0.5", "1000.5", "0", "1.0005")}
 COLUMNS = ("qty", "cost", "realized_pnl", "fees")
 # Every table's rows in a stable order (its primary key).
@@ -315,6 +317,21 @@ def test_a_legacy_database_upgrades_in_place_with_its_data(databases: Databases,
     # The trading state: kept where the old code had one, ACTIVE as of now otherwise.
     state = before["trading_state"] or [{"id": 1, "state": "ACTIVE", "reason": None, "updated_at": NOW}]
     assert rows(engine, "trading_state") == state
+    # Every past fill is journaled, oldest first, numbered 1..n; the head is n.
+    journaled = rows_of(engine, "SELECT seq, type, order_id, fill_id, status, filled_qty FROM events ORDER BY seq")
+    assert [row["fill_id"] for row in journaled] == [fill["fill_id"] for fill in before["fills"]]
+    assert [row["seq"] for row in journaled] == list(range(1, len(before["fills"]) + 1))
+    assert scalar(engine, "SELECT seq FROM journal_head") == len(before["fills"])
+    final = {order["order_id"]: order for order in orders}
+    so_far: dict[str, Decimal] = {}
+    for row, fill in zip(journaled, before["fills"], strict=True):
+        so_far[row["order_id"]] = so_far.get(row["order_id"], Decimal(0)) + Decimal(fill["qty"])
+        assert Decimal(row["filled_qty"]) == so_far[row["order_id"]]
+        whole = final[row["order_id"]]["status"] == "FILLED" and so_far[row["order_id"]] == Decimal(
+            final[row["order_id"]]["filled_qty"]
+        )
+        assert (row["type"], row["status"]) == (("fill", "FILLED") if whole else ("partial_fill", "PARTIALLY_FILLED"))
+    assert {row["type"] for row in journaled} == {"fill", "partial_fill"}
 
 
 def test_the_last_schema_3_keeps_its_balances_and_trading_state(databases: Databases) -> None:
@@ -414,8 +431,8 @@ def test_a_database_from_a_newer_service_is_refused(databases: Databases) -> Non
     engine = databases.new()
     run_prepare(engine)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
-    with pytest.raises(SchemaError, match=r"schema version 0005\b.*newer"):
+        conn.execute(text("UPDATE alembic_version SET version_num = :newer"), {"newer": NEWER})
+    with pytest.raises(SchemaError, match=rf"schema version {NEWER}\b.*newer"):
         run_prepare(engine)
 
 
@@ -425,17 +442,22 @@ def test_a_schema_version_out_of_step_with_the_revision_is_refused(databases: Da
     engine = databases.new()
     run_prepare(engine)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE schema_version SET version = 5"))
-    with pytest.raises(SchemaError, match=r"schema version 5 \(Alembic revision 0004\); this service uses 4"):
+        conn.execute(text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION + 1})
+    with pytest.raises(
+        SchemaError,
+        match=rf"schema version {SCHEMA_VERSION + 1} \(Alembic revision {HEAD}\); this service uses {SCHEMA_VERSION}",
+    ):
         run_prepare(engine)
 
 
-@pytest.mark.parametrize("version", [0, 4, 7])
+@pytest.mark.parametrize("version", [0, 4, 77])
 def test_an_unknown_legacy_schema_version_is_refused(databases: Databases, version: int) -> None:
     engine = databases.new("schema3")
     with engine.begin() as conn:
         conn.execute(text("UPDATE schema_version SET version = :v"), {"v": version})
-    with pytest.raises(SchemaError, match=rf"^the database has schema version {version}; this service uses 4$"):
+    with pytest.raises(
+        SchemaError, match=rf"^the database has schema version {version}; this service uses {SCHEMA_VERSION}$"
+    ):
         run_prepare(engine)
     assert "alembic_version" not in inspect(engine).get_table_names()  # nothing was changed
 
