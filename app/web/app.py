@@ -20,6 +20,7 @@ from app.web.openapi import OPEN_PATHS, QUERY_TOKEN_PATHS, install_openapi
 from app.web.responses import MAX_BODY_BYTES
 from app.web.routes import account, health, market_data, orders, trading
 from app.web.routes import events as journal_routes
+from app.web.shutdown import on_stop_signal
 from app.web.streams import Feed
 from app.web.views import entry_json
 
@@ -58,7 +59,9 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
             app.openapi()  # built now, so it is frozen too
             gc.collect()
             gc.freeze()
+        restore_signals = on_stop_signal(feed.close)
         yield
+        restore_signals()
         await feed.stop()
         if owned:
             the_store.close()

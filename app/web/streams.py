@@ -90,6 +90,7 @@ class Feed:
         # subscriber shares it (no timer or future of its own per wait).
         self._changed: asyncio.Event | None = None
         self._subscribers = 0
+        self._closing = False  # the server is stopping: every stream ends
         self._tasks: list[asyncio.Task[None]] = []
         self._ready: asyncio.Future[None] | None = None
         self._scopes: list[anyio.CancelScope] = []
@@ -109,6 +110,7 @@ class Feed:
             # No await from the check to here, so one subscriber starts it.
             self._window.clear()
             self._joined = None
+            self._closing = False
             self._ready = loop.create_future()
             self._changed = asyncio.Event()
             self._scopes = [anyio.CancelScope(), anyio.CancelScope(), anyio.CancelScope()]
@@ -131,6 +133,11 @@ class Feed:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def close(self) -> None:
+        """End every stream now (the server is stopping); its clients resume elsewhere."""
+        self._closing = True
+        self._wake()
 
     async def check(self, after: int) -> None:
         """Raise EventsExpired if the journal cannot resume after `after` (asked before
@@ -197,7 +204,7 @@ class Feed:
         cursor = self._head if after is None else after  # every seq up to it is dealt with
         last_sent = cursor
         live = False
-        while True:
+        while not self._closing:
             if live and self._head - cursor > queue:
                 yield Overflow(last_sent)
                 return
@@ -236,5 +243,7 @@ class Feed:
             assert changed is not None
             quiet_since = self._head
             await changed.wait()
+            if self._closing:
+                return
             if self._head == quiet_since:  # woken by the beat, not by news
                 yield HEARTBEAT

@@ -270,3 +270,16 @@ def test_subscribers_on_each_worker_see_one_gap_free_sequence(tmp_path: Path, sh
         filled = [state["filled_qty"] for state in states]
         assert filled == sorted(filled)
         assert states[-1] == orders[order_id]
+
+
+def test_stopping_the_server_ends_open_streams_so_it_stops_gracefully(tmp_path: Path) -> None:
+    """uvicorn waits for open responses before it stops; a stream ends at the stop
+    signal, so the process finishes its shutdown rather than waiting for a kill."""
+    with running_server(tmp_path) as server:
+        live = EventStream(server)
+        post_limits(server, ["before-stop"])
+        assert live.events(1)[0]["data"]["seq"] == 1
+    assert live.message() == {}  # the stream ended
+    live.close()
+    assert server.process.returncode != -9  # not killed
+    assert "Application shutdown complete" in server.log()

@@ -27,9 +27,10 @@ MAX_SEQ = 2**63 - 1
 # the stream starts from the head as it was when the client connected.
 FIRST_MESSAGE_SECONDS = 1.0
 # WebSocket close codes: a message this service does not take; a subscriber too slow
-# for its queue (resume from the last seq received).
+# for its queue, or a service stopping (resume from the last seq received).
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
+SERVICE_RESTART = 1012
 SSE_HEARTBEAT = b": heartbeat\n\n"
 
 After = Annotated[
@@ -205,6 +206,7 @@ async def _send_events(websocket: WebSocket, deliveries: AsyncIterator[Batch | O
         elif isinstance(delivery, Overflow):
             await websocket.close(TRY_AGAIN_LATER, f"overflow: too slow; resume after seq {delivery.last_sent}")
             return
+    await websocket.close(SERVICE_RESTART, "the service is stopping; resume from the last seq received")
 
 
 async def _opening(websocket: WebSocket, connected_at: int) -> tuple[int | None, EntryFilter]:
