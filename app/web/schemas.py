@@ -257,13 +257,9 @@ class EventPage(BaseModel):
     next_after: int = Field(description="Pass as `after` for the next page: the last seq returned, or `after`")
 
 
-class PositionOut(BaseModel):
-    exchange: str
-    symbol: str
-    qty: float
-    avg_entry_price: float | None
-    realized_pnl: float
-    fees: float
+class PositionOut(PositionAfter):
+    """An instrument's position now, marked at its latest quote's mid."""
+
     mark_price: float | None
     unrealized_pnl: float | None
 

@@ -14,21 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from tests.conftest import URL, empty_postgres_store, intent, make_settings
+from tests.conftest import URL, intent, make_settings
 from tests.uvicorn_server import FreshKeyLoad, Server, all_orders, running_server, server_get
 
 QUOTES = "/execution/market-data/quotes"
 ORDERS = "/execution/orders"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A durable store's URL, with nothing in it yet."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'orders.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    empty_postgres_store(url).close()
-    return url
 
 
 def started(storage_url: str) -> TestClient:

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-
 from app.core.order import TRANSITIONS
 from app.core.vocabulary import OrderStatus
-from tests.conftest import URL, empty_postgres_store, intent
+from tests.conftest import URL, intent
 from tests.uvicorn_server import Server, all_orders, running_server, server_get
 
 STREAM = "/execution/events/stream"
@@ -212,15 +210,6 @@ def test_after_a_restart_a_client_resuming_gets_exactly_what_it_missed(tmp_path:
 # -- several workers on one database --------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    empty_postgres_store(url).close()
-    return url
-
-
 def race(servers: list[Server], rounds: int) -> None:
     """Intents, quotes and cancels through every server at once."""
 
@@ -245,8 +234,8 @@ def race(servers: list[Server], rounds: int) -> None:
         thread.join(timeout=120)
 
 
-def test_subscribers_on_each_worker_see_one_gap_free_sequence(tmp_path: Path, shared_url: str) -> None:
-    env = {"STORAGE_URL": shared_url}
+def test_subscribers_on_each_worker_see_one_gap_free_sequence(tmp_path: Path, storage_url: str) -> None:
+    env = {"STORAGE_URL": storage_url}
     with running_server(tmp_path, env) as first, running_server(tmp_path, env) as second:
         with stream(first, f"{STREAM}?after=0") as on_first, stream(second, f"{STREAM}?after=0") as on_second:
             race([first, second], rounds=15)

@@ -4,6 +4,7 @@ Server-Sent Events stream runs in a real server: tests/server/test_event_stream.
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -278,3 +279,26 @@ def test_the_journal_needs_the_token_and_streams_take_it_in_the_query(make_clien
         assert json.loads(socket.receive_text())["type"] == "new"
     with guarded.websocket_connect(f"{WS}?after=0", headers=auth) as socket:
         assert json.loads(socket.receive_text())["seq"] == 1
+
+
+def test_the_documented_event_has_the_keys_a_real_one_has(make_client: Callable[..., TestClient]) -> None:
+    """docs/events.md's example: every key of a real partial fill, at every level, and
+    the values the example's session gives (a taker fee of 10 bp)."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "events.md"
+    shown = json.loads(docs.read_text().split("```json\n", 1)[1].split("```", 1)[0])
+    client = make_client(taker_fee_bps="10")
+    client.post(URL, json=limit_intent("buy", "BUY", 1.0, 100.0))
+    client.post(QUOTES, json={"exchange": "binance", "symbol": "BTC/USDT", "bid": 99.0, "ask": 100.0, "ask_size": 0.5})
+    real = events(client)[1]
+    assert set(shown) == set(real)
+    for key in ("fill", "position"):
+        assert set(shown[key]) == set(real[key])
+        assert {k: v for k, v in shown[key].items() if "id" not in k and k != "ts_utc"} == {
+            k: v for k, v in real[key].items() if "id" not in k and k != "ts_utc"
+        }
+    assert (shown["seq"], shown["type"], shown["order"]["status"], shown["order"]["filled_qty"]) == (
+        real["seq"],
+        real["type"],
+        real["order"]["status"],
+        real["order"]["filled_qty"],
+    )
