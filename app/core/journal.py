@@ -146,9 +146,16 @@ class EntryFilter:
         return self.types is None and self.exchange is None and self.symbol is None and self.order_id is None
 
     def keeps(self, entry: Entry) -> bool:
-        if self.types is not None and entry.type not in self.types:
+        return self.keeps_kind(entry.type, entry.order)
+
+    def keeps_event(self, event: Event) -> bool:
+        """As `keeps` would for the event's entry, without making the entry (a reader
+        scanning many events for a few builds only those it keeps)."""
+        return self.keeps_kind(type_of(event), None if isinstance(event, TradingStateChanged) else event.order)
+
+    def keeps_kind(self, kind: EventType, order: Order | None) -> bool:
+        if self.types is not None and kind not in self.types:
             return False
-        order = entry.order
         if order is None:
             return True
         return (

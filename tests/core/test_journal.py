@@ -116,3 +116,19 @@ def test_filters_keep_types_instruments_and_orders_and_a_state_change_passes_all
     assert kept(EntryFilter(exchange="coinbase")) == [4]
     assert kept(EntryFilter(order_id=btc.order_id)) == [1, 2, 4]
     assert not EntryFilter(order_id=btc.order_id).keeps_all
+
+
+def test_a_filter_judges_an_event_as_it_judges_its_entry() -> None:
+    btc = make_order(1, Side.BUY, 1.0, 100.0)
+    instrument = make_instrument(make_quote(99, 100))
+    events = [*engine.admit(btc, instrument, ACTIVE, Policy(), None, now=1, new_id=counter()).events]
+    events += engine.change_trading_state(ACTIVE, TradingState(TradingStateName.HALTED), [], None, cancel_open=False)
+    filters = [
+        EntryFilter(),
+        EntryFilter(types=frozenset({EventType.FILL})),
+        EntryFilter(symbol="ETH/USDT"),
+        EntryFilter(order_id=btc.order_id),
+        EntryFilter(order_id="paper-other", types=frozenset({EventType.NEW, EventType.TRADING_STATE})),
+    ]
+    for keep in filters:
+        assert [keep.keeps_event(event) for event in events] == [keep.keeps(entry) for entry in entries_of(1, events)]
