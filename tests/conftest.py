@@ -116,6 +116,16 @@ def empty_postgres_store(url: str) -> SqlStore:
     return store
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A durable store's URL, with nothing in it yet."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'orders.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    empty_postgres_store(url).close()
+    return url
+
+
 def open_test_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> OrderStore:
     if kind == "memory":
         return InMemoryStore()

@@ -3,6 +3,7 @@ wire format: UTC ISO 8601 ending in `Z`."""
 
 import time
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -22,4 +23,12 @@ def to_datetime(micros: int) -> datetime:
 
 def iso_z(micros: int) -> str:
     """`2024-01-15T10:30:00.123456Z`: always microseconds, always UTC."""
-    return f"{to_datetime(micros).isoformat(timespec='microseconds')[:-6]}Z"  # drop "+00:00"
+    seconds, fraction = divmod(micros, 1_000_000)
+    return f"{_whole_second(seconds)}.{fraction:06d}Z"
+
+
+# Most times formatted fall in a few recent seconds (every event and answer carries
+# some): the date and time of a second is worked out once, not for every time.
+@lru_cache(maxsize=4096)
+def _whole_second(seconds: int) -> str:
+    return (_EPOCH + timedelta(seconds=seconds)).isoformat()[:19]  # drop "+00:00"

@@ -1,6 +1,8 @@
 """Orders, fills and positions rendered for the wire: JSON numbers, UTC `Z` times.
 
 Quantities and money are kept as exact decimals and become JSON numbers only here.
+Enums are given as their plain text (`.value`): pydantic-core encodes an enum member
+the slow way, and every stream event is encoded here.
 """
 
 from decimal import Decimal
@@ -52,17 +54,17 @@ def order_view(order: Order) -> dict[str, Any]:
     filled = order.filled_qty
     return {
         "order_id": order.order_id,
-        "status": order.status,
+        "status": order.status.value,
         "accepted_ts_utc": iso_z(order.accepted_at),
         "exchange": order.exchange,
         "symbol": order.symbol,
-        "side": order.side,
+        "side": order.side.value,
         "qty": order.qty,
         "filled_qty": float(filled),
         "idempotency_key": order.idempotency_key,
-        "type": order.type,
+        "type": order.type.value,
         "limit_price": order.limit_price,
-        "time_in_force": order.time_in_force,
+        "time_in_force": order.time_in_force.value,
         "client_ts_utc": None if client_ts is None else iso_z(client_ts),
         "updated_ts_utc": iso_z(order.accepted_at if order.updated_at is None else order.updated_at),
         "avg_fill_price": float(sum(f.price * f.qty for f in fills) / filled) if fills else None,
@@ -77,11 +79,11 @@ def fill_view(order: Order, fill: StoredFill) -> dict[str, Any]:
         "order_id": order.order_id,
         "exchange": order.exchange,
         "symbol": order.symbol,
-        "side": order.side,
+        "side": order.side.value,
         "qty": float(fill.qty),
         "price": float(fill.price),
         "fee": float(fill.fee),
-        "liquidity": fill.liquidity,
+        "liquidity": fill.liquidity.value,
         "ts_utc": iso_z(fill.ts),
     }
 
@@ -95,17 +97,17 @@ def entry_view(entry: Entry) -> dict[str, Any]:
         previous = entry.previous_state
         trading = {
             **trading_state_view(state),
-            "previous_state": None if previous is None else previous.state,
+            "previous_state": None if previous is None else previous.state.value,
             "canceled_orders": entry.canceled_orders,
         }
     return {
         "seq": entry.seq,
-        "type": entry.type,
+        "type": entry.type.value,
         "ts_utc": iso_z(entry.ts),
         "order": None if order is None else order_view(order),
         "fill": None if order is None or fill is None else fill_view(order, fill),
         "position": None if order is None or position is None else _position_after(order, position),
-        "reason": entry.reason,
+        "reason": None if entry.reason is None else entry.reason.value,
         "detail": entry.detail,
         "trading_state": trading,
     }
@@ -151,4 +153,4 @@ def balance_view(asset: str, held: Holding) -> dict[str, Any]:
 
 
 def trading_state_view(state: TradingState) -> dict[str, Any]:
-    return {"state": state.state, "reason": state.reason, "updated_ts_utc": iso_z(state.updated_at)}
+    return {"state": state.state.value, "reason": state.reason, "updated_ts_utc": iso_z(state.updated_at)}

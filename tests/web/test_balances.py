@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.service.settings import load_settings
 from tests.conftest import URL, intent
-from tests.server.test_durability import storage_url, worker_pids  # noqa: F401 (a fixture)
+from tests.server.test_durability import worker_pids
 from tests.uvicorn_server import all_orders, race_limit_orders, running_server, server_get
 from tests.web.test_fills import ORDERS, fills, order, quote, read
 from tests.web.test_trading_state import set_state
@@ -213,7 +213,7 @@ def test_balances_need_base_quote_symbols(monkeypatch: pytest.MonkeyPatch, capsy
     assert "'BTCUSDT' is not BASE/QUOTE" in capsys.readouterr().err
 
 
-def test_two_workers_never_spend_the_same_balance_twice(storage_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_two_workers_never_spend_the_same_balance_twice(storage_url: str, tmp_path: Path) -> None:
     env = {"STORAGE_URL": storage_url, "PAPER_BALANCES": "USDT=700,BTC=0"}
     with running_server(tmp_path, env, "--workers", "2") as server:
         worker_pids(server, 2)

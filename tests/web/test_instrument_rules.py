@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from app.service.rate_limit import TokenBucket
 from app.service.settings import load_settings
 from tests.conftest import URL, intent, make_settings
-from tests.server.test_durability import storage_url, worker_pids  # noqa: F401 (a fixture)
+from tests.server.test_durability import worker_pids
 from tests.uvicorn_server import all_orders, race_limit_orders, running_server, server_get
 from tests.web.test_fills import order, quote
 from tests.web.test_trading_state import set_state
@@ -257,7 +257,7 @@ def test_the_bucket_refills_at_its_rate() -> None:
 
 
 @pytest.mark.parametrize("limit", ["max_open_orders", "max_position"])
-def test_two_workers_hold_a_limit_exactly(storage_url: str, tmp_path: Path, limit: str) -> None:  # noqa: F811
+def test_two_workers_hold_a_limit_exactly(storage_url: str, tmp_path: Path, limit: str) -> None:
     path = rules_file(tmp_path, {BTC: {limit: 7}})  # 7 orders of 1 each fit either
     env = {"STORAGE_URL": storage_url, "INSTRUMENTS_FILE": path}
     with running_server(tmp_path, env, "--workers", "2") as server:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from tests.conftest import URL, intent, make_settings
-from tests.server.test_durability import cpu_ticks, started, storage_url, worker_pids  # noqa: F401 (a fixture)
+from tests.server.test_durability import cpu_ticks, started, worker_pids
 from tests.uvicorn_server import all_orders, running_server, server_get
 from tests.web.test_fills import ORDERS, order, quote, read
 
@@ -148,7 +148,7 @@ def test_trading_state_at_start_up(make_client: Callable[..., TestClient]) -> No
     assert "trading_state" in client.get("/capabilities").json()["features"]
 
 
-def test_a_stored_halt_survives_restart_and_start_up_cannot_lift_it(storage_url: str) -> None:  # noqa: F811
+def test_a_stored_halt_survives_restart_and_start_up_cannot_lift_it(storage_url: str) -> None:
     with started(storage_url) as client:
         set_state(client, "HALTED", reason="operator")
     with started(storage_url) as client:
@@ -187,7 +187,7 @@ def test_a_halt_racing_intents_leaves_no_order_open(client: TestClient) -> None:
 
 
 def test_a_halt_set_through_one_worker_is_obeyed_by_the_other(
-    storage_url: str,  # noqa: F811
+    storage_url: str,
     tmp_path: Path,
 ) -> None:
     with running_server(tmp_path, {"STORAGE_URL": storage_url}, "--workers", "2") as server:
