@@ -35,6 +35,15 @@ class OrderKind(NamedTuple):
     time_in_force: TimeInForce = TimeInForce.GTC
 
 
+class Terms(NamedTuple):
+    """An order's terms unpacked."""
+
+    qty: float
+    limit_price: float | None
+    accepted_at: int
+    client_ts: int | None
+
+
 class OrderTerms:
     """The numbers an order is created with (quantity, limit price, acceptance and
     client times), packed into one 32-byte `bytes` value: as four Python numbers they
@@ -53,6 +62,17 @@ class OrderTerms:
             math.nan if limit_price is None else limit_price,
             accepted_at,
             cls._NO_TIME if client_ts is None else client_ts,
+        )
+
+    @classmethod
+    def unpack(cls, terms: bytes) -> "Terms":
+        """All four at once (one unpack, for a reader that shows them all)."""
+        qty, price, accepted_at, client_ts = cls.LAYOUT.unpack_from(terms)
+        return Terms(
+            float(qty),
+            None if math.isnan(price) else float(price),
+            int(accepted_at),
+            None if client_ts == cls._NO_TIME else int(client_ts),
         )
 
     @classmethod

@@ -13,7 +13,7 @@ from pydantic_core import to_json
 from app.core.balances import Holding
 from app.core.controls import TradingState
 from app.core.journal import Entry
-from app.core.order import Order, StoredFill
+from app.core.order import Order, OrderTerms, StoredFill
 from app.core.positions import Position
 from app.core.vocabulary import OrderStatus
 from app.ops.clock import iso_z
@@ -48,27 +48,28 @@ def _number(value: Decimal | None) -> float | None:
 
 
 def order_view(order: Order) -> dict[str, Any]:
-    """The whole order (`OrderOut`); its average price and fees come from its fills."""
-    client_ts = order.client_ts
-    fills = order.fills or []
-    filled = order.filled_qty
+    """The whole order (`OrderOut`); its average price and fees come from its fills.
+    Every stream event shows one, so its parts are each read once."""
+    kind, terms = order.kind, OrderTerms.unpack(order.terms)
+    fills, filled, updated_at = order.fills, order.filled_qty, order.updated_at
+    accepted = iso_z(terms.accepted_at)
     return {
         "order_id": order.order_id,
         "status": order.status.value,
-        "accepted_ts_utc": iso_z(order.accepted_at),
-        "exchange": order.exchange,
-        "symbol": order.symbol,
-        "side": order.side.value,
-        "qty": order.qty,
+        "accepted_ts_utc": accepted,
+        "exchange": kind.exchange,
+        "symbol": kind.symbol,
+        "side": kind.side.value,
+        "qty": terms.qty,
         "filled_qty": float(filled),
         "idempotency_key": order.idempotency_key,
-        "type": order.type.value,
-        "limit_price": order.limit_price,
-        "time_in_force": order.time_in_force.value,
-        "client_ts_utc": None if client_ts is None else iso_z(client_ts),
-        "updated_ts_utc": iso_z(order.accepted_at if order.updated_at is None else order.updated_at),
+        "type": kind.type.value,
+        "limit_price": terms.limit_price,
+        "time_in_force": kind.time_in_force.value,
+        "client_ts_utc": None if terms.client_ts is None else iso_z(terms.client_ts),
+        "updated_ts_utc": accepted if updated_at is None else iso_z(updated_at),
         "avg_fill_price": float(sum(f.price * f.qty for f in fills) / filled) if fills else None,
-        "fees": float(sum((f.fee for f in fills), Decimal(0))),
+        "fees": float(sum((f.fee for f in fills), Decimal(0))) if fills else 0.0,
     }
 
 

@@ -50,6 +50,7 @@ def test_terms_round_trip_exactly(qty: float, limit: float | None, accepted_at: 
     assert OrderTerms.limit_price(terms) == limit
     assert OrderTerms.accepted_at(terms) == accepted_at
     assert OrderTerms.client_ts(terms) == client_ts
+    assert OrderTerms.unpack(terms) == (qty, limit, accepted_at, client_ts)
 
 
 def test_terms_edge_values() -> None:
