@@ -574,8 +574,8 @@ async def measure_latency(
     # Connected before the schedule starts, so it does not start with handshakes.
     posters, extra_posters = await spread(POSTER_CONNECTIONS, workers, lambda: PosterConnection.connect(port, workers))
     await asyncio.sleep(0.5)  # each stream's place is taken once its first read of the feed runs
-    # The extras are closed only now that every stream has started: a client leaving
-    # while a worker's feed is starting upsets that feed (its start is not shielded).
+    # The extras are closed only now that every stream has started, so what is measured
+    # is the streams running, not connections coming and going.
     for stream in extra_streams:
         await stream.close()
     for poster in extra_posters:
