@@ -4,12 +4,18 @@ checked, and the signal that wakes whatever follows it when it grows."""
 import asyncio
 from collections.abc import AsyncIterator
 
+import anyio
+
 from app.core.errors import ServiceError
 from app.core.journal import Entry, EntryFilter
 from app.core.order import Order, StoredFill
 from app.service.calls import store_call
 from app.store.base import OrderStore
+from app.store.errors import StoreUnavailable
 from app.store.journal import MAX_READ, JournalPage
+
+# Seconds before a journal read that failed (the database is down) is tried again.
+RETRY_SECONDS = 1.0
 
 
 class EventsExpired(ServiceError):
@@ -99,13 +105,24 @@ class Journal:
         return found
 
     async def fills(self, after: int, limit: int) -> tuple[list[tuple[Order, StoredFill]], int]:
-        """Up to `limit` fills whose entries come after `after`, and the seq to read on from."""
+        """Up to `limit` fills whose entries come after `after`, and the seq to read on
+        from. EventsExpired if `after` is beyond the newest seq (a journal that started
+        over): the fills the new numbering gives up to `after` would be skipped."""
+        head = await self.head()
+        if after > head:
+            raise EventsExpired(after, 1, head)
         found = await self._call(self.store.fills_after, after, min(limit, MAX_READ))
         last = found[-1][1].seq if found else None
         return found, after if last is None else last
 
     async def follow_others(self) -> None:
-        """Wake the signal whenever another process appends (runs until cancelled)."""
-        updates: AsyncIterator[int] = self.store.follow()
-        async for _head in updates:
-            self.signal.moved()
+        """Wake the signal whenever another process appends (runs until cancelled). A
+        store that fails meanwhile is followed again a moment later: this must not end."""
+        while True:
+            updates: AsyncIterator[int] = self.store.follow()
+            try:
+                async for _head in updates:
+                    self.signal.moved()
+            except StoreUnavailable:
+                self.signal.moved()  # whatever came meanwhile is read once the store is back
+                await anyio.sleep(RETRY_SECONDS)

@@ -112,7 +112,8 @@ def listen_conninfo(url: URL) -> str:
 
 async def follow_postgresql(conninfo: str, newest: Callable[[], int]) -> AsyncIterator[int]:
     """The head, each time another process may have moved it: on each NOTIFY, and at
-    least every LISTEN_RECHECK_SECONDS (reconnecting if the connection is lost)."""
+    least every LISTEN_RECHECK_SECONDS (reconnecting if the connection is lost; -1, for
+    "unknown, look", while it cannot)."""
     import psycopg  # noqa: PLC0415 (the driver SQLAlchemy already loaded for this store)
 
     while True:
@@ -126,9 +127,10 @@ async def follow_postgresql(conninfo: str, newest: Callable[[], int]) -> AsyncIt
                         yield int(note.payload)
                     yield await to_thread.run_sync(newest)
         except psycopg.Error:
-            # No listening connection: look at the head instead until one is made again.
-            yield await to_thread.run_sync(newest)
+            # No listening connection: say so (the follower reads the head when it can)
+            # and try again in a moment.
             await anyio.sleep(LISTEN_RECHECK_SECONDS)
+            yield -1
 
 
 async def follow_by_polling(newest: Callable[[], int]) -> AsyncIterator[int]:

@@ -20,7 +20,8 @@ from typing import Any
 import anyio
 
 from app.core.journal import Entry, EntryFilter
-from app.service.journal import EventsExpired, Journal
+from app.service.journal import RETRY_SECONDS, EventsExpired, Journal
+from app.store.errors import StoreUnavailable
 from app.store.journal import MAX_READ
 
 # Entries are read at most this often, and subscribers woken as often: under load a
@@ -107,7 +108,11 @@ class Feed:
         tasks = self._tasks
         if not (tasks and tasks[0].get_loop() is loop and not any(task.done() for task in tasks)):
             # First start, or the loop the feed ran on has ended (a test client's): anew.
-            # No await from the check to here, so one subscriber starts it.
+            # No await from the check to here, so one subscriber starts it. Whatever
+            # was left of a run before is ended, and its waiting subscribers woken.
+            for scope in self._scopes:
+                scope.cancel()
+            self._wake()
             self._window.clear()
             self._joined = None
             self._closing = False
@@ -153,7 +158,18 @@ class Feed:
         ready.set_result(None)
         while True:
             await self._journal.signal.wait()
-            await self._read_new()
+            try:
+                await self._read_new()
+            except EventsExpired as expired:
+                # The journal dropped entries before this feed read them (a ring smaller
+                # than one step's events): go on from its newest; a subscriber that had
+                # not read them is let go and told on resuming.
+                self._window.clear()
+                self._head = expired.extra["newest_seq"]
+                self._wake()
+            except StoreUnavailable:
+                self._journal.signal.moved()  # read again once the database answers
+                await asyncio.sleep(RETRY_SECONDS)
             await asyncio.sleep(max(FLUSH_SECONDS, self._subscribers / WAKEUPS_PER_SECOND))
 
     async def _beat(self) -> None:

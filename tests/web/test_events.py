@@ -176,6 +176,9 @@ def test_fills_of_the_account_and_of_an_order_name_their_seq_and_instrument(clie
     assert client.get(f"{FILLS}?after=4").json() == {"items": [], "next_after": 4}
     assert client.get(f"/execution/orders/{ids['buy']}/fills").json()["items"] == page["items"][:1]
     assert client.get(f"{FILLS}?limit=0").status_code == 400
+    # A cursor beyond the newest seq (a journal that started over) is not an empty page.
+    response = client.get(f"{FILLS}?after=99")
+    assert (response.status_code, response.json()["code"], response.json()["newest_seq"]) == (410, "EVENTS_EXPIRED", 8)
 
 
 # -- the WebSocket --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ QUOTES = "/execution/market-data/quotes"
 STREAM = "/execution/events/stream"
 # Whether a schema-valid `after` is answered depends on the journal, not the schema: a
 # seq beyond its newest is a 410 (tests/web/test_events.py checks it).
-STATEFUL = {QUOTES, "/execution/events"}
+STATEFUL = {QUOTES, "/execution/events", "/execution/fills"}
 
 
 @pytest.fixture(params=["memory", "postgresql"])

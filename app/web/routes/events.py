@@ -9,13 +9,14 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.websockets import WebSocketState
+from starlette.websockets import WebSocketDisconnected, WebSocketState
 
 from app.core.errors import ServiceError
 from app.core.journal import EntryFilter, EventType
 from app.service.errors import InvalidQuery
 from app.service.journal import Journal
 from app.service.settings import Settings
+from app.store.errors import StoreUnavailable
 from app.web.deps import refuse_unknown_query
 from app.web.responses import BAD_QUERY, DEFAULT_PAGE, MAX_PAGE, NameFilter
 from app.web.schemas import NO_CONTROL_CHARS, EventPage, ExpiredBody, FillPage
@@ -31,6 +32,7 @@ FIRST_MESSAGE_SECONDS = 1.0
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 SERVICE_RESTART = 1012
+INTERNAL_ERROR = 1011
 SSE_HEARTBEAT = b": heartbeat\n\n"
 
 After = Annotated[
@@ -153,10 +155,9 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
     @routes.websocket("/execution/events/ws")
     async def events_socket(websocket: WebSocket) -> None:
         await websocket.accept()
-        await feed.start()
-        connected_at = feed.head
         try:
-            start, keep = await _opening(websocket, connected_at)
+            await feed.start()
+            start, keep = await _opening(websocket, feed.head)
             if start is not None:
                 await feed.check(start)
         except (ServiceError, ValidationError, ValueError) as error:
@@ -171,13 +172,13 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
                 group.start_soon(_watch_client, websocket, group.cancel_scope)
                 await _send_events(websocket, feed.follow(start, keep, queue=queue))
                 group.cancel_scope.cancel()
-        except (WebSocketDisconnect, OSError):
-            return  # the client left mid-send
+        except* (WebSocketDisconnect, WebSocketDisconnected, OSError):
+            pass  # the client left mid-send (or its refusal closed the socket meanwhile)
 
     @routes.get(
         "/execution/fills",
         response_model=FillPage,
-        responses=BAD_QUERY,
+        responses={**BAD_QUERY, **EXPIRED},
         dependencies=[Depends(refuse_unknown_query)],
     )
     async def list_fills(
@@ -272,4 +273,6 @@ async def _refuse(websocket: WebSocket, error: Exception) -> None:
         body = {"detail": str(error), "code": "VALIDATION_ERROR"}
     if websocket.application_state == WebSocketState.CONNECTED:
         await websocket.send_text(json.dumps(body, separators=(",", ":")))
-        await websocket.close(POLICY_VIOLATION, body["detail"][:120])
+        # The store being down is no fault of the client's message.
+        code = INTERNAL_ERROR if isinstance(error, StoreUnavailable) else POLICY_VIOLATION
+        await websocket.close(code, body["detail"][:120])

@@ -1,0 +1,99 @@
+"""The feed behind the streams, driven directly (no HTTP): it survives a store that
+fails for a moment and a journal that dropped entries before it read them."""
+
+import asyncio
+from typing import Any
+
+from app.core.controls import TradingState
+from app.core.journal import EntryFilter
+from app.core.vocabulary import TradingStateName
+from app.service.journal import Journal
+from app.store.errors import StoreUnavailable
+from app.store.journal import JournalPage
+from app.store.memory import InMemoryStore
+from app.web.streams import Batch, Feed, Overflow
+from app.web.views import entry_json
+from tests.store.test_contract import PLAIN, order
+
+
+class Flaky(InMemoryStore):
+    """A memory store whose next journal reads fail (as a database that went away)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failures = 0
+
+    def read_journal(self, after: int, limit: int, keep: EntryFilter) -> JournalPage:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("the database is unavailable")
+        return super().read_journal(after, limit, keep)
+
+
+async def admitted(store: InMemoryStore, journal: Journal, key: str, limit: float = 10.0) -> None:
+    await store.admit(order(key, limit=limit), PLAIN, 1)
+    journal.signal.moved()
+
+
+async def next_seqs(deliveries: Any, count: int) -> list[int]:
+    seqs: list[int] = []
+    while len(seqs) < count:
+        delivery = await asyncio.wait_for(anext(deliveries), 10)
+        if isinstance(delivery, Batch):
+            seqs += [item.entry.seq for item in delivery.items]
+    return seqs
+
+
+def test_the_feed_reads_on_after_a_store_failure() -> None:
+    async def scenario() -> list[int]:
+        store = Flaky()
+        journal = Journal(store)
+        feed = Feed(journal, entry_json, window=100, heartbeat_seconds=5)
+        subscriber = feed.follow(None, EntryFilter(), queue=50)
+        first = asyncio.ensure_future(next_seqs(subscriber, 2))
+        await asyncio.sleep(0.05)
+        store.failures = 2
+        await admitted(store, journal, "a")
+        await admitted(store, journal, "b")
+        seqs = await first
+        await feed.stop()
+        return seqs
+
+    assert asyncio.run(scenario()) == [1, 2]
+
+
+def test_the_feed_goes_on_when_the_journal_dropped_what_it_had_not_read() -> None:
+    """A ring of 3 and a kill switch that cancels 5 orders in one step (6 events): the
+    live subscriber is let go at its last seq; the feed goes on and a new one hears
+    what comes next."""
+
+    async def scenario() -> tuple[list[int], Any, list[int]]:
+        store = InMemoryStore(events_retain=3)
+        journal = Journal(store)
+        feed = Feed(journal, entry_json, window=100, heartbeat_seconds=5)
+        live = feed.follow(None, EntryFilter(), queue=50)
+        first = asyncio.ensure_future(next_seqs(live, 5))
+        await asyncio.sleep(0.05)
+        for n in range(5):
+            await admitted(store, journal, f"k{n}")
+            await asyncio.sleep(0.03)  # each read by the feed on its own
+        seen = await first
+        store.set_trading_state(TradingState(TradingStateName.HALTED, "drill", 2), cancel_open=True)
+        journal.signal.moved()
+        last = await asyncio.wait_for(anext(live), 10)
+        store.set_trading_state(TradingState(TradingStateName.ACTIVE, None, 3))
+        journal.signal.moved()
+        await asyncio.sleep(0.05)
+        later = feed.follow(None, EntryFilter(), queue=50)
+        waiting = asyncio.ensure_future(next_seqs(later, 1))
+        await asyncio.sleep(0.05)
+        await admitted(store, journal, "after")
+        after = await waiting
+        await feed.stop()
+        return seen, last, after
+
+    seen, last, after = asyncio.run(scenario())
+    assert seen == [1, 2, 3, 4, 5]
+    assert isinstance(last, Overflow)
+    assert last.last_sent == 5
+    assert after == [13]  # 6 events of the kill switch, 1 of ACTIVE, then the new order
