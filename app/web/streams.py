@@ -173,10 +173,11 @@ class Feed:
             await asyncio.sleep(max(FLUSH_SECONDS, self._subscribers / WAKEUPS_PER_SECOND))
 
     async def _beat(self) -> None:
-        """Wake every subscriber once a heartbeat interval: one that had nothing to send
-        since the last beat sends a heartbeat (so none is silent longer than that)."""
+        """Wake every subscriber twice a heartbeat interval: one that has sent nothing
+        for half an interval then sends a heartbeat, so none is silent for a whole one
+        (also one whose filter keeps none of a busy journal's events)."""
         while True:
-            await asyncio.sleep(self._heartbeat_seconds)
+            await asyncio.sleep(self._heartbeat_seconds / 2)
             self._wake()
 
     def _wake(self) -> None:
@@ -220,6 +221,8 @@ class Feed:
         cursor = self._head if after is None else after  # every seq up to it is dealt with
         last_sent = cursor
         live = False
+        clock = asyncio.get_running_loop().time
+        spoke_at = clock()  # when it was last sent anything, a heartbeat included
         while not self._closing:
             if live and self._head - cursor > queue:
                 yield Overflow(last_sent)
@@ -236,6 +239,7 @@ class Feed:
                 if page.entries:
                     cursor = page.entries[-1].seq
                     last_sent = cursor
+                    spoke_at = clock()
                     yield Batch([Rendered.of(entry, self._render) for entry in page.entries])
                 if len(page.entries) < MAX_READ:
                     cursor = max(cursor, page.head)  # read through the journal's head: all seen
@@ -248,18 +252,19 @@ class Feed:
                 cursor = self._head
                 if keep.keeps_all:
                     last_sent = cursor
+                    spoke_at = clock()
                     yield Batch(newer, span)
                 else:
                     kept = [item for item in newer if keep.keeps(item.entry)]
                     if kept:
                         last_sent = kept[-1].entry.seq
+                        spoke_at = clock()
                         yield Batch(kept)
                 continue
             changed = self._changed
             assert changed is not None
-            quiet_since = self._head
-            await changed.wait()
-            if self._closing:
-                return
-            if self._head == quiet_since:  # woken by the beat, not by news
+            if clock() - spoke_at >= self._heartbeat_seconds / 2:
+                spoke_at = clock()
                 yield HEARTBEAT
+                continue
+            await changed.wait()

@@ -2,16 +2,17 @@
 fails for a moment and a journal that dropped entries before it read them."""
 
 import asyncio
+import itertools
 from typing import Any
 
 from app.core.controls import TradingState
-from app.core.journal import EntryFilter
+from app.core.journal import EntryFilter, EventType
 from app.core.vocabulary import TradingStateName
 from app.service.journal import Journal
 from app.store.errors import StoreUnavailable
 from app.store.journal import JournalPage
 from app.store.memory import InMemoryStore
-from app.web.streams import Batch, Feed, Overflow
+from app.web.streams import Batch, Feed, Heartbeat, Overflow
 from app.web.views import entry_json
 from tests.store.test_contract import PLAIN, order
 
@@ -97,3 +98,36 @@ def test_the_feed_goes_on_when_the_journal_dropped_what_it_had_not_read() -> Non
     assert isinstance(last, Overflow)
     assert last.last_sent == 5
     assert after == [13]  # 6 events of the kill switch, 1 of ACTIVE, then the new order
+
+
+def test_a_filtered_subscriber_hears_a_heartbeat_while_the_journal_is_busy_with_others() -> None:
+    """It keeps only fills; new orders keep coming: it is still never silent for a
+    whole heartbeat interval."""
+
+    async def scenario() -> list[float]:
+        store = InMemoryStore()
+        journal = Journal(store)
+        feed = Feed(journal, entry_json, window=1000, heartbeat_seconds=0.2)
+        fills_only = feed.follow(None, EntryFilter(types=frozenset({EventType.FILL})), queue=500)
+        loop = asyncio.get_running_loop()
+        heard: list[float] = []
+
+        async def listen() -> None:
+            async for delivery in fills_only:
+                assert isinstance(delivery, Heartbeat)
+                heard.append(loop.time())
+
+        listening = asyncio.ensure_future(listen())
+        started = loop.time()
+        for n in range(50):  # a new order every 20 ms or so, for a second
+            await admitted(store, journal, f"busy-{n}")
+            await asyncio.sleep(0.02)
+        listening.cancel()
+        await feed.stop()
+        return [started, *heard, loop.time()]
+
+    moments = asyncio.run(scenario())
+    gaps = [later - earlier for earlier, later in itertools.pairwise(moments)]
+    assert len(moments) >= 5  # heartbeats came (before, a busy journal kept it silent)
+    # Never silent for a whole interval; twice that as a margin for a loaded machine.
+    assert max(gaps) < 2 * 0.2
