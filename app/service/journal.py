@@ -68,9 +68,11 @@ class JournalSignal:
         self._waiters: list[asyncio.Future[None]] = []
 
     def moved(self) -> None:
+        # Called after every intent: with no follower waiting, it only marks.
         self._pending = True
-        waiters, self._waiters = self._waiters, []
-        wake(waiters)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            wake(waiters)
 
     async def wait(self) -> None:
         if not self._pending:

@@ -62,8 +62,9 @@ class RetainedEvents:
             # From the right: a reader is usually near the newest end, and a deque's
             # iteration from the left would walk every older entry first.
             newer = list(islice(reversed(self._events), self._head - start + 1))
+            keeps_all = keep.keeps_all
             for seq, event in enumerate(reversed(newer), start=start):
-                if keep.keeps_all or keep.keeps_event(event):
+                if keeps_all or keep.keeps_event(event):
                     found.append(entry_of(seq, event))
                     if len(found) >= limit:
                         break

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.core.controls import TradingState
+from app.core.errors import IntentRefused
 from app.core.journal import Entry, EntryFilter, EventType
 from app.core.vocabulary import CancelReason, OrderStatus, Side, TradingStateName
 from app.store.base import OrderStore
@@ -131,11 +132,15 @@ def test_a_refused_or_duplicate_intent_journals_nothing(store: OrderStore) -> No
     admit(store, order("k"))
     admit(store, order("k"))
     store.set_trading_state(TradingState(TradingStateName.HALTED, "stop", 2))
-    with pytest.raises(Exception, match=r"HALTED"):
+    with pytest.raises(IntentRefused, match=r"HALTED"):
         admit(store, order("refused"))
     assert [entry.type for entry in everything(store)] == [EventType.NEW, EventType.TRADING_STATE]
-    # A cancel of an order that is not open journals nothing either.
-    store.set_trading_state(TradingState(TradingStateName.ACTIVE, None, 3))
+    # A cancel journals once; a cancel of an order no longer open journals nothing.
+    kept = store.get_by_key("k")
+    assert kept is not None
+    store.cancel(kept.order_id, 3)
+    store.cancel(kept.order_id, 4)
+    assert [entry.type for entry in everything(store)] == [EventType.NEW, EventType.TRADING_STATE, EventType.CANCELED]
     assert store.journal_head() == 3
 
 

@@ -17,7 +17,7 @@ from app.service.errors import InvalidQuery
 from app.service.journal import Journal
 from app.service.settings import Settings
 from app.store.errors import StoreUnavailable
-from app.web.deps import refuse_unknown_query
+from app.web.deps import refuse_unknown, refuse_unknown_query
 from app.web.responses import BAD_QUERY, DEFAULT_PAGE, MAX_PAGE, NameFilter
 from app.web.schemas import NO_CONTROL_CHARS, EventPage, ExpiredBody, FillPage
 from app.web.streams import Batch, Feed, Heartbeat, Overflow
@@ -214,9 +214,7 @@ async def _opening(websocket: WebSocket, connected_at: int) -> tuple[int | None,
     """Where the stream starts and what it keeps: from the query, or from the client's
     first message (sent within FIRST_MESSAGE_SECONDS); else from `connected_at` on."""
     query = websocket.query_params
-    unknown = sorted(set(query) - {"after", "types", "exchange", "symbol", "order_id", "access_token"})
-    if unknown:
-        raise InvalidQuery(f"Unknown query parameter(s): {', '.join(repr(name[:64]) for name in unknown[:10])}")
+    refuse_unknown(query, {"after", "types", "exchange", "symbol", "order_id", "access_token"})
     if any(name in query for name in ("after", "types", "exchange", "symbol", "order_id")):
         after_text = query.get("after")
         hello = FirstMessage.model_validate(
