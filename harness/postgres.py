@@ -5,15 +5,19 @@ port, in a temporary directory, stopped and removed afterwards.
 user (Debian's postgresql package creates it).
 """
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
 
 from harness.servers import free_port
 
@@ -91,3 +95,38 @@ def postgres_cluster(*, durable: bool = False, max_connections: int = 200) -> It
                 timeout=60,
             )
         shutil.rmtree(top, ignore_errors=True)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) is in parentheses and may hold spaces.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@contextmanager
+def frozen(url: str) -> Iterator[None]:
+    """Stop every process of the cluster at `url` (SIGSTOP) and continue them on exit: a
+    database that stops answering without closing its connections."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    assert row is not None
+    postmaster = int((Path(row[0]) / "postmaster.pid").read_text().split()[0])
+    # The postmaster first, so that it starts no new backend meanwhile.
+    processes = [postmaster]
+    os.kill(postmaster, signal.SIGSTOP)
+    try:
+        processes += _children(postmaster)
+        for pid in processes[1:]:
+            os.kill(pid, signal.SIGSTOP)
+        yield
+    finally:
+        for pid in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)

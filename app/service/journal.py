@@ -9,7 +9,7 @@ import anyio
 from app.core.errors import ServiceError
 from app.core.journal import Entry, EntryFilter
 from app.core.order import Order, StoredFill
-from app.service.calls import store_call
+from app.service.calls import StoreCalls
 from app.store.base import OrderStore
 from app.store.errors import StoreUnavailable
 from app.store.journal import MAX_READ, JournalPage
@@ -85,10 +85,10 @@ class JournalSignal:
 class Journal:
     """The journal as readers see it, over any store."""
 
-    def __init__(self, store: OrderStore) -> None:
+    def __init__(self, store: OrderStore, calls: StoreCalls) -> None:
         self.store = store
         self.signal = JournalSignal()
-        self._call = store_call(store.blocking)
+        self._call = calls
 
     async def head(self) -> int:
         return await self._call(self.store.journal_head)

@@ -17,7 +17,7 @@ from app.core.vocabulary import OrderType, Side, TimeInForce, TradingStateName
 from app.ops.clock import iso_z, now_micros
 from app.ops.logs import EventLog, Fields
 from app.ops.metrics import Metrics
-from app.service.calls import store_call
+from app.service.calls import StoreCalls
 from app.service.errors import (
     DuplicateIntent,
     InstrumentNotAllowed,
@@ -111,8 +111,8 @@ class OrderService:
         )
         # The in-memory store only takes a lock for a moment: calling it inline is
         # cheaper than a hop to a thread.
-        self._store_call = store_call(store.blocking)
-        self.journal = Journal(store)
+        self._store_call = StoreCalls(store.name, store.blocking, settings.store_timeout_ms)
+        self.journal = Journal(store, self._store_call)
         self._bucket = (
             None
             if settings.max_intents_per_second is None
@@ -191,7 +191,9 @@ class OrderService:
             terms=OrderTerms.of(request.qty, request.limit_price, now, request.client_ts),
         )
         try:
-            stored, created, events = await self.store.admit(order, self.policy, now, self._cap)
+            stored, created, events = await self._store_call.bounded(
+                self.store.admit(order, self.policy, now, self._cap)
+            )
         except (StoreFull, IntentRefused) as error:
             self.refuse(error, fields)
         except StoreUnavailable as error:

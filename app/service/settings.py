@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     maker_fee_bps: BasisPoints = Decimal(0)
     # Where orders live: memory:// (this process only), sqlite:///PATH, postgresql://...
     storage_url: str = "memory://"
+    # The longest a request waits for a database (milliseconds) before it is answered
+    # 503: the database's own timeouts cannot fire while it does not answer at all.
+    store_timeout_ms: Annotated[int, Field(ge=1, le=600_000)] = 5_000
     # Trading controls, all off when unset.
     # The trading state at start-up: it makes the stored state stricter, never looser.
     trading_state: TradingStateName | None = None

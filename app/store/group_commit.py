@@ -23,7 +23,7 @@ R = TypeVar("R")
 class Waiting(Generic[T, R]):
     """One item, and the outcome its batch gave it."""
 
-    __slots__ = ("_error", "_result", "future", "item", "loop")
+    __slots__ = ("_error", "_result", "abandoned", "future", "item", "loop")
 
     def __init__(self, item: T, loop: asyncio.AbstractEventLoop, future: "asyncio.Future[R]") -> None:
         self.item = item
@@ -31,6 +31,9 @@ class Waiting(Generic[T, R]):
         self.future = future
         self._result: R | None = None
         self._error: BaseException | None = None
+        # Set when the caller stopped waiting (its deadline passed) before the writer
+        # took the item: it is then never started, rather than done unseen.
+        self.abandoned = False
 
     def succeed(self, result: R) -> None:
         self._result = result
@@ -69,7 +72,11 @@ class GroupCommit(Generic[T, R]):
         loop = asyncio.get_running_loop()
         entry: Waiting[T, R] = Waiting(item, loop, loop.create_future())
         self._queue.put(entry)
-        return await entry.future
+        try:
+            return await entry.future
+        except asyncio.CancelledError:
+            entry.abandoned = True
+            raise
 
     def close(self) -> None:
         """Finish what was submitted, then stop the writer."""
@@ -93,7 +100,9 @@ class GroupCommit(Generic[T, R]):
                     stop = True
                     break
                 batch.append(entry)
-            self._run(batch)
+            batch = [entry for entry in batch if not entry.abandoned]
+            if batch:
+                self._run(batch)
             if stop:
                 return
 

@@ -8,6 +8,7 @@ from typing import Any
 from app.core.controls import TradingState
 from app.core.journal import EntryFilter, EventType
 from app.core.vocabulary import TradingStateName
+from app.service.calls import StoreCalls
 from app.service.journal import Journal
 from app.store.errors import StoreUnavailable
 from app.store.journal import JournalPage
@@ -48,7 +49,7 @@ async def next_seqs(deliveries: Any, count: int) -> list[int]:
 def test_the_feed_reads_on_after_a_store_failure() -> None:
     async def scenario() -> list[int]:
         store = Flaky()
-        journal = Journal(store)
+        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
         feed = Feed(journal, entry_json, window=100, heartbeat_seconds=5)
         subscriber = feed.follow(None, EntryFilter(), queue=50)
         first = asyncio.ensure_future(next_seqs(subscriber, 2))
@@ -70,7 +71,7 @@ def test_the_feed_goes_on_when_the_journal_dropped_what_it_had_not_read() -> Non
 
     async def scenario() -> tuple[list[int], Any, list[int]]:
         store = InMemoryStore(events_retain=3)
-        journal = Journal(store)
+        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
         feed = Feed(journal, entry_json, window=100, heartbeat_seconds=5)
         live = feed.follow(None, EntryFilter(), queue=50)
         first = asyncio.ensure_future(next_seqs(live, 5))
@@ -106,7 +107,7 @@ def test_a_filtered_subscriber_hears_a_heartbeat_while_the_journal_is_busy_with_
 
     async def scenario() -> list[float]:
         store = InMemoryStore()
-        journal = Journal(store)
+        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
         feed = Feed(journal, entry_json, window=1000, heartbeat_seconds=0.2)
         fills_only = feed.follow(None, EntryFilter(types=frozenset({EventType.FILL})), queue=500)
         loop = asyncio.get_running_loop()
