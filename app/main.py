@@ -4,11 +4,13 @@ layer's factory from settings read once, here, from the environment."""
 import sys
 
 from app.core.errors import AccountMismatch
+from app.ops.limits import raise_open_files_limit
 from app.service.settings import load_settings
 from app.web.app import create_app
 
 __all__ = ["app", "create_app"]
 
+raise_open_files_limit()  # each connection holds a descriptor
 try:
     app = create_app(load_settings(), freeze_gc=True)
 except AccountMismatch as mismatch:  # PAPER_BALANCES over open orders it cannot cover

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # The longest a request waits for a database (milliseconds) before it is answered
     # 503: the database's own timeouts cannot fire while it does not answer at all.
     store_timeout_ms: Annotated[int, Field(ge=1, le=600_000)] = 5_000
+    # Bounds on slow and oversized requests, applied by the HTTP protocol the container
+    # runs (app.web.connections): from a request's first byte to its last, and the
+    # size of its header block.
+    request_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 10_000
+    max_header_bytes: Annotated[int, Field(ge=4_096, le=16_777_216)] = 65_536
     # Trading controls, all off when unset.
     # The trading state at start-up: it makes the stored state stricter, never looser.
     trading_state: TradingStateName | None = None

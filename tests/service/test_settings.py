@@ -49,6 +49,9 @@ def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SLIPPAGE_BPS", "10000"),
         ("TAKER_FEE_BPS", "-1"),
         ("MAKER_FEE_BPS", "NaN"),
+        ("STORE_TIMEOUT_MS", "0"),
+        ("REQUEST_TIMEOUT_MS", "soon"),
+        ("MAX_HEADER_BYTES", "100"),
     ],
 )
 def test_invalid_configuration_stops_with_one_clear_line(
