@@ -236,8 +236,8 @@ class OrderService:
             "Quote received",
             {"exchange": request.exchange, "symbol": request.symbol, "bid": request.bid, "ask": request.ask},
         )
-        events = await self._store_call(
-            self.store.add_quote, (request.exchange, request.symbol), quote, self.policy, self.clock()
+        events = await self._store_call.bounded(
+            self.store.add_quote((request.exchange, request.symbol), quote, self.policy, self.clock())
         )
         self._publish(events)
         return [event for event in events if isinstance(event, OrderFilled)]

@@ -96,9 +96,10 @@ class OrderStore(Protocol):
         """How many orders have each status (statuses with none may be left out)."""
         ...
 
-    def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+    async def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
         """Keep `quote` as the instrument's latest and fill the resting orders it
-        reaches, oldest first. One atomic step."""
+        reaches, oldest first. One atomic step (a SQL store shares its transaction with
+        the intents and quotes that arrive meanwhile, as `admit` does)."""
         ...
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:

@@ -112,7 +112,7 @@ class InMemoryStore:
         with self._lock:
             return dict(self._by_status)
 
-    def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+    async def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
         with self._lock:
             held = self._instrument(instrument)
             reach = Reach.of(quote)

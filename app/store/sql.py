@@ -166,6 +166,21 @@ class Arrival:
     cap: int | None
 
 
+@dataclass
+class QuoteArrival:
+    """A quote waiting to be applied to its instrument, and under what."""
+
+    instrument: Instrument
+    quote: Quote
+    policy: Policy
+    now: int
+
+
+# What the writer takes (intents and quotes, in arrival order) and what it answers.
+Write = Arrival | QuoteArrival
+Written = Admission | list[Event]
+
+
 class _Batch:
     """What admitting one batch gathers before it is written: the instruments' state as
     the core left it, the orders it accepted, and the events."""
@@ -202,6 +217,22 @@ class _Batch:
         ]
         admitted = [(order.side, order.remaining) for order in self.resting.get(key, ())]
         return Exposure.of(position.qty, [*committed, *admitted])
+
+
+def _instrument_of(work: Write) -> Instrument:
+    return (work.order.exchange, work.order.symbol) if isinstance(work, Arrival) else work.instrument
+
+
+def _runs(batch: list[Waiting[Write, Written]]) -> Iterator[list[Waiting[Write, Written]]]:
+    """The batch cut into runs of consecutive intents and consecutive quotes."""
+    run: list[Waiting[Write, Written]] = []
+    for entry in batch:
+        if run and isinstance(run[-1].item, Arrival) != isinstance(entry.item, Arrival):
+            yield run
+            run = []
+        run.append(entry)
+    if run:
+        yield run
 
 
 class SqlStore:
@@ -262,8 +293,9 @@ class SqlStore:
         except SQLAlchemyError as error:
             self.engine.dispose()
             raise StoreUnavailable(f"cannot open the {self.name} store: {_reason(error)}") from None
-        self._admissions: GroupCommit[Arrival, Admission] = GroupCommit(
-            self._admit_batch, MAX_BATCH, name=f"{self.name}-writer"
+        # Intents and quotes that arrive while a transaction commits share the next one.
+        self._writes: GroupCommit[Write, Written] = GroupCommit(
+            self._commit_batch, MAX_BATCH, name=f"{self.name}-writer"
         )
 
     # -- transactions ---------------------------------------------------------------
@@ -299,94 +331,144 @@ class SqlStore:
     # -- admission ----------------------------------------------------------------------
 
     async def admit(self, order: Order, policy: Policy, now: int, cap: int | None = None) -> Admission:
+        admission = await self._write(Arrival(order, policy, now, cap))
+        assert isinstance(admission, Admission)  # the writer answers an intent with one
+        return admission
+
+    async def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+        events = await self._write(QuoteArrival(instrument, quote, policy, now))
+        assert isinstance(events, list)  # the writer answers a quote with its events
+        return events
+
+    async def _write(self, work: Write) -> Written:
         if self._closed:  # shutting down: the writer takes nothing more
             raise StoreUnavailable(f"The {self.name} store is closed (the service is stopping); retry")
-        # Intents that arrive while a transaction commits share the next one.
-        return await self._admissions.submit(Arrival(order, policy, now, cap))
+        return await self._writes.submit(work)
 
-    def _admit_batch(self, batch: list[Waiting[Arrival, Admission]]) -> None:
-        """Admit a batch in one transaction; if the database refused a value in it, admit
-        each intent on its own, so one bad intent does not fail its neighbours."""
+    def _commit_batch(self, batch: list[Waiting[Write, Written]]) -> None:
+        """Commit a batch in one transaction; if the database refused a value in it, commit
+        each item on its own, so one bad intent does not fail its neighbours."""
         try:
-            self._admit_retrying(batch)
+            self._commit_retrying(batch)
         except ValueRefused:
             if len(batch) == 1:
                 raise
             for entry in batch:
                 try:
-                    self._admit_retrying([entry])
+                    self._commit_retrying([entry])
                 except StoreUnavailable as alone:
                     entry.fail(alone)
 
-    def _admit_retrying(self, batch: list[Waiting[Arrival, Admission]]) -> None:
+    def _commit_retrying(self, batch: list[Waiting[Write, Written]]) -> None:
         # Most keys are new, so the first try does not look them up: the insert's unique
         # key tells. If it finds one taken, everything is rolled back and the batch is
-        # admitted again, its keys looked up first.
+        # committed again, its keys looked up first.
         look_up_keys = False
         for _ in range(KEY_RACE_RETRIES):
             try:
-                self._admit_together(batch, look_up_keys=look_up_keys)
+                self._commit_together(batch, look_up_keys=look_up_keys)
                 return
             except _KeyRace:
                 look_up_keys = True
         raise StoreUnavailable("Intents with these idempotency keys keep racing with other workers; retry")
 
-    def _admit_together(self, batch: list[Waiting[Arrival, Admission]], *, look_up_keys: bool) -> None:
-        """Admit a batch in arrival order in one transaction: each intent whose key is
-        free goes through the core (and sees what the ones before it did), then the
-        accepted orders, their fills and what they moved are written together. An
-        intent a control refused is looked up before its refusal is answered: a taken
-        key answers with its order, also while trading is halted."""
-        arrivals = [(entry, _pristine(entry.item.order)) for entry in batch]
-        keys = list(dict.fromkeys(order.idempotency_key for _, order in arrivals))
-        caps = [entry.item.cap for entry in batch if entry.item.cap is not None]
-        answers: list[tuple[Waiting[Arrival, Admission], Admission | Exception]] = []
+    def _commit_together(self, batch: list[Waiting[Write, Written]], *, look_up_keys: bool) -> None:
+        """One transaction for the whole batch, in arrival order: each run of intents is
+        admitted together, each quote applied where it came (so it fills the intents
+        before it, and those after it see its fills), and every event is journaled at
+        the end. Answers go out only once it has committed."""
+        answers: list[tuple[Waiting[Write, Written], Written | Exception]] = []
+        events: list[Event] = []
+        intents = [entry.item for entry in batch if isinstance(entry.item, Arrival)]
+        caps = [arrival.cap for arrival in intents if arrival.cap is not None]
         with self._writing() as conn:
-            room = self._room(conn, min(caps), len(keys)) if caps else None
-            # Near the cap a taken key must not be refused as one too many: look up.
-            look_up_keys = look_up_keys or room is not None
-            owners = self._owners(conn, keys) if look_up_keys else {}
-            # Sorted, so two workers locking the same instruments never deadlock.
-            for instrument in sorted({(order.exchange, order.symbol) for _, order in arrivals}):
+            # Every lock the batch needs, up front and always in the same order (the
+            # capacity lock, then the instruments sorted, then the trading state), so
+            # two workers' batches never deadlock.
+            if caps and self.name == "postgresql":
+                # Every capped admission, in every worker, counts and inserts one at a time.
+                conn.execute(select(func.pg_advisory_xact_lock(CAPACITY_LOCK)))
+            for instrument in sorted({_instrument_of(entry.item) for entry in batch}):
                 self._lock_instrument(conn, instrument)
             # Read under a share lock: a change of state waits for this batch, and a
             # batch after it sees the new state (cancel_open_orders misses no order).
-            state = self._trading_state(conn, lock="share")
-            symbols = {order.symbol for _, order in arrivals}
-            work = _Batch(self, conn, self._account(conn, symbols, []))
-            for entry, order in arrivals:
-                key = order.idempotency_key
-                if key in owners:
-                    answers.append((entry, Admission(with_fills(conn, [owners[key]])[0], False, [])))
-                elif key in work.accepted:
-                    answers.append((entry, Admission(work.accepted[key][0], False, [])))
-                elif room is not None and room <= 0:
-                    answers.append((entry, StoreFull(min(caps))))
+            state = self._trading_state(conn, lock="share") if intents else None
+            for run in _runs(batch):
+                if state is not None and isinstance(run[0].item, Arrival):
+                    answered, admitted = self._admit_run(conn, run, state, min(caps) if caps else None, look_up_keys)
+                    answers += answered
+                    events += admitted
                 else:
-                    try:
-                        admitted = self._admit_one(work, order, entry.item, state)
-                    except IntentRefused as refusal:
-                        answers.append((entry, refusal))
-                        continue
-                    room = None if room is None else room - 1
-                    answers.append((entry, Admission(order, True, admitted)))
-            refused = [
-                entry.item.order.idempotency_key for entry, answer in answers if isinstance(answer, IntentRefused)
-            ]
-            if refused and not look_up_keys:
-                taken = self._owners(conn, refused)
-                answers = [
-                    (entry, Admission(with_fills(conn, [taken[key]])[0], False, []))
-                    if isinstance(answer, IntentRefused) and (key := entry.item.order.idempotency_key) in taken
-                    else (entry, answer)
-                    for entry, answer in answers
-                ]
-            self._write_batch(conn, work)
+                    for entry in run:
+                        assert isinstance(entry.item, QuoteArrival)
+                        applied = self._apply_quote(conn, entry.item)
+                        answers.append((entry, applied))
+                        events += applied
+            self._journal(conn, events)
         for entry, answer in answers:
             if isinstance(answer, Exception):
                 entry.fail(answer)
             else:
                 entry.succeed(answer)
+
+    def _admit_run(
+        self,
+        conn: Connection,
+        run: list[Waiting[Write, Written]],
+        state: TradingState,
+        cap: int | None,
+        look_up_keys: bool,
+    ) -> tuple[list[tuple[Waiting[Write, Written], Written | Exception]], list[Event]]:
+        """Admit a run of intents in arrival order: each whose key is free goes through
+        the core (and sees what the ones before it did), then the accepted orders, their
+        fills and what they moved are written together. An intent a control refused is
+        looked up before its refusal is answered: a taken key answers with its order,
+        also while trading is halted. Returns the answers and the events."""
+        arrivals: list[tuple[Waiting[Write, Written], Arrival, Order]] = []
+        for entry in run:
+            assert isinstance(entry.item, Arrival)
+            arrivals.append((entry, entry.item, _pristine(entry.item.order)))
+        keys = list(dict.fromkeys(order.idempotency_key for _, _, order in arrivals))
+        answers: list[tuple[Waiting[Write, Written], Written | Exception]] = []
+        room = self._room(conn, cap, len(keys)) if cap is not None else None
+        # Near the cap a taken key must not be refused as one too many: look up.
+        look_up_keys = look_up_keys or room is not None
+        owners = self._owners(conn, keys) if look_up_keys else {}
+        symbols = {order.symbol for _, _, order in arrivals}
+        work = _Batch(self, conn, self._account(conn, symbols, []))
+        for entry, arrival, order in arrivals:
+            key = order.idempotency_key
+            if key in owners:
+                answers.append((entry, Admission(with_fills(conn, [owners[key]])[0], False, [])))
+            elif key in work.accepted:
+                answers.append((entry, Admission(work.accepted[key][0], False, [])))
+            elif room is not None and cap is not None and room <= 0:
+                answers.append((entry, StoreFull(cap)))
+            else:
+                try:
+                    admitted = self._admit_one(work, order, arrival, state)
+                except IntentRefused as refusal:
+                    answers.append((entry, refusal))
+                    continue
+                room = None if room is None else room - 1
+                answers.append((entry, Admission(order, True, admitted)))
+        refused = [
+            entry.item.order.idempotency_key
+            for entry, answer in answers
+            if isinstance(answer, IntentRefused) and isinstance(entry.item, Arrival)
+        ]
+        if refused and not look_up_keys:
+            taken = self._owners(conn, refused)
+            answers = [
+                (entry, Admission(with_fills(conn, [taken[key]])[0], False, []))
+                if isinstance(answer, IntentRefused)
+                and isinstance(entry.item, Arrival)
+                and (key := entry.item.order.idempotency_key) in taken
+                else (entry, answer)
+                for entry, answer in answers
+            ]
+        self._write_batch(conn, work)
+        return answers, work.events
 
     def _admit_one(self, work: _Batch, order: Order, arrival: Arrival, state: TradingState) -> list[Event]:
         key = (order.exchange, order.symbol)
@@ -409,12 +491,9 @@ class SqlStore:
 
     def _room(self, conn: Connection, cap: int, new_keys: int) -> int | None:
         """How many more orders fit under `cap` (None: more than this batch can bring)."""
-        if self.name == "postgresql":
-            # Every capped admission, in every worker, counts and inserts one at a time.
-            # Taken before any instrument lock, and quotes never take it: no deadlock.
-            conn.execute(select(func.pg_advisory_xact_lock(CAPACITY_LOCK)))
-        # Sequence numbers are distinct and positive, so the highest bounds the count:
-        # far from the cap, one index lookup settles it and nothing is counted.
+        # (PostgreSQL: the caller holds the capacity lock.) Sequence numbers are distinct
+        # and positive, so the highest bounds the count: far from the cap, one index
+        # lookup settles it and nothing is counted.
         highest = conn.execute(select(func.max(orders.c.seq))).scalar_one_or_none() or 0
         if highest + new_keys <= cap:
             return None
@@ -437,46 +516,45 @@ class SqlStore:
         self._record(conn, work.events, work.instruments.values(), inserted=True)
         if account is not None:
             self._keep_account(conn, account, [])
-        self._journal(conn, work.events)
 
     # -- market data, cancels, the trading state ------------------------------------
 
-    def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+    def _apply_quote(self, conn: Connection, arrival: QuoteArrival) -> list[Event]:
+        """Fill what the quote reaches and keep it as the latest (the caller holds the
+        instrument's lock and journals the events)."""
+        instrument, quote, policy, now = arrival.instrument, arrival.quote, arrival.policy, arrival.now
         exchange, symbol = instrument
         reach = Reach.of(quote)
-        with self._writing() as conn:
-            self._lock_instrument(conn, instrument)
-            rows = conn.execute(
-                select(orders)
-                .where(orders.c.exchange == exchange, orders.c.symbol == symbol, _open, _reached_by(reach))
-                .order_by(orders.c.accepted_at, orders.c.seq)
-                .with_for_update()
-            ).all()
-            account = self._account(conn, {symbol}, rows)
-            # No exposure: a quote vets nothing, so the core never asks for it here.
-            state = InstrumentState(instrument, None, lambda: self.position(conn, instrument), _no_exposure)
-            reached = [(order_of(row), not row.passive) for row in rows]
-            events = core.apply_quote(state, quote, reached, policy, account, now=now, new_id=new_number)
-            self._record(conn, events, [state], inserted=False)
-            if not events:  # nothing filled: the quote as it came
-                self._keep_quote(conn, instrument, quote)
-            if account is not None:
-                self._keep_account(conn, account, [order for order, _ in reached])
-            # The LIMIT orders still waiting to take that this quote passed by rest
-            # passively from now on.
-            conn.execute(
-                update(orders)
-                .where(
-                    orders.c.exchange == exchange,
-                    orders.c.symbol == symbol,
-                    _open,
-                    orders.c.type == OrderType.LIMIT.value,
-                    not_(orders.c.passive),
-                    not_(_reached_by(reach)),
-                )
-                .values(passive=True)
+        rows = conn.execute(
+            select(orders)
+            .where(orders.c.exchange == exchange, orders.c.symbol == symbol, _open, _reached_by(reach))
+            .order_by(orders.c.accepted_at, orders.c.seq)
+            .with_for_update()
+        ).all()
+        account = self._account(conn, {symbol}, rows)
+        # No exposure: a quote vets nothing, so the core never asks for it here.
+        state = InstrumentState(instrument, None, lambda: self.position(conn, instrument), _no_exposure)
+        reached = [(order_of(row), not row.passive) for row in rows]
+        events = core.apply_quote(state, quote, reached, policy, account, now=now, new_id=new_number)
+        self._record(conn, events, [state], inserted=False)
+        if not events:  # nothing filled: the quote as it came
+            self._keep_quote(conn, instrument, quote)
+        if account is not None:
+            self._keep_account(conn, account, [order for order, _ in reached])
+        # The LIMIT orders still waiting to take that this quote passed by rest
+        # passively from now on.
+        conn.execute(
+            update(orders)
+            .where(
+                orders.c.exchange == exchange,
+                orders.c.symbol == symbol,
+                _open,
+                orders.c.type == OrderType.LIMIT.value,
+                not_(orders.c.passive),
+                not_(_reached_by(reach)),
             )
-            self._journal(conn, events)
+            .values(passive=True)
+        )
         return events
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
@@ -695,7 +773,7 @@ class SqlStore:
 
     def close(self) -> None:
         self._closed = True
-        self._admissions.close()
+        self._writes.close()
         self.engine.dispose()
 
     # -- rows -------------------------------------------------------------------------

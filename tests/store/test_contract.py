@@ -74,7 +74,7 @@ def test_a_refused_intent_leaves_nothing_behind(store: OrderStore) -> None:
 def test_a_quote_fills_resting_orders_oldest_first_and_moves_the_position(store: OrderStore) -> None:
     older, _, _ = admit(store, order("a", qty=1.0, at=1))
     newer, _, _ = admit(store, order("b", qty=1.0, at=2))
-    events = store.add_quote(BTC, quote("99", "100", ask_size="1.5"), PLAIN, 10)
+    events = asyncio.run(store.add_quote(BTC, quote("99", "100", ask_size="1.5"), PLAIN, 10))
     fills = [(event.order.order_id, event.fill.qty, event.after) for event in events if isinstance(event, OrderFilled)]
     assert fills == [
         (older.order_id, Decimal(1), OrderStatus.FILLED),

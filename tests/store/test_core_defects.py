@@ -156,12 +156,12 @@ def test_a_balance_cut_at_long_prices_never_takes_the_balance_below_zero() -> No
     for _ in range(300):
         store = InMemoryStore()
         store.open_account({"USDT": exact(round(rng.uniform(1000, 5000), 2))}, {"BTC", "USDT"}, costs)
-        store.add_quote(BTC, Quote(exact(99.0), exact(100.0), exact(1e-6), exact(1e-6)), costs, 1)
+        asyncio.run(store.add_quote(BTC, Quote(exact(99.0), exact(100.0), exact(1e-6), exact(1e-6)), costs, 1))
         kind = OrderKind(*BTC, Side.BUY, OrderType.MARKET)
         order = Order(number=new_number(), idempotency_key="k", kind=kind, terms=OrderTerms.of(9.0, None, 1, None))
         asyncio.run(store.admit(order, costs, 1))
         ask = round(rng.uniform(200, 99999), rng.randint(3, 10))
-        store.add_quote(BTC, Quote(exact(99.0), exact(ask)), costs, 2)
+        asyncio.run(store.add_quote(BTC, Quote(exact(99.0), exact(ask)), costs, 2))
         usdt = store.balances()["USDT"]
         assert usdt.total >= 0, (ask, usdt)
         assert usdt.free >= 0, (ask, usdt)

@@ -30,7 +30,7 @@ def a_session(store: OrderStore) -> dict[str, str]:
     """Orders accepted, filled on arrival and by a quote, canceled, and a kill switch
     with cancel_open: every kind of step. The order ids by name."""
     rests, _, _ = admit(store, order("rests", Side.BUY, 2.0, 100.0, at=1))
-    store.add_quote(BTC, quote("99", "100", ask_size="0.5"), PLAIN, 2)  # fills 0.5 of `rests`
+    asyncio.run(store.add_quote(BTC, quote("99", "100", ask_size="0.5"), PLAIN, 2))  # fills 0.5 of `rests`
     takes, _, _ = admit(store, order("takes", Side.SELL, 1.0, 99.0, at=3))  # fills at the bid
     waits, _, _ = admit(store, order("waits", Side.SELL, 1.0, 500.0, at=4))
     store.cancel(waits.order_id, 5)

@@ -8,12 +8,14 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.core.journal import EntryFilter
 from app.main import create_app
 from app.service.settings import Settings, load_settings
 from app.store.base import OrderStore
@@ -21,8 +23,9 @@ from app.store.errors import StoreUnavailable
 from app.store.group_commit import Waiting
 from app.store.memory import InMemoryStore
 from app.store.open import load_store, open_store
-from app.store.sql import SCHEMA_VERSION, Arrival, SqlStore, _instrument_key
+from app.store.sql import SCHEMA_VERSION, Arrival, QuoteArrival, SqlStore, _instrument_key
 from tests.conftest import PLAIN, URL, empty_postgres_store, intent, make_settings, market_order, race_one_key
+from tests.store.test_contract import quote
 
 SQL_STORES = ["sqlite", "postgresql"]
 
@@ -40,11 +43,7 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'orders.db'}"
     url: str = request.getfixturevalue("postgres_url")
-    SqlStore(url).close()  # tables exist
-    store = SqlStore(url)
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE fills, orders, quotes, positions RESTART IDENTITY")
-    store.close()
+    empty_postgres_store(url).close()
     return url
 
 
@@ -120,12 +119,48 @@ def test_a_value_the_database_refuses_fails_only_its_own_intent(postgres_url: st
         Waiting(Arrival(market_order(key), PLAIN, 0, None), loop, loop.create_future())
         for key in ("good-1", "k" * 300, "good-2")
     ]
-    store._admit_batch(batch)  # what the writer thread does with a batch
+    store._commit_batch(batch)  # what the writer thread does with a batch
     loop.close()
     assert [entry._error is None for entry in batch] == [True, False, True]
     assert isinstance(batch[1]._error, StoreUnavailable)
     assert {store.get_by_key("good-1") is not None, store.get_by_key("good-2") is not None} == {True}
     assert store.count() == 2
+    store.close()
+
+
+def test_intents_and_quotes_sharing_a_transaction_apply_in_arrival_order(storage_url: str) -> None:
+    """The writer commits intents and quotes that arrived together in one transaction,
+    as if each had been its own: a quote fills the intents before it, an intent after it
+    fills against it, a value the database refuses fails only its own intent, and the
+    journal numbers every event in arrival order."""
+    store = SqlStore(storage_url)
+    loop = asyncio.new_event_loop()
+    works = [
+        Arrival(market_order("before"), PLAIN, 1, None),
+        QuoteArrival(("binance", "BTC/USDT"), quote("99", "100", ask_size="2"), PLAIN, 2),
+        Arrival(market_order("after"), PLAIN, 3, None),
+        QuoteArrival(("binance", "BTC/USDT"), quote("101", "102"), PLAIN, 4),
+    ]
+    if store.name == "postgresql":
+        works.insert(2, Arrival(market_order("k" * 300), PLAIN, 2, None))  # over the column's length
+    batch = [Waiting(work, loop, loop.create_future()) for work in works]
+    store._commit_batch(batch)  # what the writer thread does with a batch
+    loop.close()
+    refused = [entry._error for entry in batch if entry._error is not None]
+    assert len(refused) == (1 if store.name == "postgresql" else 0)
+    before, after = store.get_by_key("before"), store.get_by_key("after")
+    assert before is not None
+    assert after is not None
+    assert [(fill.qty, fill.price) for fill in before.fills] == [(Decimal(1), Decimal(100))]
+    assert [(fill.qty, fill.price) for fill in after.fills] == [(Decimal(1), Decimal(100))]
+    page = store.read_journal(0, 100, EntryFilter())
+    assert [(entry.type.value, entry.order.idempotency_key if entry.order else None) for entry in page.entries] == [
+        ("new", "before"),
+        ("fill", "before"),
+        ("new", "after"),
+        ("fill", "after"),
+    ]
+    assert [entry.seq for entry in page.entries] == [1, 2, 3, 4]
     store.close()
 
 
