@@ -115,14 +115,27 @@ def _reservation(row: Row[Any]) -> Reservation | None:
     return Reservation(asset, Decimal(row.reserve_unit), Decimal(row.reserved))
 
 
-def _reached_by(reach: Reach) -> Any:
-    """SQL for `Reach.reaches`: the quote reaches MARKET orders, BUY limits at or above
-    its ask and SELL limits at or below its bid (floats, as the core compares them)."""
-    return or_(
-        orders.c.type == OrderType.MARKET.value,
-        and_(orders.c.side == Side.BUY.value, orders.c.limit_price >= reach.ask),
-        and_(orders.c.side == Side.SELL.value, orders.c.limit_price <= reach.bid),
-    )
+# SQL for `Reach.reaches`: a quote reaches MARKET orders, BUY limits at or above its
+# ask and SELL limits at or below its bid (floats, as the core compares them).
+_REACHED_BY = or_(
+    orders.c.type == OrderType.MARKET.value,
+    and_(orders.c.side == Side.BUY.value, orders.c.limit_price >= bindparam("r_ask")),
+    and_(orders.c.side == Side.SELL.value, orders.c.limit_price <= bindparam("r_bid")),
+)
+_OF_INSTRUMENT = and_(orders.c.exchange == bindparam("r_exchange"), orders.c.symbol == bindparam("r_symbol"))
+# The open orders a quote reaches, oldest first, locked against a cancel meanwhile.
+_REACHED = (
+    select(orders)
+    .where(_OF_INSTRUMENT, _open, _REACHED_BY)
+    .order_by(orders.c.accepted_at, orders.c.seq)
+    .with_for_update()
+)
+# The LIMIT orders still waiting to take that a quote passed by: passive from then on.
+_PASSIVE = (
+    update(orders)
+    .where(_OF_INSTRUMENT, _open, orders.c.type == OrderType.LIMIT.value, not_(orders.c.passive), not_(_REACHED_BY))
+    .values(passive=True)
+)
 
 
 def _instrument_key(instrument: Instrument) -> int:
@@ -135,10 +148,6 @@ def _reason(error: SQLAlchemyError) -> str:
     # The driver's own first line: no SQL, no parameters, no password.
     original = error.orig if isinstance(error, DBAPIError) else error
     return str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
-
-
-def _no_exposure(position: Position) -> Exposure:
-    raise AssertionError("a quote's step needs no exposure")
 
 
 def _pristine(order: Order) -> Order:
@@ -182,17 +191,21 @@ Written = Admission | list[Event]
 
 
 class _Batch:
-    """What admitting one batch gathers before it is written: the instruments' state as
-    the core left it, the orders it accepted, and the events."""
+    """What one writer transaction works with: each instrument's state, read once and
+    kept as the core leaves it (its quote and position are written once, at the end),
+    the orders accepted and not yet inserted, and the events not yet recorded."""
 
-    def __init__(self, store: "SqlStore", conn: Connection, account: Account | None) -> None:
+    def __init__(self, store: "SqlStore", conn: Connection) -> None:
         self.store = store
         self.conn = conn
-        self.account = account
+        self.account: Account | None = None  # the current run's
         self.instruments: dict[Instrument, InstrumentState] = {}
-        self.resting: dict[Instrument, list[Order]] = {}  # accepted here, still open
-        self.accepted: dict[str, tuple[Order, bool]] = {}  # by key: the order and whether it rests passively
-        self.events: list[Event] = []
+        self.resting: dict[Instrument, list[Order]] = {}  # accepted, still open, not yet inserted
+        self.accepted: dict[str, tuple[Order, bool]] = {}  # not yet inserted, by key: the order, passive
+        self.admitted: dict[str, Order] = {}  # every order this transaction accepted, by key
+        self.events: list[Event] = []  # of the accepted orders not yet inserted
+        self.quoted: set[Instrument] = set()  # whose latest quote changed
+        self.traded: set[Instrument] = set()  # whose position moved
 
     def instrument(self, key: Instrument) -> InstrumentState:
         state = self.instruments.get(key)
@@ -206,8 +219,9 @@ class _Batch:
         return state
 
     def _exposure(self, key: Instrument, position: Position) -> Exposure:
-        """The position as the core has it now, and the open orders: those committed
-        (the caller holds the instrument's lock) and those this batch let in."""
+        """The position as the core has it now, and the open orders: those in the table
+        (committed, the caller holding the instrument's lock, or inserted by this
+        transaction) and those accepted and not inserted yet."""
         exchange, symbol = key
         query = select(orders.c.side, orders.c.qty, orders.c.filled_qty).where(
             orders.c.exchange == exchange, orders.c.symbol == symbol, _open
@@ -275,6 +289,9 @@ class SqlStore:
         )
         self._closed = False
         self._account_on = False  # set by open_account (PAPER_BALANCES)
+        # Built once, executed with a row per instrument: insert, or replace its row.
+        self._upsert_quote = self._upsert(quotes, ["bid", "ask", "bid_size", "ask_size"])
+        self._upsert_position = self._upsert(positions, ["qty", "cost", "realized_pnl", "fees"])
         # Executed with many rows: SQLAlchemy sends them as multi-row inserts, compiled once.
         self._insert_orders = (
             self._insert(orders)
@@ -296,6 +313,16 @@ class SqlStore:
         # Intents and quotes that arrive while a transaction commits share the next one.
         self._writes: GroupCommit[Write, Written] = GroupCommit(
             self._commit_batch, MAX_BATCH, name=f"{self.name}-writer"
+        )
+
+    def _upsert(self, table: Any, columns: list[str]) -> Any:
+        """An upsert of `table`'s row per instrument (its key: exchange, symbol), its
+        values bound as `u_<column>`."""
+        keys = ["exchange", "symbol", *columns]
+        statement = self._insert(table).values({name: bindparam(f"u_{name}") for name in keys})
+        return statement.on_conflict_do_update(
+            index_elements=[table.c.exchange, table.c.symbol],
+            set_={name: statement.excluded[name] for name in columns},
         )
 
     # -- transactions ---------------------------------------------------------------
@@ -360,23 +387,22 @@ class SqlStore:
                     entry.fail(alone)
 
     def _commit_retrying(self, batch: list[Waiting[Write, Written]]) -> None:
-        # Most keys are new, so the first try does not look them up: the insert's unique
-        # key tells. If it finds one taken, everything is rolled back and the batch is
-        # committed again, its keys looked up first.
-        look_up_keys = False
+        # A key another worker committed after this transaction looked it up makes the
+        # insert find it taken: everything is rolled back and the batch committed again.
         for _ in range(KEY_RACE_RETRIES):
             try:
-                self._commit_together(batch, look_up_keys=look_up_keys)
+                self._commit_together(batch)
                 return
             except _KeyRace:
-                look_up_keys = True
+                pass
         raise StoreUnavailable("Intents with these idempotency keys keep racing with other workers; retry")
 
-    def _commit_together(self, batch: list[Waiting[Write, Written]], *, look_up_keys: bool) -> None:
+    def _commit_together(self, batch: list[Waiting[Write, Written]]) -> None:
         """One transaction for the whole batch, in arrival order: each run of intents is
         admitted together, each quote applied where it came (so it fills the intents
-        before it, and those after it see its fills), and every event is journaled at
-        the end. Answers go out only once it has committed."""
+        before it, and those after it see its fills); the instruments' quotes and
+        positions and every event are written at the end. Answers go out only once it
+        has committed."""
         answers: list[tuple[Waiting[Write, Written], Written | Exception]] = []
         events: list[Event] = []
         intents = [entry.item for entry in batch if isinstance(entry.item, Arrival)]
@@ -390,20 +416,29 @@ class SqlStore:
                 conn.execute(select(func.pg_advisory_xact_lock(CAPACITY_LOCK)))
             for instrument in sorted({_instrument_of(entry.item) for entry in batch}):
                 self._lock_instrument(conn, instrument)
-            # Read under a share lock: a change of state waits for this batch, and a
-            # batch after it sees the new state (cancel_open_orders misses no order).
-            state = self._trading_state(conn, lock="share") if intents else None
+            work = _Batch(self, conn)
+            state: TradingState | None = None
+            owners: dict[str, Row[Any]] = {}
+            if intents:
+                # Read under a share lock: a change of state waits for this batch, and a
+                # batch after it sees the new state (cancel_open_orders misses no order).
+                state = self._trading_state(conn, lock="share")
+                # Keys already taken answer with their order (also when trading is
+                # halted): one look-up for the whole batch.
+                owners = self._owners(conn, list({arrival.order.idempotency_key for arrival in intents}))
             for run in _runs(batch):
-                if state is not None and isinstance(run[0].item, Arrival):
-                    answered, admitted = self._admit_run(conn, run, state, min(caps) if caps else None, look_up_keys)
+                if isinstance(run[0].item, Arrival):
+                    assert state is not None  # read above: the batch has intents
+                    answered, admitted = self._admit_run(work, run, state, owners, min(caps) if caps else None)
                     answers += answered
                     events += admitted
                 else:
                     for entry in run:
                         assert isinstance(entry.item, QuoteArrival)
-                        applied = self._apply_quote(conn, entry.item)
+                        applied = self._apply_quote(work, entry.item)
                         answers.append((entry, applied))
                         events += applied
+            self._keep_instruments(work)
             self._journal(conn, events)
         for entry, answer in answers:
             if isinstance(answer, Exception):
@@ -413,35 +448,31 @@ class SqlStore:
 
     def _admit_run(
         self,
-        conn: Connection,
+        work: _Batch,
         run: list[Waiting[Write, Written]],
         state: TradingState,
+        owners: dict[str, Row[Any]],
         cap: int | None,
-        look_up_keys: bool,
     ) -> tuple[list[tuple[Waiting[Write, Written], Written | Exception]], list[Event]]:
         """Admit a run of intents in arrival order: each whose key is free goes through
-        the core (and sees what the ones before it did), then the accepted orders, their
-        fills and what they moved are written together. An intent a control refused is
-        looked up before its refusal is answered: a taken key answers with its order,
-        also while trading is halted. Returns the answers and the events."""
+        the core (and sees what the ones before it did), then the accepted orders and
+        their fills are inserted together. Returns the answers and the events."""
+        conn = work.conn
         arrivals: list[tuple[Waiting[Write, Written], Arrival, Order]] = []
         for entry in run:
             assert isinstance(entry.item, Arrival)
             arrivals.append((entry, entry.item, _pristine(entry.item.order)))
-        keys = list(dict.fromkeys(order.idempotency_key for _, _, order in arrivals))
+        new_keys = {order.idempotency_key for _, _, order in arrivals} - owners.keys() - work.admitted.keys()
+        room = self._room(conn, cap, len(new_keys)) if cap is not None else None
+        work.account = self._account(conn, {order.symbol for _, _, order in arrivals}, [])
         answers: list[tuple[Waiting[Write, Written], Written | Exception]] = []
-        room = self._room(conn, cap, len(keys)) if cap is not None else None
-        # Near the cap a taken key must not be refused as one too many: look up.
-        look_up_keys = look_up_keys or room is not None
-        owners = self._owners(conn, keys) if look_up_keys else {}
-        symbols = {order.symbol for _, _, order in arrivals}
-        work = _Batch(self, conn, self._account(conn, symbols, []))
+        events: list[Event] = []
         for entry, arrival, order in arrivals:
             key = order.idempotency_key
             if key in owners:
                 answers.append((entry, Admission(with_fills(conn, [owners[key]])[0], False, [])))
-            elif key in work.accepted:
-                answers.append((entry, Admission(work.accepted[key][0], False, [])))
+            elif key in work.admitted:
+                answers.append((entry, Admission(work.admitted[key], False, [])))
             elif room is not None and cap is not None and room <= 0:
                 answers.append((entry, StoreFull(cap)))
             else:
@@ -452,23 +483,9 @@ class SqlStore:
                     continue
                 room = None if room is None else room - 1
                 answers.append((entry, Admission(order, True, admitted)))
-        refused = [
-            entry.item.order.idempotency_key
-            for entry, answer in answers
-            if isinstance(answer, IntentRefused) and isinstance(entry.item, Arrival)
-        ]
-        if refused and not look_up_keys:
-            taken = self._owners(conn, refused)
-            answers = [
-                (entry, Admission(with_fills(conn, [taken[key]])[0], False, []))
-                if isinstance(answer, IntentRefused)
-                and isinstance(entry.item, Arrival)
-                and (key := entry.item.order.idempotency_key) in taken
-                else (entry, answer)
-                for entry, answer in answers
-            ]
-        self._write_batch(conn, work)
-        return answers, work.events
+                events += admitted
+        self._insert_accepted(work)
+        return answers, events
 
     def _admit_one(self, work: _Batch, order: Order, arrival: Arrival, state: TradingState) -> list[Event]:
         key = (order.exchange, order.symbol)
@@ -477,6 +494,7 @@ class SqlStore:
             order, instrument, state, arrival.policy, work.account, now=arrival.now, new_id=new_number
         )
         work.accepted[order.idempotency_key] = (order, admitted.passive)
+        work.admitted[order.idempotency_key] = order
         if admitted.rests:
             work.resting.setdefault(key, []).append(order)
         work.events += admitted.events
@@ -499,62 +517,89 @@ class SqlStore:
             return None
         return cap - int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
 
-    def _write_batch(self, conn: Connection, work: _Batch) -> None:
-        """Insert the accepted orders in their final state, then what their fills moved."""
-        if not work.accepted:
+    def _insert_accepted(self, work: _Batch) -> None:
+        """Insert the accepted orders in their state so far, then their fills and what
+        they moved; the orders are then in the table for whatever comes next."""
+        conn, account = work.conn, work.account
+        if work.accepted:
+            rows = [self._order_row(order, passive, account) for order, passive in work.accepted.values()]
+            try:
+                created = set(conn.execute(self._insert_orders, rows).scalars())
+            except DataError as error:
+                raise ValueRefused(
+                    f"The {self.name} store refused a value of this intent ({_reason(error)}); it was not stored"
+                ) from None
+            if len(created) != len(rows):
+                raise _KeyRace
+            self._record(conn, work.events, inserted=True)
+            work.traded |= {(e.order.exchange, e.order.symbol) for e in work.events if isinstance(e, OrderFilled)}
+            if account is not None:
+                self._keep_account(conn, account, [])
+        work.accepted, work.resting, work.events = {}, {}, []
+
+    def _keep_instruments(self, work: _Batch) -> None:
+        """Write the latest quote of every instrument whose quote changed or traded, and
+        the position of every instrument that traded: once per transaction."""
+        changed = sorted(work.quoted | work.traded)
+        if not changed:
             return
-        account = work.account
-        rows = [self._order_row(order, passive, account) for order, passive in work.accepted.values()]
-        try:
-            created = set(conn.execute(self._insert_orders, rows).scalars())
-        except DataError as error:
-            raise ValueRefused(
-                f"The {self.name} store refused a value of this intent ({_reason(error)}); it was not stored"
-            ) from None
-        if len(created) != len(rows):
-            raise _KeyRace
-        self._record(conn, work.events, work.instruments.values(), inserted=True)
-        if account is not None:
-            self._keep_account(conn, account, [])
+        quote_rows = []
+        for key in changed:
+            quote = work.instruments[key].quote
+            assert quote is not None  # a quote was applied, or a fill needed one
+            quote_rows.append(
+                {
+                    "u_exchange": key[0],
+                    "u_symbol": key[1],
+                    "u_bid": str(quote.bid),
+                    "u_ask": str(quote.ask),
+                    "u_bid_size": text_of(quote.bid_size),
+                    "u_ask_size": text_of(quote.ask_size),
+                }
+            )
+        work.conn.execute(self._upsert_quote, quote_rows)
+        position_rows = []
+        for key in sorted(work.traded):
+            position = work.instruments[key].position
+            position_rows.append(
+                {
+                    "u_exchange": key[0],
+                    "u_symbol": key[1],
+                    "u_qty": str(position.qty),
+                    "u_cost": str(position.cost),
+                    "u_realized_pnl": str(position.realized_pnl),
+                    "u_fees": str(position.fees),
+                }
+            )
+        if position_rows:
+            work.conn.execute(self._upsert_position, position_rows)
 
     # -- market data, cancels, the trading state ------------------------------------
 
-    def _apply_quote(self, conn: Connection, arrival: QuoteArrival) -> list[Event]:
-        """Fill what the quote reaches and keep it as the latest (the caller holds the
-        instrument's lock and journals the events)."""
-        instrument, quote, policy, now = arrival.instrument, arrival.quote, arrival.policy, arrival.now
+    def _apply_quote(self, work: _Batch, arrival: QuoteArrival) -> list[Event]:
+        """Fill what the quote reaches and make it the instrument's latest (the caller
+        holds the instrument's lock, writes the quote and position, and journals the
+        events)."""
+        conn, instrument = work.conn, arrival.instrument
         exchange, symbol = instrument
-        reach = Reach.of(quote)
-        rows = conn.execute(
-            select(orders)
-            .where(orders.c.exchange == exchange, orders.c.symbol == symbol, _open, _reached_by(reach))
-            .order_by(orders.c.accepted_at, orders.c.seq)
-            .with_for_update()
-        ).all()
+        reach = Reach.of(arrival.quote)
+        where = {"r_exchange": exchange, "r_symbol": symbol, "r_ask": reach.ask, "r_bid": reach.bid}
+        rows = conn.execute(_REACHED, where).all()
         account = self._account(conn, {symbol}, rows)
-        # No exposure: a quote vets nothing, so the core never asks for it here.
-        state = InstrumentState(instrument, None, lambda: self.position(conn, instrument), _no_exposure)
+        state = work.instrument(instrument)
         reached = [(order_of(row), not row.passive) for row in rows]
-        events = core.apply_quote(state, quote, reached, policy, account, now=now, new_id=new_number)
-        self._record(conn, events, [state], inserted=False)
-        if not events:  # nothing filled: the quote as it came
-            self._keep_quote(conn, instrument, quote)
+        events = core.apply_quote(
+            state, arrival.quote, reached, arrival.policy, account, now=arrival.now, new_id=new_number
+        )
+        work.quoted.add(instrument)
+        self._record(conn, events, inserted=False)
+        if any(isinstance(event, OrderFilled) for event in events):
+            work.traded.add(instrument)
         if account is not None:
             self._keep_account(conn, account, [order for order, _ in reached])
         # The LIMIT orders still waiting to take that this quote passed by rest
         # passively from now on.
-        conn.execute(
-            update(orders)
-            .where(
-                orders.c.exchange == exchange,
-                orders.c.symbol == symbol,
-                _open,
-                orders.c.type == OrderType.LIMIT.value,
-                not_(orders.c.passive),
-                not_(_reached_by(reach)),
-            )
-            .values(passive=True)
-        )
+        conn.execute(_PASSIVE, where)
         return events
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
@@ -568,7 +613,7 @@ class SqlStore:
             account = self._account(conn, {row.symbol}, [row]) if order.is_open else None
             event = core.cancel(order, None, account, now=now)
             if event is not None:
-                self._record(conn, [event], [], inserted=False)
+                self._record(conn, [event], inserted=False)
                 if account is not None:
                     self._keep_account(conn, account, [order])
                 self._journal(conn, [event])
@@ -609,7 +654,7 @@ class SqlStore:
                     .where(_STATE_ROW)
                     .values(state=state.state.value, reason=state.reason, updated_at=state.updated_at)
                 )
-                self._record(conn, events, [], inserted=False)
+                self._record(conn, events, inserted=False)
                 if account is not None:
                     self._keep_account(conn, account, open_orders)
                 self._journal(conn, events)
@@ -805,26 +850,9 @@ class SqlStore:
         row = conn.execute(select(orders).where(condition)).one_or_none()
         return None if row is None else with_fills(conn, [row])[0]
 
-    def _keep_quote(self, conn: Connection, instrument: Instrument, quote: Quote) -> None:
-        values = {
-            "bid": str(quote.bid),
-            "ask": str(quote.ask),
-            "bid_size": text_of(quote.bid_size),
-            "ask_size": text_of(quote.ask_size),
-        }
-        self._upsert_by_instrument(conn, quotes, instrument, values)
-
-    def _upsert_by_instrument(
-        self, conn: Connection, table: Any, instrument: Instrument, values: dict[str, Any]
-    ) -> None:
-        """Insert or replace `table`'s row for `instrument` (its key: exchange, symbol)."""
-        statement = self._insert(table).values(exchange=instrument[0], symbol=instrument[1], **values)
-        conn.execute(statement.on_conflict_do_update(index_elements=[table.c.exchange, table.c.symbol], set_=values))
-
-    def _record(self, conn: Connection, events: Sequence[Event], instruments: Any, *, inserted: bool) -> None:
-        """Write what `events` describe: fills, the orders' new state (unless the orders
-        were just inserted in it), and the quotes and positions of the `instruments`
-        whose orders filled. The caller holds the instruments' locks."""
+    def _record(self, conn: Connection, events: Sequence[Event], *, inserted: bool) -> None:
+        """Write what `events` describe: fills, and the orders' new state (unless the
+        orders were just inserted in it). The caller holds the instruments' locks."""
         new_fills = [event for event in events if isinstance(event, OrderFilled)]
         if new_fills:
             conn.execute(
@@ -860,19 +888,6 @@ class SqlStore:
                         for order in changed.values()
                     ],
                 )
-        traded = {(e.order.exchange, e.order.symbol) for e in new_fills}
-        for state in instruments:
-            if state.key in traded:
-                position = state.position
-                values = {
-                    "qty": str(position.qty),
-                    "cost": str(position.cost),
-                    "realized_pnl": str(position.realized_pnl),
-                    "fees": str(position.fees),
-                }
-                self._upsert_by_instrument(conn, positions, state.key, values)
-                assert state.quote is not None  # a fill needs one
-                self._keep_quote(conn, state.key, state.quote)
 
 
 def _sqlite_engine(path: str) -> Engine:
