@@ -26,6 +26,8 @@ from app.store.errors import StoreFull, StoreUnavailable
 
 
 class BodyTooLarge(ServiceError):
+    code = "BODY_TOO_LARGE"
+
     def __init__(self, max_bytes: int) -> None:
         super().__init__(f"Request body is larger than {max_bytes} bytes")
 

@@ -160,11 +160,14 @@ class BearerTokenMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over `max_bytes` (413) without reading more than that.
+    """Refuses bodies over `max_bytes` (413) without reading more than that, for every
+    route alike, however the route reads its body.
 
-    A declared Content-Length over the limit is answered at once; a chunked body is
-    counted as it arrives, and the read that passes the limit raises `BodyTooLarge`,
-    which the error handlers answer.
+    A declared Content-Length over the limit is answered at once. A body sent without
+    one (chunked) is counted as it arrives; the read that passes the limit is answered
+    413 here, the app is told the client has gone (`http.disconnect`), and what the app
+    answers after that is dropped. The 413 must not depend on the route: FastAPI's own
+    body parameters turn any error raised while reading into a 400.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -180,14 +183,28 @@ class BodyLimitMiddleware:
                 await send_error(send, BodyTooLarge(self.max_bytes))
                 return
         received = 0
+        started = False  # a response has begun (the app's or the 413)
+        refused = False  # this middleware answered 413: the app's answer goes nowhere
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, started, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                    if not started:  # else the app's answer has begun and only a cut is left
+                        started = refused = True
+                        await send_error(send, BodyTooLarge(self.max_bytes))
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = True
+            await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)

@@ -40,6 +40,9 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
 # An intent is a few hundred bytes; nothing this service takes comes near this.
 MAX_BODY_BYTES = 64 * 1024
 
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
+}
 INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"model": OrderCreated, "description": "Order accepted (status NEW)"},
     400: {
@@ -48,7 +51,7 @@ INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "or an exchange/symbol not in the allowlist",
     },
     409: {"model": DuplicateBody, "description": "Duplicate idempotency_key; `order_id` names its order"},
-    413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
+    **TOO_LARGE,
 }
 STORE_DOWN: dict[int | str, dict[str, Any]] = {
     503: {
@@ -69,7 +72,7 @@ BAD_QUERY: dict[int | str, dict[str, Any]] = {
 QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The fills this quote produced (often none)"},
     400: {"model": BadRequestBody, "description": "Invalid quote, or exchange/symbol not in the allowlist"},
-    413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
+    **TOO_LARGE,
     **STORE_DOWN,
 }
 QUOTE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(QuoteIn)}}}}

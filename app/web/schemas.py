@@ -307,6 +307,7 @@ ErrorCode = Literal[
     "UNAUTHORIZED",
     "INTERNAL_ERROR",
     "EVENTS_EXPIRED",
+    "BODY_TOO_LARGE",
 ]
 
 

@@ -157,20 +157,68 @@ def test_a_flood_of_problems_gets_a_short_answer(client: TestClient) -> None:
     assert len(response.content) < 4000
 
 
+TOO_LARGE = {"detail": "Request body is larger than 65536 bytes", "code": "BODY_TOO_LARGE"}
+STATE = "/execution/trading-state"
+QUOTES = "/execution/market-data/quotes"
+# Every route that takes a JSON body, with a body it accepts.
+JSON_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
+    ("POST", URL, intent()),
+    ("POST", QUOTES, {"exchange": "binance", "symbol": "BTC/USDT", "bid": 99.0, "ask": 100.0}),
+    ("PUT", STATE, {"state": "HALTED"}),
+]
+JSON_ROUTE_IDS = [f"{method} {path}" for method, path, _ in JSON_ROUTES]
+
+
+def padded(body: dict[str, Any], size: int) -> bytes:
+    """`body` as JSON, padded with JSON whitespace to exactly `size` bytes."""
+    text = json.dumps(body).encode()
+    return text + b" " * (size - len(text))
+
+
 def padded_intent(size: int) -> bytes:
-    """A valid intent, padded with JSON whitespace to exactly `size` bytes."""
-    body = json.dumps(intent()).encode()
-    return body + b" " * (size - len(body))
+    return padded(intent(), size)
+
+
+def in_chunks(body: bytes, size: int = 1024) -> Iterator[bytes]:
+    """`body` sent without a Content-Length (chunked): its size is found by counting."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
 
 
 def test_a_body_of_64_kib_is_accepted(client: TestClient) -> None:
     assert client.post(URL, content=padded_intent(64 * 1024)).status_code == 201
 
 
+@pytest.mark.parametrize(("method", "path", "body"), JSON_ROUTES, ids=JSON_ROUTE_IDS)
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+def test_every_json_route_takes_a_body_of_64_kib(
+    client: TestClient, method: str, path: str, body: dict[str, Any], chunked: bool
+) -> None:
+    content = padded(body, 64 * 1024)
+    sent = in_chunks(content) if chunked else content
+    response = client.request(method, path, content=sent, headers={"content-type": "application/json"})
+    assert response.status_code in (200, 201), response.text
+
+
+@pytest.mark.parametrize(("method", "path", "body"), JSON_ROUTES, ids=JSON_ROUTE_IDS)
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+def test_every_json_route_refuses_a_body_over_64_kib_with_413(
+    client: TestClient, store: OrderStore, *, method: str, path: str, body: dict[str, Any], chunked: bool
+) -> None:
+    content = padded(body, 64 * 1024 + 1)
+    sent = in_chunks(content) if chunked else content
+    response = client.request(method, path, content=sent, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == TOO_LARGE
+    assert store.count() == 0
+    assert client.get(STATE).json()["state"] == "ACTIVE"
+
+
 def test_a_declared_body_over_64_kib_is_413_at_once(client: TestClient, store: OrderStore) -> None:
     response = client.post(URL, content=padded_intent(64 * 1024 + 1))
     assert response.status_code == 413
-    assert response.json() == {"detail": "Request body is larger than 65536 bytes"}
+    assert response.json() == TOO_LARGE
     assert store.count() == 0
 
 
@@ -182,7 +230,7 @@ def test_a_streamed_body_over_64_kib_is_413(client: TestClient, store: OrderStor
 
     response = client.post(URL, content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
-    assert response.json() == {"detail": "Request body is larger than 65536 bytes"}
+    assert response.json() == TOO_LARGE
     assert store.count() == 0
 
 
