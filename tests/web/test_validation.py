@@ -1,7 +1,7 @@
 """Every invalid request is a 400 with a JSON `detail` (never 422, never 500) and stores nothing."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -232,6 +232,23 @@ def test_a_streamed_body_over_64_kib_is_413(client: TestClient, store: OrderStor
     assert response.status_code == 413
     assert response.json() == TOO_LARGE
     assert store.count() == 0
+
+
+def test_only_an_answer_given_before_the_body_is_read_closes_the_connection(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(max_intents_per_second=0.01, max_intents_burst=2)
+    read = [
+        client.post(URL, json=intent()),  # 201
+        client.post(URL, json=intent(qty=-1)),  # 400 from the body
+        client.get("/execution/orders"),  # no body at all
+        client.post("/execution/orders/paper-x/cancel"),  # Content-Length: 0
+    ]
+    assert [response.headers.get("connection") for response in read] == [None] * 4
+    limited = client.post(URL, json=intent(idempotency_key="k-2"))  # refused before its body is read
+    assert (limited.status_code, limited.headers.get("connection")) == (429, "close")
+    too_large = client.put(STATE, content=in_chunks(padded({"state": "HALTED"}, 64 * 1024 + 1)))
+    assert (too_large.status_code, too_large.headers.get("connection")) == (413, "close")
 
 
 @pytest.mark.parametrize(
