@@ -16,7 +16,6 @@ from app.service.errors import (
     InstrumentNotAllowed,
     InvalidIntent,
     InvalidQuery,
-    InvalidQuote,
     OrderNotCancelable,
     OrderNotFound,
     RateLimited,
@@ -47,7 +46,6 @@ class Unauthorized(ServiceError):
 
 STATUS: dict[type[ServiceError], int] = {
     InvalidIntent: 400,
-    InvalidQuote: 400,
     InvalidQuery: 400,
     InstrumentNotAllowed: 400,
     IntentRefused: 400,

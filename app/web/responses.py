@@ -13,6 +13,7 @@ from app.web.schemas import (
     OrderCreated,
     OrderIntent,
     QuoteIn,
+    TradingStateIn,
 )
 
 
@@ -75,18 +76,19 @@ QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **TOO_LARGE,
     **STORE_DOWN,
 }
-QUOTE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(QuoteIn)}}}}
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 # Filters take what an intent's fields take: a value no order can have is a 400, not a
 # query the database must refuse (PostgreSQL text holds no NUL).
 NameFilter = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NO_CONTROL_CHARS)]
 
-# The route reads the raw body itself (one strict parse, no 422), so the OpenAPI
-# document is told about the body here.
-INTENT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": body_schema(OrderIntent)}},
-    }
-}
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """A route's `openapi_extra` for a JSON body it reads itself (one strict parse, no
+    422): without a FastAPI body parameter the document is told about it here."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(model)}}}}
+
+
+INTENT_BODY = json_body(OrderIntent)
+QUOTE_BODY = json_body(QuoteIn)
+TRADING_STATE_BODY = json_body(TradingStateIn)

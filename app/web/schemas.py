@@ -144,9 +144,7 @@ class TradingStateIn(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    # Lax for this field: FastAPI validates the parsed JSON (Python values), and a strict
-    # enum takes only its own members there; the text must still be one of its values.
-    state: Annotated[TradingStateName, Strict(False)]
+    state: TradingStateName
     reason: Reason | None = None
     cancel_open_orders: bool = Field(default=False, description="Also cancel every open order, in the same step")
 

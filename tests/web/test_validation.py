@@ -269,6 +269,31 @@ def test_json_content_types_are_accepted(client: TestClient, content_type: str) 
     assert response.status_code == 201
 
 
+@pytest.mark.parametrize(("method", "path", "body"), JSON_ROUTES, ids=JSON_ROUTE_IDS)
+@pytest.mark.parametrize("content_type", [None, "application/json; charset=utf-8", "application/vnd.x+json"])
+def test_every_json_route_takes_json_or_no_content_type(
+    client: TestClient, *, method: str, path: str, body: dict[str, Any], content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = client.request(method, path, content=json.dumps(body).encode(), headers=headers)
+    assert response.status_code in (200, 201), response.text
+
+
+@pytest.mark.parametrize(("method", "path", "body"), JSON_ROUTES, ids=JSON_ROUTE_IDS)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_every_json_route_refuses_another_content_type_as_intents_do(
+    client: TestClient, store: OrderStore, *, method: str, path: str, body: dict[str, Any], content_type: str
+) -> None:
+    response = client.request(method, path, content=json.dumps(body).encode(), headers={"content-type": content_type})
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": f"Content-Type must be application/json, not {content_type!r}",
+        "code": "VALIDATION_ERROR",
+    }
+    assert store.count() == 0
+    assert client.get(STATE).json()["state"] == "ACTIVE"
+
+
 def test_a_trailing_slash_is_a_404_not_a_redirect(client: TestClient) -> None:
     response = client.post(URL + "/", json=intent(), follow_redirects=False)
     assert response.status_code == 404
