@@ -306,6 +306,7 @@ ErrorCode = Literal[
     "INTERNAL_ERROR",
     "EVENTS_EXPIRED",
     "BODY_TOO_LARGE",
+    "METHOD_NOT_ALLOWED",
 ]
 
 

@@ -6,9 +6,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.routing import Route
 
+from app.main import create_app
 from app.store.base import OrderStore
-from tests.conftest import URL, intent
+from app.store.memory import InMemoryStore
+from tests.conftest import URL, intent, make_settings
 
 
 def without(field: str) -> dict[str, Any]:
@@ -140,10 +143,55 @@ def test_unknown_path_is_a_json_404(client: TestClient) -> None:
     assert response.json() == {"detail": "Not Found"}
 
 
+NOT_ALLOWED = {"detail": "Method Not Allowed", "code": "METHOD_NOT_ALLOWED"}
+
+
 def test_wrong_method_is_a_json_405(client: TestClient) -> None:
     response = client.get(URL)
     assert response.status_code == 405
-    assert response.json() == {"detail": "Method Not Allowed"}
+    assert response.json() == NOT_ALLOWED
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/execution/trading-state", "GET, PUT"),
+        ("DELETE", "/healthz", "GET, HEAD"),
+        ("HEAD", "/capabilities", "GET"),  # HEAD is answered only where a route says so
+    ],
+)
+def test_a_405_names_every_method_of_its_path(client: TestClient, method: str, path: str, allow: str) -> None:
+    response = client.request(method, path)
+    assert (response.status_code, response.headers["allow"]) == (405, allow)
+    if method != "HEAD":
+        assert response.json() == NOT_ALLOWED
+
+
+def test_every_405_allows_exactly_what_its_path_answers() -> None:
+    """Each path of the app asked with every method: the methods it did not refuse with
+    a 405 are exactly what each of its 405s names in Allow."""
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    stream = "/execution/events/stream"  # a GET there never ends; it is answered (tests/server)
+    with TestClient(create_app(make_settings(), InMemoryStore())) as client:
+        paths = {route.path for route in client.app.routes if isinstance(route, Route)}
+        for path in sorted(paths):
+            url = path.replace("{order_id}", "paper-x")
+            answered = {"GET"} if path == stream else set()
+            refusals = []
+            for method in methods:
+                if path == stream and method == "GET":
+                    continue
+                response = client.request(method, url)
+                if response.status_code == 405:
+                    refusals.append(response)
+                else:
+                    answered.add(method)
+            assert refusals, path
+            for refusal in refusals:
+                assert set(refusal.headers["allow"].split(", ")) == answered, (path, refusal.request.method)
+                if refusal.request.method != "HEAD":
+                    assert refusal.json() == NOT_ALLOWED
 
 
 def test_a_flood_of_problems_gets_a_short_answer(client: TestClient) -> None:
