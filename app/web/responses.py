@@ -51,7 +51,11 @@ INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Invalid order parameters (`errors` lists them), a body that is not JSON, "
         "or an exchange/symbol not in the allowlist",
     },
-    409: {"model": DuplicateBody, "description": "Duplicate idempotency_key; `order_id` names its order"},
+    409: {
+        "model": DuplicateBody,
+        "description": "Duplicate idempotency_key; `order_id` names its order, `payload_matches` says whether "
+        "this intent is a retry of it",
+    },
     **TOO_LARGE,
 }
 STORE_DOWN: dict[int | str, dict[str, Any]] = {

@@ -324,7 +324,12 @@ class BadRequestBody(ErrorBody):
 
 
 class DuplicateBody(ErrorBody):
-    order_id: str
+    order_id: str = Field(description="The order that holds the idempotency_key")
+    payload_matches: bool = Field(
+        description="Whether this intent asks for what that order was created with (exchange, symbol, side, "
+        "type, qty, limit_price and time_in_force; not client_ts_utc): true for a retry of the same intent, "
+        "false for a key reused for a different order, which was not created"
+    )
 
 
 class ExpiredBody(ErrorBody):
