@@ -242,6 +242,18 @@ class Order:
         return self._progress
 
 
+# What an intent asks for, by the intent's field names, in its order. Not its times: a
+# retry is accepted later and may stamp its own client time, yet asks for the same order.
+INTENT_TERMS = ("exchange", "symbol", "side", "type", "qty", "limit_price", "time_in_force")
+
+
+def differing_terms(stored: Order, asked: Order) -> list[str]:
+    """The intent terms in which `asked` differs from `stored`, the order its idempotency
+    key already names: none for a retry of that intent, some for a key reused for
+    another order. Quantities and prices are compared as the numbers the client wrote."""
+    return [term for term in INTENT_TERMS if getattr(stored, term) != getattr(asked, term)]
+
+
 def transition(order: Order, to: OrderStatus, now: int) -> OrderStatus:
     """Move `order` to status `to` at `now`, as the table allows (IllegalTransition
     otherwise). Returns the status before. The only place a status is assigned."""

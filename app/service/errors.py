@@ -39,10 +39,6 @@ class OrderNotCancelable(ServiceError):
     """Only NEW and PARTIALLY_FILLED orders can be canceled."""
 
 
-class InvalidQuote(ServiceError):
-    """The body is not a well-formed quote."""
-
-
 class InvalidQuery(ServiceError):
     """A read's parameters are malformed (a cursor this service did not give out)."""
 

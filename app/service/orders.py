@@ -11,7 +11,7 @@ from app.core.controls import TradingState
 from app.core.engine import Policy
 from app.core.errors import IntentRefused, ServiceError
 from app.core.events import Event, OrderFilled
-from app.core.order import Order, OrderKind, OrderTerms, StoredFill
+from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
 from app.core.values import Costs, Quote, exact
 from app.core.vocabulary import OrderType, Side, TimeInForce, TradingStateName
 from app.ops.clock import iso_z, now_micros
@@ -200,10 +200,16 @@ class OrderService:
             self.reporter.unanswered(error, fields)
             raise
         if not created:
-            self.reporter.duplicate(stored, fields)
+            # Still the spec's 409 either way; the client learns whether it retried its
+            # own intent or reused a key for a different order (a bug of its own).
+            differing = differing_terms(stored, order)
+            self.reporter.duplicate(stored, fields, payload_matches=not differing)
+            payload = f"a different payload ({', '.join(differing)} differ)" if differing else "the same payload"
             raise DuplicateIntent(
-                f"Duplicate idempotency_key {request.idempotency_key!r}: already used by order {stored.order_id}",
+                f"Duplicate idempotency_key {request.idempotency_key!r}: already used by order {stored.order_id}, "
+                f"with {payload}",
                 order_id=stored.order_id,
+                payload_matches=not differing,
             )
         self._publish(events)
         return stored

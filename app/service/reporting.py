@@ -36,10 +36,11 @@ class Reporter:
         self.metrics.intent_rejected(error.code)
         self.event_log.warning("Order intent not answered", {**fields, "reason": error.detail})
 
-    def duplicate(self, existing: Order, fields: Fields) -> None:
+    def duplicate(self, existing: Order, fields: Fields, *, payload_matches: bool) -> None:
         self.metrics.intent_duplicate()
         self.event_log.warning(
-            "Duplicate order intent", {**fields, "order_id": existing.order_id, "status": existing.status}
+            "Duplicate order intent",
+            {**fields, "order_id": existing.order_id, "status": existing.status, "payload_matches": payload_matches},
         )
 
     def report(self, events: list[Event]) -> None:

@@ -15,7 +15,7 @@ from app.store.base import OrderStore
 from app.store.journal import MAX_READ
 from app.store.open import load_store
 from app.web.errors import add_exception_handlers
-from app.web.middleware import BearerTokenMiddleware, BodyLimitMiddleware, RequestMiddleware
+from app.web.middleware import BearerTokenMiddleware, RequestBodyMiddleware, RequestMiddleware
 from app.web.openapi import OPEN_PATHS, QUERY_TOKEN_PATHS, install_openapi
 from app.web.responses import MAX_BODY_BYTES
 from app.web.routes import account, health, market_data, orders, trading
@@ -79,13 +79,14 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
     # hot path a dependency solve (headers, query and cookies parsed again).
     add_exception_handlers(app)
     # Each added middleware wraps the ones before: the request middleware is outermost
-    # and sees every answer, a 401 or a 413 included.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    # and sees every answer, a 401 or a 413 included; the body middleware wraps the
+    # token check, so a 401 sent before the body is read closes the connection too.
     token = settings.api_token
     if token is not None:
         app.add_middleware(
             BearerTokenMiddleware, token=token, open_paths=OPEN_PATHS, query_token_paths=QUERY_TOKEN_PATHS
         )
+    app.add_middleware(RequestBodyMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RequestMiddleware, events=events, observe=metrics.observe_request)
 
     for resource in (health, orders, market_data, trading, account):

@@ -6,9 +6,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, Match
 
 from app.core.errors import AccountMismatch, IntentRefused, ServiceError
 from app.service.errors import (
@@ -16,7 +19,6 @@ from app.service.errors import (
     InstrumentNotAllowed,
     InvalidIntent,
     InvalidQuery,
-    InvalidQuote,
     OrderNotCancelable,
     OrderNotFound,
     RateLimited,
@@ -26,8 +28,14 @@ from app.store.errors import StoreFull, StoreUnavailable
 
 
 class BodyTooLarge(ServiceError):
+    code = "BODY_TOO_LARGE"
+
     def __init__(self, max_bytes: int) -> None:
         super().__init__(f"Request body is larger than {max_bytes} bytes")
+
+
+class MethodNotAllowed(ServiceError):
+    code = "METHOD_NOT_ALLOWED"
 
 
 class InternalError(ServiceError):
@@ -45,7 +53,6 @@ class Unauthorized(ServiceError):
 
 STATUS: dict[type[ServiceError], int] = {
     InvalidIntent: 400,
-    InvalidQuote: 400,
     InvalidQuery: 400,
     InstrumentNotAllowed: 400,
     IntentRefused: 400,
@@ -53,6 +60,7 @@ STATUS: dict[type[ServiceError], int] = {
     OrderNotFound: 404,
     DuplicateIntent: 409,
     OrderNotCancelable: 409,
+    MethodNotAllowed: 405,
     EventsExpired: 410,
     BodyTooLarge: 413,
     RateLimited: 429,
@@ -120,7 +128,35 @@ async def _render_client_disconnect(request: Request, exc: Exception) -> JSONRes
     return JSONResponse({"detail": "Client disconnected before the request body was complete"}, status_code=400)
 
 
+# Allow lists methods in this order (others after them, by name).
+_METHOD_ORDER = {method: n for n, method in enumerate(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))}
+
+
+def allowed_methods(routes: Sequence[BaseRoute], scope: Mapping[str, Any]) -> list[str]:
+    """Every method some route answers on the request's path. The router's own 405
+    names only the first route that matched the path, and a path here has a route per
+    method (`GET` and `PUT /execution/trading-state`; `GET` and `HEAD /healthz`)."""
+    methods: set[str] = set()
+    for route in routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(dict(scope))[0] is not Match.NONE:
+            methods |= route_methods
+    return sorted(methods, key=lambda method: (_METHOD_ORDER.get(method, len(_METHOD_ORDER)), method))
+
+
+async def _render_http_exception(request: Request, exc: Exception) -> Response:
+    # The router's 404 and 405 (FastAPI's rendering, `{"detail": ...}`); a 405 names
+    # every method of its path in Allow, and gets a code as every route can answer it.
+    assert isinstance(exc, HTTPException)
+    if exc.status_code != 405:
+        return await http_exception_handler(request, exc)
+    error = MethodNotAllowed("Method Not Allowed")
+    allow = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+    return JSONResponse(error.body(), status_code=status_of(error), headers={"Allow": allow})
+
+
 def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _render_service_error)
+    app.add_exception_handler(HTTPException, _render_http_exception)
     app.add_exception_handler(RequestValidationError, _render_request_validation)
     app.add_exception_handler(ClientDisconnect, _render_client_disconnect)

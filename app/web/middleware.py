@@ -1,6 +1,6 @@
 """ASGI middleware, outermost first: the request's id, log line, latency and last-resort
-500; the bearer token; the cap on request body size. All pure ASGI (no
-BaseHTTPMiddleware): each only looks at what goes by."""
+500; the request body's rules (a size cap, no waiting for a body already refused); the
+bearer token. All pure ASGI (no BaseHTTPMiddleware): each only looks at what goes by."""
 
 import hmac
 import os
@@ -21,6 +21,8 @@ MAX_REQUEST_ID_LENGTH = 128
 REQUEST_ID_HEADER = b"x-request-id"
 Headers = Sequence[tuple[bytes, bytes]]
 JSON_HEADERS: Headers = ((b"content-type", b"application/json"),)
+CONNECTION_CLOSE = (b"connection", b"close")
+CLOSING_JSON_HEADERS: Headers = (*JSON_HEADERS, CONNECTION_CLOSE)
 # Methods named as themselves in metrics and logs; any other is OTHER, so a client
 # cannot mint a metric series (or a 4 KB log field) per made-up method.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -159,12 +161,21 @@ class BearerTokenMiddleware:
         return b""
 
 
-class BodyLimitMiddleware:
-    """Refuses bodies over `max_bytes` (413) without reading more than that.
+class RequestBodyMiddleware:
+    """What every route's request body gets, whatever the route does with it.
 
-    A declared Content-Length over the limit is answered at once; a chunked body is
-    counted as it arrives, and the read that passes the limit raises `BodyTooLarge`,
-    which the error handlers answer.
+    A body over `max_bytes` is refused (413) without reading more than that. A declared
+    Content-Length over the limit is answered at once. A body sent without one (chunked)
+    is counted as it arrives; the read that passes the limit is answered 413 here, the
+    app is told the client has gone (`http.disconnect`), and what the app answers after
+    that is dropped. The 413 must not depend on the route: FastAPI's own body parameters
+    turn any error raised while reading into a 400.
+
+    An answer given before the body has all arrived (a 429 or 401 before it is read, a
+    413) closes the connection (`Connection: close`). Otherwise the server goes on
+    reading, to throw away, a body the answer has refused: a client sending it slowly
+    holds the connection until its last byte, and uvicorn then keeps it open with no
+    keep-alive timeout.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -175,19 +186,42 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        pending = False  # body still to come from the client
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await send_error(send, BodyTooLarge(self.max_bytes))
-                return
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_bytes:
+                    await send_error(send, BodyTooLarge(self.max_bytes), CLOSING_JSON_HEADERS)
+                    return
+                pending = not value.isdigit() or int(value) > 0
+            elif name == b"transfer-encoding":
+                pending = True
         received = 0
+        started = False  # a response has begun (the app's or the 413)
+        refused = False  # this middleware answered 413: the app's answer goes nowhere
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, started, refused, pending
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                    if not started:  # else the app's answer has begun and only a cut is left
+                        started = refused = True
+                        await send_error(send, BodyTooLarge(self.max_bytes), CLOSING_JSON_HEADERS)
+                    return {"type": "http.disconnect"}
+                pending = message.get("more_body", False)
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            if not started:
+                started = True
+                if pending:
+                    message = {**message, "headers": [*message.get("headers", ()), CONNECTION_CLOSE]}
+            await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)

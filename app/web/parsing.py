@@ -1,13 +1,19 @@
-"""Request bodies parsed into the service's values: one strict pydantic parse of the raw
-bytes (no FastAPI body parameter, no 422), and the media type checked with it."""
+"""Request bodies parsed into the service's values. One rule for every route that takes
+a JSON body: the media type checked, then one strict pydantic parse of the raw bytes
+(no FastAPI body parameter, so no 422, and no 400 of FastAPI's own wording)."""
 
-from pydantic import ValidationError
+from typing import TypeVar
 
+from pydantic import BaseModel, ValidationError
+
+from app.core.vocabulary import TradingStateName
 from app.ops.clock import to_micros
-from app.service.errors import InvalidIntent, InvalidQuote
+from app.service.errors import InvalidIntent
 from app.service.orders import OrderRequest, QuoteRequest
 from app.web.errors import invalid_from_errors
-from app.web.schemas import OrderIntent, QuoteIn
+from app.web.schemas import OrderIntent, QuoteIn, TradingStateIn
+
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -18,15 +24,21 @@ def is_json_media_type(content_type: str | None) -> bool:
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-def parse_intent(body: bytes, content_type: str | None) -> OrderRequest:
-    """An order intent, or InvalidIntent. A browser may POST text/plain or a form to any
-    address without asking first (no CORS preflight): only JSON, or no type, is an intent."""
+def parse_json_body(model: type[Body], body: bytes, content_type: str | None, what: str) -> Body:
+    """`body` as `model`, or InvalidIntent (400 VALIDATION_ERROR) naming `what`. A
+    browser may POST or PUT text/plain or a form to any address without asking first (no
+    CORS preflight), and a forged intent, quote or halt would act as a real one: only
+    JSON, or no type (as bots often send), is a body."""
     if not is_json_media_type(content_type):
         raise InvalidIntent(f"Content-Type must be application/json, not {content_type!r}")
     try:
-        intent = OrderIntent.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as exc:
-        raise invalid_from_errors(exc.errors(), "order intent") from None
+        raise invalid_from_errors(exc.errors(), what) from None
+
+
+def parse_intent(body: bytes, content_type: str | None) -> OrderRequest:
+    intent = parse_json_body(OrderIntent, body, content_type, "order intent")
     return OrderRequest(
         idempotency_key=intent.idempotency_key,
         exchange=intent.exchange,
@@ -41,13 +53,11 @@ def parse_intent(body: bytes, content_type: str | None) -> OrderRequest:
 
 
 def parse_quote(body: bytes, content_type: str | None) -> QuoteRequest:
-    """A quote, or InvalidQuote (a forged cross-site quote would move fills and
-    positions, as an intent would)."""
-    if not is_json_media_type(content_type):
-        raise InvalidQuote(f"Content-Type must be application/json, not {content_type!r}")
-    try:
-        quote = QuoteIn.model_validate_json(body)
-    except ValidationError as exc:
-        error = invalid_from_errors(exc.errors(), "quote")
-        raise InvalidQuote(error.detail, **error.extra) from None
+    quote = parse_json_body(QuoteIn, body, content_type, "quote")
     return QuoteRequest(quote.exchange, quote.symbol, quote.bid, quote.ask, quote.bid_size, quote.ask_size)
+
+
+def parse_trading_state(body: bytes, content_type: str | None) -> tuple[TradingStateName, str | None, bool]:
+    """The new state, its reason, and whether to cancel every open order with it."""
+    change = parse_json_body(TradingStateIn, body, content_type, "trading state change")
+    return change.state, change.reason, change.cancel_open_orders

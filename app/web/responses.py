@@ -13,6 +13,7 @@ from app.web.schemas import (
     OrderCreated,
     OrderIntent,
     QuoteIn,
+    TradingStateIn,
 )
 
 
@@ -40,6 +41,9 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
 # An intent is a few hundred bytes; nothing this service takes comes near this.
 MAX_BODY_BYTES = 64 * 1024
 
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
+}
 INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"model": OrderCreated, "description": "Order accepted (status NEW)"},
     400: {
@@ -47,8 +51,12 @@ INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Invalid order parameters (`errors` lists them), a body that is not JSON, "
         "or an exchange/symbol not in the allowlist",
     },
-    409: {"model": DuplicateBody, "description": "Duplicate idempotency_key; `order_id` names its order"},
-    413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
+    409: {
+        "model": DuplicateBody,
+        "description": "Duplicate idempotency_key; `order_id` names its order, `payload_matches` says whether "
+        "this intent is a retry of it",
+    },
+    **TOO_LARGE,
 }
 STORE_DOWN: dict[int | str, dict[str, Any]] = {
     503: {
@@ -69,21 +77,22 @@ BAD_QUERY: dict[int | str, dict[str, Any]] = {
 QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The fills this quote produced (often none)"},
     400: {"model": BadRequestBody, "description": "Invalid quote, or exchange/symbol not in the allowlist"},
-    413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
+    **TOO_LARGE,
     **STORE_DOWN,
 }
-QUOTE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(QuoteIn)}}}}
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 # Filters take what an intent's fields take: a value no order can have is a 400, not a
 # query the database must refuse (PostgreSQL text holds no NUL).
 NameFilter = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NO_CONTROL_CHARS)]
 
-# The route reads the raw body itself (one strict parse, no 422), so the OpenAPI
-# document is told about the body here.
-INTENT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": body_schema(OrderIntent)}},
-    }
-}
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """A route's `openapi_extra` for a JSON body it reads itself (one strict parse, no
+    422): without a FastAPI body parameter the document is told about it here."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(model)}}}}
+
+
+INTENT_BODY = json_body(OrderIntent)
+QUOTE_BODY = json_body(QuoteIn)
+TRADING_STATE_BODY = json_body(TradingStateIn)

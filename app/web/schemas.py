@@ -144,9 +144,7 @@ class TradingStateIn(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    # Lax for this field: FastAPI validates the parsed JSON (Python values), and a strict
-    # enum takes only its own members there; the text must still be one of its values.
-    state: Annotated[TradingStateName, Strict(False)]
+    state: TradingStateName
     reason: Reason | None = None
     cancel_open_orders: bool = Field(default=False, description="Also cancel every open order, in the same step")
 
@@ -307,6 +305,8 @@ ErrorCode = Literal[
     "UNAUTHORIZED",
     "INTERNAL_ERROR",
     "EVENTS_EXPIRED",
+    "BODY_TOO_LARGE",
+    "METHOD_NOT_ALLOWED",
 ]
 
 
@@ -324,7 +324,12 @@ class BadRequestBody(ErrorBody):
 
 
 class DuplicateBody(ErrorBody):
-    order_id: str
+    order_id: str = Field(description="The order that holds the idempotency_key")
+    payload_matches: bool = Field(
+        description="Whether this intent asks for what that order was created with (exchange, symbol, side, "
+        "type, qty, limit_price and time_in_force; not client_ts_utc): true for a retry of the same intent, "
+        "false for a key reused for a different order, which was not created"
+    )
 
 
 class ExpiredBody(ErrorBody):

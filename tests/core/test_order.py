@@ -1,6 +1,7 @@
 """The order model: OrderTerms packing, the status table, record_fill and restore."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -13,11 +14,12 @@ from app.core.order import (
     OrderKind,
     OrderTerms,
     StoredFill,
+    differing_terms,
     record_fill,
     transition,
 )
-from app.core.vocabulary import OPEN_STATUSES, Liquidity, OrderStatus, OrderType, Side
-from tests.core.factories import make_order
+from app.core.vocabulary import OPEN_STATUSES, Liquidity, OrderStatus, OrderType, Side, TimeInForce
+from tests.core.factories import ETH, make_order
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 quantities = st.floats(min_value=0.0, max_value=1e15, exclude_min=True, allow_nan=False, allow_infinity=False)
@@ -225,3 +227,37 @@ def test_restore_canceled_order_without_fills_keeps_its_time() -> None:
     assert order.status == OrderStatus.CANCELED
     assert order.updated_at == 12
     assert not order.is_open
+
+
+# -- an intent's terms, compared -------------------------------------------------------
+
+
+def test_a_retry_of_the_same_intent_differs_in_no_term() -> None:
+    stored = make_order(1, Side.SELL, qty=0.1, limit=3150.25, tif=TimeInForce.IOC, accepted_at=5)
+    # Another number and key, accepted later, with a client time: none of them a term.
+    retry = Order(
+        number=2,
+        idempotency_key="other",
+        kind=stored.kind,
+        terms=OrderTerms.of(0.1, 3150.25, 99, 1_700_000_000_000_000),
+    )
+    assert differing_terms(stored, retry) == []
+
+
+@pytest.mark.parametrize(
+    ("changed", "named"),
+    [
+        ({"instrument": ("coinbase", "BTC/USDT")}, ["exchange"]),
+        ({"instrument": ETH}, ["symbol"]),
+        ({"side": Side.SELL}, ["side"]),
+        ({"order_type": OrderType.MARKET, "limit": None}, ["type", "limit_price"]),
+        ({"qty": 0.30000000000000004}, ["qty"]),
+        ({"limit": 100.5}, ["limit_price"]),
+        ({"tif": TimeInForce.FOK}, ["time_in_force"]),
+        ({"side": Side.SELL, "qty": 2.0, "tif": TimeInForce.IOC}, ["side", "qty", "time_in_force"]),
+    ],
+)
+def test_each_differing_term_is_named_in_the_intents_order(changed: dict[str, Any], named: list[str]) -> None:
+    terms = {"side": Side.BUY, "qty": 0.3, "limit": 100.0} | changed
+    side, qty, limit = terms.pop("side"), terms.pop("qty"), terms.pop("limit")
+    assert differing_terms(make_order(1, Side.BUY, 0.3, 100.0), make_order(2, side, qty, limit, **terms)) == named

@@ -1,5 +1,6 @@
 """End to end: the real `uvicorn app.main:app` process on a loopback port."""
 
+import json
 import os
 import re
 import socket
@@ -7,6 +8,8 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import URL, intent
 from tests.uvicorn_server import ROOT, free_port, running_server, uvicorn_command
@@ -105,3 +108,46 @@ def test_a_client_hanging_up_mid_body_is_no_500(tmp_path: Path) -> None:
     assert "Traceback" not in log
     assert '"status": 500' not in log
     assert re.search(SPEC_LINE + r'INFO - HTTP request \{"method": "POST", "path": "' + URL + '", "status": 400', log)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection; socket.timeout if it
+    keeps the connection open (waiting for a body the client has not sent)."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+HEAD = b"POST /execution/order-intents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize(
+    ("env", "headers", "status", "code"),
+    [
+        # The rate limit comes before the body is read (docs/trading-controls.md).
+        ({"MAX_INTENTS_PER_SECOND": "0.01", "MAX_INTENTS_BURST": "1"}, b"", 429, "RATE_LIMITED"),
+        ({}, b"Content-Length: 70000\r\n", 413, "BODY_TOO_LARGE"),
+        ({"EXECUTION_API_TOKEN": "a-long-enough-token"}, b"", 401, "UNAUTHORIZED"),
+    ],
+    ids=["rate-limited", "declared-too-large", "no-token"],
+)
+def test_a_refusal_before_the_body_comes_without_waiting_for_it(
+    tmp_path: Path, env: dict[str, str], headers: bytes, status: int, code: str
+) -> None:
+    # A keep-alive timeout longer than the socket's: a server that waits for the body
+    # (or idles after answering) times the read out instead of closing in time.
+    with running_server(tmp_path, env, "--timeout-keep-alive", "60") as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        if status == 429:  # the one intent a second goes first
+            assert server.request("POST", URL, intent(idempotency_key="first"))[0] == 201
+        # Headers that promise a body, then none of it: the answer comes, and the server
+        # closes the connection rather than wait to read a body it has refused.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(HEAD + (headers or b"Content-Length: 1000\r\n") + b"\r\n")
+            answer = read_until_closed(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), answer
+    assert b"\r\nconnection: close" in head.lower()
+    assert json.loads(body)["code"] == code
+    assert "Traceback" not in server.log()

@@ -11,7 +11,7 @@ from app.core.controls import TradingState
 from app.core.engine import Policy
 from app.core.errors import IntentRefused
 from app.core.events import OrderAccepted, OrderCanceled, OrderFilled, TradingStateChanged
-from app.core.order import Order, OrderKind, OrderTerms
+from app.core.order import Order, OrderKind, OrderTerms, differing_terms
 from app.core.values import Costs, Quote
 from app.core.vocabulary import CancelReason, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
 from app.store.base import OrderFilter, OrderStore
@@ -55,6 +55,29 @@ def test_a_taken_key_answers_with_its_order_and_creates_nothing(store: OrderStor
     again, created, events = admit(store, order("k", qty=2.0))
     assert (again.order_id, created, events) == (first.order_id, False, [])
     assert store.count() == 1
+
+
+def test_a_taken_key_answers_with_its_order_as_stored_term_for_term(store: OrderStore) -> None:
+    """The order a taken key answers with is read back from the store (the SQL stores
+    from their rows): its terms must still be those of the intent exactly, or a retry
+    would be told its payload differs."""
+    kind = OrderKind(*BTC, Side.SELL, OrderType.LIMIT, TimeInForce.IOC)
+
+    def intent(qty: float, limit: float, at: int) -> Order:
+        return Order(number=new_number(), idempotency_key="k", kind=kind, terms=OrderTerms.of(qty, limit, at, at))
+
+    first, _, _ = admit(store, intent(0.1, 3150.25, 1))
+    again, created, _ = admit(store, intent(0.1, 3150.25, 2))
+    assert (again.order_id, created) == (first.order_id, False)
+    assert differing_terms(again, intent(0.1, 3150.25, 3)) == []
+    assert differing_terms(again, intent(0.1 + 0.2, 3150.25, 3)) == ["qty"]
+    other = Order(
+        number=new_number(),
+        idempotency_key="k",
+        kind=OrderKind(*BTC, Side.BUY, OrderType.MARKET, TimeInForce.GTC),
+        terms=OrderTerms.of(0.1, None, 3, None),
+    )
+    assert differing_terms(admit(store, other)[0], other) == ["side", "type", "limit_price", "time_in_force"]
 
 
 def test_the_cap_refuses_a_new_key_but_answers_a_taken_one(store: OrderStore) -> None:

@@ -120,6 +120,7 @@ def test_duplicate_is_a_warning_with_the_existing_order(client: TestClient, capl
         "type": "MARKET",
         "order_id": order_id,
         "status": "NEW",
+        "payload_matches": True,
         "request_id": "retry-of-d",
     }
 

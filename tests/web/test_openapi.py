@@ -37,3 +37,13 @@ def test_reading_operations_are_documented(client: TestClient) -> None:
     assert {p["name"] for p in listing["parameters"]} == {
         "status", "exchange", "symbol", "side", "idempotency_key", "limit", "cursor",
     }  # fmt: skip
+
+
+def test_the_409_documents_whether_the_payload_matched(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    operation = document["paths"]["/execution/order-intents"]["post"]
+    ref = operation["responses"]["409"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert {"detail", "order_id", "payload_matches"} <= set(schema["required"])
+    assert schema["properties"]["payload_matches"]["type"] == "boolean"
+    assert "retry" in schema["properties"]["payload_matches"]["description"]

@@ -312,7 +312,8 @@ def test_store_full_and_unauthorized_name_their_codes(make_client: Callable[...,
     assert full.post(URL, json=intent(idempotency_key="a"), headers=AUTH).status_code == 201
     assert full.post(URL, json=intent(idempotency_key="b"), headers=AUTH).json()["code"] == "STORE_FULL"
     # A duplicate stays a 409 with the order it names, and no code: there is one kind.
-    assert set(full.post(URL, json=intent(idempotency_key="a"), headers=AUTH).json()) == {"detail", "order_id"}
+    duplicate = full.post(URL, json=intent(idempotency_key="a"), headers=AUTH).json()
+    assert set(duplicate) == {"detail", "order_id", "payload_matches"}
 
 
 def test_the_document_lists_the_codes(client: TestClient) -> None:

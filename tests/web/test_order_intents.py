@@ -4,7 +4,9 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.ops.clock import to_datetime
@@ -85,9 +87,11 @@ def test_duplicate_key_is_409_naming_the_existing_order(client: TestClient, stor
     response = client.post(URL, json=intent(idempotency_key="dup"))
     assert response.status_code == 409
     body = response.json()
-    assert set(body) == {"detail", "order_id"}
-    assert "Duplicate idempotency_key" in body["detail"]
-    assert body["order_id"] == first["order_id"]
+    assert set(body) == {"detail", "order_id", "payload_matches"}
+    assert body["detail"] == (
+        f"Duplicate idempotency_key 'dup': already used by order {first['order_id']}, with the same payload"
+    )
+    assert (body["order_id"], body["payload_matches"]) == (first["order_id"], True)
     assert store.count() == 1
 
 
@@ -95,11 +99,40 @@ def test_reused_key_with_a_different_payload_is_409_and_changes_nothing(client: 
     first = client.post(URL, json=intent(idempotency_key="dup", qty=1.5)).json()
     response = client.post(URL, json=intent(idempotency_key="dup", qty=3, side="SELL", symbol="ETH/USDT"))
     assert response.status_code == 409
-    assert response.json()["order_id"] == first["order_id"]
+    assert response.json() == {
+        "detail": f"Duplicate idempotency_key 'dup': already used by order {first['order_id']}, "
+        "with a different payload (symbol, side, qty differ)",
+        "order_id": first["order_id"],
+        "payload_matches": False,
+    }
     stored = store.get_by_key("dup")
     assert stored is not None
     assert (stored.order_id, stored.qty, stored.side, stored.symbol) == (first["order_id"], 1.5, "BUY", "BTC/USDT")
     assert store.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("retry", "matches"),
+    [
+        ({}, True),
+        ({"client_ts_utc": "2024-01-15T10:30:00Z"}, True),  # when, not what: a retry may stamp anew
+        ({"qty": 1.5}, True),  # 1.5 as written: the same number
+        ({"qty": 1.50000001}, False),
+        ({"limit_price": 100.25}, False),
+        ({"type": "MARKET", "limit_price": None}, False),
+        ({"time_in_force": "IOC"}, False),
+        ({"exchange": "coinbase"}, False),
+    ],
+)
+def test_a_409_says_whether_the_payload_matched_the_stored_order(
+    client: TestClient, retry: dict[str, Any], matches: bool
+) -> None:
+    original = intent(idempotency_key="k", type="LIMIT", qty=1.5, limit_price=100.0, time_in_force="GTC")
+    assert client.post(URL, json=original).status_code == 201
+    response = client.post(URL, json=original | retry)
+    assert response.status_code == 409
+    assert response.json()["payload_matches"] is matches
+    assert ("with the same payload" in response.json()["detail"]) is matches
 
 
 def test_allowlist_is_checked_before_the_duplicate_key(client: TestClient) -> None:

@@ -1,14 +1,17 @@
 """Every invalid request is a 400 with a JSON `detail` (never 422, never 500) and stores nothing."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.routing import Route
 
+from app.main import create_app
 from app.store.base import OrderStore
-from tests.conftest import URL, intent
+from app.store.memory import InMemoryStore
+from tests.conftest import URL, intent, make_settings
 
 
 def without(field: str) -> dict[str, Any]:
@@ -140,10 +143,55 @@ def test_unknown_path_is_a_json_404(client: TestClient) -> None:
     assert response.json() == {"detail": "Not Found"}
 
 
+NOT_ALLOWED = {"detail": "Method Not Allowed", "code": "METHOD_NOT_ALLOWED"}
+
+
 def test_wrong_method_is_a_json_405(client: TestClient) -> None:
     response = client.get(URL)
     assert response.status_code == 405
-    assert response.json() == {"detail": "Method Not Allowed"}
+    assert response.json() == NOT_ALLOWED
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/execution/trading-state", "GET, PUT"),
+        ("DELETE", "/healthz", "GET, HEAD"),
+        ("HEAD", "/capabilities", "GET"),  # HEAD is answered only where a route says so
+    ],
+)
+def test_a_405_names_every_method_of_its_path(client: TestClient, method: str, path: str, allow: str) -> None:
+    response = client.request(method, path)
+    assert (response.status_code, response.headers["allow"]) == (405, allow)
+    if method != "HEAD":
+        assert response.json() == NOT_ALLOWED
+
+
+def test_every_405_allows_exactly_what_its_path_answers() -> None:
+    """Each path of the app asked with every method: the methods it did not refuse with
+    a 405 are exactly what each of its 405s names in Allow."""
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    stream = "/execution/events/stream"  # a GET there never ends; it is answered (tests/server)
+    with TestClient(create_app(make_settings(), InMemoryStore())) as client:
+        paths = {route.path for route in client.app.routes if isinstance(route, Route)}
+        for path in sorted(paths):
+            url = path.replace("{order_id}", "paper-x")
+            answered = {"GET"} if path == stream else set()
+            refusals = []
+            for method in methods:
+                if path == stream and method == "GET":
+                    continue
+                response = client.request(method, url)
+                if response.status_code == 405:
+                    refusals.append(response)
+                else:
+                    answered.add(method)
+            assert refusals, path
+            for refusal in refusals:
+                assert set(refusal.headers["allow"].split(", ")) == answered, (path, refusal.request.method)
+                if refusal.request.method != "HEAD":
+                    assert refusal.json() == NOT_ALLOWED
 
 
 def test_a_flood_of_problems_gets_a_short_answer(client: TestClient) -> None:
@@ -157,20 +205,68 @@ def test_a_flood_of_problems_gets_a_short_answer(client: TestClient) -> None:
     assert len(response.content) < 4000
 
 
+TOO_LARGE = {"detail": "Request body is larger than 65536 bytes", "code": "BODY_TOO_LARGE"}
+STATE = "/execution/trading-state"
+QUOTES = "/execution/market-data/quotes"
+# Every route that takes a JSON body, with a body it accepts.
+JSON_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
+    ("POST", URL, intent()),
+    ("POST", QUOTES, {"exchange": "binance", "symbol": "BTC/USDT", "bid": 99.0, "ask": 100.0}),
+    ("PUT", STATE, {"state": "HALTED"}),
+]
+JSON_ROUTE_IDS = [f"{method} {path}" for method, path, _ in JSON_ROUTES]
+
+
+def padded(body: dict[str, Any], size: int) -> bytes:
+    """`body` as JSON, padded with JSON whitespace to exactly `size` bytes."""
+    text = json.dumps(body).encode()
+    return text + b" " * (size - len(text))
+
+
 def padded_intent(size: int) -> bytes:
-    """A valid intent, padded with JSON whitespace to exactly `size` bytes."""
-    body = json.dumps(intent()).encode()
-    return body + b" " * (size - len(body))
+    return padded(intent(), size)
+
+
+def in_chunks(body: bytes, size: int = 1024) -> Iterator[bytes]:
+    """`body` sent without a Content-Length (chunked): its size is found by counting."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
 
 
 def test_a_body_of_64_kib_is_accepted(client: TestClient) -> None:
     assert client.post(URL, content=padded_intent(64 * 1024)).status_code == 201
 
 
+@pytest.mark.parametrize(("method", "path", "body"), JSON_ROUTES, ids=JSON_ROUTE_IDS)
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+def test_every_json_route_takes_a_body_of_64_kib(
+    client: TestClient, method: str, path: str, body: dict[str, Any], chunked: bool
+) -> None:
+    content = padded(body, 64 * 1024)
+    sent = in_chunks(content) if chunked else content
+    response = client.request(method, path, content=sent, headers={"content-type": "application/json"})
+    assert response.status_code in (200, 201), response.text
+
+
+@pytest.mark.parametrize(("method", "path", "body"), JSON_ROUTES, ids=JSON_ROUTE_IDS)
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+def test_every_json_route_refuses_a_body_over_64_kib_with_413(
+    client: TestClient, store: OrderStore, *, method: str, path: str, body: dict[str, Any], chunked: bool
+) -> None:
+    content = padded(body, 64 * 1024 + 1)
+    sent = in_chunks(content) if chunked else content
+    response = client.request(method, path, content=sent, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == TOO_LARGE
+    assert store.count() == 0
+    assert client.get(STATE).json()["state"] == "ACTIVE"
+
+
 def test_a_declared_body_over_64_kib_is_413_at_once(client: TestClient, store: OrderStore) -> None:
     response = client.post(URL, content=padded_intent(64 * 1024 + 1))
     assert response.status_code == 413
-    assert response.json() == {"detail": "Request body is larger than 65536 bytes"}
+    assert response.json() == TOO_LARGE
     assert store.count() == 0
 
 
@@ -182,8 +278,25 @@ def test_a_streamed_body_over_64_kib_is_413(client: TestClient, store: OrderStor
 
     response = client.post(URL, content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
-    assert response.json() == {"detail": "Request body is larger than 65536 bytes"}
+    assert response.json() == TOO_LARGE
     assert store.count() == 0
+
+
+def test_only_an_answer_given_before_the_body_is_read_closes_the_connection(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(max_intents_per_second=0.01, max_intents_burst=2)
+    read = [
+        client.post(URL, json=intent()),  # 201
+        client.post(URL, json=intent(qty=-1)),  # 400 from the body
+        client.get("/execution/orders"),  # no body at all
+        client.post("/execution/orders/paper-x/cancel"),  # Content-Length: 0
+    ]
+    assert [response.headers.get("connection") for response in read] == [None] * 4
+    limited = client.post(URL, json=intent(idempotency_key="k-2"))  # refused before its body is read
+    assert (limited.status_code, limited.headers.get("connection")) == (429, "close")
+    too_large = client.put(STATE, content=in_chunks(padded({"state": "HALTED"}, 64 * 1024 + 1)))
+    assert (too_large.status_code, too_large.headers.get("connection")) == (413, "close")
 
 
 @pytest.mark.parametrize(
@@ -202,6 +315,31 @@ def test_a_non_json_content_type_is_400(client: TestClient, store: OrderStore, c
 def test_json_content_types_are_accepted(client: TestClient, content_type: str) -> None:
     response = client.post(URL, content=json.dumps(intent()).encode(), headers={"content-type": content_type})
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize(("method", "path", "body"), JSON_ROUTES, ids=JSON_ROUTE_IDS)
+@pytest.mark.parametrize("content_type", [None, "application/json; charset=utf-8", "application/vnd.x+json"])
+def test_every_json_route_takes_json_or_no_content_type(
+    client: TestClient, *, method: str, path: str, body: dict[str, Any], content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = client.request(method, path, content=json.dumps(body).encode(), headers=headers)
+    assert response.status_code in (200, 201), response.text
+
+
+@pytest.mark.parametrize(("method", "path", "body"), JSON_ROUTES, ids=JSON_ROUTE_IDS)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_every_json_route_refuses_another_content_type_as_intents_do(
+    client: TestClient, store: OrderStore, *, method: str, path: str, body: dict[str, Any], content_type: str
+) -> None:
+    response = client.request(method, path, content=json.dumps(body).encode(), headers={"content-type": content_type})
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": f"Content-Type must be application/json, not {content_type!r}",
+        "code": "VALIDATION_ERROR",
+    }
+    assert store.count() == 0
+    assert client.get(STATE).json()["state"] == "ACTIVE"
 
 
 def test_a_trailing_slash_is_a_404_not_a_redirect(client: TestClient) -> None:

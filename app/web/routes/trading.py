@@ -2,11 +2,12 @@
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.service.orders import OrderService
-from app.web.responses import STORE_DOWN
-from app.web.schemas import BadRequestBody, TradingStateIn, TradingStateOut
+from app.web.parsing import parse_trading_state
+from app.web.responses import STORE_DOWN, TOO_LARGE, TRADING_STATE_BODY
+from app.web.schemas import BadRequestBody, TradingStateOut
 from app.web.views import trading_state_view
 
 
@@ -19,8 +20,13 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
     @routes.put(
         "/execution/trading-state",
         response_model=TradingStateOut,
-        responses={400: {"model": BadRequestBody, "description": "Not a valid trading state change"}, **STORE_DOWN},
+        responses={
+            400: {"model": BadRequestBody, "description": "Not a valid trading state change"},
+            **TOO_LARGE,
+            **STORE_DOWN,
+        },
+        openapi_extra=TRADING_STATE_BODY,
     )
-    async def put_trading_state(change: TradingStateIn) -> dict[str, Any]:
-        state = await service.set_trading_state(change.state, change.reason, change.cancel_open_orders)
-        return trading_state_view(state)
+    async def put_trading_state(request: Request) -> dict[str, Any]:
+        state, reason, cancel_open = parse_trading_state(await request.body(), request.headers.get("content-type"))
+        return trading_state_view(await service.set_trading_state(state, reason, cancel_open))
