@@ -16,7 +16,7 @@ from app.store.journal import MAX_READ
 from app.store.open import load_store
 from app.web.errors import add_exception_handlers
 from app.web.middleware import BearerTokenMiddleware, BodyLimitMiddleware, RequestMiddleware
-from app.web.openapi import OPEN_PATHS, QUERY_TOKEN_PATHS, install_openapi
+from app.web.openapi import OPEN_PATHS, OPENAPI_URL, QUERY_TOKEN_PATHS, install_openapi, operation_id
 from app.web.responses import MAX_BODY_BYTES
 from app.web.routes import account, health, market_data, orders, trading
 from app.web.routes import events as journal_routes
@@ -73,6 +73,8 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
         version=settings.service_version,
         redirect_slashes=False,
         lifespan=lifespan,
+        openapi_url=OPENAPI_URL,
+        generate_unique_id_function=operation_id,
     )
     app.state.service = service
     # Routes use `service` from this closure: a dependency per request would cost the
