@@ -148,6 +148,11 @@ class OrderService:
 
     # -- order intents ----------------------------------------------------------------
 
+    @property
+    def rate_limited(self) -> bool:
+        """Whether intents can be refused for their rate (MAX_INTENTS_PER_SECOND is set)."""
+        return self._bucket is not None
+
     def check_rate(self) -> None:
         """Take a token for an intent about to be read, or refuse it (RateLimited): the
         first check, before the body is parsed."""

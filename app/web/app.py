@@ -16,9 +16,9 @@ from app.store.journal import MAX_READ
 from app.store.open import load_store
 from app.web.errors import add_exception_handlers
 from app.web.middleware import BearerTokenMiddleware, RequestBodyMiddleware, RequestMiddleware
-from app.web.openapi import OPEN_PATHS, QUERY_TOKEN_PATHS, install_openapi
+from app.web.openapi import OPEN_PATHS, OPENAPI_URL, QUERY_TOKEN_PATHS, install_openapi, operation_id
 from app.web.responses import MAX_BODY_BYTES
-from app.web.routes import account, health, market_data, orders, trading
+from app.web.routes import account, docs, health, market_data, orders, trading
 from app.web.routes import events as journal_routes
 from app.web.shutdown import on_stop_signal
 from app.web.streams import Feed
@@ -67,12 +67,17 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
             the_store.close()
 
     # redirect_slashes off: a 307 to a Location built from the client's Host header is
-    # no answer for a bot; `/execution/order-intents/` is a plain 404.
+    # no answer for a bot; `/execution/order-intents/` is a plain 404. The docs pages are
+    # the service's own (routes.docs): their scripts come from here, not from a CDN.
     app = FastAPI(
         title="Paper execution service",
         version=settings.service_version,
         redirect_slashes=False,
         lifespan=lifespan,
+        openapi_url=OPENAPI_URL,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.service = service
     # Routes use `service` from this closure: a dependency per request would cost the
@@ -92,6 +97,7 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
     for resource in (health, orders, market_data, trading, account):
         resource.add_routes(app.router, service)
     journal_routes.add_routes(app.router, service.journal, feed, settings)
+    docs.add_routes(app.router, OPENAPI_URL, app.title)
 
     install_openapi(
         app, bearer_token=token is not None, exchanges=settings.allowed_exchanges, symbols=settings.allowed_symbols

@@ -16,26 +16,16 @@ from app.web.schemas import (
     TradingStateIn,
 )
 
+# Where the document keeps a named schema.
+COMPONENT = "#/components/schemas/{model}"
 
-def body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """`model`'s JSON Schema with its definitions (the vocabulary's enums) written in
-    place: a request body declared by hand sits inside the OpenAPI document, where a
-    `#/$defs/...` reference would point at nothing."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
 
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if ref.startswith("#/$defs/"):
-                return inline({**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}})
-            return {key: inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(item) for item in node]
-        return node
-
-    result: dict[str, Any] = inline(schema)
-    return result
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The `openapi_extra` of a route that reads its body itself (one strict parse, no
+    422): the body is `model`, named among the document's schemas (DECLARED_BODIES),
+    so a generated client gets one class for it."""
+    schema = {"$ref": COMPONENT.format(model=model.__name__)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 # An intent is a few hundred bytes; nothing this service takes comes near this.
@@ -49,7 +39,7 @@ INTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {
         "model": BadRequestBody,
         "description": "Invalid order parameters (`errors` lists them), a body that is not JSON, "
-        "or an exchange/symbol not in the allowlist",
+        "an exchange/symbol not in the allowlist, or a trading control's refusal (`code` says which)",
     },
     409: {
         "model": DuplicateBody,
@@ -65,7 +55,25 @@ STORE_DOWN: dict[int | str, dict[str, Any]] = {
         "For an intent, retry with the same idempotency_key: a 409 then names the order if it was taken",
     }
 }
-INTENT_RESPONSES |= STORE_DOWN
+INTENT_RESPONSES[503] = {
+    "model": ErrorBody,
+    "description": "The store is full (code STORE_FULL: MAX_ORDERS reached), or its database cannot be reached "
+    "(STORE_UNAVAILABLE): retry with the same idempotency_key, and a 409 names the order if it was taken",
+}
+# Listed where MAX_INTENTS_PER_SECOND is set: only then can the answer be a 429.
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorBody,
+        "description": "More intents than MAX_INTENTS_PER_SECOND (code RATE_LIMITED); nothing was read or stored. "
+        "Retry after the seconds Retry-After names",
+        "headers": {
+            "Retry-After": {
+                "description": "Whole seconds until the limit takes an intent again",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    }
+}
 ORDER_NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such order"},
     **STORE_DOWN,
@@ -86,13 +94,8 @@ MAX_PAGE = 1000
 # query the database must refuse (PostgreSQL text holds no NUL).
 NameFilter = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NO_CONTROL_CHARS)]
 
-
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """A route's `openapi_extra` for a JSON body it reads itself (one strict parse, no
-    422): without a FastAPI body parameter the document is told about it here."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(model)}}}}
-
-
-INTENT_BODY = json_body(OrderIntent)
-QUOTE_BODY = json_body(QuoteIn)
-TRADING_STATE_BODY = json_body(TradingStateIn)
+INTENT_BODY = request_body(OrderIntent)
+QUOTE_BODY = request_body(QuoteIn)
+TRADING_STATE_BODY = request_body(TradingStateIn)
+# The bodies declared by hand above: the document adds them to its schemas.
+DECLARED_BODIES: tuple[type[BaseModel], ...] = (OrderIntent, QuoteIn, TradingStateIn)

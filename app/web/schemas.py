@@ -72,32 +72,41 @@ Amount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 
 
 # The rule between `type` and `limit_price`, for the document (the validator below
-# enforces it): a LIMIT order has a price, a MARKET order none.
+# enforces it): a LIMIT order has a price, a MARKET order none. As if/then/else, not a
+# oneOf beside the properties: client generators build a oneOf's branches as the body's
+# classes (each holding only `type` and `limit_price`), and leave if/then/else to the
+# validators that read it.
 _PRICE_MATCHES_TYPE: JsonDict = {
-    "oneOf": [
-        {
-            "properties": {"type": {"const": OrderType.LIMIT.value}, "limit_price": {"type": "number"}},
-            "required": ["limit_price"],
-        },
-        {"properties": {"type": {"const": OrderType.MARKET.value}, "limit_price": {"type": "null"}}},
-    ]
+    "if": {"properties": {"type": {"const": OrderType.LIMIT.value}}},
+    "then": {"properties": {"limit_price": {"type": "number"}}, "required": ["limit_price"]},
+    "else": {"properties": {"limit_price": {"type": "null"}}},
 }
 
 
 class OrderIntent(BaseModel):
-    """What a bot asks for. Strict: `"0.01"` and `true` are not numbers."""
+    """An order intent: what a bot asks for. Strict: numbers are JSON numbers (`"0.01"`
+    and `true` are refused) and no other field is taken. A LIMIT order needs
+    `limit_price`; a MARKET order has none (absent or null)."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, json_schema_extra=_PRICE_MATCHES_TYPE)
 
-    idempotency_key: Key
-    exchange: Name
-    symbol: Name
+    # An example, or Swagger UI shows "undefined": it cannot make one up from the pattern.
+    idempotency_key: Key = Field(
+        description="The client's id for this intent: sent again, it creates no second order (409 names the first)",
+        examples=["bot-7-000123"],
+    )
+    exchange: Name = Field(description="An exchange on the service's allowlist (ALLOWED_EXCHANGES)")
+    symbol: Name = Field(description="A symbol on the service's allowlist (ALLOWED_SYMBOLS)")
     side: Side
     qty: Amount
     type: OrderType
     # validate_default: the rule below must also run when the field is absent.
-    limit_price: Amount | None = Field(default=None, validate_default=True)
-    client_ts_utc: UtcTimestamp = None
+    limit_price: Amount | None = Field(
+        default=None, validate_default=True, description="Required for LIMIT; absent or null for MARKET"
+    )
+    client_ts_utc: UtcTimestamp = Field(
+        default=None, description="When the client made the intent: an offset is converted to UTC, none means UTC"
+    )
     time_in_force: TimeInForce = TimeInForce.GTC
 
     @field_validator("limit_price", mode="after")
@@ -112,16 +121,18 @@ class OrderIntent(BaseModel):
 
 
 class QuoteIn(BaseModel):
-    """A top-of-book quote, as a ticker feed gives it. Strict, like an intent."""
+    """A top-of-book quote, as a ticker feed gives it: `bid` must not be above `ask` (a
+    crossed quote is refused with a 400). Strict, like an intent."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    exchange: Name
-    symbol: Name
-    bid: Amount
-    ask: Amount
-    bid_size: Amount | None = None
-    ask_size: Amount | None = None
+    exchange: Name = Field(description="An exchange on the service's allowlist (ALLOWED_EXCHANGES)")
+    symbol: Name = Field(description="A symbol on the service's allowlist (ALLOWED_SYMBOLS)")
+    # The rule between the two is no JSON Schema keyword: it is told in words here.
+    bid: Amount = Field(description="The best bid: at most `ask`")
+    ask: Amount = Field(description="The best ask: at least `bid`")
+    bid_size: Amount | None = Field(default=None, description="Size at the bid: what SELL orders may fill at most")
+    ask_size: Amount | None = Field(default=None, description="Size at the ask: what BUY orders may fill at most")
     last: Amount | None = None
     ts_utc: UtcTimestamp = None
 
@@ -145,7 +156,7 @@ class TradingStateIn(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     state: TradingStateName
-    reason: Reason | None = None
+    reason: Reason | None = Field(default=None, examples=["runaway bot"])
     cancel_open_orders: bool = Field(default=False, description="Also cancel every open order, in the same step")
 
 
@@ -330,6 +341,12 @@ class DuplicateBody(ErrorBody):
         "type, qty, limit_price and time_in_force; not client_ts_utc): true for a retry of the same intent, "
         "false for a key reused for a different order, which was not created"
     )
+
+
+class NotCancelableBody(ErrorBody):
+    """A cancel's 409: the order has already ended, `status` says how."""
+
+    status: OrderStatus
 
 
 class ExpiredBody(ErrorBody):

@@ -3,6 +3,7 @@ WebSocket, each resumable from any seq still kept."""
 
 import json
 from collections.abc import AsyncIterator
+from enum import Enum
 from typing import Annotated, Any
 
 import anyio
@@ -89,6 +90,9 @@ def parse_last_event_id(value: str) -> int:
     return int(text)
 
 
+TAGS: list[str | Enum] = ["events"]
+
+
 def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settings) -> None:
     queue = settings.events_queue
 
@@ -97,6 +101,7 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
         response_model=EventPage,
         responses={**BAD_QUERY, **EXPIRED},
         dependencies=[Depends(refuse_unknown_query)],
+        tags=TAGS,
     )
     async def list_events(
         *,
@@ -107,6 +112,9 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
         symbol: NameFilter = None,
         order_id: OrderIdFilter = None,
     ) -> dict[str, Any]:
+        """The event journal a page at a time, oldest first: every order and trading-state
+        event numbered by `seq`. Pass `next_after` as `after` for the next page; a 410 says
+        the history asked for is no longer kept."""
         keep = EntryFilter(parse_types(types), exchange, symbol, order_id)
         entries, next_after = await journal.page(after or 0, limit, keep)
         return {"items": [entry_view(entry) for entry in entries], "next_after": next_after}
@@ -125,6 +133,7 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
             **EXPIRED,
         },
         dependencies=[Depends(refuse_unknown_query)],
+        tags=TAGS,
     )
     async def stream_events(
         request: Request,
@@ -142,6 +151,9 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
             ),
         ] = None,
     ) -> Response:
+        """The event journal as Server-Sent Events, as they happen, from `after` (or the
+        Last-Event-ID a reconnecting client sends) on. The same events are also served
+        over a WebSocket at /execution/events/ws."""
         keep = EntryFilter(parse_types(types), exchange, symbol, order_id)
         # A reconnecting EventSource sends the last id it received: that wins over the
         # `after` of the URL it first connected with.
@@ -180,10 +192,13 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
         response_model=FillPage,
         responses={**BAD_QUERY, **EXPIRED},
         dependencies=[Depends(refuse_unknown_query)],
+        tags=TAGS,
     )
     async def list_fills(
         *, after: After = None, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
     ) -> dict[str, Any]:
+        """Every order's fills in the journal's order, a page at a time: pass `next_after`
+        as `after` for the next page."""
         found, next_after = await journal.fills(after or 0, limit)
         return {"items": [fill_view(order, fill) for order, fill in found], "next_after": next_after}
 

@@ -1,5 +1,7 @@
 """Probes, the capabilities a bot checks before trading, and the metrics page."""
 
+from enum import Enum
+
 from fastapi import APIRouter, Response
 
 from app.ops.clock import iso_z, now_micros
@@ -8,12 +10,15 @@ from app.service.orders import OrderService
 from app.web.responses import STORE_DOWN
 from app.web.schemas import Capabilities, Health
 
+TAGS: list[str | Enum] = ["service"]
+
 
 def add_routes(routes: APIRouter, service: OrderService) -> None:
     store_name = service.store.name
 
-    @routes.get("/healthz", response_model=Health)
-    async def healthz() -> Health:
+    @routes.get("/healthz", response_model=Health, tags=TAGS)
+    async def get_health() -> Health:
+        """A liveness probe: the process answers (no database round trip). Needs no token."""
         # Cheap on purpose: no database round trip, just which store this process uses.
         return Health(status="ok", timestamp=iso_z(now_micros()), store=store_name)
 
@@ -21,8 +26,10 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
     async def healthz_head() -> Response:
         return Response(media_type="application/json")  # some probes only send HEAD
 
-    @routes.get("/capabilities", response_model=Capabilities)
-    async def capabilities() -> Capabilities:
+    @routes.get("/capabilities", response_model=Capabilities, tags=TAGS)
+    async def get_capabilities() -> Capabilities:
+        """What this service offers, and whether it can take orders now (`degraded`, with
+        the reason, when it cannot). Needs no token."""
         info = await service.capabilities()
         return Capabilities(
             service=info.service,
@@ -41,6 +48,8 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
             200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}, "description": "Prometheus text format"},
             **STORE_DOWN,
         },
+        tags=TAGS,
     )
-    async def prometheus_metrics() -> Response:
+    async def get_metrics() -> Response:
+        """Counters and gauges in Prometheus' text format, for a scraper. Needs no token."""
         return Response(await service.metrics_text(), media_type=CONTENT_TYPE)

@@ -1,5 +1,6 @@
 """Market data in: quotes, which fill the resting orders they reach."""
 
+from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,6 +11,8 @@ from app.web.responses import QUOTE_BODY, QUOTE_RESPONSES
 from app.web.schemas import FillList
 from app.web.views import fill_view
 
+TAGS: list[str | Enum] = ["market data"]
+
 
 def add_routes(routes: APIRouter, service: OrderService) -> None:
 
@@ -18,7 +21,11 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
         response_model=FillList,
         responses=QUOTE_RESPONSES,
         openapi_extra=QUOTE_BODY,
+        tags=TAGS,
     )
     async def post_quote(request: Request) -> dict[str, Any]:
+        """A top-of-book quote for an instrument (`bid` at most `ask`). The service keeps
+        the latest quote of each and fills the resting orders it reaches; answers those
+        fills."""
         filled = await service.add_quote(parse_quote(await request.body(), request.headers.get("content-type")))
         return {"items": [fill_view(event.order, event.fill) for event in filled]}

@@ -1,5 +1,6 @@
 """Order intents in; orders, their fills and cancels out."""
 
+from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -17,10 +18,13 @@ from app.web.responses import (
     INTENT_RESPONSES,
     MAX_PAGE,
     ORDER_NOT_FOUND,
+    RATE_LIMITED,
     NameFilter,
 )
-from app.web.schemas import NO_CONTROL_CHARS, ErrorBody, FillList, OrderOut, OrderPage
+from app.web.schemas import NO_CONTROL_CHARS, FillList, NotCancelableBody, OrderOut, OrderPage
 from app.web.views import created_body, fill_view, order_view
+
+TAGS: list[str | Enum] = ["orders"]
 
 
 def add_routes(routes: APIRouter, service: OrderService) -> None:
@@ -29,10 +33,16 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
         "/execution/order-intents",
         status_code=201,
         response_class=Response,
-        responses=INTENT_RESPONSES,
+        responses=INTENT_RESPONSES | (RATE_LIMITED if service.rate_limited else {}),
         openapi_extra=INTENT_BODY,
+        tags=TAGS,
     )
     async def submit_order_intent(request: Request) -> Response:
+        """Ask for an order. Checked in this order: the rate limit, the body, the
+        allowlists, the idempotency key, then the trading controls. The 201 shows the order
+        as accepted (NEW), even if it filled at once; read it back for what happened since.
+        A retry with the same `idempotency_key` never makes a second order: its 409 names
+        the first."""
         service.check_rate()
         try:
             intent = parse_intent(await request.body(), request.headers.get("content-type"))
@@ -41,8 +51,9 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
         order = await service.submit(intent)
         return Response(created_body(order), status_code=201, media_type="application/json")
 
-    @routes.get("/execution/orders/{order_id}", response_model=OrderOut, responses=ORDER_NOT_FOUND)
+    @routes.get("/execution/orders/{order_id}", response_model=OrderOut, responses=ORDER_NOT_FOUND, tags=TAGS)
     async def get_order(order_id: str) -> dict[str, Any]:
+        """One order as it is now: status, filled quantity, average fill price and fees."""
         return order_view(await service.get_order(order_id))
 
     # A misspelt filter (`stauts=NEW`) must be a 400, not a listing of every order.
@@ -51,6 +62,7 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
         response_model=OrderPage,
         responses=BAD_QUERY,
         dependencies=[Depends(refuse_unknown_query)],
+        tags=TAGS,
     )
     async def list_orders(
         *,
@@ -64,19 +76,26 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
             str | None, Query(pattern=CURSOR_PATTERN, description="A next_cursor from a previous page")
         ] = None,
     ) -> dict[str, Any]:
+        """Orders newest first, a page at a time (`next_cursor` asks for the next), with
+        optional filters. `idempotency_key` finds the order an unanswered intent made, if
+        any. A query parameter not listed here is a 400."""
         keep = OrderFilter(status, exchange, symbol, side, idempotency_key)
         orders, next_cursor = await service.list_orders(keep, limit, cursor)
         return {"items": [order_view(order) for order in orders], "next_cursor": next_cursor}
 
-    @routes.get("/execution/orders/{order_id}/fills", response_model=FillList, responses=ORDER_NOT_FOUND)
-    async def order_fills(order_id: str) -> dict[str, Any]:
+    @routes.get("/execution/orders/{order_id}/fills", response_model=FillList, responses=ORDER_NOT_FOUND, tags=TAGS)
+    async def list_order_fills(order_id: str) -> dict[str, Any]:
+        """An order's fills, oldest first: each one's quantity, price, fee and liquidity (TAKER or MAKER)."""
         order, fills = await service.fills_of(order_id)
         return {"items": [fill_view(order, fill) for fill in fills]}
 
     @routes.post(
         "/execution/orders/{order_id}/cancel",
         response_model=OrderOut,
-        responses={**ORDER_NOT_FOUND, 409: {"model": ErrorBody, "description": "Already FILLED or CANCELED"}},
+        responses={**ORDER_NOT_FOUND, 409: {"model": NotCancelableBody, "description": "The order has already ended"}},
+        tags=TAGS,
     )
     async def cancel_order(order_id: str) -> dict[str, Any]:
+        """Cancel an open (NEW or PARTIALLY_FILLED) order; what it filled stays filled.
+        Answers the canceled order."""
         return order_view(await service.cancel(order_id))
