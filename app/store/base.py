@@ -48,20 +48,33 @@ class StateChange(NamedTuple):
 class OrderFilter:
     """What a listing keeps; a field left None keeps every order."""
 
-    status: OrderStatus | None = None
+    statuses: frozenset[OrderStatus] | None = None  # any of these
     exchange: str | None = None
     symbol: str | None = None
     side: Side | None = None
     idempotency_key: str | None = None
 
     def keeps(self, order: Order) -> bool:
-        return (
-            (self.status is None or order.status == self.status)
-            and (self.exchange is None or order.exchange == self.exchange)
-            and (self.symbol is None or order.symbol == self.symbol)
-            and (self.side is None or order.side == self.side)
-            and (self.idempotency_key is None or order.idempotency_key == self.idempotency_key)
+        return self.keeps_kind(order.exchange, order.symbol, order.side, order.status) and (
+            self.idempotency_key is None or order.idempotency_key == self.idempotency_key
         )
+
+    def keeps_kind(self, exchange: str, symbol: str, side: Side, status: OrderStatus) -> bool:
+        """Whether orders of this exchange, symbol, side and status are kept (by every
+        field but the key)."""
+        return (
+            (self.statuses is None or status in self.statuses)
+            and (self.exchange is None or exchange == self.exchange)
+            and (self.symbol is None or symbol == self.symbol)
+            and (self.side is None or side == self.side)
+        )
+
+    @property
+    def keeps_all(self) -> bool:
+        return self == _EVERY_ORDER
+
+
+_EVERY_ORDER = OrderFilter()
 
 
 class OrderStore(Protocol):
@@ -86,8 +99,9 @@ class OrderStore(Protocol):
     def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
         """Up to `limit` orders that `keep` accepts, newest first, from just below
         position `before` (None: from the newest). Also returns the position to go on
-        from, or None when no older order is left. Positions never move: a new order
-        takes the next one, so paging is stable while orders arrive."""
+        from, or None when no older order that `keep` accepts is left (the last page
+        says so itself). Positions never move: a new order takes the next one, so
+        paging is stable while orders arrive."""
         ...
 
     def count(self) -> int: ...

@@ -23,7 +23,7 @@ from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, O
 from app.core.ids import parse_order_id
 from app.core.journal import EntryFilter
 from app.core.matching import Reach
-from app.core.order import Order, StoredFill
+from app.core.order import Order, OrderTerms, StoredFill
 from app.core.positions import Position
 from app.core.values import Instrument, Quote
 from app.core.vocabulary import OrderStatus
@@ -32,6 +32,7 @@ from app.store.base import Admission, OrderFilter, PositionView, StateChange
 from app.store.errors import StoreFull
 from app.store.ids import new_number
 from app.store.journal import JournalPage, RetainedEvents
+from app.store.order_index import IndexKey, OrderIndex
 
 # How many journal entries the memory store keeps when EVENTS_RETAIN is not set.
 DEFAULT_EVENTS_RETAIN = 100_000
@@ -61,9 +62,11 @@ class InMemoryStore:
         self._lock = threading.Lock()
         self._by_number: dict[int, Order] = {}
         self._by_key: dict[str, Order] = {}
-        self._sequence: list[Order] = []  # in acceptance order: an order's position is its index
+        self._sequence: list[Order] = []  # in acceptance order: an order's place is its index
+        # Where each (exchange, symbol, side, status)'s orders are: a filtered listing
+        # reads only what it keeps, and a scrape counts statuses without a scan.
+        self._index = OrderIndex()
         self._instruments: dict[Instrument, _Instrument] = {}
-        self._by_status: dict[str, int] = {}  # kept as statuses change: a scrape reads it, never scans
         self._trading = TradingState(updated_at=now_micros())
         self._account: Account | None = None  # the paper account, when PAPER_BALANCES is set
         self._journal = RetainedEvents(events_retain)
@@ -80,6 +83,7 @@ class InMemoryStore:
             admitted = engine.admit(
                 order, instrument.state, self._trading, policy, self._account, now=now, new_id=new_number
             )
+            order.terms = OrderTerms.placed(order.terms, len(self._sequence))
             self._by_key[order.idempotency_key] = order
             self._by_number[order.number] = order
             self._sequence.append(order)
@@ -96,21 +100,27 @@ class InMemoryStore:
         return self._by_key.get(idempotency_key)
 
     def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
-        sequence = self._sequence  # only ever appended to, so reading needs no lock
-        position = len(sequence) if before is None else min(before, len(sequence))
-        found: list[Order] = []
-        while position > 0 and len(found) < limit:
-            position -= 1
-            if keep.keeps(sequence[position]):
-                found.append(sequence[position])
-        return found, (position if position > 0 else None)
+        with self._lock:
+            sequence = self._sequence
+            if keep.idempotency_key is not None:
+                order = self._by_key.get(keep.idempotency_key)
+                kept = order is not None and keep.keeps(order) and (before is None or order.place < before)
+                return ([order] if kept and order is not None else []), None
+            if keep.keeps_all:
+                top = len(sequence) if before is None else min(before, len(sequence))
+                places: range | list[int] = range(top - 1, max(top - limit, 0) - 1, -1)
+                more = top > limit
+            else:
+                places, more = self._index.newest_first(keep, before, limit)
+            found = [sequence[place] for place in places]
+        return found, (found[-1].place if more else None)
 
     def count(self) -> int:
         return len(self._by_number)
 
     def count_by_status(self) -> dict[str, int]:
         with self._lock:
-            return dict(self._by_status)
+            return self._index.count_by_status()
 
     def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
         with self._lock:
@@ -218,12 +228,14 @@ class InMemoryStore:
         return held
 
     def _keep(self, held: _Instrument | None, events: list[Event]) -> None:
-        """Journal the events and count the statuses they moved (the lock is held)."""
+        """Journal the events and move the orders whose status they changed in the
+        index (the lock is held)."""
         self._journal.append(events)
-        counts = self._by_status
+        index = self._index
         for event in events:
             if isinstance(event, OrderAccepted):
-                counts[OrderStatus.NEW] = counts.get(OrderStatus.NEW, 0) + 1
+                order = event.order
+                index.add(IndexKey(order.exchange, order.symbol, order.side, OrderStatus.NEW), order.place)
                 continue
             if isinstance(event, OrderFilled):
                 before, after = event.before, event.after
@@ -236,8 +248,8 @@ class InMemoryStore:
                 before, after = event.before, OrderStatus.EXPIRED
             else:
                 continue
-            counts[before] -= 1
-            counts[after] = counts.get(after, 0) + 1
+            order = event.order
+            index.move(IndexKey(order.exchange, order.symbol, order.side, before), order.place, after)
 
 
 def _fill_seq(kept: tuple[Order, StoredFill]) -> int:

@@ -33,7 +33,8 @@ OPEN = sorted(OPEN_STATUSES)
 # 4: positions as exact decimals (an average price, not a growing fraction), and each
 # order records what it reserved.
 # 5: the event journal (every order and trading-state event, numbered in commit order).
-SCHEMA_VERSION = 5
+# 6: orders indexed by status and seq (a listing filtered by status reads its page).
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -78,6 +79,8 @@ Index(
     postgresql_where=_open,
     sqlite_where=_open,
 )
+# A listing filtered by status, newest first: one index range per status.
+Index("orders_by_status", orders.c.status, orders.c.seq)
 
 fills = Table(
     "fills",

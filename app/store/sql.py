@@ -27,6 +27,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     and_,
     bindparam,
     create_engine,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -630,22 +632,9 @@ class SqlStore:
             return self._one(conn, orders.c.idempotency_key == idempotency_key)
 
     def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
-        conditions = [
-            column == value
-            for column, value in (
-                (orders.c.status, keep.status),
-                (orders.c.exchange, keep.exchange),
-                (orders.c.symbol, keep.symbol),
-                (orders.c.side, keep.side),
-                (orders.c.idempotency_key, keep.idempotency_key),
-            )
-            if value is not None
-        ]
-        if before is not None:
-            conditions.append(orders.c.seq < before)
         with self._reading() as conn:
             # One row more than the page: whether an older one is left.
-            rows = conn.execute(select(orders).where(*conditions).order_by(orders.c.seq.desc()).limit(limit + 1)).all()
+            rows = conn.execute(listing(keep, before, limit + 1)).all()
             page = rows[:limit]
             found = with_fills(conn, page)
         return found, (page[-1].seq if len(rows) > limit else None)
@@ -827,3 +816,34 @@ def _sqlite_engine(path: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("begin_immediate") else "BEGIN")
 
     return engine
+
+
+def listing(keep: OrderFilter, before: int | None, limit: int) -> Select[Any]:
+    """The orders `keep` accepts below seq `before`, newest first, at most `limit`. A
+    status filter reads the (status, seq) index: one range per status, newest first,
+    each stopped at `limit` rows, so a page of a rare status reads that page, not every
+    newer order; several statuses are merged from their ranges."""
+    conditions: list[Any] = [
+        column == value
+        for column, value in (
+            (orders.c.exchange, keep.exchange),
+            (orders.c.symbol, keep.symbol),
+            (orders.c.side, keep.side),
+            (orders.c.idempotency_key, keep.idempotency_key),
+        )
+        if value is not None
+    ]
+    if before is not None:
+        conditions.append(orders.c.seq < before)
+    newest = orders.c.seq.desc()
+    statuses = None if keep.statuses is None else sorted(keep.statuses)
+    if statuses is None or len(statuses) == 1:
+        if statuses:
+            conditions.append(orders.c.status == statuses[0])
+        return select(orders).where(*conditions).order_by(newest).limit(limit)
+    ranges = [
+        select(orders.c.seq).where(*conditions, orders.c.status == status).order_by(newest).limit(limit).subquery()
+        for status in statuses
+    ]
+    seqs = union_all(*(select(part.c.seq) for part in ranges))
+    return select(orders).where(orders.c.seq.in_(seqs)).order_by(newest).limit(limit)

@@ -135,3 +135,44 @@ def test_listing_pages_newest_first_and_filters(store: OrderStore) -> None:
     assert [o.idempotency_key for o in rest] == ["k2", "k1", "k0"]
     buys, _ = store.newest_first(None, 10, OrderFilter(side=Side.BUY))
     assert [o.idempotency_key for o in buys] == ["k3", "k1"]
+
+
+def test_the_last_page_of_a_filter_says_it_is_the_last(store: OrderStore) -> None:
+    """next_cursor is None on the page that holds the oldest order the filter keeps,
+    even when older orders that it does not keep are left."""
+    for n in range(4):
+        admit(store, order(f"k{n}", side=Side.SELL if n < 2 else Side.BUY, limit=90.0, at=n))
+    buys, position = store.newest_first(None, 2, OrderFilter(side=Side.BUY))
+    assert ([o.idempotency_key for o in buys], position) == (["k3", "k2"], None)
+    everything, position = store.newest_first(None, 4, OrderFilter())
+    assert (len(everything), position) == (4, None)
+    _, position = store.newest_first(None, 3, OrderFilter())
+    assert position is not None
+    assert [o.idempotency_key for o in store.newest_first(position, 3, OrderFilter())[0]] == ["k0"]
+    assert store.newest_first(position, 3, OrderFilter())[1] is None
+
+
+def test_a_listing_keeps_any_of_several_statuses(store: OrderStore) -> None:
+    """status NEW or PARTIALLY_FILLED: the open orders, newest first, paged."""
+    admit(store, order("filled", qty=1.0, at=1))
+    admit(store, order("partial", qty=2.0, at=2))
+    store.add_quote(BTC, quote("99", "100", ask_size="2"), PLAIN, 3)  # fills the first, half the second
+    admit(store, order("new", limit=90.0, at=4))
+    canceled, _, _ = admit(store, order("canceled", limit=90.0, at=5))
+    store.cancel(canceled.order_id, 6)
+    admit(store, order("newest", limit=90.0, at=7))
+    open_ = OrderFilter(statuses=frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED}))
+    page, position = store.newest_first(None, 2, open_)
+    assert [o.idempotency_key for o in page] == ["newest", "new"]
+    rest, position = store.newest_first(position, 2, open_)
+    assert ([o.idempotency_key for o in rest], position) == (["partial"], None)
+    ended = OrderFilter(statuses=frozenset({OrderStatus.FILLED, OrderStatus.CANCELED}), side=Side.BUY)
+    assert [o.idempotency_key for o in store.newest_first(None, 10, ended)[0]] == ["canceled", "filled"]
+    assert store.newest_first(None, 10, OrderFilter(statuses=frozenset({OrderStatus.EXPIRED}))) == ([], None)
+    assert store.count_by_status() | {OrderStatus.EXPIRED: 0} == {
+        OrderStatus.NEW: 2,
+        OrderStatus.PARTIALLY_FILLED: 1,
+        OrderStatus.FILLED: 1,
+        OrderStatus.CANCELED: 1,
+        OrderStatus.EXPIRED: 0,
+    }

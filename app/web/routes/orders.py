@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.core.errors import ServiceError
 from app.core.vocabulary import OrderStatus, Side
+from app.service.errors import InvalidQuery
 from app.service.orders import CURSOR_PATTERN, OrderService
 from app.store.base import OrderFilter
 from app.web.deps import refuse_unknown_query
@@ -21,6 +22,32 @@ from app.web.responses import (
 )
 from app.web.schemas import NO_CONTROL_CHARS, ErrorBody, FillList, OrderOut, OrderPage
 from app.web.views import created_body, fill_view, order_view
+
+_STATUS = "(" + "|".join(status.value for status in OrderStatus) + ")"
+# Checked by parse_statuses, which says which value is wrong; the pattern is for the
+# OpenAPI document (a schema-driven client learns the values from it).
+Statuses = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        json_schema_extra={"pattern": f"^{_STATUS}(,{_STATUS})*$"},
+        description="One status or several, comma-separated (any of them): "
+        + ", ".join(status.value for status in OrderStatus),
+    ),
+]
+
+
+def parse_statuses(text: str | None) -> frozenset[OrderStatus] | None:
+    if text is None:
+        return None
+    names = text.split(",")
+    unknown = [name for name in names if name not in OrderStatus.__members__.values()]
+    if unknown:
+        raise InvalidQuery(
+            f"status must be order statuses, comma-separated ({', '.join(status.value for status in OrderStatus)}); "
+            f"not {', '.join(repr(name[:32]) for name in unknown[:5])}"
+        )
+    return frozenset(OrderStatus(name) for name in names)
 
 
 def add_routes(routes: APIRouter, service: OrderService) -> None:
@@ -54,7 +81,7 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
     )
     async def list_orders(
         *,
-        status: OrderStatus | None = None,
+        status: Statuses = None,
         exchange: NameFilter = None,
         symbol: NameFilter = None,
         side: Side | None = None,
@@ -64,7 +91,7 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
             str | None, Query(pattern=CURSOR_PATTERN, description="A next_cursor from a previous page")
         ] = None,
     ) -> dict[str, Any]:
-        keep = OrderFilter(status, exchange, symbol, side, idempotency_key)
+        keep = OrderFilter(parse_statuses(status), exchange, symbol, side, idempotency_key)
         orders, next_cursor = await service.list_orders(keep, limit, cursor)
         return {"items": [order_view(order) for order in orders], "next_cursor": next_cursor}
 
