@@ -106,13 +106,22 @@ class OrderStore(Protocol):
 
     def count(self) -> int: ...
 
+    def held(self) -> int:
+        """What counts against the store's cap (MAX_ORDERS): its orders (the memory
+        store: its orders and their fills, one each)."""
+        ...
+
     def count_by_status(self) -> dict[str, int]:
         """How many orders have each status (statuses with none may be left out)."""
         ...
 
-    def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+    def add_quote(
+        self, instrument: Instrument, quote: Quote, policy: Policy, now: int, cap: int | None = None
+    ) -> list[Event]:
         """Keep `quote` as the instrument's latest and fill the resting orders it
-        reaches, oldest first. One atomic step."""
+        reaches, oldest first. One atomic step. A store whose fills count against `cap`
+        (the memory store) raises StoreFull, and changes nothing, if the fills the quote
+        could make would take it past `cap` and its reserve for fills."""
         ...
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
@@ -152,6 +161,13 @@ class OrderStore(Protocol):
 
     def journal_head(self) -> int:
         """The newest seq committed (0: none yet), in every process sharing the store."""
+        ...
+
+    def order_fills(self, order_id: str, after: int, limit: int) -> tuple[Order, list[StoredFill], bool] | None:
+        """The order, up to `limit` of its fills whose seq is > `after`, oldest first,
+        and whether more of its fills follow them; None if there is no such order. The
+        order is there to name the fills (its id, instrument and side): a SQL store
+        reads it without its fills, which may be many."""
         ...
 
     def fills_after(self, after: int, limit: int) -> list[tuple[Order, StoredFill]]:

@@ -36,6 +36,12 @@ from app.store.order_index import IndexKey, OrderIndex
 
 # How many journal entries the memory store keeps when EVENTS_RETAIN is not set.
 DEFAULT_EVENTS_RETAIN = 100_000
+# Its cap (MAX_ORDERS) counts orders and fills alike: a fill holds about as much
+# memory as an order (docs/performance.md). New intents are refused at the cap; fills
+# of the orders already held may go on into a reserve of this share of the cap, so
+# that a full store still fills what rests; past that, a quote that could fill is
+# refused. Nothing stored is ever dropped.
+FILL_RESERVE = 0.1
 
 
 class _Instrument:
@@ -77,8 +83,13 @@ class InMemoryStore:
             existing = self._by_key.get(order.idempotency_key)
             if existing is not None:
                 return Admission(existing, False, [])
-            if cap is not None and len(self._sequence) >= cap:
-                raise StoreFull(cap)
+            if cap is not None and self.held() >= cap:
+                raise StoreFull(
+                    cap,
+                    f"The store is full: its orders and their fills number MAX_ORDERS={cap} (a fill counts as an "
+                    "order); no new order is accepted. Existing orders are kept and can still be read, canceled "
+                    "and filled",
+                )
             instrument = self._instrument((order.exchange, order.symbol))
             admitted = engine.admit(
                 order, instrument.state, self._trading, policy, self._account, now=now, new_id=new_number
@@ -118,15 +129,28 @@ class InMemoryStore:
     def count(self) -> int:
         return len(self._by_number)
 
+    def held(self) -> int:
+        return len(self._sequence) + len(self._fills)
+
     def count_by_status(self) -> dict[str, int]:
         with self._lock:
             return self._index.count_by_status()
 
-    def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+    def add_quote(
+        self, instrument: Instrument, quote: Quote, policy: Policy, now: int, cap: int | None = None
+    ) -> list[Event]:
         with self._lock:
             held = self._instrument(instrument)
             reach = Reach.of(quote)
             reached = held.book.reached_by(reach) if held.book else []
+            # Each order a quote reaches takes one fill at most.
+            if cap is not None and reached and self.held() + len(reached) > cap + int(cap * FILL_RESERVE):
+                raise StoreFull(
+                    cap,
+                    f"The store is full: the fills this quote could make ({len(reached)}) would take its orders "
+                    f"and fills past MAX_ORDERS={cap} and its reserve for fills ({int(cap * FILL_RESERVE)}); the "
+                    "quote was not taken. Existing orders are kept and can still be read and canceled",
+                )
             events = engine.apply_quote(held.state, quote, reached, policy, self._account, now=now, new_id=new_number)
             if reached:
                 held.book.settle(reach)
@@ -207,6 +231,16 @@ class InMemoryStore:
     def journal_head(self) -> int:
         return self._journal.head
 
+    def order_fills(self, order_id: str, after: int, limit: int) -> tuple[Order, list[StoredFill], bool] | None:
+        with self._lock:
+            order = self.get(order_id)
+            if order is None:
+                return None
+            fills = order.fills
+            start = bisect_right(fills, after, key=_seq_of)
+            page = fills[start : start + limit + 1]
+        return order, page[:limit], len(page) > limit
+
     def fills_after(self, after: int, limit: int) -> list[tuple[Order, StoredFill]]:
         with self._lock:
             start = bisect_right(self._fills, after, key=_fill_seq)
@@ -253,6 +287,9 @@ class InMemoryStore:
 
 
 def _fill_seq(kept: tuple[Order, StoredFill]) -> int:
-    seq = kept[1].seq
-    assert seq is not None  # journaled as it was kept
-    return seq
+    return _seq_of(kept[1])
+
+
+def _seq_of(fill: StoredFill) -> int:
+    assert fill.seq is not None  # journaled as it was kept
+    return fill.seq

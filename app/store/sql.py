@@ -68,6 +68,7 @@ from app.store.schema import (
     SCHEMA_VERSION,
     SchemaError,
     balances,
+    events,
     fills,
     orders,
     positions,
@@ -75,7 +76,7 @@ from app.store.schema import (
     quotes,
     trading_state,
 )
-from app.store.sql_rows import order_of, position_of, quote_of, text_of, with_fills
+from app.store.sql_rows import fill_of, order_of, position_of, quote_of, text_of, with_fills
 
 __all__ = ["SCHEMA_VERSION", "Arrival", "SqlStore"]
 
@@ -443,7 +444,10 @@ class SqlStore:
 
     # -- market data, cancels, the trading state ------------------------------------
 
-    def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+    def add_quote(
+        self, instrument: Instrument, quote: Quote, policy: Policy, now: int, cap: int | None = None
+    ) -> list[Event]:
+        # `cap` counts orders only here: fills are rows on disk, not this process's memory.
         exchange, symbol = instrument
         reach = Reach.of(quote)
         with self._writing() as conn:
@@ -643,6 +647,9 @@ class SqlStore:
         with self._reading() as conn:
             return int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
 
+    def held(self) -> int:
+        return self.count()
+
     def count_by_status(self) -> dict[str, int]:
         with self._reading() as conn:
             rows = conn.execute(select(orders.c.status, func.count()).group_by(orders.c.status)).all()
@@ -671,6 +678,28 @@ class SqlStore:
     def journal_head(self) -> int:
         with self._reading() as conn:
             return journal.head(conn)
+
+    def order_fills(self, order_id: str, after: int, limit: int) -> tuple[Order, list[StoredFill], bool] | None:
+        if parse_order_id(order_id) is None:
+            return None
+        with self._reading() as conn:
+            row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one_or_none()
+            if row is None:
+                return None
+            # The order's fill events from `after` on (the events_by_order index), one
+            # more than the page: whether more follow.
+            page = (
+                select(events.c.seq.label("event_seq"), events.c.fill_id)
+                .where(events.c.order_id == order_id, events.c.seq > after, events.c.fill_id.is_not(None))
+                .order_by(events.c.seq)
+                .limit(limit + 1)
+                .subquery()
+            )
+            rows = conn.execute(
+                select(fills, page.c.event_seq).join(page, page.c.fill_id == fills.c.fill_id).order_by(page.c.event_seq)
+            ).all()
+        # The order without its fills: a fill's view needs only its id and instrument.
+        return order_of(row), [fill_of(fill, fill.event_seq) for fill in rows[:limit]], len(rows) > limit
 
     def fills_after(self, after: int, limit: int) -> list[tuple[Order, StoredFill]]:
         with self._reading() as conn:

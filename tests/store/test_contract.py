@@ -176,3 +176,37 @@ def test_a_listing_keeps_any_of_several_statuses(store: OrderStore) -> None:
         OrderStatus.CANCELED: 1,
         OrderStatus.EXPIRED: 0,
     }
+
+
+def test_an_order_s_fills_come_in_pages_by_seq(store: OrderStore) -> None:
+    """A page of an order's fills: oldest first from a seq, and whether more follow;
+    another order's fills, on the same quotes, are not among them."""
+    many, _, _ = admit(store, order("many", qty=5.0, at=1))
+    other, _, _ = admit(store, order("other", qty=5.0, at=2))
+    for n in range(7):
+        store.add_quote(BTC, quote("99", "100", ask_size="1"), PLAIN, 10 + n)  # 5 to the older, then 2 to other
+    found = store.order_fills(many.order_id, 0, 2)
+    assert found is not None
+    held, first, more = found
+    assert (held.order_id, len(first), more) == (many.order_id, 2, True)
+    seqs = [fill.seq for fill in first]
+    assert None not in seqs
+    assert seqs == sorted(seqs)  # type: ignore[type-var]
+    pages = [first]
+    while more:
+        _, page, more = store.order_fills(many.order_id, pages[-1][-1].seq or 0, 2)  # type: ignore[misc]
+        pages.append(page)
+    fills = [fill for page in pages for fill in page]
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert sum(fill.qty for fill in fills) == Decimal(5)
+    assert [fill.seq for fill in fills] == sorted({fill.seq for fill in fills})  # type: ignore[type-var]
+    assert {fill.fill_id for fill in fills}.isdisjoint(
+        fill.fill_id
+        for fill in store.order_fills(other.order_id, 0, 100)[1]  # type: ignore[index]
+    )
+    assert store.order_fills(many.order_id, fills[-1].seq or 0, 2)[1:] == ([], False)  # type: ignore[index]
+    _, whole, more = store.order_fills(many.order_id, 0, 5)  # type: ignore[misc]
+    assert ([fill.fill_id for fill in whole], more) == ([fill.fill_id for fill in fills], False)
+    assert store.order_fills(many.order_id, 0, 4)[2] is True  # type: ignore[index]
+    assert store.order_fills("paper-a1b2c3d4-e5f6-4890-abcd-ef1234567890", 0, 5) is None
+    assert store.order_fills("nope", 0, 5) is None

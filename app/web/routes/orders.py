@@ -17,10 +17,11 @@ from app.web.responses import (
     INTENT_BODY,
     INTENT_RESPONSES,
     MAX_PAGE,
+    MAX_SEQ,
     ORDER_NOT_FOUND,
     NameFilter,
 )
-from app.web.schemas import NO_CONTROL_CHARS, ErrorBody, FillList, OrderOut, OrderPage
+from app.web.schemas import NO_CONTROL_CHARS, ErrorBody, OrderFillPage, OrderOut, OrderPage
 from app.web.views import created_body, fill_view, order_view
 
 _STATUS = "(" + "|".join(status.value for status in OrderStatus) + ")"
@@ -95,10 +96,23 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
         orders, next_cursor = await service.list_orders(keep, limit, cursor)
         return {"items": [order_view(order) for order in orders], "next_cursor": next_cursor}
 
-    @routes.get("/execution/orders/{order_id}/fills", response_model=FillList, responses=ORDER_NOT_FOUND)
-    async def order_fills(order_id: str) -> dict[str, Any]:
-        order, fills = await service.fills_of(order_id)
-        return {"items": [fill_view(order, fill) for fill in fills]}
+    @routes.get(
+        "/execution/orders/{order_id}/fills",
+        response_model=OrderFillPage,
+        responses={**ORDER_NOT_FOUND, **BAD_QUERY},
+        dependencies=[Depends(refuse_unknown_query)],
+    )
+    async def order_fills(
+        order_id: str,
+        *,
+        after: Annotated[
+            int,
+            Query(ge=0, le=MAX_SEQ, description="Only fills with a greater seq (a next_cursor)"),
+        ] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    ) -> dict[str, Any]:
+        order, fills, next_cursor = await service.fills_of(order_id, after, limit)
+        return {"items": [fill_view(order, fill) for fill in fills], "next_cursor": next_cursor}
 
     @routes.post(
         "/execution/orders/{order_id}/cancel",
