@@ -7,7 +7,8 @@ reports what they hold per order, in two ways, each in a fresh process:
   rounding and fragmentation included); the target is judged on this one;
 - tracemalloc: the bytes still allocated afterwards (exact, but without rounding).
 Two kinds of order: the spec's example (MARKET, `limit_price` and `client_ts_utc`
-null) and a LIMIT order that carries both.
+null) and a LIMIT order that carries both; and, the same way, what a fill holds (the
+memory store's MAX_ORDERS counts fills as orders).
 
 Then it times random lookups by order id and by key in stores of 2,000 to 1,000,000
 orders. A lookup is one hash-map probe, so its cost does not grow with the number
@@ -32,12 +33,15 @@ import uuid
 from collections.abc import Callable
 
 from app.ops.logs import EventLog
-from app.service.orders import OrderService
+from app.service.orders import OrderService, QuoteRequest
 from app.service.settings import Settings
-from app.store.memory import InMemoryStore
+from app.store.memory import DEFAULT_EVENTS_RETAIN, InMemoryStore
 from app.web.parsing import parse_intent
 
 LOOKUPS = 200_000
+FILLED_BY_TINY_QUOTES = (
+    b'{"idempotency_key":"big","exchange":"binance","symbol":"BTC/USDT","side":"BUY","qty":1000000,"type":"MARKET"}'
+)
 KINDS = ("market", "limit")
 TARGET = 450
 
@@ -60,7 +64,8 @@ def new_service() -> tuple[OrderService, InMemoryStore]:
     quiet = logging.getLogger("bench-memory")
     quiet.setLevel(logging.CRITICAL)
     store = InMemoryStore()
-    settings = Settings(allowed_symbols="BTC/USDT", allowed_exchanges="binance")
+    # No cap: the fills measurement holds more fills than the default MAX_ORDERS allows.
+    settings = Settings(allowed_symbols="BTC/USDT", allowed_exchanges="binance", max_orders=10**9)
     return OrderService(settings, store, EventLog(quiet)), store
 
 
@@ -75,6 +80,8 @@ def measure_in_this_process(kind: str, orders: int, method: str) -> float:
 
 
 async def _measure(kind: str, orders: int, method: str) -> float:
+    if kind == "fill":
+        return await _measure_fills(orders, method)
     service, store = new_service()
     await service.submit(parse_intent(body(kind, 0), None))  # first-call costs (imports, caches) are not an order's
     gc.collect()
@@ -89,6 +96,29 @@ async def _measure(kind: str, orders: int, method: str) -> float:
     after = tracemalloc.get_traced_memory()[0] if method == "tracemalloc" else resident_bytes()
     assert store.count() == orders + 1
     return (after - before) / orders
+
+
+async def _measure_fills(fills: int, method: str) -> float:
+    """Bytes per fill: one large MARKET order filled by `fills` quotes of a tiny size,
+    one fill each, after as many quotes again have filled the journal's ring (whose
+    EVENTS_RETAIN newest events are held on top of any store's fills, and bounded on
+    their own)."""
+    service, _store = new_service()
+    await service.submit(parse_intent(FILLED_BY_TINY_QUOTES, None))
+    tiny = QuoteRequest("binance", "BTC/USDT", 99.0, 100.0, None, 1e-6)
+    for _ in range(DEFAULT_EVENTS_RETAIN + 1000):
+        await service.add_quote(tiny)
+    gc.collect()
+    if method == "tracemalloc":
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+    else:
+        before = resident_bytes()
+    for _ in range(fills):
+        await service.add_quote(tiny)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0] if method == "tracemalloc" else resident_bytes()
+    return (after - before) / fills
 
 
 def measure(kind: str, orders: int, method: str) -> float:
@@ -143,6 +173,8 @@ def main() -> None:
         traced = measure(kind, args.orders, "tracemalloc")
         verdict = "meets" if rss <= TARGET else "MISSES"
         print(f"  {kind:7} RSS {rss:5.0f} B/order   tracemalloc {traced:5.0f} B/order   {verdict} the target")
+    rss, traced = measure("fill", args.orders, "rss"), measure("fill", args.orders, "tracemalloc")
+    print(f"  a fill  RSS {rss:5.0f} B/fill    tracemalloc {traced:5.0f} B/fill    (MAX_ORDERS counts it as an order)")
 
     stores = [filled(size) for size in (2_000, 20_000, 200_000, 1_000_000)]
     for label in ("by order id", "by key"):

@@ -67,13 +67,13 @@ def race_keys(client: TestClient, keys: list[str]) -> list[int]:
         return list(pool.map(post, keys))
 
 
-def market_order(idempotency_key: str, number: int | None = None) -> Order:
+def market_order(idempotency_key: str, number: int | None = None, qty: float = 1.0) -> Order:
     """A stored-order object for tests of the store itself (no HTTP, no service)."""
     return Order(
         number=new_number() if number is None else number,
         idempotency_key=idempotency_key,
         kind=OrderKind("binance", "BTC/USDT", Side.BUY, OrderType.MARKET),
-        terms=OrderTerms.of(1.0, None, 0, None),
+        terms=OrderTerms.of(qty, None, 0, None),
     )
 
 

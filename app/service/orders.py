@@ -248,7 +248,7 @@ class OrderService:
             {"exchange": request.exchange, "symbol": request.symbol, "bid": request.bid, "ask": request.ask},
         )
         events = await self._store_call.bounded(
-            self.store.add_quote((request.exchange, request.symbol), quote, self.policy, self.clock())
+            self.store.add_quote((request.exchange, request.symbol), quote, self.policy, self.clock(), self._cap)
         )
         self._publish(events)
         return [event for event in events if isinstance(event, OrderFilled)]
@@ -282,9 +282,14 @@ class OrderService:
             raise OrderNotFound(f"Order {order_id!r} not found")
         return order
 
-    async def fills_of(self, order_id: str) -> tuple[Order, list[StoredFill]]:
-        order = await self.get_order(order_id)
-        return order, list(order.fills)
+    async def fills_of(self, order_id: str, after: int, limit: int) -> tuple[Order, list[StoredFill], int | None]:
+        """A page of an order's fills: those whose seq is > `after`, oldest first, and
+        the cursor for the next page (the last seq returned; None on the last page)."""
+        found = await self._store_call(self.store.order_fills, order_id, after, limit)
+        if found is None:
+            raise OrderNotFound(f"Order {order_id!r} not found")
+        order, fills, more = found
+        return order, fills, (fills[-1].seq if more else None)
 
     async def list_orders(self, keep: OrderFilter, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
         """A page of orders, newest first, and the cursor for the next page (None: last)."""
@@ -334,7 +339,7 @@ class OrderService:
         if self._cap is None:
             return None
         try:
-            held = await self._store_call(self.store.count)
+            held = await self._store_call(self.store.held)
         except StoreUnavailable as error:
             return error.detail
         if held >= self._cap:

@@ -48,20 +48,33 @@ class StateChange(NamedTuple):
 class OrderFilter:
     """What a listing keeps; a field left None keeps every order."""
 
-    status: OrderStatus | None = None
+    statuses: frozenset[OrderStatus] | None = None  # any of these
     exchange: str | None = None
     symbol: str | None = None
     side: Side | None = None
     idempotency_key: str | None = None
 
     def keeps(self, order: Order) -> bool:
-        return (
-            (self.status is None or order.status == self.status)
-            and (self.exchange is None or order.exchange == self.exchange)
-            and (self.symbol is None or order.symbol == self.symbol)
-            and (self.side is None or order.side == self.side)
-            and (self.idempotency_key is None or order.idempotency_key == self.idempotency_key)
+        return self.keeps_kind(order.exchange, order.symbol, order.side, order.status) and (
+            self.idempotency_key is None or order.idempotency_key == self.idempotency_key
         )
+
+    def keeps_kind(self, exchange: str, symbol: str, side: Side, status: OrderStatus) -> bool:
+        """Whether orders of this exchange, symbol, side and status are kept (by every
+        field but the key)."""
+        return (
+            (self.statuses is None or status in self.statuses)
+            and (self.exchange is None or exchange == self.exchange)
+            and (self.symbol is None or symbol == self.symbol)
+            and (self.side is None or side == self.side)
+        )
+
+    @property
+    def keeps_all(self) -> bool:
+        return self == _EVERY_ORDER
+
+
+_EVERY_ORDER = OrderFilter()
 
 
 class OrderStore(Protocol):
@@ -86,20 +99,31 @@ class OrderStore(Protocol):
     def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
         """Up to `limit` orders that `keep` accepts, newest first, from just below
         position `before` (None: from the newest). Also returns the position to go on
-        from, or None when no older order is left. Positions never move: a new order
-        takes the next one, so paging is stable while orders arrive."""
+        from, or None when no older order that `keep` accepts is left (the last page
+        says so itself). Positions never move: a new order takes the next one, so
+        paging is stable while orders arrive."""
         ...
 
     def count(self) -> int: ...
+
+    def held(self) -> int:
+        """What counts against the store's cap (MAX_ORDERS): its orders (the memory
+        store: its orders and their fills, one each)."""
+        ...
 
     def count_by_status(self) -> dict[str, int]:
         """How many orders have each status (statuses with none may be left out)."""
         ...
 
-    async def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+    async def add_quote(
+        self, instrument: Instrument, quote: Quote, policy: Policy, now: int, cap: int | None = None
+    ) -> list[Event]:
         """Keep `quote` as the instrument's latest and fill the resting orders it
         reaches, oldest first. One atomic step (a SQL store shares its transaction with
-        the intents and quotes that arrive meanwhile, as `admit` does)."""
+        the intents and quotes that arrive meanwhile, as `admit` does). A store whose
+        fills count against `cap` (the memory store) raises StoreFull, and changes
+        nothing, if the fills the quote could make would take it past `cap` and its
+        reserve for fills."""
         ...
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
@@ -139,6 +163,13 @@ class OrderStore(Protocol):
 
     def journal_head(self) -> int:
         """The newest seq committed (0: none yet), in every process sharing the store."""
+        ...
+
+    def order_fills(self, order_id: str, after: int, limit: int) -> tuple[Order, list[StoredFill], bool] | None:
+        """The order, up to `limit` of its fills whose seq is > `after`, oldest first,
+        and whether more of its fills follow them; None if there is no such order. The
+        order is there to name the fills (its id, instrument and side): a SQL store
+        reads it without its fills, which may be many."""
         ...
 
     def fills_after(self, after: int, limit: int) -> list[tuple[Order, StoredFill]]:

@@ -11,12 +11,15 @@ class StoreUnavailable(ServiceError):
 
 
 class StoreFull(ServiceError):
-    """The store holds MAX_ORDERS orders: new ones are refused, nothing is evicted."""
+    """The store holds what MAX_ORDERS allows: new orders are refused (in the memory
+    store, where fills count too, so are quotes that could fill past its reserve for
+    fills); nothing is evicted."""
 
     code = "STORE_FULL"
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, detail: str | None = None) -> None:
         super().__init__(
-            f"The store is full: it holds the most orders it may (MAX_ORDERS={cap}); no new order is accepted. "
+            detail
+            or f"The store is full: it holds the most orders it may (MAX_ORDERS={cap}); no new order is accepted. "
             "Existing orders are kept and can still be read, filled and canceled"
         )

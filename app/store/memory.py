@@ -23,7 +23,7 @@ from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, O
 from app.core.ids import parse_order_id
 from app.core.journal import EntryFilter
 from app.core.matching import Reach
-from app.core.order import Order, StoredFill
+from app.core.order import Order, OrderTerms, StoredFill
 from app.core.positions import Position
 from app.core.values import Instrument, Quote
 from app.core.vocabulary import OrderStatus
@@ -32,9 +32,16 @@ from app.store.base import Admission, OrderFilter, PositionView, StateChange
 from app.store.errors import StoreFull
 from app.store.ids import new_number
 from app.store.journal import JournalPage, RetainedEvents
+from app.store.order_index import IndexKey, OrderIndex
 
 # How many journal entries the memory store keeps when EVENTS_RETAIN is not set.
 DEFAULT_EVENTS_RETAIN = 100_000
+# Its cap (MAX_ORDERS) counts orders and fills alike: a fill holds about as much
+# memory as an order (docs/performance.md). New intents are refused at the cap; fills
+# of the orders already held may go on into a reserve of this share of the cap, so
+# that a full store still fills what rests; past that, a quote that could fill is
+# refused. Nothing stored is ever dropped.
+FILL_RESERVE = 0.1
 
 
 class _Instrument:
@@ -61,9 +68,11 @@ class InMemoryStore:
         self._lock = threading.Lock()
         self._by_number: dict[int, Order] = {}
         self._by_key: dict[str, Order] = {}
-        self._sequence: list[Order] = []  # in acceptance order: an order's position is its index
+        self._sequence: list[Order] = []  # in acceptance order: an order's place is its index
+        # Where each (exchange, symbol, side, status)'s orders are: a filtered listing
+        # reads only what it keeps, and a scrape counts statuses without a scan.
+        self._index = OrderIndex()
         self._instruments: dict[Instrument, _Instrument] = {}
-        self._by_status: dict[str, int] = {}  # kept as statuses change: a scrape reads it, never scans
         self._trading = TradingState(updated_at=now_micros())
         self._account: Account | None = None  # the paper account, when PAPER_BALANCES is set
         self._journal = RetainedEvents(events_retain)
@@ -74,12 +83,18 @@ class InMemoryStore:
             existing = self._by_key.get(order.idempotency_key)
             if existing is not None:
                 return Admission(existing, False, [])
-            if cap is not None and len(self._sequence) >= cap:
-                raise StoreFull(cap)
+            if cap is not None and self.held() >= cap:
+                raise StoreFull(
+                    cap,
+                    f"The store is full: its orders and their fills number MAX_ORDERS={cap} (a fill counts as an "
+                    "order); no new order is accepted. Existing orders are kept and can still be read, canceled "
+                    "and filled",
+                )
             instrument = self._instrument((order.exchange, order.symbol))
             admitted = engine.admit(
                 order, instrument.state, self._trading, policy, self._account, now=now, new_id=new_number
             )
+            order.terms = OrderTerms.placed(order.terms, len(self._sequence))
             self._by_key[order.idempotency_key] = order
             self._by_number[order.number] = order
             self._sequence.append(order)
@@ -96,27 +111,46 @@ class InMemoryStore:
         return self._by_key.get(idempotency_key)
 
     def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
-        sequence = self._sequence  # only ever appended to, so reading needs no lock
-        position = len(sequence) if before is None else min(before, len(sequence))
-        found: list[Order] = []
-        while position > 0 and len(found) < limit:
-            position -= 1
-            if keep.keeps(sequence[position]):
-                found.append(sequence[position])
-        return found, (position if position > 0 else None)
+        with self._lock:
+            sequence = self._sequence
+            if keep.idempotency_key is not None:
+                order = self._by_key.get(keep.idempotency_key)
+                kept = order is not None and keep.keeps(order) and (before is None or order.place < before)
+                return ([order] if kept and order is not None else []), None
+            if keep.keeps_all:
+                top = len(sequence) if before is None else min(before, len(sequence))
+                places: range | list[int] = range(top - 1, max(top - limit, 0) - 1, -1)
+                more = top > limit
+            else:
+                places, more = self._index.newest_first(keep, before, limit)
+            found = [sequence[place] for place in places]
+        return found, (found[-1].place if more else None)
 
     def count(self) -> int:
         return len(self._by_number)
 
+    def held(self) -> int:
+        return len(self._sequence) + len(self._fills)
+
     def count_by_status(self) -> dict[str, int]:
         with self._lock:
-            return dict(self._by_status)
+            return self._index.count_by_status()
 
-    async def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+    async def add_quote(
+        self, instrument: Instrument, quote: Quote, policy: Policy, now: int, cap: int | None = None
+    ) -> list[Event]:
         with self._lock:
             held = self._instrument(instrument)
             reach = Reach.of(quote)
             reached = held.book.reached_by(reach) if held.book else []
+            # Each order a quote reaches takes one fill at most.
+            if cap is not None and reached and self.held() + len(reached) > cap + int(cap * FILL_RESERVE):
+                raise StoreFull(
+                    cap,
+                    f"The store is full: the fills this quote could make ({len(reached)}) would take its orders "
+                    f"and fills past MAX_ORDERS={cap} and its reserve for fills ({int(cap * FILL_RESERVE)}); the "
+                    "quote was not taken. Existing orders are kept and can still be read and canceled",
+                )
             events = engine.apply_quote(held.state, quote, reached, policy, self._account, now=now, new_id=new_number)
             if reached:
                 held.book.settle(reach)
@@ -197,6 +231,16 @@ class InMemoryStore:
     def journal_head(self) -> int:
         return self._journal.head
 
+    def order_fills(self, order_id: str, after: int, limit: int) -> tuple[Order, list[StoredFill], bool] | None:
+        with self._lock:
+            order = self.get(order_id)
+            if order is None:
+                return None
+            fills = order.fills
+            start = bisect_right(fills, after, key=_seq_of)
+            page = fills[start : start + limit + 1]
+        return order, page[:limit], len(page) > limit
+
     def fills_after(self, after: int, limit: int) -> list[tuple[Order, StoredFill]]:
         with self._lock:
             start = bisect_right(self._fills, after, key=_fill_seq)
@@ -218,12 +262,14 @@ class InMemoryStore:
         return held
 
     def _keep(self, held: _Instrument | None, events: list[Event]) -> None:
-        """Journal the events and count the statuses they moved (the lock is held)."""
+        """Journal the events and move the orders whose status they changed in the
+        index (the lock is held)."""
         self._journal.append(events)
-        counts = self._by_status
+        index = self._index
         for event in events:
             if isinstance(event, OrderAccepted):
-                counts[OrderStatus.NEW] = counts.get(OrderStatus.NEW, 0) + 1
+                order = event.order
+                index.add(IndexKey(order.exchange, order.symbol, order.side, OrderStatus.NEW), order.place)
                 continue
             if isinstance(event, OrderFilled):
                 before, after = event.before, event.after
@@ -236,11 +282,14 @@ class InMemoryStore:
                 before, after = event.before, OrderStatus.EXPIRED
             else:
                 continue
-            counts[before] -= 1
-            counts[after] = counts.get(after, 0) + 1
+            order = event.order
+            index.move(IndexKey(order.exchange, order.symbol, order.side, before), order.place, after)
 
 
 def _fill_seq(kept: tuple[Order, StoredFill]) -> int:
-    seq = kept[1].seq
-    assert seq is not None  # journaled as it was kept
-    return seq
+    return _seq_of(kept[1])
+
+
+def _seq_of(fill: StoredFill) -> int:
+    assert fill.seq is not None  # journaled as it was kept
+    return fill.seq

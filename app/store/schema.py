@@ -33,7 +33,9 @@ OPEN = sorted(OPEN_STATUSES)
 # 4: positions as exact decimals (an average price, not a growing fraction), and each
 # order records what it reserved.
 # 5: the event journal (every order and trading-state event, numbered in commit order).
-SCHEMA_VERSION = 5
+# 6: orders indexed by status and seq (a listing filtered by status reads its page),
+# events by order and seq (a page of an order's fills reads that page).
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -78,6 +80,8 @@ Index(
     postgresql_where=_open,
     sqlite_where=_open,
 )
+# A listing filtered by status, newest first: one index range per status.
+Index("orders_by_status", orders.c.status, orders.c.seq)
 
 fills = Table(
     "fills",
@@ -157,7 +161,7 @@ events = Table(
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("type", String(16), nullable=False),
     Column("ts", BigInteger, nullable=False),
-    Column("order_id", String(48), index=True),
+    Column("order_id", String(48)),
     Column("exchange", String(64)),
     Column("symbol", String(64)),
     Column("status", String(16)),
@@ -180,6 +184,9 @@ events = Table(
     Column("previous_updated_at", BigInteger),
     Column("canceled_orders", Integer),
 )
+
+# An order's events in seq order: its fills page by page, its entries in the journal.
+Index("events_by_order", events.c.order_id, events.c.seq)
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 # The Alembic revision of each schema version: "0004" is version 4.

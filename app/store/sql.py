@@ -27,6 +27,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     and_,
     bindparam,
     create_engine,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -66,6 +68,7 @@ from app.store.schema import (
     SCHEMA_VERSION,
     SchemaError,
     balances,
+    events,
     fills,
     orders,
     positions,
@@ -73,7 +76,7 @@ from app.store.schema import (
     quotes,
     trading_state,
 )
-from app.store.sql_rows import order_of, position_of, quote_of, text_of, with_fills
+from app.store.sql_rows import fill_of, order_of, position_of, quote_of, text_of, with_fills
 
 __all__ = ["SCHEMA_VERSION", "Arrival", "SqlStore"]
 
@@ -362,7 +365,10 @@ class SqlStore:
         assert isinstance(admission, Admission)  # the writer answers an intent with one
         return admission
 
-    async def add_quote(self, instrument: Instrument, quote: Quote, policy: Policy, now: int) -> list[Event]:
+    async def add_quote(
+        self, instrument: Instrument, quote: Quote, policy: Policy, now: int, cap: int | None = None
+    ) -> list[Event]:
+        # `cap` counts orders only here: fills are rows on disk, not this process's memory.
         events = await self._write(QuoteArrival(instrument, quote, policy, now))
         assert isinstance(events, list)  # the writer answers a quote with its events
         return events
@@ -753,22 +759,9 @@ class SqlStore:
             return self._one(conn, orders.c.idempotency_key == idempotency_key)
 
     def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
-        conditions = [
-            column == value
-            for column, value in (
-                (orders.c.status, keep.status),
-                (orders.c.exchange, keep.exchange),
-                (orders.c.symbol, keep.symbol),
-                (orders.c.side, keep.side),
-                (orders.c.idempotency_key, keep.idempotency_key),
-            )
-            if value is not None
-        ]
-        if before is not None:
-            conditions.append(orders.c.seq < before)
         with self._reading() as conn:
             # One row more than the page: whether an older one is left.
-            rows = conn.execute(select(orders).where(*conditions).order_by(orders.c.seq.desc()).limit(limit + 1)).all()
+            rows = conn.execute(listing(keep, before, limit + 1)).all()
             page = rows[:limit]
             found = with_fills(conn, page)
         return found, (page[-1].seq if len(rows) > limit else None)
@@ -776,6 +769,9 @@ class SqlStore:
     def count(self) -> int:
         with self._reading() as conn:
             return int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
+
+    def held(self) -> int:
+        return self.count()
 
     def count_by_status(self) -> dict[str, int]:
         with self._reading() as conn:
@@ -805,6 +801,28 @@ class SqlStore:
     def journal_head(self) -> int:
         with self._reading() as conn:
             return journal.head(conn)
+
+    def order_fills(self, order_id: str, after: int, limit: int) -> tuple[Order, list[StoredFill], bool] | None:
+        if parse_order_id(order_id) is None:
+            return None
+        with self._reading() as conn:
+            row = conn.execute(select(orders).where(orders.c.order_id == order_id)).one_or_none()
+            if row is None:
+                return None
+            # The order's fill events from `after` on (the events_by_order index), one
+            # more than the page: whether more follow.
+            page = (
+                select(events.c.seq.label("event_seq"), events.c.fill_id)
+                .where(events.c.order_id == order_id, events.c.seq > after, events.c.fill_id.is_not(None))
+                .order_by(events.c.seq)
+                .limit(limit + 1)
+                .subquery()
+            )
+            rows = conn.execute(
+                select(fills, page.c.event_seq).join(page, page.c.fill_id == fills.c.fill_id).order_by(page.c.event_seq)
+            ).all()
+        # The order without its fills: a fill's view needs only its id and instrument.
+        return order_of(row), [fill_of(fill, fill.event_seq) for fill in rows[:limit]], len(rows) > limit
 
     def fills_after(self, after: int, limit: int) -> list[tuple[Order, StoredFill]]:
         with self._reading() as conn:
@@ -920,3 +938,34 @@ def _sqlite_engine(path: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("begin_immediate") else "BEGIN")
 
     return engine
+
+
+def listing(keep: OrderFilter, before: int | None, limit: int) -> Select[Any]:
+    """The orders `keep` accepts below seq `before`, newest first, at most `limit`. A
+    status filter reads the (status, seq) index: one range per status, newest first,
+    each stopped at `limit` rows, so a page of a rare status reads that page, not every
+    newer order; several statuses are merged from their ranges."""
+    conditions: list[Any] = [
+        column == value
+        for column, value in (
+            (orders.c.exchange, keep.exchange),
+            (orders.c.symbol, keep.symbol),
+            (orders.c.side, keep.side),
+            (orders.c.idempotency_key, keep.idempotency_key),
+        )
+        if value is not None
+    ]
+    if before is not None:
+        conditions.append(orders.c.seq < before)
+    newest = orders.c.seq.desc()
+    statuses = None if keep.statuses is None else sorted(keep.statuses)
+    if statuses is None or len(statuses) == 1:
+        if statuses:
+            conditions.append(orders.c.status == statuses[0])
+        return select(orders).where(*conditions).order_by(newest).limit(limit)
+    ranges = [
+        select(orders.c.seq).where(*conditions, orders.c.status == status).order_by(newest).limit(limit).subquery()
+        for status in statuses
+    ]
+    seqs = union_all(*(select(part.c.seq) for part in ranges))
+    return select(orders).where(orders.c.seq.in_(seqs)).order_by(newest).limit(limit)

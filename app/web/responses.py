@@ -90,6 +90,7 @@ QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+MAX_SEQ = 2**63 - 1  # the largest journal seq a query may name
 # Filters take what an intent's fields take: a value no order can have is a 400, not a
 # query the database must refuse (PostgreSQL text holds no NUL).
 NameFilter = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NO_CONTROL_CHARS)]

@@ -223,6 +223,13 @@ class FillList(BaseModel):
     items: list[FillOut]
 
 
+class OrderFillPage(BaseModel):
+    items: list[FillOut]
+    next_cursor: int | None = Field(
+        description="Pass as `after` for the next page: the seq of the last fill returned; null on the last page"
+    )
+
+
 class FillPage(BaseModel):
     items: list[FillOut]
     next_after: int = Field(description="Pass as `after` for the next page: the last seq returned, or `after`")

@@ -1,8 +1,10 @@
 """Orders, fills and positions rendered for the wire: JSON numbers, UTC `Z` times.
 
 Quantities and money are kept as exact decimals and become JSON numbers only here.
-Enums are given as their plain text (`.value`): pydantic-core encodes an enum member
-the slow way, and every stream event is encoded here.
+Enums are given as their plain text: pydantic-core encodes an enum member the slow way,
+and every stream event is encoded here. An order's are looked up in TEXT (`.value` is
+a descriptor call on each read: four of them were a quarter of a listing page's
+rendering).
 """
 
 from decimal import Decimal
@@ -15,9 +17,16 @@ from app.core.controls import TradingState
 from app.core.journal import Entry
 from app.core.order import Order, OrderTerms, StoredFill
 from app.core.positions import Position
-from app.core.vocabulary import OrderStatus
+from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side, TimeInForce
 from app.ops.clock import iso_z
 from app.store.base import PositionView
+
+# The plain text of each member of the enums an order view shows.
+TEXT: dict[str, str] = {
+    member: member.value
+    for vocabulary in (OrderStatus, Side, OrderType, TimeInForce, Liquidity)
+    for member in vocabulary
+}
 
 
 def created_body(order: Order) -> bytes:
@@ -55,17 +64,17 @@ def order_view(order: Order) -> dict[str, Any]:
     accepted = iso_z(terms.accepted_at)
     return {
         "order_id": order.order_id,
-        "status": order.status.value,
+        "status": TEXT[order.status],
         "accepted_ts_utc": accepted,
         "exchange": kind.exchange,
         "symbol": kind.symbol,
-        "side": kind.side.value,
+        "side": TEXT[kind.side],
         "qty": terms.qty,
         "filled_qty": float(filled),
         "idempotency_key": order.idempotency_key,
-        "type": kind.type.value,
+        "type": TEXT[kind.type],
         "limit_price": terms.limit_price,
-        "time_in_force": kind.time_in_force.value,
+        "time_in_force": TEXT[kind.time_in_force],
         "client_ts_utc": None if terms.client_ts is None else iso_z(terms.client_ts),
         "updated_ts_utc": accepted if updated_at is None else iso_z(updated_at),
         "avg_fill_price": float(sum(f.price * f.qty for f in fills) / filled) if fills else None,
@@ -80,11 +89,11 @@ def fill_view(order: Order, fill: StoredFill) -> dict[str, Any]:
         "order_id": order.order_id,
         "exchange": order.exchange,
         "symbol": order.symbol,
-        "side": order.side.value,
+        "side": TEXT[order.side],
         "qty": float(fill.qty),
         "price": float(fill.price),
         "fee": float(fill.fee),
-        "liquidity": fill.liquidity.value,
+        "liquidity": TEXT[fill.liquidity],
         "ts_utc": iso_z(fill.ts),
     }
 

@@ -1,5 +1,6 @@
 """The order model: OrderTerms packing, the status table, record_fill and restore."""
 
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -47,12 +48,28 @@ def test_terms_round_trip_exactly(qty: float, limit: float | None, accepted_at: 
     """Every number an order is created with reads back bit for bit, None included."""
     terms = OrderTerms.of(qty, limit, accepted_at, client_ts)
     assert type(terms) is bytes  # plain bytes: one object per stored order
-    assert len(terms) == 32
+    assert len(terms) == 40
     assert OrderTerms.qty(terms) == qty
     assert OrderTerms.limit_price(terms) == limit
     assert OrderTerms.accepted_at(terms) == accepted_at
     assert OrderTerms.client_ts(terms) == client_ts
     assert OrderTerms.unpack(terms) == (qty, limit, accepted_at, client_ts)
+    assert OrderTerms.place(terms) == 0
+
+
+@given(place=st.integers(min_value=0, max_value=2**64 - 1))
+def test_a_place_given_by_a_store_keeps_every_other_term(place: int) -> None:
+    terms = OrderTerms.of(0.25, 30000.5, 42, -7)
+    placed = OrderTerms.placed(terms, place)
+    assert (OrderTerms.place(placed), OrderTerms.unpack(placed)) == (place, OrderTerms.unpack(terms))
+    assert type(placed) is bytes
+    assert len(placed) == len(terms)
+
+
+def test_the_place_costs_no_memory() -> None:
+    """Bytes objects are allocated in 16-byte steps: 32 bytes of terms took an 80-byte
+    block (a 33-byte header and the value), and 40 take the same one."""
+    assert sys.getsizeof(OrderTerms.of(1.0, None, 0, None)) <= 80
 
 
 def test_terms_edge_values() -> None:

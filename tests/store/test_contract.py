@@ -158,3 +158,80 @@ def test_listing_pages_newest_first_and_filters(store: OrderStore) -> None:
     assert [o.idempotency_key for o in rest] == ["k2", "k1", "k0"]
     buys, _ = store.newest_first(None, 10, OrderFilter(side=Side.BUY))
     assert [o.idempotency_key for o in buys] == ["k3", "k1"]
+
+
+def test_the_last_page_of_a_filter_says_it_is_the_last(store: OrderStore) -> None:
+    """next_cursor is None on the page that holds the oldest order the filter keeps,
+    even when older orders that it does not keep are left."""
+    for n in range(4):
+        admit(store, order(f"k{n}", side=Side.SELL if n < 2 else Side.BUY, limit=90.0, at=n))
+    buys, position = store.newest_first(None, 2, OrderFilter(side=Side.BUY))
+    assert ([o.idempotency_key for o in buys], position) == (["k3", "k2"], None)
+    everything, position = store.newest_first(None, 4, OrderFilter())
+    assert (len(everything), position) == (4, None)
+    _, position = store.newest_first(None, 3, OrderFilter())
+    assert position is not None
+    assert [o.idempotency_key for o in store.newest_first(position, 3, OrderFilter())[0]] == ["k0"]
+    assert store.newest_first(position, 3, OrderFilter())[1] is None
+
+
+def test_a_listing_keeps_any_of_several_statuses(store: OrderStore) -> None:
+    """status NEW or PARTIALLY_FILLED: the open orders, newest first, paged."""
+    admit(store, order("filled", qty=1.0, at=1))
+    admit(store, order("partial", qty=2.0, at=2))
+    asyncio.run(store.add_quote(BTC, quote("99", "100", ask_size="2"), PLAIN, 3))  # fills the first, half the second
+    admit(store, order("new", limit=90.0, at=4))
+    canceled, _, _ = admit(store, order("canceled", limit=90.0, at=5))
+    store.cancel(canceled.order_id, 6)
+    admit(store, order("newest", limit=90.0, at=7))
+    open_ = OrderFilter(statuses=frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED}))
+    page, position = store.newest_first(None, 2, open_)
+    assert [o.idempotency_key for o in page] == ["newest", "new"]
+    rest, position = store.newest_first(position, 2, open_)
+    assert ([o.idempotency_key for o in rest], position) == (["partial"], None)
+    ended = OrderFilter(statuses=frozenset({OrderStatus.FILLED, OrderStatus.CANCELED}), side=Side.BUY)
+    assert [o.idempotency_key for o in store.newest_first(None, 10, ended)[0]] == ["canceled", "filled"]
+    assert store.newest_first(None, 10, OrderFilter(statuses=frozenset({OrderStatus.EXPIRED}))) == ([], None)
+    assert store.count_by_status() | {OrderStatus.EXPIRED: 0} == {
+        OrderStatus.NEW: 2,
+        OrderStatus.PARTIALLY_FILLED: 1,
+        OrderStatus.FILLED: 1,
+        OrderStatus.CANCELED: 1,
+        OrderStatus.EXPIRED: 0,
+    }
+
+
+def test_an_order_s_fills_come_in_pages_by_seq(store: OrderStore) -> None:
+    """A page of an order's fills: oldest first from a seq, and whether more follow;
+    another order's fills, on the same quotes, are not among them."""
+    many, _, _ = admit(store, order("many", qty=5.0, at=1))
+    other, _, _ = admit(store, order("other", qty=5.0, at=2))
+    for n in range(7):
+        asyncio.run(
+            store.add_quote(BTC, quote("99", "100", ask_size="1"), PLAIN, 10 + n)
+        )  # 5 to the older, then 2 to other
+    found = store.order_fills(many.order_id, 0, 2)
+    assert found is not None
+    held, first, more = found
+    assert (held.order_id, len(first), more) == (many.order_id, 2, True)
+    seqs = [fill.seq for fill in first]
+    assert None not in seqs
+    assert seqs == sorted(seqs)  # type: ignore[type-var]
+    pages = [first]
+    while more:
+        _, page, more = store.order_fills(many.order_id, pages[-1][-1].seq or 0, 2)  # type: ignore[misc]
+        pages.append(page)
+    fills = [fill for page in pages for fill in page]
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert sum(fill.qty for fill in fills) == Decimal(5)
+    assert [fill.seq for fill in fills] == sorted({fill.seq for fill in fills})  # type: ignore[type-var]
+    assert {fill.fill_id for fill in fills}.isdisjoint(
+        fill.fill_id
+        for fill in store.order_fills(other.order_id, 0, 100)[1]  # type: ignore[index]
+    )
+    assert store.order_fills(many.order_id, fills[-1].seq or 0, 2)[1:] == ([], False)  # type: ignore[index]
+    _, whole, more = store.order_fills(many.order_id, 0, 5)  # type: ignore[misc]
+    assert ([fill.fill_id for fill in whole], more) == ([fill.fill_id for fill in fills], False)
+    assert store.order_fills(many.order_id, 0, 4)[2] is True  # type: ignore[index]
+    assert store.order_fills("paper-a1b2c3d4-e5f6-4890-abcd-ef1234567890", 0, 5) is None
+    assert store.order_fills("nope", 0, 5) is None

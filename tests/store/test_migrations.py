@@ -367,6 +367,26 @@ def test_positions_from_version_1_fills_are_what_the_old_code_computed(databases
     assert scalar(engine, "SELECT version FROM schema_version") == 2
 
 
+def test_version_5_gets_the_status_index_and_keeps_its_orders(databases: Databases) -> None:
+    """Revision 0006 adds orders_by_status (status, seq) to a version 5 database with
+    orders in it, and changes no row."""
+    engine = databases.new("schema3")
+    with engine.begin() as conn:
+        command.stamp(migration_config(conn), "0003")
+        command.upgrade(migration_config(conn), "0005")
+    before = {table: rows(engine, table) for table in ORDER_BY}
+    with engine.connect() as conn:
+        assert "orders_by_status" not in {index["name"] for index in inspect(conn).get_indexes("orders")}
+    run_prepare(engine)
+    with engine.connect() as conn:
+        indexes = {index["name"]: index["column_names"] for index in inspect(conn).get_indexes("orders")}
+    assert indexes["orders_by_status"] == ["status", "seq"]
+    after = {table: rows(engine, table) for table in ORDER_BY}
+    assert after == before | {"schema_version": [{"version": 6}]}
+    assert len(after["orders"]) >= 12
+    assert drift(engine) == []
+
+
 # -- idempotence, atomicity, workers starting together ------------------------------------------
 
 

@@ -16,14 +16,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.core.journal import EntryFilter
+from app.core.vocabulary import OrderStatus, Side
 from app.main import create_app
 from app.service.settings import Settings, load_settings
-from app.store.base import OrderStore
+from app.store.base import OrderFilter, OrderStore
 from app.store.errors import StoreUnavailable
 from app.store.group_commit import Waiting
 from app.store.memory import InMemoryStore
 from app.store.open import load_store, open_store
-from app.store.sql import SCHEMA_VERSION, Arrival, QuoteArrival, SqlStore, _instrument_key
+from app.store.sql import SCHEMA_VERSION, Arrival, QuoteArrival, SqlStore, _instrument_key, listing
 from tests.conftest import PLAIN, URL, empty_postgres_store, intent, make_settings, market_order, race_one_key
 from tests.store.test_contract import quote
 
@@ -319,3 +320,28 @@ def test_a_database_failure_is_a_503_and_the_service_goes_on(tmp_path: Path) -> 
         "after",
     }
     store.close()
+
+
+@pytest.mark.parametrize(
+    "statuses", [{OrderStatus.EXPIRED}, {OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED}], ids=["one", "several"]
+)
+def test_a_listing_by_status_reads_the_status_index(sql_url: str, statuses: set[OrderStatus]) -> None:
+    """The plan of a status filter's page (with other filters and a cursor) reads the
+    orders_by_status index, one range per status, instead of every newer order."""
+    store = SqlStore(sql_url)
+    try:
+        keep = OrderFilter(statuses=frozenset(statuses), symbol="BTC/USDT", side=Side.BUY)
+        query = listing(keep, 1_000, 101)
+        with store.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # An empty table: force the planner's hand towards plain index scans.
+                conn.exec_driver_sql("SET enable_seqscan = off")
+                conn.exec_driver_sql("SET enable_bitmapscan = off")
+                explain = "EXPLAIN "
+            else:
+                explain = "EXPLAIN QUERY PLAN "
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(explain + str(compiled)))
+        assert plan.count("orders_by_status") == len(statuses), plan
+    finally:
+        store.close()

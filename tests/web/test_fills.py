@@ -277,6 +277,43 @@ def test_fills_of_an_unknown_order_is_404(client: TestClient) -> None:
     assert client.get(f"{ORDERS}/nope/fills").status_code == 404
 
 
+def test_an_order_s_fills_come_in_pages(client: TestClient) -> None:
+    """limit and after page an order's fills, oldest first: next_cursor is the seq to
+    pass as `after`, and null on the last page."""
+    order_id = order(client, "many", qty=5)
+    for _ in range(5):
+        quote(client, 99, 100, ask_size=1)
+    pages, params = [], {"limit": 2}
+    while True:
+        response = client.get(f"{ORDERS}/{order_id}/fills", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        pages.append(page["items"])
+        if page["next_cursor"] is None:
+            break
+        assert page["next_cursor"] == page["items"][-1]["seq"]
+        params = {"limit": 2, "after": page["next_cursor"]}
+    assert [len(items) for items in pages] == [2, 2, 1]
+    every = [fill for items in pages for fill in items]
+    assert every == fills(client, order_id)  # the default page holds them all
+    assert [fill["seq"] for fill in every] == sorted(fill["seq"] for fill in every)
+    whole = client.get(f"{ORDERS}/{order_id}/fills", params={"limit": 5}).json()
+    assert (len(whole["items"]), whole["next_cursor"]) == (5, None)
+    after_all = client.get(f"{ORDERS}/{order_id}/fills", params={"after": every[-1]["seq"]}).json()
+    assert after_all == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": "0"}, {"limit": "1001"}, {"after": "-1"}, {"after": "x"}, {"cursor": "1"}, {"afer": "1"}],
+)
+def test_a_bad_fills_query_is_a_400(client: TestClient, params: dict[str, str]) -> None:
+    order_id = order(client, "k")
+    response = client.get(f"{ORDERS}/{order_id}/fills", params=params)
+    assert response.status_code == 400
+    assert isinstance(response.json()["detail"], str)
+
+
 # -- positions ----------------------------------------------------------------------------
 
 

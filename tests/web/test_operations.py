@@ -270,6 +270,29 @@ def test_a_full_store_refuses_new_intents_and_keeps_every_order(
     assert "MAX_ORDERS=3" in capabilities["degraded_reason"]
 
 
+def test_the_memory_store_counts_fills_against_max_orders() -> None:
+    """With MAX_ORDERS=10, an order and its 9 fills fill the memory store: intents are
+    refused (503 STORE_FULL) and the service says it is degraded; fills go on into the
+    reserve (a tenth: 1 more), then a quote that could fill is refused with the same
+    503 and nothing changes; the order can still be read, its fills listed, canceled."""
+    with TestClient(create_app(make_settings(max_orders=10), InMemoryStore())) as client:
+        big = client.post(URL, json=intent(idempotency_key="big", qty=100)).json()["order_id"]
+        quote = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 99, "ask": 100, "ask_size": 1}
+        for _ in range(9):
+            assert client.post("/execution/market-data/quotes", json=quote).status_code == 200
+        refused = client.post(URL, json=intent(idempotency_key="next"))
+        assert (refused.status_code, refused.json()["code"]) == (503, "STORE_FULL")
+        assert "a fill counts as an order" in refused.json()["detail"]
+        assert "MAX_ORDERS=10" in client.get("/capabilities").json()["degraded_reason"]
+        assert len(client.post("/execution/market-data/quotes", json=quote).json()["items"]) == 1  # the reserve
+        full = client.post("/execution/market-data/quotes", json=quote)
+        assert (full.status_code, full.json()["code"]) == (503, "STORE_FULL")
+        assert "reserve for fills (1)" in full.json()["detail"]
+        assert client.get(f"{ORDERS}/{big}").json()["filled_qty"] == 10
+        assert len(client.get(f"{ORDERS}/{big}/fills").json()["items"]) == 10
+        assert client.post(f"{ORDERS}/{big}/cancel").json()["status"] == "CANCELED"
+
+
 def test_a_batch_that_overflows_the_cap_admits_exactly_up_to_it(
     make_client: Callable[..., TestClient], store: OrderStore
 ) -> None:

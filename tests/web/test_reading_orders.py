@@ -105,6 +105,49 @@ def test_filters_keep_only_matching_orders(make_client: Callable[..., TestClient
     assert keys(idempotency_key="b", side="BUY") == []
 
 
+def test_status_takes_several_values(client: TestClient) -> None:
+    """Comma-separated statuses keep orders of any of them: here the open ones, a
+    filled order and an expired one left out; the last page says so."""
+    post(client, idempotency_key="filled", qty=1.0)
+    post(client, idempotency_key="partial", qty=3.0)
+    quote = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 99, "ask": 100, "ask_size": 2}
+    assert client.post("/execution/market-data/quotes", json=quote).status_code == 200
+    post(client, idempotency_key="new", type="LIMIT", limit_price=90.0)
+    post(client, idempotency_key="expired", type="LIMIT", limit_price=90.0, time_in_force="IOC")
+
+    def keys(status: str, **params: object) -> tuple[list[str], object]:
+        response = client.get(ORDERS, params={"status": status, **params})
+        assert response.status_code == 200, response.text
+        page = response.json()
+        return [order["idempotency_key"] for order in page["items"]], page["next_cursor"]
+
+    assert keys("NEW,PARTIALLY_FILLED") == (["new", "partial"], None)
+    assert keys("PARTIALLY_FILLED,NEW") == (["new", "partial"], None)
+    assert keys("EXPIRED,FILLED,EXPIRED") == (["expired", "filled"], None)
+    first, cursor = keys("NEW,PARTIALLY_FILLED,FILLED", limit=2)
+    assert first == ["new", "partial"]
+    assert keys("NEW,PARTIALLY_FILLED,FILLED", limit=2, cursor=cursor) == (["filled"], None)
+
+
+@pytest.mark.parametrize("status", ["NEW,DONE", "NEW,", ",NEW", "NEW, FILLED", "new,FILLED", "NEW;FILLED"])
+def test_an_unknown_status_among_several_is_a_400_naming_it(client: TestClient, status: str) -> None:
+    response = client.get(ORDERS, params={"status": status})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "VALIDATION_ERROR"
+    assert body["detail"].startswith("status must be order statuses, comma-separated (NEW, PARTIALLY_FILLED, ")
+
+
+def test_the_last_page_of_a_filter_has_no_cursor(client: TestClient) -> None:
+    post(client, idempotency_key="sell-0", side="SELL")
+    post(client, idempotency_key="sell-1", side="SELL")
+    post(client, idempotency_key="buy-0", side="BUY")
+    post(client, idempotency_key="buy-1", side="BUY")
+    page = client.get(ORDERS, params={"side": "BUY", "limit": 2}).json()
+    assert [order["idempotency_key"] for order in page["items"]] == ["buy-1", "buy-0"]
+    assert page["next_cursor"] is None
+
+
 def test_pages_cover_every_order_once_even_while_orders_arrive(client: TestClient) -> None:
     ids = [post(client, idempotency_key=f"k-{n}")["order_id"] for n in range(25)]
     seen: list[str] = []

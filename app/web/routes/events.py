@@ -19,12 +19,11 @@ from app.service.journal import Journal
 from app.service.settings import Settings
 from app.store.errors import StoreUnavailable
 from app.web.deps import refuse_unknown, refuse_unknown_query
-from app.web.responses import BAD_QUERY, DEFAULT_PAGE, MAX_PAGE, NameFilter
+from app.web.responses import BAD_QUERY, DEFAULT_PAGE, MAX_PAGE, MAX_SEQ, NameFilter
 from app.web.schemas import NO_CONTROL_CHARS, EventPage, ExpiredBody, FillPage
 from app.web.streams import Batch, Feed, Heartbeat, Overflow
 from app.web.views import entry_view, fill_view
 
-MAX_SEQ = 2**63 - 1
 # How long a WebSocket client has to send its first message (`after`, `types`) before
 # the stream starts from the head as it was when the client connected.
 FIRST_MESSAGE_SECONDS = 1.0

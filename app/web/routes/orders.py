@@ -4,9 +4,11 @@ from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic_core import to_json
 
 from app.core.errors import ServiceError
 from app.core.vocabulary import OrderStatus, Side
+from app.service.errors import InvalidQuery
 from app.service.orders import CURSOR_PATTERN, OrderService
 from app.store.base import OrderFilter
 from app.web.deps import refuse_unknown_query
@@ -17,14 +19,48 @@ from app.web.responses import (
     INTENT_BODY,
     INTENT_RESPONSES,
     MAX_PAGE,
+    MAX_SEQ,
     ORDER_NOT_FOUND,
     RATE_LIMITED,
     NameFilter,
 )
-from app.web.schemas import NO_CONTROL_CHARS, FillList, NotCancelableBody, OrderOut, OrderPage
+from app.web.schemas import NO_CONTROL_CHARS, NotCancelableBody, OrderFillPage, OrderOut, OrderPage
 from app.web.views import created_body, fill_view, order_view
 
 TAGS: list[str | Enum] = ["orders"]
+
+_STATUS = "(" + "|".join(status.value for status in OrderStatus) + ")"
+# Checked by parse_statuses, which says which value is wrong; the pattern is for the
+# OpenAPI document (a schema-driven client learns the values from it).
+Statuses = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        json_schema_extra={"pattern": f"^{_STATUS}(,{_STATUS})*$"},
+        description="One status or several, comma-separated (any of them): "
+        + ", ".join(status.value for status in OrderStatus),
+    ),
+]
+
+
+def json_answer(body: dict[str, Any]) -> Response:
+    """A page encoded by pydantic-core as it is: its views are built from stored values
+    already checked, so the route's response model documents it but does not validate
+    it again (that, and the standard JSON encoder, cost more than building the page)."""
+    return Response(to_json(body), media_type="application/json")
+
+
+def parse_statuses(text: str | None) -> frozenset[OrderStatus] | None:
+    if text is None:
+        return None
+    names = text.split(",")
+    unknown = [name for name in names if name not in OrderStatus.__members__.values()]
+    if unknown:
+        raise InvalidQuery(
+            f"status must be order statuses, comma-separated ({', '.join(status.value for status in OrderStatus)}); "
+            f"not {', '.join(repr(name[:32]) for name in unknown[:5])}"
+        )
+    return frozenset(OrderStatus(name) for name in names)
 
 
 def add_routes(routes: APIRouter, service: OrderService) -> None:
@@ -66,7 +102,7 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
     )
     async def list_orders(
         *,
-        status: OrderStatus | None = None,
+        status: Statuses = None,
         exchange: NameFilter = None,
         symbol: NameFilter = None,
         side: Side | None = None,
@@ -75,19 +111,34 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
         cursor: Annotated[
             str | None, Query(pattern=CURSOR_PATTERN, description="A next_cursor from a previous page")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Orders newest first, a page at a time (`next_cursor` asks for the next), with
         optional filters. `idempotency_key` finds the order an unanswered intent made, if
         any. A query parameter not listed here is a 400."""
-        keep = OrderFilter(status, exchange, symbol, side, idempotency_key)
+        keep = OrderFilter(parse_statuses(status), exchange, symbol, side, idempotency_key)
         orders, next_cursor = await service.list_orders(keep, limit, cursor)
-        return {"items": [order_view(order) for order in orders], "next_cursor": next_cursor}
+        return json_answer({"items": [order_view(order) for order in orders], "next_cursor": next_cursor})
 
-    @routes.get("/execution/orders/{order_id}/fills", response_model=FillList, responses=ORDER_NOT_FOUND, tags=TAGS)
-    async def list_order_fills(order_id: str) -> dict[str, Any]:
-        """An order's fills, oldest first: each one's quantity, price, fee and liquidity (TAKER or MAKER)."""
-        order, fills = await service.fills_of(order_id)
-        return {"items": [fill_view(order, fill) for fill in fills]}
+    @routes.get(
+        "/execution/orders/{order_id}/fills",
+        response_model=OrderFillPage,
+        responses={**ORDER_NOT_FOUND, **BAD_QUERY},
+        dependencies=[Depends(refuse_unknown_query)],
+        tags=TAGS,
+    )
+    async def list_order_fills(
+        order_id: str,
+        *,
+        after: Annotated[
+            int,
+            Query(ge=0, le=MAX_SEQ, description="Only fills with a greater seq (a next_cursor)"),
+        ] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    ) -> Response:
+        """An order's fills, oldest first, a page at a time (`next_cursor` is the `after`
+        of the next page): each one's quantity, price, fee and liquidity (TAKER or MAKER)."""
+        order, fills, next_cursor = await service.fills_of(order_id, after, limit)
+        return json_answer({"items": [fill_view(order, fill) for fill in fills], "next_cursor": next_cursor})
 
     @routes.post(
         "/execution/orders/{order_id}/cancel",
