@@ -6,8 +6,9 @@ from typing import Any
 
 
 class ServiceError(Exception):
-    """An error a client can act on. `code` names the kind (metrics label refusals by
-    it); `extra` holds further fields of the answer's body."""
+    """An error a client can act on. `code` names the kind (bots branch on it, not on
+    the text; metrics label refusals by it); `extra` holds further fields of the
+    answer's body."""
 
     code = "ERROR"
 
@@ -17,9 +18,7 @@ class ServiceError(Exception):
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
-        # `code` where the kind of error has one: bots branch on it, not on the text.
-        code = {"code": self.code} if self.code != ServiceError.code else {}
-        return {"detail": self.detail, **code, **self.extra}
+        return {"detail": self.detail, "code": self.code, **self.extra}
 
 
 class IntentRefused(ServiceError):

@@ -30,13 +30,17 @@ class RateLimited(ServiceError):
 class DuplicateIntent(ServiceError):
     """The idempotency key names an order already: `order_id` says which."""
 
+    code = "DUPLICATE_IDEMPOTENCY_KEY"
+
 
 class OrderNotFound(ServiceError):
-    pass
+    code = "ORDER_NOT_FOUND"
 
 
 class OrderNotCancelable(ServiceError):
     """Only NEW and PARTIALLY_FILLED orders can be canceled."""
+
+    code = "ORDER_NOT_CANCELABLE"
 
 
 class InvalidQuery(ServiceError):

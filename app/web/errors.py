@@ -38,6 +38,14 @@ class MethodNotAllowed(ServiceError):
     code = "METHOD_NOT_ALLOWED"
 
 
+class NoSuchPath(ServiceError):
+    code = "NOT_FOUND"
+
+
+class ClientDisconnected(ServiceError):
+    code = "CLIENT_DISCONNECTED"
+
+
 class InternalError(ServiceError):
     """A fault of this service's: logged with its traceback under the request's id."""
 
@@ -54,12 +62,14 @@ class Unauthorized(ServiceError):
 STATUS: dict[type[ServiceError], int] = {
     InvalidIntent: 400,
     InvalidQuery: 400,
+    ClientDisconnected: 400,
     InstrumentNotAllowed: 400,
     IntentRefused: 400,
     Unauthorized: 401,
     OrderNotFound: 404,
     DuplicateIntent: 409,
     OrderNotCancelable: 409,
+    NoSuchPath: 404,
     MethodNotAllowed: 405,
     EventsExpired: 410,
     BodyTooLarge: 413,
@@ -125,7 +135,8 @@ async def _render_request_validation(request: Request, exc: Exception) -> JSONRe
 async def _render_client_disconnect(request: Request, exc: Exception) -> JSONResponse:
     # The client hung up mid-body: nobody will read this answer, but the request line
     # says 400 rather than 500, and no traceback fills the log.
-    return JSONResponse({"detail": "Client disconnected before the request body was complete"}, status_code=400)
+    error = ClientDisconnected("Client disconnected before the request body was complete")
+    return JSONResponse(error.body(), status_code=status_of(error))
 
 
 # Allow lists methods in this order (others after them, by name).
@@ -145,9 +156,12 @@ def allowed_methods(routes: Sequence[BaseRoute], scope: Mapping[str, Any]) -> li
 
 
 async def _render_http_exception(request: Request, exc: Exception) -> Response:
-    # The router's 404 and 405 (FastAPI's rendering, `{"detail": ...}`); a 405 names
-    # every method of its path in Allow, and gets a code as every route can answer it.
+    # The router's 404 and 405, with a code like every other error; a 405 names every
+    # method of its path in Allow.
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        missing = NoSuchPath("Not Found")
+        return JSONResponse(missing.body(), status_code=status_of(missing))
     if exc.status_code != 405:
         return await http_exception_handler(request, exc)
     error = MethodNotAllowed("Method Not Allowed")

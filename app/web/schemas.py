@@ -325,14 +325,20 @@ ErrorCode = Literal[
     "EVENTS_EXPIRED",
     "BODY_TOO_LARGE",
     "METHOD_NOT_ALLOWED",
+    "NOT_FOUND",
+    "ORDER_NOT_FOUND",
+    "DUPLICATE_IDEMPOTENCY_KEY",
+    "ORDER_NOT_CANCELABLE",
+    "CLIENT_DISCONNECTED",
+    "REQUEST_TIMEOUT",
+    "HEADERS_TOO_LARGE",
+    "ACCOUNT_MISMATCH",
 ]
 
 
 class ErrorBody(BaseModel):
     detail: str
-    code: ErrorCode | None = Field(
-        default=None, description="The kind of refusal, stable for machines (absent where there is only one kind)"
-    )
+    code: ErrorCode = Field(description="The kind of refusal, stable for machines")
 
 
 class BadRequestBody(ErrorBody):

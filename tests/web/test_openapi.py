@@ -60,7 +60,7 @@ def test_the_400_schema_fits_allowlist_refusals_too(client: TestClient) -> None:
     operation = document["paths"]["/execution/order-intents"]["post"]
     ref = operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    assert schema["required"] == ["detail"]
+    assert schema["required"] == ["detail", "code"]
     assert "errors" in schema["properties"]
 
 
@@ -175,7 +175,7 @@ def test_a_cancel_conflict_names_the_status_as_documented(client: TestClient) ->
     document = client.get("/openapi.json").json()
     conflict = document["paths"]["/execution/orders/{order_id}/cancel"]["post"]["responses"]["409"]
     schema = resolved(document, conflict["content"]["application/json"]["schema"])
-    assert schema["required"] == ["detail", "status"]
+    assert schema["required"] == ["detail", "code", "status"]
     order_id = client.post("/execution/order-intents", json=intent(type="LIMIT", limit_price=1.0)).json()["order_id"]
     assert client.post(f"/execution/orders/{order_id}/cancel").status_code == 200
     answer = client.post(f"/execution/orders/{order_id}/cancel")

@@ -1,4 +1,4 @@
-"""The spec's POST /execution/order-intents contract and DESIGN.md's decisions on it."""
+"""The spec's POST /execution/order-intents contract, and the decisions this service made where it is silent."""
 
 import re
 import uuid
@@ -87,7 +87,8 @@ def test_duplicate_key_is_409_naming_the_existing_order(client: TestClient, stor
     response = client.post(URL, json=intent(idempotency_key="dup"))
     assert response.status_code == 409
     body = response.json()
-    assert set(body) == {"detail", "order_id", "payload_matches"}
+    assert set(body) == {"detail", "code", "order_id", "payload_matches"}
+    assert body["code"] == "DUPLICATE_IDEMPOTENCY_KEY"
     assert body["detail"] == (
         f"Duplicate idempotency_key 'dup': already used by order {first['order_id']}, with the same payload"
     )
@@ -102,6 +103,7 @@ def test_reused_key_with_a_different_payload_is_409_and_changes_nothing(client: 
     assert response.json() == {
         "detail": f"Duplicate idempotency_key 'dup': already used by order {first['order_id']}, "
         "with a different payload (symbol, side, qty differ)",
+        "code": "DUPLICATE_IDEMPOTENCY_KEY",
         "order_id": first["order_id"],
         "payload_matches": False,
     }

@@ -140,7 +140,7 @@ def test_an_invalid_body_does_not_disturb_stored_orders(client: TestClient, stor
 def test_unknown_path_is_a_json_404(client: TestClient) -> None:
     response = client.get("/execution/nothing-here")
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not Found"}
+    assert response.json() == {"detail": "Not Found", "code": "NOT_FOUND"}
 
 
 NOT_ALLOWED = {"detail": "Method Not Allowed", "code": "METHOD_NOT_ALLOWED"}
@@ -345,7 +345,7 @@ def test_every_json_route_refuses_another_content_type_as_intents_do(
 def test_a_trailing_slash_is_a_404_not_a_redirect(client: TestClient) -> None:
     response = client.post(URL + "/", json=intent(), follow_redirects=False)
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not Found"}
+    assert response.json() == {"detail": "Not Found", "code": "NOT_FOUND"}
 
 
 def test_a_key_given_twice_takes_its_last_value(client: TestClient) -> None:
