@@ -221,10 +221,14 @@ class Feed:
         cursor = self._head if after is None else after  # every seq up to it is dealt with
         last_sent = cursor
         live = False
+        # Whether it has been sending since it last waited for news: only then is a
+        # long way behind the head its own slowness. A subscriber that was waiting takes
+        # whatever the feed read meanwhile, however much came in one read.
+        sending = False
         clock = asyncio.get_running_loop().time
         spoke_at = clock()  # when it was last sent anything, a heartbeat included
         while not self._closing:
-            if live and self._head - cursor > queue:
+            if live and sending and self._head - cursor > queue:
                 yield Overflow(last_sent)
                 return
             oldest_in_window = self._head - len(self._window) + 1
@@ -245,6 +249,7 @@ class Feed:
                     cursor = max(cursor, page.head)  # read through the journal's head: all seen
                 continue
             live = True
+            sending = True
             if cursor < self._head:
                 span = (cursor, self._head)
                 newer = list(islice(reversed(self._window), self._head - cursor))
@@ -268,3 +273,4 @@ class Feed:
                 yield HEARTBEAT
                 continue
             await changed.wait()
+            sending = False

@@ -63,6 +63,7 @@ class EventStream:
         found: list[dict[str, Any]] = []
         while len(found) < count:
             message = self.message()
+            assert message, f"the stream ended after {len(found)} of {count} events"
             if "data" in message:
                 found.append(message)
         return found
@@ -157,10 +158,12 @@ def test_a_browser_stream_passes_the_token_in_the_query(tmp_path: Path) -> None:
 
 
 def test_a_subscriber_that_stops_reading_is_let_go_and_resumes_without_loss(tmp_path: Path) -> None:
-    """Its queue is 20 events: it stops reading, 1,500 intents are all answered 201
+    """Its queue is 20 events: it stops reading, 8,000 intents are all answered 201
     meanwhile, and when it reads again it finds what it was sent, then `overflow`
-    naming the last seq sent; resuming from there gives the rest, none twice."""
-    total = 1500
+    naming the last seq sent; resuming from there gives the rest, none twice. (So
+    many because what the subscriber is sent first fills the socket buffers, about
+    4 MiB on loopback, before its sends wait on it.)"""
+    total = 8000
     with running_server(tmp_path, {"EVENTS_QUEUE": "20"}) as server:
         address = urlsplit(server.base_url)
         slow = EventStream(server, f"{STREAM}?after=0", receive_buffer=4096)

@@ -132,3 +132,30 @@ def test_a_filtered_subscriber_hears_a_heartbeat_while_the_journal_is_busy_with_
     assert len(moments) >= 5  # heartbeats came (before, a busy journal kept it silent)
     # Never silent for a whole interval; twice that as a margin for a loaded machine.
     assert max(gaps) < 2 * 0.2
+
+
+def test_a_waiting_subscriber_takes_a_read_larger_than_its_queue_whole() -> None:
+    """Ten orders reach the journal before the feed reads them: one read of ten, more
+    than the subscriber's queue of 3. It was waiting, not behind: it gets all ten and
+    is not let go (it had been, when the feed read faster than intake: a resumed
+    stream ended with an overflow it had not earned)."""
+
+    async def scenario() -> list[Any]:
+        store = InMemoryStore()
+        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
+        feed = Feed(journal, entry_json, window=100, heartbeat_seconds=5)
+        subscriber = feed.follow(None, EntryFilter(), queue=3)
+        first = asyncio.ensure_future(anext(subscriber))
+        await asyncio.sleep(0.05)
+        for n in range(10):
+            await store.admit(order(f"k{n}", limit=10.0), PLAIN, 1)
+        journal.signal.moved()
+        deliveries = [await asyncio.wait_for(first, 10)]
+        await admitted(store, journal, "next")
+        deliveries.append(await asyncio.wait_for(anext(subscriber), 10))
+        await feed.stop()
+        return deliveries
+
+    deliveries = asyncio.run(scenario())
+    assert all(isinstance(delivery, Batch) for delivery in deliveries), deliveries
+    assert [[item.entry.seq for item in delivery.items] for delivery in deliveries] == [list(range(1, 11)), [11]]
