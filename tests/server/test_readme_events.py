@@ -1,5 +1,6 @@
-"""The README's event examples run as written against a real server: the `curl -N`
-stream, and the Python client, which must resume across a restart of the service."""
+"""The event examples run as written against a real server: the README's `curl -N`
+stream and its Python client, which must resume across a restart of the service, and
+the stream's framing as docs/events.md shows it."""
 
 import queue
 import re
@@ -7,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,3 +85,25 @@ def test_the_python_client_resumes_across_a_restart(tmp_path: Path, follow: Call
         (3, "after-1"),
     ]
     assert received.empty()
+
+
+def test_the_stream_framing_in_docs_events_is_what_the_server_sends(tmp_path: Path) -> None:
+    """docs/events.md shows a fill at seq 7, then a heartbeat: six resting orders (seq
+    1-6), a quote that fills them (7 on), and the stream from after 6, up to its first
+    heartbeat."""
+    events_md = README.parent / "docs" / "events.md"
+    shown = re.findall(r"```text\n(.*?)```", events_md.read_text(), re.S)[0]
+    port = free_port()
+    env = {**EXAMPLE_ENV, "EVENTS_HEARTBEAT_SECONDS": "0.4"}
+    with running_uvicorn(APP, port, log=tmp_path / "server.log", env=env) as process:
+        server = Server(f"http://127.0.0.1:{port}", process, tmp_path / "server.log")
+        for n in range(6):
+            body = intent(idempotency_key=f"rest-{n}", type="LIMIT", limit_price=100.0)
+            assert server.request("POST", URL, body)[0] == 201
+        quote = {"exchange": "binance", "symbol": "BTC/USDT", "bid": 99.0, "ask": 99.5}
+        assert server.request("POST", "/execution/market-data/quotes", quote)[0] == 200
+        sent = b""
+        with urllib.request.urlopen(f"{server.base_url}/execution/events/stream?after=6", timeout=10) as stream:
+            while not sent.endswith(b": heartbeat\n\n"):
+                sent += stream.read1()
+    assert matches(shown, sent.decode()), sent.decode()

@@ -223,6 +223,22 @@ def test_toml_rules(make_client: Callable[..., TestClient], tmp_path: Path) -> N
     order(client, "ok", type="LIMIT", limit_price=100.5)
 
 
+def test_the_documented_toml_file_holds_the_rules_it_shows(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    """docs/trading-controls.md's rules.toml, as written there, gives the refusals its
+    JSON twin gives in the session beside it."""
+    document = (Path(__file__).resolve().parents[2] / "docs" / "trading-controls.md").read_text()
+    path = tmp_path / "rules.toml"
+    path.write_text(document.split("```toml\n", 1)[1].split("```", 1)[0])
+    client = make_client(instruments_file=str(path))
+    assert refused(client, type="LIMIT", limit_price=50000.005)[1] == "TICK_SIZE"
+    assert refused(client, type="LIMIT", limit_price=50000.0, qty=0.0001)[1] == "LOT_SIZE"
+    assert refused(client, type="LIMIT", limit_price=900.0, qty=0.001)[1] == "MIN_NOTIONAL"
+    assert refused(client, type="LIMIT", limit_price=50000.0, qty=3.0)[1] == "MAX_POSITION"
+    order(client, "fits", type="LIMIT", limit_price=50000.01, qty=0.01)
+
+
 # -- the rate limit ---------------------------------------------------------------------
 
 
