@@ -1,6 +1,9 @@
 """Dependencies routes declare: checks that need the matched route."""
 
+import re
+import types
 from collections.abc import Collection, Iterable
+from typing import Any, Union, get_args, get_origin
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
@@ -11,18 +14,24 @@ from app.service.errors import InvalidQuery
 
 async def refuse_unknown_query(request: Request) -> None:
     """A query parameter the route does not take is a 400, as is one given twice: a
-    misspelt filter (`stauts=NEW`) must not quietly list every order."""
+    misspelt filter (`stauts=NEW`) must not quietly list every order. So is a number
+    not written as whole digits (`after=0.0`, `limit= 5`), which would otherwise be
+    read as the integer it happens to equal."""
     if not request.scope["query_string"]:
         return
     route = request.scope.get("route")
-    known = set()
+    known: dict[str, bool] = {}
     if isinstance(route, APIRoute):
-        known = _query_names(route.dependant)
-    names = [name for name, _ in request.query_params.multi_items()]
+        known = _query_params(route.dependant)
+    items = request.query_params.multi_items()
+    names = [name for name, _ in items]
     refuse_unknown(names, known)
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InvalidQuery(f"Query parameter(s) given more than once: {', '.join(repr(name) for name in repeated)}")
+    for name, value in items:
+        if known[name] and not DIGITS.fullmatch(value):
+            raise InvalidQuery(f"Query parameter {name!r} must be a whole number in digits, not {value[:32]!r}")
 
 
 def refuse_unknown(names: Iterable[str], known: Collection[str]) -> None:
@@ -32,8 +41,18 @@ def refuse_unknown(names: Iterable[str], known: Collection[str]) -> None:
         raise InvalidQuery(f"Unknown query parameter(s): {', '.join(repr(name[:64]) for name in unknown[:10])}")
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {param.alias for param in dependant.query_params}
+DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+def _query_params(dependant: Dependant) -> dict[str, bool]:
+    """The route's query parameters, each with whether it is an integer."""
+    params = {param.alias: _is_integer(param.field_info.annotation) for param in dependant.query_params}
     for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return names
+        params |= _query_params(sub)
+    return params
+
+
+def _is_integer(annotation: Any) -> bool:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return int in get_args(annotation)
+    return annotation is int

@@ -217,3 +217,20 @@ def test_bad_query_parameters_are_400_not_422(
     response = client.get(ORDERS, params=params)
     assert response.status_code == 400
     assert isinstance(response.json()["detail"], str)
+
+
+@pytest.mark.parametrize(
+    "path", [ORDERS, "/execution/events", "/execution/fills", "/execution/orders/{order_id}/fills"]
+)
+@pytest.mark.parametrize("value", ["0.0", "5.0", "-0", " 5", "5 ", "+5", "1e2", "\u0665"])
+def test_a_number_not_written_in_digits_is_400(client: TestClient, path: str, value: str) -> None:
+    """`after=0.0` read as 0 would answer a page the client may not have meant; every
+    integer query parameter takes ASCII digits only."""
+    order_id = client.post(URL, json=intent(idempotency_key="k")).json()["order_id"]
+    path = path.format(order_id=order_id)
+    names = ["limit"] if path == ORDERS else ["after", "limit"]
+    for name in names:
+        response = client.get(path, params={name: value})
+        assert response.status_code == 400, (name, response.text)
+        assert response.json()["code"] == "VALIDATION_ERROR"
+        assert client.get(path, params={name: "01"}).status_code == 200  # digits, a leading zero too
