@@ -74,6 +74,17 @@ def resident_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def held_bytes(method: str, *, start: bool = False) -> int:
+    """What the process holds after a full collection: its resident set, or by
+    tracemalloc what is still allocated (`start` begins tracing, at the baseline)."""
+    gc.collect()
+    if method != "tracemalloc":
+        return resident_bytes()
+    if start:
+        tracemalloc.start()
+    return tracemalloc.get_traced_memory()[0]
+
+
 def measure_in_this_process(kind: str, orders: int, method: str) -> float:
     """Bytes per order that `orders` stored orders of `kind` hold, by `method`."""
     return asyncio.run(_measure(kind, orders, method))
@@ -84,16 +95,10 @@ async def _measure(kind: str, orders: int, method: str) -> float:
         return await _measure_fills(orders, method)
     service, store = new_service()
     await service.submit(parse_intent(body(kind, 0), None))  # first-call costs (imports, caches) are not an order's
-    gc.collect()
-    if method == "tracemalloc":
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-    else:
-        before = resident_bytes()
+    before = held_bytes(method, start=True)
     for n in range(1, orders + 1):
         await service.submit(parse_intent(body(kind, n), None))
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0] if method == "tracemalloc" else resident_bytes()
+    after = held_bytes(method)
     assert store.count() == orders + 1
     return (after - before) / orders
 
@@ -108,16 +113,10 @@ async def _measure_fills(fills: int, method: str) -> float:
     tiny = QuoteRequest("binance", "BTC/USDT", 99.0, 100.0, None, 1e-6)
     for _ in range(DEFAULT_EVENTS_RETAIN + 1000):
         await service.add_quote(tiny)
-    gc.collect()
-    if method == "tracemalloc":
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-    else:
-        before = resident_bytes()
+    before = held_bytes(method, start=True)
     for _ in range(fills):
         await service.add_quote(tiny)
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0] if method == "tracemalloc" else resident_bytes()
+    after = held_bytes(method)
     return (after - before) / fills
 
 
