@@ -220,15 +220,15 @@ class Feed:
     async def _deliveries(self, after: int | None, keep: EntryFilter, queue: int) -> AsyncIterator[Delivery]:
         cursor = self._head if after is None else after  # every seq up to it is dealt with
         last_sent = cursor
-        live = False
-        # Whether it has been sending since it last waited for news: only then is a
-        # long way behind the head its own slowness. A subscriber that was waiting takes
-        # whatever the feed read meanwhile, however much came in one read.
-        sending = False
+        # The feed's head when it was last given something to send (None: it has been
+        # waiting since). It is too slow when more than `queue` entries came while it
+        # was sending; one that was waiting takes whatever the feed read meanwhile,
+        # however much came in one read.
+        sent_at_head: int | None = None
         clock = asyncio.get_running_loop().time
         spoke_at = clock()  # when it was last sent anything, a heartbeat included
         while not self._closing:
-            if live and sending and self._head - cursor > queue:
+            if sent_at_head is not None and self._head - sent_at_head > queue:
                 yield Overflow(last_sent)
                 return
             oldest_in_window = self._head - len(self._window) + 1
@@ -244,12 +244,11 @@ class Feed:
                     cursor = page.entries[-1].seq
                     last_sent = cursor
                     spoke_at = clock()
+                    sent_at_head = self._head
                     yield Batch([Rendered.of(entry, self._render) for entry in page.entries])
                 if len(page.entries) < MAX_READ:
                     cursor = max(cursor, page.head)  # read through the journal's head: all seen
                 continue
-            live = True
-            sending = True
             if cursor < self._head:
                 span = (cursor, self._head)
                 newer = list(islice(reversed(self._window), self._head - cursor))
@@ -258,19 +257,22 @@ class Feed:
                 if keep.keeps_all:
                     last_sent = cursor
                     spoke_at = clock()
+                    sent_at_head = self._head
                     yield Batch(newer, span)
                 else:
                     kept = [item for item in newer if keep.keeps(item.entry)]
                     if kept:
                         last_sent = kept[-1].entry.seq
                         spoke_at = clock()
+                        sent_at_head = self._head
                         yield Batch(kept)
                 continue
             changed = self._changed
             assert changed is not None
             if clock() - spoke_at >= self._heartbeat_seconds / 2:
                 spoke_at = clock()
+                sent_at_head = self._head
                 yield HEARTBEAT
                 continue
             await changed.wait()
-            sending = False
+            sent_at_head = None

@@ -62,7 +62,8 @@ def test_the_documented_command_starts_the_service(
 ) -> None:
     postgres = request.getfixturevalue("postgres_url") if SHOWN_POSTGRES.search(start.command) else None
     port = free_port()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    # Only what a shell needs: no setting of the runner's (STORAGE_URL, say) reaches it.
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8"}
     for setup in start.setup:
         subprocess.run(
             ["bash", "-c", local(setup, port, tmp_path, postgres)], cwd=ROOT, env=env, check=True, timeout=30

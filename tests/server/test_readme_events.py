@@ -105,5 +105,7 @@ def test_the_stream_framing_in_docs_events_is_what_the_server_sends(tmp_path: Pa
         sent = b""
         with urllib.request.urlopen(f"{server.base_url}/execution/events/stream?after=6", timeout=10) as stream:
             while not sent.endswith(b": heartbeat\n\n"):
-                sent += stream.read1()
+                chunk = stream.read1()
+                assert chunk, f"the stream ended before a heartbeat: {sent!r}"
+                sent += chunk
     assert matches(shown, sent.decode()), sent.decode()

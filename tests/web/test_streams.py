@@ -159,3 +159,33 @@ def test_a_waiting_subscriber_takes_a_read_larger_than_its_queue_whole() -> None
     deliveries = asyncio.run(scenario())
     assert all(isinstance(delivery, Batch) for delivery in deliveries), deliveries
     assert [[item.entry.seq for item in delivery.items] for delivery in deliveries] == [list(range(1, 11)), [11]]
+
+
+def test_a_subscriber_catching_up_from_history_is_let_go_when_it_falls_behind() -> None:
+    """A window of 30 and a queue of 3: a hundred entries come while it waits, so it
+    reads them from the journal; while it sends those, a hundred more come. It is too
+    slow, wherever its entries came from, and is let go at the last seq it was sent."""
+
+    async def scenario() -> list[Any]:
+        store = InMemoryStore()
+        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
+        feed = Feed(journal, entry_json, window=30, heartbeat_seconds=5)
+        subscriber = feed.follow(None, EntryFilter(), queue=3)
+        first = asyncio.ensure_future(anext(subscriber))
+        await asyncio.sleep(0.05)
+        for n in range(100):
+            await store.admit(order(f"a{n}", limit=10.0), PLAIN, 1)
+        journal.signal.moved()
+        deliveries = [await asyncio.wait_for(first, 10)]
+        for n in range(100):  # while it is still sending the first hundred
+            await store.admit(order(f"b{n}", limit=10.0), PLAIN, 1)
+        journal.signal.moved()
+        await asyncio.sleep(0.1)  # the feed reads them
+        deliveries.append(await asyncio.wait_for(anext(subscriber), 10))
+        await feed.stop()
+        return deliveries
+
+    first, then = asyncio.run(scenario())
+    assert isinstance(first, Batch)
+    assert [item.entry.seq for item in first.items] == list(range(1, 101))
+    assert then == Overflow(100)
