@@ -46,6 +46,34 @@ async def next_seqs(deliveries: Any, count: int) -> list[int]:
     return seqs
 
 
+async def burst(store: InMemoryStore, journal: Journal, prefix: str, count: int) -> None:
+    """`count` orders in the journal before the feed is told: it reads them at once."""
+    for n in range(count):
+        await store.admit(order(f"{prefix}{n}", limit=10.0), PLAIN, 1)
+    journal.signal.moved()
+
+
+async def first_two_deliveries(
+    window: int, queue: int, first_burst: int, second_burst: int, *, settle: float = 0.0
+) -> list[Any]:
+    """A subscriber waiting on a fresh feed; `first_burst` entries, its first delivery
+    (which it then holds, as a client still sending it), `second_burst` more, and
+    `settle` seconds later its second delivery."""
+    store = InMemoryStore()
+    journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
+    feed = Feed(journal, entry_json, window=window, heartbeat_seconds=5)
+    subscriber = feed.follow(None, EntryFilter(), queue=queue)
+    first = asyncio.ensure_future(anext(subscriber))
+    await asyncio.sleep(0.05)
+    await burst(store, journal, "a", first_burst)
+    deliveries = [await asyncio.wait_for(first, 10)]
+    await burst(store, journal, "b", second_burst)
+    await asyncio.sleep(settle)
+    deliveries.append(await asyncio.wait_for(anext(subscriber), 10))
+    await feed.stop()
+    return deliveries
+
+
 def test_the_feed_reads_on_after_a_store_failure() -> None:
     async def scenario() -> list[int]:
         store = Flaky()
@@ -139,24 +167,7 @@ def test_a_waiting_subscriber_takes_a_read_larger_than_its_queue_whole() -> None
     than the subscriber's queue of 3. It was waiting, not behind: it gets all ten and
     is not let go (it had been, when the feed read faster than intake: a resumed
     stream ended with an overflow it had not earned)."""
-
-    async def scenario() -> list[Any]:
-        store = InMemoryStore()
-        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
-        feed = Feed(journal, entry_json, window=100, heartbeat_seconds=5)
-        subscriber = feed.follow(None, EntryFilter(), queue=3)
-        first = asyncio.ensure_future(anext(subscriber))
-        await asyncio.sleep(0.05)
-        for n in range(10):
-            await store.admit(order(f"k{n}", limit=10.0), PLAIN, 1)
-        journal.signal.moved()
-        deliveries = [await asyncio.wait_for(first, 10)]
-        await admitted(store, journal, "next")
-        deliveries.append(await asyncio.wait_for(anext(subscriber), 10))
-        await feed.stop()
-        return deliveries
-
-    deliveries = asyncio.run(scenario())
+    deliveries = asyncio.run(first_two_deliveries(window=100, queue=3, first_burst=10, second_burst=1))
     assert all(isinstance(delivery, Batch) for delivery in deliveries), deliveries
     assert [[item.entry.seq for item in delivery.items] for delivery in deliveries] == [list(range(1, 11)), [11]]
 
@@ -165,27 +176,8 @@ def test_a_subscriber_catching_up_from_history_is_let_go_when_it_falls_behind() 
     """A window of 30 and a queue of 3: a hundred entries come while it waits, so it
     reads them from the journal; while it sends those, a hundred more come. It is too
     slow, wherever its entries came from, and is let go at the last seq it was sent."""
-
-    async def scenario() -> list[Any]:
-        store = InMemoryStore()
-        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
-        feed = Feed(journal, entry_json, window=30, heartbeat_seconds=5)
-        subscriber = feed.follow(None, EntryFilter(), queue=3)
-        first = asyncio.ensure_future(anext(subscriber))
-        await asyncio.sleep(0.05)
-        for n in range(100):
-            await store.admit(order(f"a{n}", limit=10.0), PLAIN, 1)
-        journal.signal.moved()
-        deliveries = [await asyncio.wait_for(first, 10)]
-        for n in range(100):  # while it is still sending the first hundred
-            await store.admit(order(f"b{n}", limit=10.0), PLAIN, 1)
-        journal.signal.moved()
-        await asyncio.sleep(0.1)  # the feed reads them
-        deliveries.append(await asyncio.wait_for(anext(subscriber), 10))
-        await feed.stop()
-        return deliveries
-
-    first, then = asyncio.run(scenario())
+    # The second hundred come while it is still sending the first; the feed reads them.
+    first, then = asyncio.run(first_two_deliveries(window=30, queue=3, first_burst=100, second_burst=100, settle=0.1))
     assert isinstance(first, Batch)
     assert [item.entry.seq for item in first.items] == list(range(1, 101))
     assert then == Overflow(100)
