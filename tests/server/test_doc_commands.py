@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness.servers import ROOT, ServerFailed, free_port, wait_until_answering
+from tests.documents import blocks
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHOWN_POSTGRES = re.compile(r"postgresql://\S+@db\.internal:5432/\w+")
 PIP = re.compile(r"^pip install -r \S+ && ")
 
@@ -31,19 +31,16 @@ class Start:
 
 def starts() -> list[Start]:
     found: list[Start] = []
-    for path in DOCS:
-        text = path.read_text()
-        for block in re.finditer(r"^```bash\n(.*?)^```", text, re.S | re.M):
-            line = text.count("\n", 0, block.start()) + 1
-            commands = [
-                command.strip()
-                for command in block.group(1).replace("\\\n", " ").splitlines()
-                if command.strip() and not command.strip().startswith("#")
-            ]
-            for index, command in enumerate(commands):
-                if "uvicorn app.main:app" in command:
-                    setup = [before for before in commands[:index] if "uvicorn" not in before]
-                    found.append(Start(f"{path.relative_to(ROOT)}:{line}", setup, command))
+    for block in blocks("bash"):
+        commands = [
+            command.strip()
+            for command in block.text.replace("\\\n", " ").splitlines()
+            if command.strip() and not command.strip().startswith("#")
+        ]
+        for index, command in enumerate(commands):
+            if "uvicorn app.main:app" in command:
+                setup = [before for before in commands[:index] if "uvicorn" not in before]
+                found.append(Start(block.where, setup, command))
     return found
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from harness.servers import ROOT, free_port, running_uvicorn
+from tests.documents import blocks
 from tests.uvicorn_server import APP, EXAMPLE_ENV
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHOWN_HOST = "localhost:8001"
 ID = r"(?:paper|fill)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z"
@@ -52,14 +52,11 @@ class Session:
 
 def sessions() -> list[Session]:
     found: list[Session] = []
-    for path in DOCS:
-        text = path.read_text()
-        for block in re.finditer(r"^```console\n(.*?)^```", text, re.S | re.M):
-            line = text.count("\n", 0, block.start()) + 1
-            session = Session(f"{path.relative_to(ROOT)}:{line}", parse(block.group(1)))
-            if any("curl -N" in step.command for step in session.steps):
-                continue  # a stream: tests/server/test_readme_events.py
-            found.append(session)
+    for block in blocks("console"):
+        session = Session(block.where, parse(block.text))
+        if any("curl -N" in step.command for step in session.steps):
+            continue  # a stream: tests/server/test_readme_events.py
+        found.append(session)
     return found
 
 
@@ -88,8 +85,7 @@ def parse(block: str) -> list[Step]:
 
 def python_using(document: str, package: str) -> list[str]:
     """The document's ```python blocks that import `package`."""
-    blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / document).read_text(), re.S | re.M)
-    return [block for block in blocks if f"from {package}" in block]
+    return [block.text for block in blocks("python", [ROOT / document]) if f"from {package}" in block.text]
 
 
 def complete(command: str) -> bool:

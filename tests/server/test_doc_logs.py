@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.documents import blocks
 from tests.payloads import URL, intent
 from tests.server.test_doc_examples import learn, pattern
 from tests.uvicorn_server import ROOT, Server, running_server
@@ -20,8 +21,7 @@ REQUEST_ID = "3f6c2a0e9b1d4c5e8f7a6b5c4d3e2f10"
 
 
 def shown_blocks() -> list[list[str]]:
-    text = (ROOT / "docs" / "operations.md").read_text()
-    return [block.splitlines() for block in re.findall(r"^```text\n(.*?)^```", text, re.S | re.M)]
+    return [block.text.splitlines() for block in blocks("text", [ROOT / "docs" / "operations.md"])]
 
 
 def line_pattern(shown: str, ids: dict[str, str]) -> re.Pattern[str]:

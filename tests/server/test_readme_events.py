@@ -17,14 +17,14 @@ import pytest
 
 from harness.servers import free_port, running_uvicorn
 from tests.conftest import URL, intent
-from tests.uvicorn_server import APP, EXAMPLE_ENV, Server
+from tests.documents import blocks
+from tests.uvicorn_server import APP, EXAMPLE_ENV, Server, running_server
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def block(kind: str, containing: str) -> str:
-    blocks = re.findall(rf"```{kind}\n(.*?)```", README.read_text(), re.S)
-    return next(text for text in blocks if containing in text)
+    return next(found.text for found in blocks(kind, [README]) if containing in found.text)
 
 
 def matches(shown: str, actual: str) -> bool:
@@ -91,12 +91,8 @@ def test_the_stream_framing_in_docs_events_is_what_the_server_sends(tmp_path: Pa
     """docs/events.md shows a fill at seq 7, then a heartbeat: six resting orders (seq
     1-6), a quote that fills them (7 on), and the stream from after 6, up to its first
     heartbeat."""
-    events_md = README.parent / "docs" / "events.md"
-    shown = re.findall(r"```text\n(.*?)```", events_md.read_text(), re.S)[0]
-    port = free_port()
-    env = {**EXAMPLE_ENV, "EVENTS_HEARTBEAT_SECONDS": "0.4"}
-    with running_uvicorn(APP, port, log=tmp_path / "server.log", env=env) as process:
-        server = Server(f"http://127.0.0.1:{port}", process, tmp_path / "server.log")
+    (shown,) = blocks("text", [README.parent / "docs" / "events.md"])
+    with running_server(tmp_path, {"EVENTS_HEARTBEAT_SECONDS": "0.4"}) as server:
         for n in range(6):
             body = intent(idempotency_key=f"rest-{n}", type="LIMIT", limit_price=100.0)
             assert server.request("POST", URL, body)[0] == 201
@@ -108,4 +104,4 @@ def test_the_stream_framing_in_docs_events_is_what_the_server_sends(tmp_path: Pa
                 chunk = stream.read1()
                 assert chunk, f"the stream ended before a heartbeat: {sent!r}"
                 sent += chunk
-    assert matches(shown, sent.decode()), sent.decode()
+    assert matches(shown.text, sent.decode()), sent.decode()

@@ -16,7 +16,9 @@ from pydantic import ValidationError
 
 from app.service.rate_limit import TokenBucket
 from app.service.settings import load_settings
+from harness.servers import ROOT
 from tests.conftest import URL, intent, make_settings
+from tests.documents import blocks
 from tests.server.test_durability import worker_pids
 from tests.uvicorn_server import all_orders, race_limit_orders, running_server, server_get
 from tests.web.test_fills import order, quote
@@ -228,9 +230,9 @@ def test_the_documented_toml_file_holds_the_rules_it_shows(
 ) -> None:
     """docs/trading-controls.md's rules.toml, as written there, gives the refusals its
     JSON twin gives in the session beside it."""
-    document = (Path(__file__).resolve().parents[2] / "docs" / "trading-controls.md").read_text()
+    (shown,) = blocks("toml", [ROOT / "docs" / "trading-controls.md"])
     path = tmp_path / "rules.toml"
-    path.write_text(document.split("```toml\n", 1)[1].split("```", 1)[0])
+    path.write_text(shown.text)
     client = make_client(instruments_file=str(path))
     assert refused(client, type="LIMIT", limit_price=50000.005)[1] == "TICK_SIZE"
     assert refused(client, type="LIMIT", limit_price=50000.0, qty=0.0001)[1] == "LOT_SIZE"
