@@ -27,16 +27,11 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
-    Select,
-    and_,
     bindparam,
     create_engine,
     event,
     func,
-    not_,
-    or_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,7 +50,7 @@ from app.core.matching import Reach
 from app.core.order import Order, StoredFill
 from app.core.positions import Position
 from app.core.values import EXACT, Instrument, Quote, exact
-from app.core.vocabulary import OrderType, Side, TradingStateName
+from app.core.vocabulary import Side, TradingStateName
 from app.ops.clock import now_micros
 from app.store import sql_journal as journal
 from app.store.base import Admission, OrderFilter, PositionView, StateChange
@@ -63,6 +58,7 @@ from app.store.errors import StoreFull, StoreUnavailable
 from app.store.group_commit import GroupCommit, Waiting
 from app.store.ids import new_number
 from app.store.journal import JournalPage
+from app.store.prepared import Prepared, Record
 from app.store.schema import (
     OPEN,
     SCHEMA_VERSION,
@@ -71,12 +67,12 @@ from app.store.schema import (
     events,
     fills,
     orders,
-    positions,
     prepare,
     quotes,
     trading_state,
 )
 from app.store.sql_rows import fill_of, order_of, position_of, quote_of, text_of, with_fills
+from app.store.sql_statements import Statements
 
 __all__ = ["SCHEMA_VERSION", "Arrival", "SqlStore"]
 
@@ -99,16 +95,8 @@ SESSION_LIMITS = "-c lock_timeout=10000 -c statement_timeout=30000"
 
 _open = orders.c.status.in_(OPEN)
 _STATE_ROW = trading_state.c.id == 1
-# Built once: a statement made per call costs its cache key every time.
 _UPDATE_ORDER = update(orders).where(orders.c.order_id == bindparam("b_order_id"))
-_UPDATE_STATE = _UPDATE_ORDER.values(
-    status=bindparam("b_status"), filled_qty=bindparam("b_filled_qty"), updated_at=bindparam("b_updated_at")
-)
 _UPDATE_HOLDING = update(balances).where(balances.c.asset == bindparam("b_asset"))
-LATEST_QUOTE = select(quotes).where(quotes.c.exchange == bindparam("exchange"), quotes.c.symbol == bindparam("symbol"))
-POSITION = select(positions).where(
-    positions.c.exchange == bindparam("exchange"), positions.c.symbol == bindparam("symbol")
-)
 
 
 def _reservation(row: Row[Any]) -> Reservation | None:
@@ -116,29 +104,6 @@ def _reservation(row: Row[Any]) -> Reservation | None:
         return None
     asset = reserved_asset(Side(row.side), row.symbol)
     return Reservation(asset, Decimal(row.reserve_unit), Decimal(row.reserved))
-
-
-# SQL for `Reach.reaches`: a quote reaches MARKET orders, BUY limits at or above its
-# ask and SELL limits at or below its bid (floats, as the core compares them).
-_REACHED_BY = or_(
-    orders.c.type == OrderType.MARKET.value,
-    and_(orders.c.side == Side.BUY.value, orders.c.limit_price >= bindparam("r_ask")),
-    and_(orders.c.side == Side.SELL.value, orders.c.limit_price <= bindparam("r_bid")),
-)
-_OF_INSTRUMENT = and_(orders.c.exchange == bindparam("r_exchange"), orders.c.symbol == bindparam("r_symbol"))
-# The open orders a quote reaches, oldest first, locked against a cancel meanwhile.
-_REACHED = (
-    select(orders)
-    .where(_OF_INSTRUMENT, _open, _REACHED_BY)
-    .order_by(orders.c.accepted_at, orders.c.seq)
-    .with_for_update()
-)
-# The LIMIT orders still waiting to take that a quote passed by: passive from then on.
-_PASSIVE = (
-    update(orders)
-    .where(_OF_INSTRUMENT, _open, orders.c.type == OrderType.LIMIT.value, not_(orders.c.passive), not_(_REACHED_BY))
-    .values(passive=True)
-)
 
 
 def _instrument_key(instrument: Instrument) -> int:
@@ -215,7 +180,8 @@ class _Batch:
         if state is None:
             exchange, symbol = key
             conn = self.conn
-            quote = quote_of(conn.execute(LATEST_QUOTE, {"exchange": exchange, "symbol": symbol}).one_or_none())
+            where = {"exchange": exchange, "symbol": symbol}
+            quote = quote_of(self.store._sql.latest_quote.one_or_none(conn, where))
             state = self.instruments[key] = InstrumentState(
                 key, quote, lambda: self.store.position(conn, key), lambda held: self._exposure(key, held)
             )
@@ -226,12 +192,8 @@ class _Batch:
         (committed, the caller holding the instrument's lock, or inserted by this
         transaction) and those accepted and not inserted yet."""
         exchange, symbol = key
-        query = select(orders.c.side, orders.c.qty, orders.c.filled_qty).where(
-            orders.c.exchange == exchange, orders.c.symbol == symbol, _open
-        )
-        committed = [
-            (Side(side), EXACT.subtract(exact(qty), Decimal(filled))) for side, qty, filled in self.conn.execute(query)
-        ]
+        rows = self.store._sql.open_sizes.rows(self.conn, {"exchange": exchange, "symbol": symbol})
+        committed = [(Side(side), EXACT.subtract(exact(qty), Decimal(filled))) for side, qty, filled in rows]
         admitted = [(order.side, order.remaining) for order in self.resting.get(key, ())]
         return Exposure.of(position.qty, [*committed, *admitted])
 
@@ -290,17 +252,9 @@ class SqlStore:
             if self.name == "postgresql"
             else self.engine
         )
+        self._sql = Statements(self.engine.dialect)
         self._closed = False
         self._account_on = False  # set by open_account (PAPER_BALANCES)
-        # Built once, executed with a row per instrument: insert, or replace its row.
-        self._upsert_quote = self._upsert(quotes, ["bid", "ask", "bid_size", "ask_size"])
-        self._upsert_position = self._upsert(positions, ["qty", "cost", "realized_pnl", "fees"])
-        # Executed with many rows: SQLAlchemy sends them as multi-row inserts, compiled once.
-        self._insert_orders = (
-            self._insert(orders)
-            .on_conflict_do_nothing(index_elements=[orders.c.idempotency_key])
-            .returning(orders.c.order_id)
-        )
         try:
             with self._write_lock, self._writer.begin() as conn:
                 # Workers starting together each try this: one at a time.
@@ -316,16 +270,6 @@ class SqlStore:
         # Intents and quotes that arrive while a transaction commits share the next one.
         self._writes: GroupCommit[Write, Written] = GroupCommit(
             self._commit_batch, MAX_BATCH, name=f"{self.name}-writer"
-        )
-
-    def _upsert(self, table: Any, columns: list[str]) -> Any:
-        """An upsert of `table`'s row per instrument (its key: exchange, symbol), its
-        values bound as `u_<column>`."""
-        keys = ["exchange", "symbol", *columns]
-        statement = self._insert(table).values({name: bindparam(f"u_{name}") for name in keys})
-        return statement.on_conflict_do_update(
-            index_elements=[table.c.exchange, table.c.symbol],
-            set_={name: statement.excluded[name] for name in columns},
         )
 
     # -- transactions ---------------------------------------------------------------
@@ -348,10 +292,9 @@ class SqlStore:
                 "retry (an intent with the same idempotency_key)"
             ) from None
 
-    @staticmethod
-    def position(conn: Connection, instrument: Instrument) -> Position:
+    def position(self, conn: Connection, instrument: Instrument) -> Position:
         exchange, symbol = instrument
-        return position_of(conn.execute(POSITION, {"exchange": exchange, "symbol": symbol}).one_or_none())
+        return position_of(self._sql.position.one_or_none(conn, {"exchange": exchange, "symbol": symbol}))
 
     def _lock_instrument(self, conn: Connection, instrument: Instrument) -> None:
         # SQLite: the transaction already holds the database's only write lock.
@@ -475,7 +418,7 @@ class SqlStore:
         events: list[Event] = []
         # A taken key answers with its stored order: all of the run's read in one query.
         taken = {order.idempotency_key for _, _, order in arrivals} & owners.keys()
-        stored = dict(zip(taken, with_fills(conn, [owners[key] for key in taken]), strict=True))
+        stored = dict(zip(taken, with_fills(conn, [owners[key] for key in taken], self._sql.fills_of), strict=True))
         for entry, arrival, order in arrivals:
             key = order.idempotency_key
             if key in stored:
@@ -509,19 +452,16 @@ class SqlStore:
         work.events += admitted.events
         return admitted.events
 
-    @staticmethod
-    def _owners(conn: Connection, keys: Sequence[str]) -> dict[str, Row[Any]]:
+    def _owners(self, conn: Connection, keys: Sequence[str]) -> dict[str, Record]:
         """The stored orders that own any of `keys`, by key."""
-        return {
-            row.idempotency_key: row for row in conn.execute(select(orders).where(orders.c.idempotency_key.in_(keys)))
-        }
+        return {row.idempotency_key: row for row in self._sql.owners.rows(conn, keys)}
 
     def _room(self, conn: Connection, cap: int, new_keys: int) -> int | None:
         """How many more orders fit under `cap` (None: more than this batch can bring)."""
         # (PostgreSQL: the caller holds the capacity lock.) Sequence numbers are distinct
         # and positive, so the highest bounds the count: far from the cap, one index
         # lookup settles it and nothing is counted.
-        highest = conn.execute(select(func.max(orders.c.seq))).scalar_one_or_none() or 0
+        highest = self._sql.highest_seq.rows(conn)[0].seq or 0
         if highest + new_keys <= cap:
             return None
         return cap - int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
@@ -533,12 +473,12 @@ class SqlStore:
         if work.accepted:
             rows = [self._order_row(order, passive, account) for order, passive in work.accepted.values()]
             try:
-                created = set(conn.execute(self._insert_orders, rows).scalars())
+                created = self._sql.insert_orders.run_many(conn, rows)
             except DataError as error:
                 raise ValueRefused(
                     f"The {self.name} store refused a value of this intent ({_reason(error)}); it was not stored"
                 ) from None
-            if len(created) != len(rows):
+            if created != len(rows):
                 raise _KeyRace
             self._record(conn, work.events, inserted=True)
             work.traded |= {(e.order.exchange, e.order.symbol) for e in work.events if isinstance(e, OrderFilled)}
@@ -566,7 +506,7 @@ class SqlStore:
                     "u_ask_size": text_of(quote.ask_size),
                 }
             )
-        work.conn.execute(self._upsert_quote, quote_rows)
+        self._sql.upsert_quote.run_many(work.conn, quote_rows)
         position_rows = []
         for key in sorted(work.traded):
             position = work.instruments[key].position
@@ -581,7 +521,7 @@ class SqlStore:
                 }
             )
         if position_rows:
-            work.conn.execute(self._upsert_position, position_rows)
+            self._sql.upsert_position.run_many(work.conn, position_rows)
 
     # -- market data, cancels, the trading state ------------------------------------
 
@@ -592,8 +532,8 @@ class SqlStore:
         conn, instrument = work.conn, arrival.instrument
         exchange, symbol = instrument
         reach = Reach.of(arrival.quote)
-        where = {"r_exchange": exchange, "r_symbol": symbol, "r_ask": reach.ask, "r_bid": reach.bid}
-        rows = conn.execute(_REACHED, where).all()
+        where = {"exchange": exchange, "symbol": symbol, "r_ask": reach.ask, "r_bid": reach.bid}
+        rows = self._sql.reached.rows(conn, where)
         account = self._account(conn, {symbol}, rows)
         state = work.instrument(instrument)
         reached = [(order_of(row), not row.passive) for row in rows]
@@ -608,7 +548,7 @@ class SqlStore:
             self._keep_account(conn, account, [order for order, _ in reached])
         # The LIMIT orders still waiting to take that this quote passed by rest
         # passively from now on.
-        conn.execute(_PASSIVE, where)
+        self._sql.pass_by.run(conn, where)
         return events
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
@@ -618,7 +558,7 @@ class SqlStore:
             row = conn.execute(select(orders).where(orders.c.order_id == order_id).with_for_update()).one_or_none()
             if row is None:
                 return None
-            order = with_fills(conn, [row])[0]
+            order = with_fills(conn, [row], self._sql.fills_of)[0]
             account = self._account(conn, {row.symbol}, [row]) if order.is_open else None
             event = core.cancel(order, None, account, now=now)
             if event is not None:
@@ -631,10 +571,12 @@ class SqlStore:
     def _trading_state(self, conn: Connection, *, lock: str | None = None) -> TradingState:
         """The state row; `lock` "share" or "update" locks it (PostgreSQL; SQLite's
         write transactions already hold the only write lock)."""
-        query = select(trading_state).where(_STATE_ROW)
-        if lock is not None and self.name == "postgresql":
-            query = query.with_for_update(read=lock == "share")
-        row = conn.execute(query).one()
+        if lock is None or self.name != "postgresql":
+            row = self._sql.trading_state.rows(conn)[0]
+        elif lock == "share":
+            row = self._sql.trading_state_shared.rows(conn)[0]
+        else:
+            row = conn.execute(select(trading_state).where(_STATE_ROW).with_for_update()).one()
         return TradingState(TradingStateName(row.state), row.reason, row.updated_at)
 
     def trading_state(self) -> TradingState:
@@ -652,7 +594,7 @@ class SqlStore:
                 if cancel_open
                 else []
             )
-            open_orders = with_fills(conn, rows)
+            open_orders = with_fills(conn, rows, self._sql.fills_of)
             account = self._account(conn, {row.symbol for row in rows}, rows) if rows else None
             events = core.change_trading_state(
                 before, state, open_orders, account, cancel_open=cancel_open, only_stricter=only_stricter
@@ -755,18 +697,19 @@ class SqlStore:
         if parse_order_id(order_id) is None:
             return None
         with self._reading() as conn:
-            return self._one(conn, orders.c.order_id == order_id)
+            return self._one(conn, self._sql.order_by_id, {"order_id": order_id})
 
     def get_by_key(self, idempotency_key: str) -> Order | None:
         with self._reading() as conn:
-            return self._one(conn, orders.c.idempotency_key == idempotency_key)
+            return self._one(conn, self._sql.order_by_key, {"key": idempotency_key})
 
     def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
+        # One row more than the page: whether an older one is left.
+        statement, params = self._sql.listing(keep, before, limit + 1)
         with self._reading() as conn:
-            # One row more than the page: whether an older one is left.
-            rows = conn.execute(listing(keep, before, limit + 1)).all()
+            rows = statement.rows(conn, params)
             page = rows[:limit]
-            found = with_fills(conn, page)
+            found = with_fills(conn, page, self._sql.fills_of)
         return found, (page[-1].seq if len(rows) > limit else None)
 
     def count(self) -> int:
@@ -783,8 +726,8 @@ class SqlStore:
 
     def positions(self) -> list[PositionView]:
         with self._reading() as conn:
-            rows = conn.execute(select(positions).order_by(positions.c.exchange, positions.c.symbol)).all()
-            latest = {(row.exchange, row.symbol): quote_of(row) for row in conn.execute(select(quotes)).all()}
+            rows = self._sql.positions.rows(conn)
+            latest = {(row.exchange, row.symbol): quote_of(row) for row in self._sql.quotes.rows(conn)}
         return [
             PositionView(row.exchange, row.symbol, position_of(row), latest.get((row.exchange, row.symbol)))
             for row in rows
@@ -795,15 +738,15 @@ class SqlStore:
     def _journal(self, conn: Connection, steps_events: Sequence[Event]) -> None:
         """The transaction's last writes: its events, numbered (PostgreSQL: listeners in
         every worker hear of them at the commit)."""
-        journal.append(conn, steps_events, notify=self.name == "postgresql")
+        journal.append(conn, steps_events, self._sql, notify=self.name == "postgresql")
 
     def read_journal(self, after: int, limit: int, keep: EntryFilter) -> JournalPage:
         with self._reading() as conn:
-            return journal.read(conn, after, limit, keep)
+            return journal.read(conn, after, limit, keep, self._sql)
 
     def journal_head(self) -> int:
         with self._reading() as conn:
-            return journal.head(conn)
+            return journal.head(conn, self._sql)
 
     def order_fills(self, order_id: str, after: int, limit: int) -> tuple[Order, list[StoredFill], bool] | None:
         if parse_order_id(order_id) is None:
@@ -867,17 +810,17 @@ class SqlStore:
             "reserved": None if held is None else str(held.held),
         }
 
-    def _one(self, conn: Connection, condition: Any) -> Order | None:
-        row = conn.execute(select(orders).where(condition)).one_or_none()
-        return None if row is None else with_fills(conn, [row])[0]
+    def _one(self, conn: Connection, statement: Prepared, params: dict[str, str]) -> Order | None:
+        row = statement.one_or_none(conn, params)
+        return None if row is None else with_fills(conn, [row], self._sql.fills_of)[0]
 
     def _record(self, conn: Connection, events: Sequence[Event], *, inserted: bool) -> None:
         """Write what `events` describe: fills, and the orders' new state (unless the
         orders were just inserted in it). The caller holds the instruments' locks."""
         new_fills = [event for event in events if isinstance(event, OrderFilled)]
         if new_fills:
-            conn.execute(
-                fills.insert(),
+            self._sql.insert_fills.run_many(
+                conn,
                 [
                     {
                         "fill_id": e.fill.fill_id,
@@ -897,8 +840,8 @@ class SqlStore:
                 e.order.order_id: e.order for e in events if isinstance(e, OrderFilled | OrderCanceled | OrderExpired)
             }
             if changed:
-                conn.execute(
-                    _UPDATE_STATE,
+                self._sql.update_progress.run_many(
+                    conn,
                     [
                         {
                             "b_order_id": order.order_id,
@@ -941,34 +884,3 @@ def _sqlite_engine(path: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("begin_immediate") else "BEGIN")
 
     return engine
-
-
-def listing(keep: OrderFilter, before: int | None, limit: int) -> Select[Any]:
-    """The orders `keep` accepts below seq `before`, newest first, at most `limit`. A
-    status filter reads the (status, seq) index: one range per status, newest first,
-    each stopped at `limit` rows, so a page of a rare status reads that page, not every
-    newer order; several statuses are merged from their ranges."""
-    conditions: list[Any] = [
-        column == value
-        for column, value in (
-            (orders.c.exchange, keep.exchange),
-            (orders.c.symbol, keep.symbol),
-            (orders.c.side, keep.side),
-            (orders.c.idempotency_key, keep.idempotency_key),
-        )
-        if value is not None
-    ]
-    if before is not None:
-        conditions.append(orders.c.seq < before)
-    newest = orders.c.seq.desc()
-    statuses = None if keep.statuses is None else sorted(keep.statuses)
-    if statuses is None or len(statuses) == 1:
-        if statuses:
-            conditions.append(orders.c.status == statuses[0])
-        return select(orders).where(*conditions).order_by(newest).limit(limit)
-    ranges = [
-        select(orders.c.seq).where(*conditions, orders.c.status == status).order_by(newest).limit(limit).subquery()
-        for status in statuses
-    ]
-    seqs = union_all(*(select(part.c.seq) for part in ranges))
-    return select(orders).where(orders.c.seq.in_(seqs)).order_by(newest).limit(limit)

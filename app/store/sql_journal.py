@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 from anyio import to_thread
-from sqlalchemy import URL, Connection, Row, bindparam, func, or_, select, update
+from sqlalchemy import URL, Connection, Row, func, or_, select
 
 from app.core.controls import TradingState
 from app.core.events import Event, OrderFilled
@@ -18,8 +18,9 @@ from app.core.positions import Position
 from app.core.values import ZERO
 from app.core.vocabulary import CancelReason, OrderStatus, TradingStateName
 from app.store.journal import JournalPage
-from app.store.schema import events, fills, journal_head, orders
+from app.store.schema import events, fills, orders
 from app.store.sql_rows import fill_of, order_of, with_fills
+from app.store.sql_statements import Statements
 
 CHANNEL = "execution_journal"  # PostgreSQL NOTIFY channel: the payload is the new head
 # Seconds between looks at the head when no notification can come (SQLite), and the
@@ -28,39 +29,29 @@ CHANNEL = "execution_journal"  # PostgreSQL NOTIFY channel: the payload is the n
 POLL_SECONDS = 0.02
 LISTEN_RECHECK_SECONDS = 1.0
 
-# Built once. Taking the seqs locks the head row until the transaction ends: writers
-# take their seqs one at a time in commit order, and a rollback takes none.
-_TAKE_SEQS = (
-    update(journal_head)
-    .where(journal_head.c.id == 1)
-    .values(seq=journal_head.c.seq + bindparam("count"))
-    .returning(journal_head.c.seq)
-)
-_HEAD = select(journal_head.c.seq).where(journal_head.c.id == 1)
 
-
-def append(conn: Connection, steps_events: Sequence[Event], *, notify: bool) -> None:
+def append(conn: Connection, steps_events: Sequence[Event], statements: Statements, *, notify: bool) -> None:
     """Journal `steps_events` in `conn`'s transaction, as its last writes (the head row
     stays locked until the commit). With `notify`, listeners hear of it at the commit."""
     if not steps_events:
         return
-    head = int(conn.execute(_TAKE_SEQS, {"count": len(steps_events)}).scalar_one())
+    head = int(statements.take_seqs.rows(conn, {"count": len(steps_events)})[0].seq)
     first = head - len(steps_events) + 1
     rows = []
     for seq, event in enumerate(steps_events, start=first):
         if isinstance(event, OrderFilled):
             event.fill.seq = seq
         rows.append(_row(entry_of(seq, event)))
-    conn.execute(events.insert(), rows)
+    statements.insert_events.run_many(conn, rows)
     if notify:
         conn.execute(select(func.pg_notify(CHANNEL, str(head))))
 
 
-def head(conn: Connection) -> int:
-    return int(conn.execute(_HEAD).scalar_one())
+def head(conn: Connection, statements: Statements) -> int:
+    return int(statements.head.rows(conn)[0].seq)
 
 
-def read(conn: Connection, after: int, limit: int, keep: EntryFilter) -> JournalPage:
+def read(conn: Connection, after: int, limit: int, keep: EntryFilter, statements: Statements) -> JournalPage:
     """Entries after `after` that `keep` accepts (filtered in SQL), in one snapshot."""
     conditions: list[Any] = [events.c.seq > after]
     if keep.types is not None:
@@ -71,11 +62,13 @@ def read(conn: Connection, after: int, limit: int, keep: EntryFilter) -> Journal
     if keep.order_id is not None:
         conditions.append(or_(events.c.order_id == keep.order_id, events.c.order_id.is_(None)))
     rows = conn.execute(select(events).where(*conditions).order_by(events.c.seq).limit(limit)).all()
-    newest = head(conn)
+    newest = head(conn, statements)
     ids = sorted({row.order_id for row in rows if row.order_id is not None})
     by_id = {
         order.order_id: order
-        for order in with_fills(conn, conn.execute(select(orders).where(orders.c.order_id.in_(ids))).all())
+        for order in with_fills(
+            conn, conn.execute(select(orders).where(orders.c.order_id.in_(ids))).all(), statements.fills_of
+        )
     }
     return JournalPage([_entry(row, by_id) for row in rows], 1, newest)
 

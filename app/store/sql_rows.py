@@ -2,16 +2,15 @@
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection
 
 from app.core.ids import number_of
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill
 from app.core.positions import Position
 from app.core.values import Quote
 from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side, TimeInForce
-from app.store.schema import events, fills
+from app.store.prepared import ByLength, Record
 
 
 def text_of(value: Decimal | None) -> str | None:
@@ -22,7 +21,7 @@ def decimal_of(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def order_of(row: Row[Any], order_fills: list[StoredFill] | None = None) -> Order:
+def order_of(row: Record, order_fills: list[StoredFill] | None = None) -> Order:
     return Order.restore(
         number=number_of(row.order_id),
         idempotency_key=row.idempotency_key,
@@ -35,7 +34,7 @@ def order_of(row: Row[Any], order_fills: list[StoredFill] | None = None) -> Orde
     )
 
 
-def fill_of(row: Row[Any], seq: int | None = None) -> StoredFill:
+def fill_of(row: Record, seq: int | None = None) -> StoredFill:
     """A fill row; `seq` is its journal entry's (None for a fill made before the journal)."""
     return StoredFill(
         number=number_of(row.fill_id),
@@ -48,30 +47,23 @@ def fill_of(row: Row[Any], seq: int | None = None) -> StoredFill:
     )
 
 
-def position_of(row: Row[Any] | None) -> Position:
+def position_of(row: Record | None) -> Position:
     if row is None:
         return Position()
     return Position(Decimal(row.qty), Decimal(row.cost), Decimal(row.realized_pnl), Decimal(row.fees))
 
 
-def quote_of(row: Row[Any] | None) -> Quote | None:
+def quote_of(row: Record | None) -> Quote | None:
     if row is None:
         return None
     return Quote(Decimal(row.bid), Decimal(row.ask), decimal_of(row.bid_size), decimal_of(row.ask_size))
 
 
-def with_fills(conn: Connection, rows: Sequence[Row[Any]]) -> list[Order]:
-    """Orders from their rows, each with its fills and their journal seqs (one query for
-    all of them)."""
+def with_fills(conn: Connection, rows: Sequence[Record], fills_of: ByLength) -> list[Order]:
+    """Orders from their rows, each with its fills and their journal seqs (`fills_of`:
+    one query for all of them)."""
     filled = [row.order_id for row in rows if Decimal(row.filled_qty) != 0]
     by_order: dict[str, list[StoredFill]] = {}
-    if filled:
-        query = (
-            select(fills, events.c.seq.label("event_seq"))
-            .outerjoin(events, events.c.fill_id == fills.c.fill_id)
-            .where(fills.c.order_id.in_(filled))
-            .order_by(fills.c.seq)
-        )
-        for fill_row in conn.execute(query):
-            by_order.setdefault(fill_row.order_id, []).append(fill_of(fill_row, fill_row.event_seq))
+    for fill_row in fills_of.rows(conn, filled):
+        by_order.setdefault(fill_row.order_id, []).append(fill_of(fill_row, fill_row.event_seq))
     return [order_of(row, by_order.get(row.order_id)) for row in rows]

@@ -24,7 +24,8 @@ from app.store.errors import StoreUnavailable
 from app.store.group_commit import Waiting
 from app.store.memory import InMemoryStore
 from app.store.open import load_store, open_store
-from app.store.sql import SCHEMA_VERSION, Arrival, QuoteArrival, SqlStore, _instrument_key, listing
+from app.store.sql import SCHEMA_VERSION, Arrival, QuoteArrival, SqlStore, _instrument_key
+from app.store.sql_statements import Statements
 from tests.conftest import PLAIN, URL, empty_postgres_store, intent, make_settings, market_order, race_one_key
 from tests.store.test_contract import quote
 
@@ -331,8 +332,8 @@ def test_a_listing_by_status_reads_the_status_index(sql_url: str, statuses: set[
     store = SqlStore(sql_url)
     try:
         keep = OrderFilter(statuses=frozenset(statuses), symbol="BTC/USDT", side=Side.BUY)
-        query = listing(keep, 1_000, 101)
         with store.engine.connect() as conn:
+            statement, params = Statements(conn.dialect).listing(keep, 1_000, 101)
             if conn.dialect.name == "postgresql":
                 # The case the index is for, in the planner's statistics: many orders, the
                 # statuses asked for rare. (With the few rows earlier tests leave, any plan
@@ -350,8 +351,10 @@ def test_a_listing_by_status_reads_the_status_index(sql_url: str, statuses: set[
                 explain = "EXPLAIN "
             else:
                 explain = "EXPLAIN QUERY PLAN "
-            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
-            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(explain + str(compiled)))
+            # The statement as the store sends it, with its parameters.
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(explain + statement.sql, statement.bind(params))
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
         assert plan.count("orders_by_status") == len(statuses), plan
     finally:
         store.close()
