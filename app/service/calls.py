@@ -33,17 +33,19 @@ class StoreTimedOut(StoreUnavailable):
 
 
 class StoreCalls:
-    """Calls into one store: inline when it never waits, else in a worker thread and
-    within `timeout_ms`."""
+    """Calls into one store: inline when it never waits (the store's `quick` says which
+    of a blocking store's calls never do), else in a worker thread and within
+    `timeout_ms`."""
 
-    def __init__(self, store: str, blocking: bool, timeout_ms: int) -> None:
+    def __init__(self, store: str, blocking: bool, timeout_ms: int, quick: Callable[..., bool]) -> None:
         self._store = store
         self._blocking = blocking
+        self._quick = quick
         self._timeout_ms = timeout_ms
         self._timeout = timeout_ms / 1000
 
     async def __call__(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        if not self._blocking:
+        if not self._blocking or self._quick(getattr(function, "__name__", ""), *args):
             return function(*args, **kwargs)
         # A caller cancelled for another reason (its client left, the service stops)
         # waits for the thread as before, so the store is never closed under a call;

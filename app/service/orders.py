@@ -111,7 +111,7 @@ class OrderService:
         )
         # The in-memory store only takes a lock for a moment: calling it inline is
         # cheaper than a hop to a thread.
-        self._store_call = StoreCalls(store.name, store.blocking, settings.store_timeout_ms)
+        self._store_call = StoreCalls(store.name, store.blocking, settings.store_timeout_ms, store.quick)
         self.journal = Journal(store, self._store_call)
         self._bucket = (
             None

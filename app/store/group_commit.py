@@ -13,7 +13,7 @@ import contextlib
 import copy
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -128,3 +128,55 @@ class GroupCommit(Generic[T, R]):
 def _settle_all(entries: list[Waiting[T, R]]) -> None:
     for entry in entries:
         entry.settle()
+
+
+class LoopGroupCommit(Generic[T, R]):
+    """Group commit whose batches are formed and run on the event loop: `run_batch` is
+    a coroutine that gives each item of the batch its result (`succeed`) or error
+    (`fail`), and hands the waits (a lock, a commit's fsync) to a thread itself. Each
+    event loop batches its own items (a test client runs its own loop); one batch at a
+    time per loop."""
+
+    def __init__(self, run_batch: Callable[[list[Waiting[T, R]]], Awaitable[None]], max_batch: int) -> None:
+        self._run_batch = run_batch
+        self._max_batch = max_batch
+        self._pending: dict[asyncio.AbstractEventLoop, list[Waiting[T, R]]] = {}
+        self._draining: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        entry: Waiting[T, R] = Waiting(item, loop, loop.create_future())
+        self._pending.setdefault(loop, []).append(entry)
+        if loop not in self._draining:
+            # Its own task, not the caller's: a request that goes away does not stop the
+            # batch it joined.
+            self._draining[loop] = loop.create_task(self._drain(loop))
+        try:
+            return await entry.future
+        except asyncio.CancelledError:
+            entry.abandoned = True
+            raise
+
+    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while pending := self._pending.get(loop):
+                batch = [entry for entry in pending[: self._max_batch] if not entry.abandoned]
+                del pending[: self._max_batch]
+                if batch:
+                    await self._run(batch)
+        finally:
+            del self._draining[loop]
+            self._pending.pop(loop, None)
+
+    async def _run(self, batch: list[Waiting[T, R]]) -> None:
+        try:
+            await self._run_batch(batch)
+        except BaseException as error:  # every caller must hear back, whatever happened
+            for entry in batch:
+                if not entry.answered:
+                    entry.fail(copy.copy(error))
+            if not isinstance(error, Exception):  # the loop is stopping: so does the drain
+                raise
+        finally:
+            for entry in batch:
+                entry.settle()

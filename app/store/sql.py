@@ -15,6 +15,7 @@ on disk, and workers sharing the database never double-fill or double-create:
 Calls block on the database: the service makes them from worker threads.
 """
 
+import asyncio
 import hashlib
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -36,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError
 
 from app.core import engine as core
 from app.core.balances import Account, Holding, Reservation, assets_of, reserved_asset
@@ -55,7 +56,7 @@ from app.ops.clock import now_micros
 from app.store import sql_journal as journal
 from app.store.base import Admission, OrderFilter, PositionView, StateChange
 from app.store.errors import StoreFull, StoreUnavailable
-from app.store.group_commit import GroupCommit, Waiting
+from app.store.group_commit import GroupCommit, LoopGroupCommit, Waiting
 from app.store.ids import new_number
 from app.store.journal import JournalPage
 from app.store.prepared import Prepared, Record
@@ -92,6 +93,11 @@ CAPACITY_LOCK = 0x6F72646572730002
 # PostgreSQL session limits (milliseconds): how long a lock may be waited for, and a
 # statement may run, before the request fails with a 503.
 SESSION_LIMITS = "-c lock_timeout=10000 -c statement_timeout=30000"
+
+# SQLite reads of a few rows through an index (see `SqlStore.quick`).
+_QUICK_READS = frozenset({"get", "get_by_key", "order_fills", "positions", "balances", "trading_state", "journal_head"})
+# Items of one batch on the event loop at most: its statements hold the loop meanwhile.
+LOOP_BATCH = 64
 
 _open = orders.c.status.in_(OPEN)
 _STATE_ROW = trading_state.c.id == 1
@@ -156,6 +162,16 @@ class QuoteArrival:
 # What the writer takes (intents and quotes, in arrival order) and what it answers.
 Write = Arrival | QuoteArrival
 Written = Admission | list[Event]
+# An item and its answer, given once its batch has committed.
+Answer = tuple[Waiting[Write, Written], Written | Exception]
+
+
+def _answer(answers: list[Answer]) -> None:
+    for entry, answer in answers:
+        if isinstance(answer, Exception):
+            entry.fail(answer)
+        else:
+            entry.succeed(answer)
 
 
 class _Batch:
@@ -225,6 +241,7 @@ class SqlStore:
         self.name = "postgresql" if parsed.get_backend_name() == "postgresql" else "sqlite"
         # SQLite takes one writer at a time: threads of this process queue on this lock
         # rather than polling SQLite's busy handler; other processes still wait on that.
+        self._sqlite_lock = threading.Lock()
         self._write_lock: AbstractContextManager[Any] = nullcontext()
         if self.name == "postgresql":
             self._insert: Any = postgresql.insert
@@ -242,8 +259,13 @@ class SqlStore:
             )
         else:
             self._insert = sqlite.insert
-            self._write_lock = threading.Lock()
+            self._write_lock = self._sqlite_lock
             self.engine = _sqlite_engine(parsed.database or "")
+            # For batches on the event loop: a write lock another process holds is not
+            # waited for there (no busy timeout); such a batch goes to the writer thread.
+            self._loop_writer = _sqlite_engine(parsed.database or "", busy_seconds=0).execution_options(
+                begin_immediate=True
+            )
         self._writer = self.engine.execution_options(begin_immediate=True)
         # A read is one snapshot: an order and its fills read by two statements must not
         # straddle a fill another worker commits (SQLite's read transactions already are).
@@ -271,6 +293,10 @@ class SqlStore:
         self._writes: GroupCommit[Write, Written] = GroupCommit(
             self._commit_batch, MAX_BATCH, name=f"{self.name}-writer"
         )
+        # SQLite's batches run on the event loop (see `_commit_on_loop`).
+        self._loop_writes: LoopGroupCommit[Write, Written] | None = (
+            LoopGroupCommit(self._commit_on_loop, LOOP_BATCH) if self.name == "sqlite" else None
+        )
 
     # -- transactions ---------------------------------------------------------------
 
@@ -287,10 +313,13 @@ class SqlStore:
             with lock, engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as error:
-            raise StoreUnavailable(
-                f"The {self.name} store is unavailable ({_reason(error)}); whether a change was made is unknown: "
-                "retry (an intent with the same idempotency_key)"
-            ) from None
+            raise self._unavailable(error) from None
+
+    def _unavailable(self, error: SQLAlchemyError) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"The {self.name} store is unavailable ({_reason(error)}); whether a change was made is unknown: "
+            "retry (an intent with the same idempotency_key)"
+        )
 
     def position(self, conn: Connection, instrument: Instrument) -> Position:
         exchange, symbol = instrument
@@ -319,7 +348,68 @@ class SqlStore:
     async def _write(self, work: Write) -> Written:
         if self._closed:  # shutting down: the writer takes nothing more
             raise StoreUnavailable(f"The {self.name} store is closed (the service is stopping); retry")
+        if self._loop_writes is not None:
+            return await self._loop_writes.submit(work)
         return await self._writes.submit(work)
+
+    async def _commit_on_loop(self, batch: list[Waiting[Write, Written]]) -> None:
+        """SQLite: the batch's statements run on the event loop, only its commit (the
+        fsync) in a thread. SQLite's work is CPU on a local file, and made in a thread it
+        gave up the interpreter at every row and waited to get it back: the hand-offs
+        between the threads cost more than the work. What might wait goes to the writer
+        thread instead, whole: the write lock held by another of this process's loops or
+        by another process, and the rare batch that needs its fallbacks (a value the
+        database refused, a key another process took)."""
+        if not self._sqlite_lock.acquire(blocking=False):
+            await self._in_writer_thread(batch)
+            return
+        try:
+            conn = self._loop_writer.connect()
+        except BaseException:
+            self._sqlite_lock.release()
+            raise
+        try:
+            conn.begin()  # BEGIN IMMEDIATE, refused at once if another process writes
+            answers = self._write_batch(conn, batch)
+        except (OperationalError, ValueRefused, _KeyRace):
+            self._finish(conn, commit=False)
+            await self._in_writer_thread(batch)
+            return
+        except SQLAlchemyError as error:
+            self._finish(conn, commit=False)
+            raise self._unavailable(error) from None
+        except BaseException:
+            self._finish(conn, commit=False)
+            raise
+        try:
+            await asyncio.to_thread(self._finish, conn, commit=True)
+        except SQLAlchemyError as error:
+            raise self._unavailable(error) from None
+        _answer(answers)
+
+    def _finish(self, conn: Connection, *, commit: bool) -> None:
+        """End a loop batch's transaction (in a thread, for a commit: it waits for the
+        disk), give its connection back and release the write lock: none of it needs
+        the event loop, so a store closing on it can wait for this."""
+        try:
+            if commit:
+                conn.commit()
+            else:
+                conn.rollback()
+        finally:
+            try:
+                conn.close()
+            finally:
+                self._sqlite_lock.release()
+
+    async def _in_writer_thread(self, batch: list[Waiting[Write, Written]]) -> None:
+        """Hand each item of a batch to the writer thread and answer it as that does."""
+        outcomes = await asyncio.gather(*(self._writes.submit(entry.item) for entry in batch), return_exceptions=True)
+        for entry, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                entry.fail(outcome)
+            else:
+                entry.succeed(outcome)
 
     def _commit_batch(self, batch: list[Waiting[Write, Written]]) -> None:
         """Commit a batch in one transaction; if the database refused a value in it, commit
@@ -352,57 +442,59 @@ class SqlStore:
         before it, and those after it see its fills); the instruments' quotes and
         positions and every event are written at the end. Answers go out only once it
         has committed."""
-        answers: list[tuple[Waiting[Write, Written], Written | Exception]] = []
+        with self._writing() as conn:
+            answers = self._write_batch(conn, batch)
+        _answer(answers)
+
+    def _write_batch(self, conn: Connection, batch: list[Waiting[Write, Written]]) -> list[Answer]:
+        """The batch's work in `conn`'s write transaction; the answers, to give once it
+        has committed."""
+        answers: list[Answer] = []
         events: list[Event] = []
         intents = [entry.item for entry in batch if isinstance(entry.item, Arrival)]
         caps = [arrival.cap for arrival in intents if arrival.cap is not None]
-        with self._writing() as conn:
-            # Every lock the batch needs, up front and always in the same order (the
-            # capacity lock, then the instruments sorted, then the trading state), so
-            # two workers' batches never deadlock.
-            if caps and self.name == "postgresql":
-                # Every capped admission, in every worker, counts and inserts one at a time.
-                conn.execute(select(func.pg_advisory_xact_lock(CAPACITY_LOCK)))
-            for instrument in sorted({_instrument_of(entry.item) for entry in batch}):
-                self._lock_instrument(conn, instrument)
-            work = _Batch(self, conn)
-            state: TradingState | None = None
-            owners: dict[str, Row[Any]] = {}
-            if intents:
-                # Read under a share lock: a change of state waits for this batch, and a
-                # batch after it sees the new state (cancel_open_orders misses no order).
-                state = self._trading_state(conn, lock="share")
-                # Keys already taken answer with their order (also when trading is
-                # halted): one look-up for the whole batch.
-                owners = self._owners(conn, list({arrival.order.idempotency_key for arrival in intents}))
-            for run in _runs(batch):
-                if isinstance(run[0].item, Arrival):
-                    assert state is not None  # read above: the batch has intents
-                    answered, admitted = self._admit_run(work, run, state, owners, min(caps) if caps else None)
-                    answers += answered
-                    events += admitted
-                else:
-                    for entry in run:
-                        assert isinstance(entry.item, QuoteArrival)
-                        applied = self._apply_quote(work, entry.item)
-                        answers.append((entry, applied))
-                        events += applied
-            self._keep_instruments(work)
-            self._journal(conn, events)
-        for entry, answer in answers:
-            if isinstance(answer, Exception):
-                entry.fail(answer)
+        # Every lock the batch needs, up front and always in the same order (the
+        # capacity lock, then the instruments sorted, then the trading state), so
+        # two workers' batches never deadlock.
+        if caps and self.name == "postgresql":
+            # Every capped admission, in every worker, counts and inserts one at a time.
+            conn.execute(select(func.pg_advisory_xact_lock(CAPACITY_LOCK)))
+        for instrument in sorted({_instrument_of(entry.item) for entry in batch}):
+            self._lock_instrument(conn, instrument)
+        work = _Batch(self, conn)
+        state: TradingState | None = None
+        owners: dict[str, Record] = {}
+        if intents:
+            # Read under a share lock: a change of state waits for this batch, and a
+            # batch after it sees the new state (cancel_open_orders misses no order).
+            state = self._trading_state(conn, lock="share")
+            # Keys already taken answer with their order (also when trading is
+            # halted): one look-up for the whole batch.
+            owners = self._owners(conn, list({arrival.order.idempotency_key for arrival in intents}))
+        for run in _runs(batch):
+            if isinstance(run[0].item, Arrival):
+                assert state is not None  # read above: the batch has intents
+                answered, admitted = self._admit_run(work, run, state, owners, min(caps) if caps else None)
+                answers += answered
+                events += admitted
             else:
-                entry.succeed(answer)
+                for entry in run:
+                    assert isinstance(entry.item, QuoteArrival)
+                    applied = self._apply_quote(work, entry.item)
+                    answers.append((entry, applied))
+                    events += applied
+        self._keep_instruments(work)
+        self._journal(conn, events)
+        return answers
 
     def _admit_run(
         self,
         work: _Batch,
         run: list[Waiting[Write, Written]],
         state: TradingState,
-        owners: dict[str, Row[Any]],
+        owners: dict[str, Record],
         cap: int | None,
-    ) -> tuple[list[tuple[Waiting[Write, Written], Written | Exception]], list[Event]]:
+    ) -> tuple[list[Answer], list[Event]]:
         """Admit a run of intents in arrival order: each whose key is free goes through
         the core (and sees what the ones before it did), then the accepted orders and
         their fills are inserted together. Returns the answers and the events."""
@@ -414,7 +506,7 @@ class SqlStore:
         new_keys = {order.idempotency_key for _, _, order in arrivals} - owners.keys() - work.admitted.keys()
         room = self._room(conn, cap, len(new_keys)) if cap is not None else None
         work.account = self._account(conn, {order.symbol for _, _, order in arrivals}, [])
-        answers: list[tuple[Waiting[Write, Written], Written | Exception]] = []
+        answers: list[Answer] = []
         events: list[Event] = []
         # A taken key answers with its stored order: all of the run's read in one query.
         taken = {order.idempotency_key for _, _, order in arrivals} & owners.keys()
@@ -693,6 +785,20 @@ class SqlStore:
 
     # -- reads ----------------------------------------------------------------------
 
+    def quick(self, call: str, *args: object) -> bool:
+        """SQLite's reads that touch a bounded number of rows through an index: made on
+        the event loop (a WAL reader never waits for a writer; in a thread, SQLite gives
+        up the interpreter at every row and waits to get it back). A listing filtered
+        on anything but status, a count, and a journal read may read many rows: they
+        stay in a thread. PostgreSQL's calls wait on the network: never quick."""
+        if self.name != "sqlite":
+            return False
+        if call == "newest_first":
+            keep = args[2]
+            assert isinstance(keep, OrderFilter)
+            return keep.exchange is None and keep.symbol is None and keep.side is None
+        return call in _QUICK_READS
+
     def get(self, order_id: str) -> Order | None:
         if parse_order_id(order_id) is None:
             return None
@@ -783,7 +889,10 @@ class SqlStore:
     def close(self) -> None:
         self._closed = True
         self._writes.close()
-        self.engine.dispose()
+        with self._write_lock:  # a batch of the event loop's commits meanwhile
+            self.engine.dispose()
+            if self.name == "sqlite":
+                self._loop_writer.dispose()
 
     # -- rows -------------------------------------------------------------------------
 
@@ -854,12 +963,12 @@ class SqlStore:
                 )
 
 
-def _sqlite_engine(path: str) -> Engine:
+def _sqlite_engine(path: str, busy_seconds: float = 30) -> Engine:
     # check_same_thread off: connections move between the service's worker threads.
     # The busy timeout is how long a writer waits for another process's write.
     engine = create_engine(
         f"sqlite+pysqlite:///{path}",
-        connect_args={"check_same_thread": False, "timeout": 30},
+        connect_args={"check_same_thread": False, "timeout": busy_seconds},
         pool_size=POOL_SIZE,
         max_overflow=0,
         pool_timeout=60,

@@ -13,6 +13,14 @@ from app.store.group_commit import GroupCommit, Waiting
 HELD = 10.0  # seconds a stuck call would wait if nothing bounded it
 
 
+def never(call: str, *args: object) -> bool:
+    return False
+
+
+def every(call: str, *args: object) -> bool:
+    return True
+
+
 def test_a_call_the_database_holds_past_the_deadline_is_answered_store_unavailable() -> None:
     release = threading.Event()
     finished = threading.Event()
@@ -23,7 +31,7 @@ def test_a_call_the_database_holds_past_the_deadline_is_answered_store_unavailab
         return "late"
 
     async def scenario() -> None:
-        calls = StoreCalls("postgresql", blocking=True, timeout_ms=50)
+        calls = StoreCalls("postgresql", blocking=True, timeout_ms=50, quick=never)
         with pytest.raises(StoreTimedOut) as raised:
             await calls(stuck)
         assert isinstance(raised.value, StoreUnavailable)
@@ -39,7 +47,7 @@ def test_a_call_the_database_holds_past_the_deadline_is_answered_store_unavailab
 
 def test_a_call_within_the_deadline_returns_its_result() -> None:
     async def scenario() -> int:
-        return await StoreCalls("sqlite", blocking=True, timeout_ms=5_000)(lambda a, b: a + b, 2, 3)
+        return await StoreCalls("sqlite", blocking=True, timeout_ms=5_000, quick=never)(lambda a, b: a + b, 2, 3)
 
     assert asyncio.run(scenario()) == 5
 
@@ -48,7 +56,7 @@ def test_a_store_that_never_waits_is_called_inline_and_never_timed_out() -> None
     called_on: list[threading.Thread] = []
 
     async def scenario() -> None:
-        calls = StoreCalls("memory", blocking=False, timeout_ms=1)
+        calls = StoreCalls("memory", blocking=False, timeout_ms=1, quick=every)
         await calls(lambda: called_on.append(threading.current_thread()))
         await calls.bounded(asyncio.sleep(0.02))  # longer than the deadline: not bounded
 
@@ -56,9 +64,33 @@ def test_a_store_that_never_waits_is_called_inline_and_never_timed_out() -> None
     assert called_on == [threading.main_thread()]
 
 
+def test_a_blocking_stores_quick_calls_are_made_inline_and_the_others_in_a_thread() -> None:
+    """The store says which calls answer at once (SQLite's indexed reads): those run on
+    the event loop's own thread, the rest in a worker thread."""
+    called_on: dict[str, threading.Thread] = {}
+
+    def get(order_id: str) -> None:
+        called_on["get"] = threading.current_thread()
+
+    def count() -> None:
+        called_on["count"] = threading.current_thread()
+
+    def quick(call: str, *args: object) -> bool:
+        return call == "get" and args == ("o-1",)
+
+    async def scenario() -> None:
+        calls = StoreCalls("sqlite", blocking=True, timeout_ms=5_000, quick=quick)
+        await calls(get, "o-1")
+        await calls(count)
+
+    asyncio.run(scenario())
+    assert called_on["get"] is threading.main_thread()
+    assert called_on["count"] is not threading.main_thread()
+
+
 def test_a_store_coroutine_past_the_deadline_is_answered_store_unavailable() -> None:
     async def scenario() -> None:
-        calls = StoreCalls("sqlite", blocking=True, timeout_ms=20)
+        calls = StoreCalls("sqlite", blocking=True, timeout_ms=20, quick=never)
         with pytest.raises(StoreTimedOut):
             await calls.bounded(asyncio.sleep(HELD))
 

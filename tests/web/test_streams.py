@@ -60,7 +60,7 @@ async def first_two_deliveries(
     (which it then holds, as a client still sending it), `second_burst` more, and
     `settle` seconds later its second delivery."""
     store = InMemoryStore()
-    journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
+    journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000, quick=store.quick))
     feed = Feed(journal, entry_json, window=window, heartbeat_seconds=5)
     subscriber = feed.follow(None, EntryFilter(), queue=queue)
     first = asyncio.ensure_future(anext(subscriber))
@@ -77,7 +77,7 @@ async def first_two_deliveries(
 def test_the_feed_reads_on_after_a_store_failure() -> None:
     async def scenario() -> list[int]:
         store = Flaky()
-        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
+        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000, quick=store.quick))
         feed = Feed(journal, entry_json, window=100, heartbeat_seconds=5)
         subscriber = feed.follow(None, EntryFilter(), queue=50)
         first = asyncio.ensure_future(next_seqs(subscriber, 2))
@@ -99,7 +99,7 @@ def test_the_feed_goes_on_when_the_journal_dropped_what_it_had_not_read() -> Non
 
     async def scenario() -> tuple[list[int], Any, list[int]]:
         store = InMemoryStore(events_retain=3)
-        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
+        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000, quick=store.quick))
         feed = Feed(journal, entry_json, window=100, heartbeat_seconds=5)
         live = feed.follow(None, EntryFilter(), queue=50)
         first = asyncio.ensure_future(next_seqs(live, 5))
@@ -135,7 +135,7 @@ def test_a_filtered_subscriber_hears_a_heartbeat_while_the_journal_is_busy_with_
 
     async def scenario() -> list[float]:
         store = InMemoryStore()
-        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000))
+        journal = Journal(store, StoreCalls(store.name, store.blocking, timeout_ms=5_000, quick=store.quick))
         feed = Feed(journal, entry_json, window=1000, heartbeat_seconds=0.2)
         fills_only = feed.follow(None, EntryFilter(types=frozenset({EventType.FILL})), queue=500)
         loop = asyncio.get_running_loop()
