@@ -19,7 +19,7 @@ from app.core.journal import EntryFilter
 from app.core.vocabulary import OrderStatus, Side
 from app.main import create_app
 from app.service.settings import Settings, load_settings
-from app.store.base import OrderFilter, OrderStore
+from app.store.base import Admission, OrderFilter, OrderStore
 from app.store.errors import StoreUnavailable
 from app.store.group_commit import Waiting
 from app.store.memory import InMemoryStore
@@ -164,6 +164,65 @@ def test_intents_and_quotes_sharing_a_transaction_apply_in_arrival_order(storage
     ]
     assert [entry.seq for entry in page.entries] == [1, 2, 3, 4]
     store.close()
+
+
+def test_sqlite_batches_wait_in_the_writer_thread_while_another_process_writes(tmp_path: Path) -> None:
+    """SQLite's batches run on the event loop, which must never wait for a lock: while
+    another process holds the write lock, a batch goes to the writer thread and waits
+    there (SQLite's busy timeout), the loop serves reads meanwhile, and the intent is
+    stored once the lock is free."""
+    path = tmp_path / "orders.db"
+    store = SqlStore(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+
+    async def scenario() -> bool:
+        admitting = asyncio.ensure_future(store.admit(market_order("waits"), PLAIN, 0))
+        await asyncio.sleep(0.3)
+        assert not admitting.done()
+        assert store.get_by_key("waits") is None  # the loop is free: a read answers at once
+        other.execute("COMMIT")
+        admission = await asyncio.wait_for(admitting, 10)
+        return admission.created
+
+    try:
+        assert asyncio.run(scenario())
+        assert store.get_by_key("waits") is not None
+    finally:
+        other.close()
+        store.close()
+
+
+def test_sqlite_batches_on_the_event_loop_commit_in_arrival_order(tmp_path: Path) -> None:
+    """Intents and quotes sent at once from the event loop share its batches: every one
+    is answered after its commit, the quote fills the intent before it, the journal
+    numbers them in arrival order, and a duplicate key answers with the first order."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'orders.db'}")
+
+    async def scenario() -> list[object]:
+        return await asyncio.gather(
+            store.admit(market_order("first"), PLAIN, 1),
+            store.add_quote(("binance", "BTC/USDT"), quote("99", "100", ask_size="5"), PLAIN, 2),
+            store.admit(market_order("second"), PLAIN, 3),
+            store.admit(market_order("first"), PLAIN, 4),
+        )
+
+    try:
+        first, _, second, again = asyncio.run(scenario())
+        assert isinstance(first, Admission)
+        assert isinstance(second, Admission)
+        assert isinstance(again, Admission)
+        assert (first.created, second.created, again.created) == (True, True, False)
+        assert again.order.order_id == first.order.order_id
+        page = store.read_journal(0, 100, EntryFilter())
+        assert [(entry.type.value, entry.order.idempotency_key if entry.order else None) for entry in page.entries] == [
+            ("new", "first"),
+            ("fill", "first"),
+            ("new", "second"),
+            ("fill", "second"),
+        ]
+    finally:
+        store.close()
 
 
 def test_tables_without_a_schema_version_are_refused(tmp_path: Path) -> None:
