@@ -11,7 +11,7 @@ the event loop goes on serving everything that does not need the database.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 from anyio import to_thread
@@ -20,6 +20,10 @@ from app.store.errors import StoreUnavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+async def _in_thread(call: Callable[[], T]) -> T:
+    return await to_thread.run_sync(call, abandon_on_cancel=True)
 
 
 class StoreTimedOut(StoreUnavailable):
@@ -37,10 +41,18 @@ class StoreCalls:
     of a blocking store's calls never do), else in a worker thread and within
     `timeout_ms`."""
 
-    def __init__(self, store: str, blocking: bool, timeout_ms: int, quick: Callable[..., bool]) -> None:
+    def __init__(
+        self,
+        store: str,
+        blocking: bool,
+        timeout_ms: int,
+        quick: Callable[..., bool],
+        wait_for: "Callable[[Callable[[], Any]], Awaitable[Any]] | None" = None,
+    ) -> None:
         self._store = store
         self._blocking = blocking
         self._quick = quick
+        self._wait_for = wait_for or _in_thread
         self._timeout_ms = timeout_ms
         self._timeout = timeout_ms / 1000
 
@@ -52,7 +64,8 @@ class StoreCalls:
         # only the deadline abandons it: the thread cannot be interrupted while the
         # database holds it, and the caller must not wait for it.
         with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeout):
-            return await to_thread.run_sync(lambda: function(*args, **kwargs), abandon_on_cancel=True)
+            result: T = await self._wait_for(lambda: function(*args, **kwargs))
+            return result
         raise StoreTimedOut(self._store, self._timeout_ms)  # only the deadline ends the block unreturned
 
     async def bounded(self, call: Awaitable[T]) -> T:

@@ -111,7 +111,9 @@ class OrderService:
         )
         # The in-memory store only takes a lock for a moment: calling it inline is
         # cheaper than a hop to a thread.
-        self._store_call = StoreCalls(store.name, store.blocking, settings.store_timeout_ms, store.quick)
+        self._store_call = StoreCalls(
+            store.name, store.blocking, settings.store_timeout_ms, store.quick, store.wait_for
+        )
         self.journal = Journal(store, self._store_call)
         self._bucket = (
             None

@@ -2,10 +2,11 @@
 with. A store loads an instrument's state under its lock, calls the core, and persists
 what the core's events describe."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from app.core.balances import Holding
 from app.core.controls import TradingState
@@ -17,6 +18,8 @@ from app.core.positions import Position
 from app.core.values import Instrument, Quote
 from app.core.vocabulary import OrderStatus, Side
 from app.store.journal import JournalPage
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,17 @@ class OrderStore(Protocol):
         """Whether the call named `call` with these arguments answers at once, without
         waiting on a lock, the network or another process (a blocking store's quick
         calls are made on the event loop; the others in a thread, within a deadline)."""
+        ...
+
+    def serve(self) -> AbstractAsyncContextManager[None]:
+        """While the service runs on the current event loop (its lifespan): a store may
+        make what belongs to that loop (asynchronous connections) and close it at the
+        end."""
+        ...
+
+    async def wait_for(self, call: Callable[[], T]) -> T:
+        """Make a call that is not `quick` (a blocking store's): it may wait, and runs to
+        its end even if its caller stops waiting for it."""
         ...
 
     def get(self, order_id: str) -> Order | None: ...

@@ -18,12 +18,13 @@ Calls block on the database: the service makes them from worker threads.
 import asyncio
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
+from anyio import to_thread
 from sqlalchemy import (
     Connection,
     Engine,
@@ -38,6 +39,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util.concurrency import in_greenlet
 
 from app.core import engine as core
 from app.core.balances import Account, Holding, Reservation, assets_of, reserved_asset
@@ -76,6 +80,8 @@ from app.store.sql_rows import fill_of, order_of, position_of, quote_of, text_of
 from app.store.sql_statements import Statements
 
 __all__ = ["SCHEMA_VERSION", "Arrival", "SqlStore"]
+
+T = TypeVar("T")
 
 # Threads the service may run store calls in at once; the pool never makes one wait
 # for a connection it could have had.
@@ -132,6 +138,14 @@ def _pristine(order: Order) -> Order:
 class ValueRefused(StoreUnavailable):
     """The database refused a value of an order being inserted (too long for its column,
     say): the rest of its batch is not at fault."""
+
+
+class _LoopEngines(NamedTuple):
+    """PostgreSQL's asynchronous connections for one event loop, as engines the store's
+    code uses from a greenlet on that loop: for writes, and for reads (one snapshot)."""
+
+    writer: Engine
+    reader: Engine
 
 
 class _KeyRace(Exception):
@@ -263,7 +277,7 @@ class SqlStore:
             self.engine = _sqlite_engine(parsed.database or "")
             # For batches on the event loop: a write lock another process holds is not
             # waited for there (no busy timeout); such a batch goes to the writer thread.
-            self._loop_writer = _sqlite_engine(parsed.database or "", busy_seconds=0).execution_options(
+            self._loop_writer: Engine = _sqlite_engine(parsed.database or "", busy_seconds=0).execution_options(
                 begin_immediate=True
             )
         self._writer = self.engine.execution_options(begin_immediate=True)
@@ -274,6 +288,9 @@ class SqlStore:
             if self.name == "postgresql"
             else self.engine
         )
+        # PostgreSQL from the event loops the service runs on (`serve`): the same code,
+        # its connections the driver's asynchronous ones for that loop.
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopEngines] = {}
         self._sql = Statements(self.engine.dialect)
         self._closed = False
         self._account_on = False  # set by open_account (PAPER_BALANCES)
@@ -293,19 +310,57 @@ class SqlStore:
         self._writes: GroupCommit[Write, Written] = GroupCommit(
             self._commit_batch, MAX_BATCH, name=f"{self.name}-writer"
         )
-        # SQLite's batches run on the event loop (see `_commit_on_loop`).
-        self._loop_writes: LoopGroupCommit[Write, Written] | None = (
-            LoopGroupCommit(self._commit_on_loop, LOOP_BATCH) if self.name == "sqlite" else None
+        # Batches are formed on the event loop: SQLite's statements run there and only its
+        # commits in a thread (see `_commit_on_loop`); PostgreSQL's whole transaction
+        # runs there, awaiting each round trip.
+        self._loop_writes = LoopGroupCommit(
+            self._commit_on_loop if self.name == "sqlite" else self._commit_awaiting, LOOP_BATCH
         )
 
     # -- transactions ---------------------------------------------------------------
 
     def _writing(self) -> AbstractContextManager[Connection]:
         """A write transaction: SQLite's BEGIN IMMEDIATE, behind this process's writers."""
-        return self._transaction(self._writer, self._write_lock)
+        return self._transaction(self._loop().writer if in_greenlet() else self._writer, self._write_lock)
 
     def _reading(self) -> AbstractContextManager[Connection]:
-        return self._transaction(self._reader, nullcontext())
+        return self._transaction(self._loop().reader if in_greenlet() else self._reader, nullcontext())
+
+    def _loop(self) -> "_LoopEngines":
+        return self._loops[asyncio.get_running_loop()]
+
+    @asynccontextmanager
+    async def serve(self) -> AsyncIterator[None]:
+        """PostgreSQL: while the service runs on this event loop, calls made from it use
+        the driver's asynchronous connections, each round trip awaited on the loop
+        (SQLAlchemy runs the store's code in a greenlet), rather than worker threads,
+        which gave up the interpreter at each round trip and waited to get it back.
+        Asynchronous connections belong to one loop: they are made for it here and
+        closed at its end."""
+        if self.name != "postgresql":
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        engine = create_async_engine(self.engine.url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=60)
+        writer = engine.sync_engine
+        self._loops[loop] = _LoopEngines(writer, writer.execution_options(isolation_level="REPEATABLE READ"))
+        try:
+            yield
+        finally:
+            del self._loops[loop]
+            await engine.dispose()
+
+    def _on_this_loop(self) -> bool:
+        return asyncio.get_running_loop() in self._loops
+
+    async def wait_for(self, call: Callable[[], T]) -> T:
+        """Make a call that may wait (not `quick`): on the event loop if the store serves
+        it (PostgreSQL, see `serve`), else in a worker thread. Either way it runs to its
+        end even if its caller stops waiting (the deadline): a thread cannot be
+        interrupted, and a connection interrupted mid-statement is not worth keeping."""
+        if self._on_this_loop():
+            return await asyncio.shield(asyncio.ensure_future(greenlet_spawn(call)))
+        return await to_thread.run_sync(call, abandon_on_cancel=True)
 
     @contextmanager
     def _transaction(self, engine: Engine, lock: AbstractContextManager[Any]) -> Iterator[Connection]:
@@ -348,9 +403,14 @@ class SqlStore:
     async def _write(self, work: Write) -> Written:
         if self._closed:  # shutting down: the writer takes nothing more
             raise StoreUnavailable(f"The {self.name} store is closed (the service is stopping); retry")
-        if self._loop_writes is not None:
+        if self.name == "sqlite" or self._on_this_loop():
             return await self._loop_writes.submit(work)
         return await self._writes.submit(work)
+
+    async def _commit_awaiting(self, batch: list[Waiting[Write, Written]]) -> None:
+        """PostgreSQL: the batch committed as the writer thread would (`_commit_batch`),
+        on the event loop."""
+        await greenlet_spawn(self._commit_batch, batch)
 
     async def _commit_on_loop(self, batch: list[Waiting[Write, Written]]) -> None:
         """SQLite: the batch's statements run on the event loop, only its commit (the

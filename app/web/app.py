@@ -60,9 +60,10 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
             gc.collect()
             gc.freeze()
         restore_signals = on_stop_signal(feed.close)
-        yield
-        restore_signals()
-        await feed.stop()
+        async with the_store.serve():
+            yield
+            restore_signals()
+            await feed.stop()
         if owned:
             the_store.close()
 

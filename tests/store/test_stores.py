@@ -225,6 +225,43 @@ def test_sqlite_batches_on_the_event_loop_commit_in_arrival_order(tmp_path: Path
         store.close()
 
 
+def test_postgresql_calls_from_a_loop_it_serves_are_awaited_there_and_its_connections_closed_after(
+    postgres_url: str,
+) -> None:
+    """While the service runs on a loop (`serve`), PostgreSQL calls from it are made on
+    that loop through asynchronous connections, not in worker threads; they are closed
+    when it stops. A loop it does not serve gets threads, as before."""
+    store = empty_postgres_store(postgres_url)
+
+    def connections() -> int:
+        with store.engine.connect() as conn:
+            return int(
+                conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                ).scalar_one()
+            )
+
+    async def scenario() -> tuple[threading.Thread, threading.Thread, bool, int, int]:
+        outside = await store.wait_for(threading.current_thread)
+        before = connections()
+        async with store.serve():
+            inside = await store.wait_for(threading.current_thread)
+            admission = await store.admit(market_order("served"), PLAIN, 0)
+            during = connections()
+        return outside, inside, admission.created, during - before, connections() - before
+
+    try:
+        outside, inside, created, opened, left = asyncio.run(scenario())
+        assert outside is not threading.main_thread()
+        assert inside is threading.main_thread()
+        assert created
+        assert store.get_by_key("served") is not None
+        assert opened >= 1
+        assert left == 0
+    finally:
+        store.close()
+
+
 def test_tables_without_a_schema_version_are_refused(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "orders.db") as db:
         db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, what TEXT)")  # someone else's
