@@ -25,6 +25,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ReturnsRows
+from sqlalchemy.util import await_only
+from sqlalchemy.util.concurrency import in_greenlet
 
 # A row: its columns as attributes (any name the statement selects).
 Record = Any
@@ -81,26 +83,37 @@ class Prepared:
 
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Record]:
         """The rows the statement gives."""
+        make = self._record._make
+        pipeline: Pipeline | None = conn.info.get(Pipeline)
+        if pipeline is not None:
+            return [make(row) for row in pipeline.rows(self.sql, self.bind(params or {}))]
         with _cursor(conn, self.sql) as cursor:
             cursor.execute(self.sql, self.bind(params or {}))
-            make = self._record._make
             return [make(row) for row in cursor.fetchall()]
 
     def one_or_none(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Record | None:
         found = self.rows(conn, params)
         return found[0] if found else None
 
-    def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
-        """Run a statement that returns no rows; how many rows it changed."""
+    def run(self, conn: Connection, params: Mapping[str, Any] | None = None, *, counted: bool = True) -> int:
+        """Run a statement that returns no rows; how many rows it changed (in a
+        `pipelined` transaction, -1 unless `counted`: it is then sent without waiting)."""
+        pipeline: Pipeline | None = conn.info.get(Pipeline)
+        if pipeline is not None:
+            return pipeline.run(self.sql, self.bind(params or {}), counted=counted)
         with _cursor(conn, self.sql) as cursor:
             cursor.execute(self.sql, self.bind(params or {}))
             return int(cursor.rowcount)
 
-    def run_many(self, conn: Connection, params: Iterable[Mapping[str, Any]]) -> int:
+    def run_many(self, conn: Connection, params: Iterable[Mapping[str, Any]], *, counted: bool = True) -> int:
         """Run it once for each set of parameters (the driver's executemany); how many
-        rows it changed in all."""
+        rows it changed in all (in a `pipelined` transaction, -1 unless `counted`)."""
+        bound = [self.bind(each) for each in params]
+        pipeline: Pipeline | None = conn.info.get(Pipeline)
+        if pipeline is not None:
+            return pipeline.run(self.sql, bound, counted=counted, many=True)
         with _cursor(conn, self.sql) as cursor:
-            cursor.executemany(self.sql, [self.bind(each) for each in params])
+            cursor.executemany(self.sql, bound)
             return int(cursor.rowcount)
 
 
@@ -125,6 +138,83 @@ class ByLength:
         if not values:
             return []
         return self.of(len(values)).rows(conn, {**(params or {}), self._name: list(values)})
+
+
+class Pipeline:
+    """PostgreSQL's pipeline mode for the rest of a transaction on an asynchronous
+    connection (from SQLAlchemy's greenlet on an event loop): a statement whose count
+    nobody reads is sent without waiting for its result, and one whose rows or count
+    are read waits for it and everything sent before it, in one round trip. A batch's
+    writes hold an instrument's lock; each round trip waits for a turn of the busy
+    event loop: fewer of them, shorter locks. The driver's errors come out at the next
+    statement that waits, or at the end."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        driver = conn.connection.driver_connection
+        assert driver is not None  # a Connection in use holds one
+        self._driver: Any = driver
+        self._manager: Any = driver.pipeline()
+        self._pipeline: Any = await_only(self._manager.__aenter__())
+
+    def rows(self, sql: str, params: Any) -> list[Any]:
+        with _translating(self._conn, sql):
+            cursor = self._driver.cursor()
+            await_only(cursor.execute(sql, params))
+            found: list[Any] = await_only(cursor.fetchall())
+            return found
+
+    def run(self, sql: str, params: Any, *, counted: bool, many: bool = False) -> int:
+        with _translating(self._conn, sql):
+            cursor = self._driver.cursor()
+            await_only(cursor.executemany(sql, params) if many else cursor.execute(sql, params))
+            if not counted:
+                return -1
+            await_only(self._pipeline.sync())
+            return int(cursor.rowcount)
+
+    def end(self, error: BaseException | None) -> None:
+        """Leave pipeline mode: wait for every result (and raise the first error)."""
+        with _translating(self._conn, "(pipeline)"):
+            if error is None:
+                await_only(self._manager.__aexit__(None, None, None))
+            else:
+                await_only(self._manager.__aexit__(type(error), error, error.__traceback__))
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """The statements run by `Prepared` in this block use a `Pipeline`, where the
+    connection is PostgreSQL's asynchronous one in SQLAlchemy's greenlet (elsewhere,
+    as they are)."""
+    if conn.dialect.name != "postgresql" or not in_greenlet() or Pipeline in conn.info:
+        yield
+        return
+    pipeline = conn.info[Pipeline] = Pipeline(conn)
+    try:
+        yield
+    except BaseException as error:
+        del conn.info[Pipeline]
+        pipeline.end(error)
+        raise
+    del conn.info[Pipeline]
+    pipeline.end(None)
+
+
+@contextmanager
+def _translating(conn: Connection, sql: str) -> Iterator[None]:
+    """The driver's errors as SQLAlchemy's (as if SQLAlchemy had run the statement); a
+    connection the error shows is broken is dropped from the pool."""
+    dialect = conn.dialect
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as error:
+        broken = dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
+        if broken:
+            conn.invalidate()
+        raise DBAPIError.instance(
+            sql, None, error, dialect.loaded_dbapi.Error, connection_invalidated=broken, dialect=dialect
+        ) from error
 
 
 @contextmanager

@@ -63,7 +63,7 @@ from app.store.errors import StoreFull, StoreUnavailable
 from app.store.group_commit import GroupCommit, LoopGroupCommit, Waiting
 from app.store.ids import new_number
 from app.store.journal import JournalPage
-from app.store.prepared import Prepared, Record
+from app.store.prepared import Prepared, Record, pipelined
 from app.store.schema import (
     OPEN,
     SCHEMA_VERSION,
@@ -383,7 +383,7 @@ class SqlStore:
     def _lock_instrument(self, conn: Connection, instrument: Instrument) -> None:
         # SQLite: the transaction already holds the database's only write lock.
         if self.name == "postgresql":
-            conn.execute(select(func.pg_advisory_xact_lock(_instrument_key(instrument))))
+            self._sql.lock.run(conn, {"key": _instrument_key(instrument)}, counted=False)
 
     # -- admission ----------------------------------------------------------------------
 
@@ -509,10 +509,18 @@ class SqlStore:
     def _write_batch(self, conn: Connection, batch: list[Waiting[Write, Written]]) -> list[Answer]:
         """The batch's work in `conn`'s write transaction; the answers, to give once it
         has committed."""
-        answers: list[Answer] = []
-        events: list[Event] = []
         intents = [entry.item for entry in batch if isinstance(entry.item, Arrival)]
         caps = [arrival.cap for arrival in intents if arrival.cap is not None]
+        # (The cap's count and the account's rows are read through SQLAlchemy itself,
+        # which cannot read them in pipeline mode.)
+        with nullcontext() if caps or self._account_on else pipelined(conn):
+            return self._write_batch_in(conn, batch, intents, caps)
+
+    def _write_batch_in(
+        self, conn: Connection, batch: list[Waiting[Write, Written]], intents: list[Arrival], caps: list[int]
+    ) -> list[Answer]:
+        answers: list[Answer] = []
+        events: list[Event] = []
         # Every lock the batch needs, up front and always in the same order (the
         # capacity lock, then the instruments sorted, then the trading state), so
         # two workers' batches never deadlock.
@@ -658,7 +666,7 @@ class SqlStore:
                     "u_ask_size": text_of(quote.ask_size),
                 }
             )
-        self._sql.upsert_quote.run_many(work.conn, quote_rows)
+        self._sql.upsert_quote.run_many(work.conn, quote_rows, counted=False)
         position_rows = []
         for key in sorted(work.traded):
             position = work.instruments[key].position
@@ -673,7 +681,7 @@ class SqlStore:
                 }
             )
         if position_rows:
-            self._sql.upsert_position.run_many(work.conn, position_rows)
+            self._sql.upsert_position.run_many(work.conn, position_rows, counted=False)
 
     # -- market data, cancels, the trading state ------------------------------------
 
@@ -700,7 +708,7 @@ class SqlStore:
             self._keep_account(conn, account, [order for order, _ in reached])
         # The LIMIT orders still waiting to take that this quote passed by rest
         # passively from now on.
-        self._sql.pass_by.run(conn, where)
+        self._sql.pass_by.run(conn, where, counted=False)
         return events
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
@@ -1002,6 +1010,7 @@ class SqlStore:
                     }
                     for e in new_fills
                 ],
+                counted=False,
             )
         if not inserted:
             # An order changed more than once in one step: its last state is what counts.
@@ -1020,6 +1029,7 @@ class SqlStore:
                         }
                         for order in changed.values()
                     ],
+                    counted=False,
                 )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 from anyio import to_thread
-from sqlalchemy import URL, Connection, Row, func, or_, select
+from sqlalchemy import URL, Connection, Row, or_, select
 
 from app.core.controls import TradingState
 from app.core.events import Event, OrderFilled
@@ -42,9 +42,9 @@ def append(conn: Connection, steps_events: Sequence[Event], statements: Statemen
         if isinstance(event, OrderFilled):
             event.fill.seq = seq
         rows.append(_row(entry_of(seq, event)))
-    statements.insert_events.run_many(conn, rows)
+    statements.insert_events.run_many(conn, rows, counted=False)
     if notify:
-        conn.execute(select(func.pg_notify(CHANNEL, str(head))))
+        statements.notify.run(conn, {"channel": CHANNEL, "payload": str(head)}, counted=False)
 
 
 def head(conn: Connection, statements: Statements) -> int:

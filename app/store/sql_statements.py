@@ -3,7 +3,7 @@ compiled once for the store's database (see `prepared`)."""
 
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, func, not_, or_, select, union_all, update
+from sqlalchemy import BigInteger, Integer, Select, and_, bindparam, func, not_, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
@@ -121,6 +121,14 @@ class Statements:
             events.insert().values({name: bindparam(name) for name in EVENT_COLUMNS}), dialect
         )
         self.head = Prepared(select(journal_head.c.seq).where(journal_head.c.id == 1), dialect)
+        # PostgreSQL: listeners in every worker hear of the new head at the commit.
+        self.notify = Prepared(
+            select(func.pg_notify(bindparam("channel"), bindparam("payload")).label("notified")), dialect
+        )
+        # PostgreSQL: a lock held until the transaction ends (an instrument's, say).
+        self.lock = Prepared(
+            select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)).label("locked")), dialect
+        )
         # One compiled listing per shape: which filters it has, how many statuses, and
         # whether it starts below a cursor (a few dozen shapes at most).
         self._listings: dict[tuple[bool, ...] | tuple[object, ...], Prepared] = {}
