@@ -105,6 +105,17 @@ class Prepared:
             cursor.execute(self.sql, self.bind(params or {}))
             return int(cursor.rowcount)
 
+    def count_many(self, conn: Connection, params: Iterable[Mapping[str, Any]]) -> "Count":
+        """`run_many`, its count read later (see `Count`): in a pipeline, sent without
+        waiting."""
+        bound = [self.bind(each) for each in params]
+        pipeline: Pipeline | None = conn.info.get(Pipeline)
+        if pipeline is not None:
+            return Count(cursor=pipeline.send(self.sql, bound, many=True))
+        with _cursor(conn, self.sql) as cursor:
+            cursor.executemany(self.sql, bound)
+            return Count(int(cursor.rowcount))
+
     def run_many(self, conn: Connection, params: Iterable[Mapping[str, Any]], *, counted: bool = True) -> int:
         """Run it once for each set of parameters (the driver's executemany); how many
         rows it changed in all (in a `pipelined` transaction, -1 unless `counted`)."""
@@ -115,6 +126,26 @@ class Prepared:
         with _cursor(conn, self.sql) as cursor:
             cursor.executemany(self.sql, bound)
             return int(cursor.rowcount)
+
+
+class Count:
+    """How many rows a statement changed: known at once, or (in a `Pipeline`) once its
+    result has come back, at the next statement that waits or at the pipeline's end."""
+
+    __slots__ = ("_cursor", "_value")
+
+    def __init__(self, value: int = -1, cursor: Any = None) -> None:
+        self._value = value
+        self._cursor = cursor
+
+    @property
+    def value(self) -> int:
+        return self._value if self._cursor is None else int(self._cursor.rowcount)
+
+    @property
+    def known(self) -> bool:
+        """Whether the result is in: always, outside a pipeline."""
+        return self._cursor is None
 
 
 class ByLength:
@@ -165,13 +196,19 @@ class Pipeline:
             return found
 
     def run(self, sql: str, params: Any, *, counted: bool, many: bool = False) -> int:
+        cursor = self.send(sql, params, many=many)
+        if not counted:
+            return -1
+        with _translating(self._conn, sql):
+            await_only(self._pipeline.sync())
+        return int(cursor.rowcount)
+
+    def send(self, sql: str, params: Any, *, many: bool = False) -> Any:
+        """Send a statement without waiting for its result; its cursor."""
         with _translating(self._conn, sql):
             cursor = self._driver.cursor()
             await_only(cursor.executemany(sql, params) if many else cursor.execute(sql, params))
-            if not counted:
-                return -1
-            await_only(self._pipeline.sync())
-            return int(cursor.rowcount)
+            return cursor
 
     def end(self, error: BaseException | None) -> None:
         """Leave pipeline mode: wait for every result (and raise the first error)."""
@@ -183,16 +220,16 @@ class Pipeline:
 
 
 @contextmanager
-def pipelined(conn: Connection) -> Iterator[None]:
-    """The statements run by `Prepared` in this block use a `Pipeline`, where the
-    connection is PostgreSQL's asynchronous one in SQLAlchemy's greenlet (elsewhere,
-    as they are)."""
-    if conn.dialect.name != "postgresql" or not in_greenlet() or Pipeline in conn.info:
-        yield
+def pipelined(conn: Connection, *, wanted: bool = True) -> Iterator[bool]:
+    """The statements run by `Prepared` in this block use a `Pipeline` if `wanted` and
+    the connection is PostgreSQL's asynchronous one in SQLAlchemy's greenlet (elsewhere,
+    they run as they are). Gives whether they do."""
+    if not wanted or conn.dialect.name != "postgresql" or not in_greenlet() or Pipeline in conn.info:
+        yield False
         return
     pipeline = conn.info[Pipeline] = Pipeline(conn)
     try:
-        yield
+        yield True
     except BaseException as error:
         del conn.info[Pipeline]
         pipeline.end(error)

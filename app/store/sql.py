@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.util.concurrency import in_greenlet
@@ -63,7 +63,7 @@ from app.store.errors import StoreFull, StoreUnavailable
 from app.store.group_commit import GroupCommit, LoopGroupCommit, Waiting
 from app.store.ids import new_number
 from app.store.journal import JournalPage
-from app.store.prepared import Prepared, Record, pipelined
+from app.store.prepared import Count, Prepared, Record, pipelined
 from app.store.schema import (
     OPEN,
     SCHEMA_VERSION,
@@ -204,6 +204,7 @@ class _Batch:
         self.events: list[Event] = []  # of the accepted orders not yet inserted
         self.quoted: set[Instrument] = set()  # whose latest quote changed
         self.traded: set[Instrument] = set()  # whose position moved
+        self.inserted: list[tuple[Count, int]] = []  # each insert of orders: rows inserted, rows sent
 
     def instrument(self, key: Instrument) -> InstrumentState:
         state = self.instruments.get(key)
@@ -511,14 +512,29 @@ class SqlStore:
         has committed."""
         intents = [entry.item for entry in batch if isinstance(entry.item, Arrival)]
         caps = [arrival.cap for arrival in intents if arrival.cap is not None]
-        # (The cap's count and the account's rows are read through SQLAlchemy itself,
-        # which cannot read them in pipeline mode.)
-        with nullcontext() if caps or self._account_on else pipelined(conn):
-            return self._write_batch_in(conn, batch, intents, caps)
+        work = _Batch(self, conn)
+        piped = False
+        try:
+            # (The cap's count and the account's rows are read through SQLAlchemy
+            # itself, which cannot read them in pipeline mode.)
+            with pipelined(conn, wanted=not (caps or self._account_on)) as piped:
+                answers = self._write_batch_in(work, batch, intents, caps)
+        except DataError as error:  # a value of an intent being inserted
+            raise ValueRefused(
+                f"The {self.name} store refused a value of this intent ({_reason(error)}); it was not stored"
+            ) from None
+        except IntegrityError:
+            if piped:  # the fills of an order whose key another worker took found no order
+                raise _KeyRace from None
+            raise
+        if any(count.value != expected for count, expected in work.inserted):
+            raise _KeyRace
+        return answers
 
     def _write_batch_in(
-        self, conn: Connection, batch: list[Waiting[Write, Written]], intents: list[Arrival], caps: list[int]
+        self, work: "_Batch", batch: list[Waiting[Write, Written]], intents: list[Arrival], caps: list[int]
     ) -> list[Answer]:
+        conn = work.conn
         answers: list[Answer] = []
         events: list[Event] = []
         # Every lock the batch needs, up front and always in the same order (the
@@ -529,7 +545,6 @@ class SqlStore:
             conn.execute(select(func.pg_advisory_xact_lock(CAPACITY_LOCK)))
         for instrument in sorted({_instrument_of(entry.item) for entry in batch}):
             self._lock_instrument(conn, instrument)
-        work = _Batch(self, conn)
         state: TradingState | None = None
         owners: dict[str, Record] = {}
         if intents:
@@ -632,14 +647,12 @@ class SqlStore:
         conn, account = work.conn, work.account
         if work.accepted:
             rows = [self._order_row(order, passive, account) for order, passive in work.accepted.values()]
-            try:
-                created = self._sql.insert_orders.run_many(conn, rows)
-            except DataError as error:
-                raise ValueRefused(
-                    f"The {self.name} store refused a value of this intent ({_reason(error)}); it was not stored"
-                ) from None
-            if created != len(rows):
+            # A key another worker took meanwhile inserts nothing. In a pipeline the count
+            # comes back later: checked at the end of the batch.
+            inserted = self._sql.insert_orders.count_many(conn, rows)
+            if inserted.known and inserted.value != len(rows):
                 raise _KeyRace
+            work.inserted.append((inserted, len(rows)))
             self._record(conn, work.events, inserted=True)
             work.traded |= {(e.order.exchange, e.order.symbol) for e in work.events if isinstance(e, OrderFilled)}
             if account is not None:

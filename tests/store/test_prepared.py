@@ -1,14 +1,33 @@
 """Statements compiled once and run on the driver (app/store/prepared.py), on SQLite and
 PostgreSQL: the rows, counts and errors SQLAlchemy itself would give."""
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, bindparam, create_engine, insert, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.store.prepared import Prepared
+from app.store.prepared import Prepared, pipelined
+from tests.conftest import empty_postgres_store
+
+T = TypeVar("T")
 
 metadata = MetaData()
 things = Table(
@@ -100,3 +119,76 @@ def test_a_driver_error_is_sqlalchemys_and_the_transaction_rolls_back(engine: En
     if engine.dialect.name == "postgresql":  # SQLite does not enforce a length
         with engine.begin() as conn, pytest.raises(DataError):
             add.run(conn, {"id": 10, "name": "far too long", "kind": "x"})
+
+
+@pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    empty_postgres_store(postgres_url).close()
+    made = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    metadata.drop_all(made)
+    metadata.create_all(made)
+    yield made
+    metadata.drop_all(made)
+    made.dispose()
+
+
+def in_a_greenlet(engine: Engine, body: Callable[[Connection], T]) -> T:
+    """Run `body` in a transaction on an asynchronous connection, as the store does from
+    the event loop it serves (SQLAlchemy's greenlet)."""
+
+    async def scenario() -> T:
+        async_engine = create_async_engine(engine.url)
+        try:
+            async with async_engine.begin() as conn:
+                return await conn.run_sync(body)
+        finally:
+            await async_engine.dispose()
+
+    return asyncio.run(scenario())
+
+
+def test_in_a_pipeline_writes_go_without_waiting_and_a_read_waits_for_them(postgres_engine: Engine) -> None:
+    add = Prepared(
+        _insert(postgres_engine).on_conflict_do_nothing(index_elements=[things.c.name]), postgres_engine.dialect
+    )  # type: ignore[attr-defined]
+    names = Prepared(select(things.c.name).order_by(things.c.id), postgres_engine.dialect)
+
+    def body(conn: Connection) -> tuple[list[str], int, int, bool]:
+        with pipelined(conn) as piped:
+            assert piped
+            assert add.run(conn, {"id": 1, "name": "a", "kind": "x"}, counted=False) == -1  # not waited for
+            later = add.count_many(conn, [{"id": 2, "name": "b", "kind": "x"}, {"id": 3, "name": "a", "kind": "y"}])
+            known_at_once = later.known
+            seen = [row.name for row in names.rows(conn)]  # waits for everything sent before it
+            counted = add.run(conn, {"id": 4, "name": "c", "kind": "x"})
+        return seen, counted, later.value, known_at_once
+
+    seen, counted, inserted, known_at_once = in_a_greenlet(postgres_engine, body)
+    assert seen == ["a", "b"]
+    assert counted == 1
+    assert (known_at_once, inserted) == (False, 1)  # the conflicting name: not inserted, not counted
+    with postgres_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(things)).scalar_one() == 3
+
+
+def test_in_a_pipeline_an_error_comes_out_at_the_next_read_as_sqlalchemys(postgres_engine: Engine) -> None:
+    add = Prepared(_insert(postgres_engine), postgres_engine.dialect)
+    names = Prepared(select(things.c.name), postgres_engine.dialect)
+
+    def body(conn: Connection) -> None:
+        with pipelined(conn):
+            add.run(conn, {"id": 1, "name": "a", "kind": "x"}, counted=False)
+            add.run(conn, {"id": 2, "name": "a", "kind": "x"}, counted=False)  # the name is taken
+            names.rows(conn)
+
+    with pytest.raises(IntegrityError):
+        in_a_greenlet(postgres_engine, body)
+    with postgres_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(things)).scalar_one() == 0  # rolled back
+
+
+def test_outside_a_greenlet_nothing_is_pipelined(engine: Engine) -> None:
+    add = Prepared(_insert(engine), engine.dialect)
+    with engine.begin() as conn, pipelined(conn) as piped:
+        assert not piped
+        assert add.run(conn, {"id": 5, "name": "e", "kind": "x"}, counted=False) == 1

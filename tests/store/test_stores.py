@@ -338,6 +338,38 @@ def test_many_threads_racing_one_key_create_exactly_one_order(store: OrderStore)
     assert store.count() == 1
 
 
+def test_two_workers_racing_one_key_on_postgresql_create_exactly_one_order(postgres_url: str) -> None:
+    """Two stores on one database, each serving its own event loop as two uvicorn
+    workers do (their batches pipelined on asynchronous connections): one key posted
+    through both at once makes one order; every other answer is the 409 naming it."""
+    stores = [empty_postgres_store(postgres_url), SqlStore(postgres_url)]
+    clients = [TestClient(create_app(make_settings(log_level="WARNING"), store)) for store in stores]
+    for client in clients:
+        client.__enter__()
+    barrier = threading.Barrier(16)
+
+    def post(n: int) -> tuple[int, str]:
+        barrier.wait()
+        response = clients[n % 2].post(URL, json=intent(idempotency_key="same", qty=n + 1))
+        return response.status_code, response.json()["order_id"]
+
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(post, range(16)))
+    finally:
+        for client in clients:
+            client.__exit__(None, None, None)
+        for store in stores:
+            store.close()
+    assert sorted(status for status, _ in results) == [201] + [409] * 15
+    assert len({order_id for _, order_id in results}) == 1
+    check = SqlStore(postgres_url)
+    try:
+        assert check.count() == 1
+    finally:
+        check.close()
+
+
 def test_racing_intents_and_quotes_fill_each_order_exactly_once(store: OrderStore) -> None:
     """Orders arrive while quotes that cross them arrive: each order fills completely,
     once, whichever came first. No quote misses an order committed meanwhile, and no
