@@ -98,11 +98,12 @@ def find_problems(
         problems.append(f"{server_errors} unhandled errors in the server log")
     stored_ids = Counter(order["order_id"] for order in orders)
     keys = Counter(order["idempotency_key"] for order in orders)
-    missing = set(acknowledged) - set(stored_ids)
-    unacknowledged = [order for order in orders if order["order_id"] not in set(acknowledged)]
+    answered = set(acknowledged)
+    missing = answered - set(stored_ids)
+    unacknowledged = [order for order in orders if order["order_id"] not in answered]
     if missing:
         problems.append(f"{len(missing)} orders got a 201 and are not in the store")
-    if len(set(acknowledged)) != len(acknowledged):
+    if len(answered) != len(acknowledged):
         problems.append("one order id was given to two 201s")
     # An order stored without its 201 reaching wrk must be one still in flight at the stop.
     strays = [order for order in unacknowledged if order["idempotency_key"] not in in_flight]
