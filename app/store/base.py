@@ -82,7 +82,7 @@ _EVERY_ORDER = OrderFilter()
 
 class OrderStore(Protocol):
     name: str  # "memory", "sqlite" or "postgresql": what /capabilities and /healthz report
-    blocking: bool  # True if calls wait on I/O: the service then makes them off the event loop
+    blocking: bool  # True if calls may wait on I/O: the service then asks `quick`, else `wait_for`
 
     async def admit(self, order: Order, policy: Policy, now: int, cap: int | None = None) -> Admission:
         """Store `order` unless its idempotency key is taken, as the core admits it
@@ -92,7 +92,7 @@ class OrderStore(Protocol):
         retry of an accepted intent always gets its order).
 
         The one async operation: it is the hot path, and each store keeps it off the
-        event loop its own way (a moment's lock; a writer thread's group commit)."""
+        event loop its own way (a moment's lock; a group commit)."""
         ...
 
     def quick(self, call: str, *args: object) -> bool:

@@ -2,10 +2,11 @@
 
 A durable commit waits for the disk; a transaction per request would make every
 request wait for all the commits before its own. Here the event loop hands each item
-to one writer thread and awaits a future; the writer takes everything waiting (up to a
+to a batcher and awaits a future; the batcher takes everything waiting (up to a
 limit) as one batch, runs it as one transaction, and answers each item's future on
-its own loop. One thread, not one per request, does the database's work: the event
-loop and the writer are the only two threads taking turns at the interpreter.
+its own loop. `GroupCommit` runs the batches in one writer thread; `LoopGroupCommit`
+runs them on the event loop itself, for a store whose batches do not block it (they
+hand their waits to a thread, or await them).
 """
 
 import asyncio

@@ -239,14 +239,14 @@ def pipelined(conn: Connection, *, wanted: bool = True) -> Iterator[bool]:
 
 
 @contextmanager
-def _translating(conn: Connection, sql: str) -> Iterator[None]:
+def _translating(conn: Connection, sql: str, cursor: Any = None) -> Iterator[None]:
     """The driver's errors as SQLAlchemy's (as if SQLAlchemy had run the statement); a
     connection the error shows is broken is dropped from the pool."""
     dialect = conn.dialect
     try:
         yield
     except dialect.loaded_dbapi.Error as error:
-        broken = dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
+        broken = dialect.is_disconnect(error, conn.connection.dbapi_connection, cursor)
         if broken:
             conn.invalidate()
         raise DBAPIError.instance(
@@ -257,20 +257,12 @@ def _translating(conn: Connection, sql: str) -> Iterator[None]:
 @contextmanager
 def _cursor(conn: Connection, sql: str) -> Iterator[Any]:
     """A cursor of the driver's own connection, inside the transaction SQLAlchemy began
-    on it. The driver's errors come out as SQLAlchemy's (as if SQLAlchemy had run the
-    statement), and a connection the error shows is broken is dropped from the pool."""
-    dialect = conn.dialect
+    on it, its errors SQLAlchemy's (`_translating`)."""
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None  # a Connection in use holds one
     cursor = dbapi_connection.cursor()
     try:
-        yield cursor
-    except dialect.loaded_dbapi.Error as error:
-        broken = dialect.is_disconnect(error, dbapi_connection, cursor)
-        if broken:
-            conn.invalidate()
-        raise DBAPIError.instance(
-            sql, None, error, dialect.loaded_dbapi.Error, connection_invalidated=broken, dialect=dialect
-        ) from error
+        with _translating(conn, sql, cursor):
+            yield cursor
     finally:
         cursor.close()

@@ -12,7 +12,9 @@ on disk, and workers sharing the database never double-fill or double-create:
   committed meanwhile makes the insert find it taken, and the whole batch is admitted
   again (it then answers with that order).
 
-Calls block on the database: the service makes them from worker threads.
+Where the work runs: SQLite's statements on the event loop, its commits in a thread;
+PostgreSQL's round trips awaited on the event loop the service runs on (`serve`); what
+may wait elsewhere in a thread (`quick`, `wait_for`).
 """
 
 import asyncio
@@ -204,7 +206,8 @@ class _Batch:
         self.events: list[Event] = []  # of the accepted orders not yet inserted
         self.quoted: set[Instrument] = set()  # whose latest quote changed
         self.traded: set[Instrument] = set()  # whose position moved
-        self.inserted: list[tuple[Count, int]] = []  # each insert of orders: rows inserted, rows sent
+        # Inserts of orders whose counts come back at the end (a pipeline): inserted, sent.
+        self.inserted: list[tuple[Count, int]] = []
 
     def instrument(self, key: Instrument) -> InstrumentState:
         state = self.instruments.get(key)
@@ -650,9 +653,10 @@ class SqlStore:
             # A key another worker took meanwhile inserts nothing. In a pipeline the count
             # comes back later: checked at the end of the batch.
             inserted = self._sql.insert_orders.count_many(conn, rows)
-            if inserted.known and inserted.value != len(rows):
+            if not inserted.known:
+                work.inserted.append((inserted, len(rows)))
+            elif inserted.value != len(rows):
                 raise _KeyRace
-            work.inserted.append((inserted, len(rows)))
             self._record(conn, work.events, inserted=True)
             work.traded |= {(e.order.exchange, e.order.symbol) for e in work.events if isinstance(e, OrderFilled)}
             if account is not None:
