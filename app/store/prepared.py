@@ -15,7 +15,7 @@ keeps one compiled form per length.
 """
 
 from collections import namedtuple
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from typing import Any
@@ -95,6 +95,18 @@ class Prepared:
         found = self.rows(conn, params)
         return found[0] if found else None
 
+    def send(self, conn: Connection, params: Mapping[str, Any] | None = None) -> "Pending":
+        """The statement's rows, read later: in a `Pipeline`, it is sent now and its rows
+        read at `Pending.rows` (reads sent together share one round trip); elsewhere, it
+        runs when they are read. Either way it must not depend on what the transaction
+        writes in between (the caller's rule: a read sent early reads what was there)."""
+        pipeline: Pipeline | None = conn.info.get(Pipeline)
+        if pipeline is None:
+            return Pending(lambda: self.rows(conn, params))
+        make = self._record._make
+        cursor = pipeline.send(self.sql, self.bind(params or {}))
+        return Pending(lambda: [make(row) for row in pipeline.fetch(cursor, self.sql)])
+
     def run(self, conn: Connection, params: Mapping[str, Any] | None = None, *, counted: bool = True) -> int:
         """Run a statement that returns no rows; how many rows it changed (in a
         `pipelined` transaction, -1 unless `counted`: it is then sent without waiting)."""
@@ -126,6 +138,25 @@ class Prepared:
         with _cursor(conn, self.sql) as cursor:
             cursor.executemany(self.sql, bound)
             return int(cursor.rowcount)
+
+
+class Pending:
+    """A statement's rows once read (`Prepared.send`); read once, kept after."""
+
+    __slots__ = ("_read", "_rows")
+
+    def __init__(self, read: Callable[[], list[Record]]) -> None:
+        self._read = read
+        self._rows: list[Record] | None = None
+
+    def rows(self) -> list[Record]:
+        if self._rows is None:
+            self._rows = self._read()
+        return self._rows
+
+    def one_or_none(self) -> Record | None:
+        found = self.rows()
+        return found[0] if found else None
 
 
 class Count:
@@ -170,6 +201,12 @@ class ByLength:
             return []
         return self.of(len(values)).rows(conn, {**(params or {}), self._name: list(values)})
 
+    def send(self, conn: Connection, values: Sequence[Any], params: Mapping[str, Any] | None = None) -> Pending:
+        """`Prepared.send` for these values."""
+        if not values:
+            return Pending(list)
+        return self.of(len(values)).send(conn, {**(params or {}), self._name: list(values)})
+
 
 class Pipeline:
     """PostgreSQL's pipeline mode for the rest of a transaction on an asynchronous
@@ -189,9 +226,11 @@ class Pipeline:
         self._pipeline: Any = await_only(self._manager.__aenter__())
 
     def rows(self, sql: str, params: Any) -> list[Any]:
+        return self.fetch(self.send(sql, params), sql)
+
+    def fetch(self, cursor: Any, sql: str) -> list[Any]:
+        """The rows of a statement `send` sent (and of every one sent before it)."""
         with _translating(self._conn, sql):
-            cursor = self._driver.cursor()
-            await_only(cursor.execute(sql, params))
             found: list[Any] = await_only(cursor.fetchall())
             return found
 

@@ -20,7 +20,7 @@ may wait elsewhere in a thread (`quick`, `wait_for`).
 import asyncio
 import hashlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
@@ -65,7 +65,7 @@ from app.store.errors import StoreFull, StoreUnavailable
 from app.store.group_commit import GroupCommit, LoopGroupCommit, Waiting
 from app.store.ids import new_number
 from app.store.journal import JournalPage
-from app.store.prepared import Count, Prepared, Record, pipelined
+from app.store.prepared import Count, Pending, Record, pipelined
 from app.store.schema import (
     OPEN,
     SCHEMA_VERSION,
@@ -78,7 +78,8 @@ from app.store.schema import (
     quotes,
     trading_state,
 )
-from app.store.sql_rows import fill_of, order_of, position_of, quote_of, text_of, with_fills
+from app.store.sql_reachable import Reachable, widest
+from app.store.sql_rows import fill_of, order_of, orders_and_fills, position_of, quote_of, text_of, with_fills
 from app.store.sql_statements import Statements
 
 __all__ = ["SCHEMA_VERSION", "Arrival", "SqlStore"]
@@ -144,10 +145,12 @@ class ValueRefused(StoreUnavailable):
 
 class _LoopEngines(NamedTuple):
     """PostgreSQL's asynchronous connections for one event loop, as engines the store's
-    code uses from a greenlet on that loop: for writes, and for reads (one snapshot)."""
+    code uses from a greenlet on that loop: for writes, for reads of several statements
+    (one snapshot), and for reads of one statement (no transaction)."""
 
     writer: Engine
     reader: Engine
+    single: Engine
 
 
 class _KeyRace(Exception):
@@ -208,16 +211,47 @@ class _Batch:
         self.traded: set[Instrument] = set()  # whose position moved
         # Inserts of orders whose counts come back at the end (a pipeline): inserted, sent.
         self.inserted: list[tuple[Count, int]] = []
+        # Each instrument's latest quote and position, read (`read_instruments`).
+        self.sent: dict[Instrument, tuple[Pending, Pending]] = {}
+        # The quotes of each instrument in the batch, and the orders they may reach (read
+        # at the first of them).
+        self.quotes: dict[Instrument, list[Quote]] = {}
+        self.reachables: dict[Instrument, Reachable] = {}
+
+    def read_instruments(self, keys: Iterable[Instrument]) -> None:
+        """Send the reads of the instruments' latest quotes and positions together (one
+        round trip in a pipeline; elsewhere each runs when first needed). Both rows are
+        written only at the batch's end (`_keep_instruments`): a read sent early reads
+        what the batch would read later."""
+        statements = self.store._sql
+        for exchange, symbol in keys:
+            where = {"exchange": exchange, "symbol": symbol}
+            self.sent[(exchange, symbol)] = (
+                statements.latest_quote.send(self.conn, where),
+                statements.position.send(self.conn, where),
+            )
+
+    def reachable(self, key: Instrument) -> Reachable:
+        """The open orders of `key` that the batch's quotes may reach (the caller holds
+        its lock), read at the first quote of the batch that asks."""
+        found = self.reachables.get(key)
+        if found is None:
+            reach = widest(self.quotes[key])
+            where = {"exchange": key[0], "symbol": key[1], "r_ask": reach.ask, "r_bid": reach.bid}
+            found = self.reachables[key] = Reachable(self.store._sql.reached.rows(self.conn, where))
+        return found
 
     def instrument(self, key: Instrument) -> InstrumentState:
         state = self.instruments.get(key)
         if state is None:
-            exchange, symbol = key
-            conn = self.conn
-            where = {"exchange": exchange, "symbol": symbol}
-            quote = quote_of(self.store._sql.latest_quote.one_or_none(conn, where))
+            if key not in self.sent:
+                self.read_instruments([key])
+            quote, position = self.sent[key]
             state = self.instruments[key] = InstrumentState(
-                key, quote, lambda: self.store.position(conn, key), lambda held: self._exposure(key, held)
+                key,
+                quote_of(quote.one_or_none()),
+                lambda: position_of(position.one_or_none()),
+                lambda held: self._exposure(key, held),
             )
         return state
 
@@ -230,6 +264,10 @@ class _Batch:
         committed = [(Side(side), EXACT.subtract(exact(qty), Decimal(filled))) for side, qty, filled in rows]
         admitted = [(order.side, order.remaining) for order in self.resting.get(key, ())]
         return Exposure.of(position.qty, [*committed, *admitted])
+
+
+def _state_of(row: Record) -> TradingState:
+    return TradingState(TradingStateName(row.state), row.reason, row.updated_at)
 
 
 def _instrument_of(work: Write) -> Instrument:
@@ -292,6 +330,7 @@ class SqlStore:
             if self.name == "postgresql"
             else self.engine
         )
+        self._single = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # PostgreSQL from the event loops the service runs on (`serve`): the same code,
         # its connections the driver's asynchronous ones for that loop.
         self._loops: dict[asyncio.AbstractEventLoop, _LoopEngines] = {}
@@ -328,7 +367,23 @@ class SqlStore:
         return self._transaction(self._loop().writer if in_greenlet() else self._writer, self._write_lock)
 
     def _reading(self) -> AbstractContextManager[Connection]:
+        """A read of several statements: one snapshot (PostgreSQL: REPEATABLE READ)."""
         return self._transaction(self._loop().reader if in_greenlet() else self._reader, nullcontext())
+
+    @contextmanager
+    def _reading_once(self) -> Iterator[Connection]:
+        """A read of one statement, which is its own snapshot. PostgreSQL: outside any
+        transaction (autocommit), one round trip where BEGIN and COMMIT made three."""
+        if self.name != "postgresql":
+            with self._reading() as conn:
+                yield conn
+            return
+        engine = self._loop().single if in_greenlet() else self._single
+        try:
+            with engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as error:
+            raise self._unavailable(error) from None
 
     def _loop(self) -> "_LoopEngines":
         return self._loops[asyncio.get_running_loop()]
@@ -347,7 +402,11 @@ class SqlStore:
         loop = asyncio.get_running_loop()
         engine = create_async_engine(self.engine.url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=60)
         writer = engine.sync_engine
-        self._loops[loop] = _LoopEngines(writer, writer.execution_options(isolation_level="REPEATABLE READ"))
+        self._loops[loop] = _LoopEngines(
+            writer,
+            writer.execution_options(isolation_level="REPEATABLE READ"),
+            writer.execution_options(isolation_level="AUTOCOMMIT"),
+        )
         try:
             yield
         finally:
@@ -379,10 +438,6 @@ class SqlStore:
             f"The {self.name} store is unavailable ({_reason(error)}); whether a change was made is unknown: "
             "retry (an intent with the same idempotency_key)"
         )
-
-    def position(self, conn: Connection, instrument: Instrument) -> Position:
-        exchange, symbol = instrument
-        return position_of(self._sql.position.one_or_none(conn, {"exchange": exchange, "symbol": symbol}))
 
     def _lock_instrument(self, conn: Connection, instrument: Instrument) -> None:
         # SQLite: the transaction already holds the database's only write lock.
@@ -546,17 +601,30 @@ class SqlStore:
         if caps and self.name == "postgresql":
             # Every capped admission, in every worker, counts and inserts one at a time.
             conn.execute(select(func.pg_advisory_xact_lock(CAPACITY_LOCK)))
-        for instrument in sorted({_instrument_of(entry.item) for entry in batch}):
+        instruments = sorted({_instrument_of(entry.item) for entry in batch})
+        for entry in batch:
+            if isinstance(entry.item, QuoteArrival):
+                work.quotes.setdefault(entry.item.instrument, []).append(entry.item.quote)
+        for instrument in instruments:
             self._lock_instrument(conn, instrument)
         state: TradingState | None = None
-        owners: dict[str, Record] = {}
+        owners: dict[str, Order] = {}
+        # What the batch reads before it writes, sent together (one round trip in a
+        # pipeline, the locks' wait included).
         if intents:
             # Read under a share lock: a change of state waits for this batch, and a
             # batch after it sees the new state (cancel_open_orders misses no order).
-            state = self._trading_state(conn, lock="share")
+            # (SQLite: the batch holds the only write lock already.)
+            shared = self.name == "postgresql"
+            state_row = (self._sql.trading_state_shared if shared else self._sql.trading_state).send(conn)
             # Keys already taken answer with their order (also when trading is
             # halted): one look-up for the whole batch.
-            owners = self._owners(conn, list({arrival.order.idempotency_key for arrival in intents}))
+            keys = list({arrival.order.idempotency_key for arrival in intents})
+            owner_rows = self._sql.owners.send(conn, keys)
+        work.read_instruments(instruments)
+        if intents:
+            state = _state_of(state_row.rows()[0])
+            owners = {order.idempotency_key: order for order in orders_and_fills(owner_rows.rows())}
         for run in _runs(batch):
             if isinstance(run[0].item, Arrival):
                 assert state is not None  # read above: the batch has intents
@@ -578,7 +646,7 @@ class SqlStore:
         work: _Batch,
         run: list[Waiting[Write, Written]],
         state: TradingState,
-        owners: dict[str, Record],
+        owners: dict[str, Order],
         cap: int | None,
     ) -> tuple[list[Answer], list[Event]]:
         """Admit a run of intents in arrival order: each whose key is free goes through
@@ -595,12 +663,10 @@ class SqlStore:
         answers: list[Answer] = []
         events: list[Event] = []
         # A taken key answers with its stored order: all of the run's read in one query.
-        taken = {order.idempotency_key for _, _, order in arrivals} & owners.keys()
-        stored = dict(zip(taken, with_fills(conn, [owners[key] for key in taken], self._sql.fills_of), strict=True))
         for entry, arrival, order in arrivals:
             key = order.idempotency_key
-            if key in stored:
-                answers.append((entry, Admission(stored[key], False, [])))
+            if key in owners:
+                answers.append((entry, Admission(owners[key], False, [])))
             elif key in work.admitted:
                 answers.append((entry, Admission(work.admitted[key], False, [])))
             elif room is not None and cap is not None and room <= 0:
@@ -627,12 +693,10 @@ class SqlStore:
         work.admitted[order.idempotency_key] = order
         if admitted.rests:
             work.resting.setdefault(key, []).append(order)
+            if key in work.reachables:
+                work.reachables[key].add(order, passive=admitted.passive)
         work.events += admitted.events
         return admitted.events
-
-    def _owners(self, conn: Connection, keys: Sequence[str]) -> dict[str, Record]:
-        """The stored orders that own any of `keys`, by key."""
-        return {row.idempotency_key: row for row in self._sql.owners.rows(conn, keys)}
 
     def _room(self, conn: Connection, cap: int, new_keys: int) -> int | None:
         """How many more orders fit under `cap` (None: more than this batch can bring)."""
@@ -710,13 +774,22 @@ class SqlStore:
         exchange, symbol = instrument
         reach = Reach.of(arrival.quote)
         where = {"exchange": exchange, "symbol": symbol, "r_ask": reach.ask, "r_bid": reach.bid}
-        rows = self._sql.reached.rows(conn, where)
-        account = self._account(conn, {symbol}, rows)
+        account: Account | None = None
+        reachable = None
+        if self._account_on:
+            # The reservations of the orders it reaches are read with them, each quote.
+            rows = self._sql.reached.rows(conn, where)
+            account = self._account(conn, {symbol}, rows)
+            reached = [(order_of(row), not row.passive) for row in rows]
+        else:
+            reachable = work.reachable(instrument)
+            reached = reachable.reached_by(reach)
         state = work.instrument(instrument)
-        reached = [(order_of(row), not row.passive) for row in rows]
         events = core.apply_quote(
             state, arrival.quote, reached, arrival.policy, account, now=arrival.now, new_id=new_number
         )
+        if reachable is not None:
+            reachable.settle(reach)
         work.quoted.add(instrument)
         self._record(conn, events, inserted=False)
         if any(isinstance(event, OrderFilled) for event in events):
@@ -754,10 +827,10 @@ class SqlStore:
             row = self._sql.trading_state_shared.rows(conn)[0]
         else:
             row = conn.execute(select(trading_state).where(_STATE_ROW).with_for_update()).one()
-        return TradingState(TradingStateName(row.state), row.reason, row.updated_at)
+        return _state_of(row)
 
     def trading_state(self) -> TradingState:
-        with self._reading() as conn:
+        with self._reading_once() as conn:
             return self._trading_state(conn)
 
     def set_trading_state(
@@ -887,21 +960,23 @@ class SqlStore:
     def get(self, order_id: str) -> Order | None:
         if parse_order_id(order_id) is None:
             return None
-        with self._reading() as conn:
-            return self._one(conn, self._sql.order_by_id, {"order_id": order_id})
+        with self._reading_once() as conn:
+            found = orders_and_fills(self._sql.order_by_id.rows(conn, {"order_id": order_id}))
+        return found[0] if found else None
 
     def get_by_key(self, idempotency_key: str) -> Order | None:
-        with self._reading() as conn:
-            return self._one(conn, self._sql.order_by_key, {"key": idempotency_key})
+        with self._reading_once() as conn:
+            found = orders_and_fills(self._sql.order_by_key.rows(conn, {"key": idempotency_key}))
+        return found[0] if found else None
 
     def newest_first(self, before: int | None, limit: int, keep: OrderFilter) -> tuple[list[Order], int | None]:
         # One row more than the page: whether an older one is left.
         statement, params = self._sql.listing(keep, before, limit + 1)
-        with self._reading() as conn:
+        with self._reading_once() as conn:
             rows = statement.rows(conn, params)
-            page = rows[:limit]
-            found = with_fills(conn, page, self._sql.fills_of)
-        return found, (page[-1].seq if len(rows) > limit else None)
+        # An order's seq once per order (its row comes once per fill).
+        seqs = list(dict.fromkeys(row.seq for row in rows))
+        return orders_and_fills(rows)[:limit], (seqs[limit - 1] if len(seqs) > limit else None)
 
     def count(self) -> int:
         with self._reading() as conn:
@@ -916,13 +991,9 @@ class SqlStore:
         return {status: int(count) for status, count in rows}
 
     def positions(self) -> list[PositionView]:
-        with self._reading() as conn:
+        with self._reading_once() as conn:
             rows = self._sql.positions.rows(conn)
-            latest = {(row.exchange, row.symbol): quote_of(row) for row in self._sql.quotes.rows(conn)}
-        return [
-            PositionView(row.exchange, row.symbol, position_of(row), latest.get((row.exchange, row.symbol)))
-            for row in rows
-        ]
+        return [PositionView(row.exchange, row.symbol, position_of(row), quote_of(row)) for row in rows]
 
     # -- the journal --------------------------------------------------------------------
 
@@ -936,7 +1007,7 @@ class SqlStore:
             return journal.read(conn, after, limit, keep, self._sql)
 
     def journal_head(self) -> int:
-        with self._reading() as conn:
+        with self._reading_once() as conn:
             return journal.head(conn, self._sql)
 
     def order_fills(self, order_id: str, after: int, limit: int) -> tuple[Order, list[StoredFill], bool] | None:
@@ -1003,10 +1074,6 @@ class SqlStore:
             "reserve_unit": None if held is None else str(held.unit),
             "reserved": None if held is None else str(held.held),
         }
-
-    def _one(self, conn: Connection, statement: Prepared, params: dict[str, str]) -> Order | None:
-        row = statement.one_or_none(conn, params)
-        return None if row is None else with_fills(conn, [row], self._sql.fills_of)[0]
 
     def _record(self, conn: Connection, events: Sequence[Event], *, inserted: bool) -> None:
         """Write what `events` describe: fills, and the orders' new state (unless the

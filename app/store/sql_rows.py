@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -34,15 +35,20 @@ def order_of(row: Record, order_fills: list[StoredFill] | None = None) -> Order:
     )
 
 
-def fill_of(row: Record, seq: int | None = None) -> StoredFill:
-    """A fill row; `seq` is its journal entry's (None for a fill made before the journal)."""
+def fill_of(row: Record, seq: int | None = None, *, prefix: str = "") -> StoredFill:
+    """A fill row; `seq` is its journal entry's (None for a fill made before the journal).
+    `prefix`: the fill's columns are named `<prefix><column>` in a joined row."""
+
+    def column(name: str) -> Any:
+        return getattr(row, prefix + name)
+
     return StoredFill(
-        number=number_of(row.fill_id),
-        qty=Decimal(row.qty),
-        price=Decimal(row.price),
-        fee=Decimal(row.fee),
-        liquidity=Liquidity(row.liquidity),
-        ts=row.ts,
+        number=number_of(column("fill_id")),
+        qty=Decimal(column("qty")),
+        price=Decimal(column("price")),
+        fee=Decimal(column("fee")),
+        liquidity=Liquidity(column("liquidity")),
+        ts=column("ts"),
         seq=seq,
     )
 
@@ -54,7 +60,8 @@ def position_of(row: Record | None) -> Position:
 
 
 def quote_of(row: Record | None) -> Quote | None:
-    if row is None:
+    """The quote in a row (None for no row, or a joined row without a quote)."""
+    if row is None or row.bid is None:
         return None
     return Quote(Decimal(row.bid), Decimal(row.ask), decimal_of(row.bid_size), decimal_of(row.ask_size))
 
@@ -67,3 +74,15 @@ def with_fills(conn: Connection, rows: Sequence[Record], fills_of: ByLength) -> 
     for fill_row in fills_of.rows(conn, filled):
         by_order.setdefault(fill_row.order_id, []).append(fill_of(fill_row, fill_row.event_seq))
     return [order_of(row, by_order.get(row.order_id)) for row in rows]
+
+
+def orders_and_fills(rows: Sequence[Record]) -> list[Order]:
+    """Orders from the rows of `Statements.with_fills_of`, in their order, with their fills."""
+    by_id: dict[str, tuple[Record, list[StoredFill]]] = {}
+    for row in rows:
+        entry = by_id.get(row.order_id)
+        if entry is None:
+            entry = by_id[row.order_id] = (row, [])
+        if row.fill_fill_id is not None:
+            entry[1].append(fill_of(row, row.fill_event_seq, prefix="fill_"))
+    return [order_of(row, order_fills) for row, order_fills in by_id.values()]

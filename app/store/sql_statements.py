@@ -35,8 +35,13 @@ class Statements:
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self.order_by_id = Prepared(select(orders).where(orders.c.order_id == bindparam("order_id")), dialect)
-        self.order_by_key = Prepared(select(orders).where(orders.c.idempotency_key == bindparam("key")), dialect)
+        # An order with its fills: one statement (see `with_fills_of`).
+        self.order_by_id = Prepared(
+            with_fills_of(select(orders).where(orders.c.order_id == bindparam("order_id"))), dialect
+        )
+        self.order_by_key = Prepared(
+            with_fills_of(select(orders).where(orders.c.idempotency_key == bindparam("key"))), dialect
+        )
         # The fills of some orders with their journal seqs, oldest first.
         self.fills_of = Prepared.expanding(
             select(fills, events.c.seq.label("event_seq"))
@@ -46,8 +51,17 @@ class Statements:
             dialect,
             "order_ids",
         )
-        self.positions = Prepared(select(positions).order_by(positions.c.exchange, positions.c.symbol), dialect)
-        self.quotes = Prepared(select(quotes), dialect)
+        # Each position with its instrument's latest quote (bid None: no quote yet).
+        self.positions = Prepared(
+            select(positions, quotes.c.bid, quotes.c.ask, quotes.c.bid_size, quotes.c.ask_size)
+            .select_from(
+                positions.outerjoin(
+                    quotes, and_(quotes.c.exchange == positions.c.exchange, quotes.c.symbol == positions.c.symbol)
+                )
+            )
+            .order_by(positions.c.exchange, positions.c.symbol),
+            dialect,
+        )
         state = select(trading_state).where(trading_state.c.id == 1)
         self.trading_state = Prepared(state, dialect)
         # Read under a share lock (PostgreSQL; SQLite's writers hold its only write lock).
@@ -67,8 +81,11 @@ class Statements:
         self.open_sizes = Prepared(
             select(orders.c.side, orders.c.qty, orders.c.filled_qty).where(_OF_INSTRUMENT, _open), dialect
         )
+        # The orders that own some keys, with their fills.
         self.owners = Prepared.expanding(
-            select(orders).where(orders.c.idempotency_key.in_(bindparam("keys", expanding=True))), dialect, "keys"
+            with_fills_of(select(orders).where(orders.c.idempotency_key.in_(bindparam("keys", expanding=True)))),
+            dialect,
+            "keys",
         )
         self.highest_seq = Prepared(select(func.max(orders.c.seq).label("seq")), dialect)
         # The open orders a quote reaches, oldest first, locked against a cancel meanwhile.
@@ -135,19 +152,41 @@ class Statements:
 
     def listing(self, keep: OrderFilter, before: int | None, limit: int) -> tuple[Prepared, dict[str, object]]:
         """The statement for `keep`'s page of orders below seq `before`, newest first, at
-        most `limit`, and its parameters."""
+        most `limit`, with their fills (`with_fills_of`), and its parameters."""
         values = (keep.exchange, keep.symbol, keep.side, keep.idempotency_key)
         statuses = None if keep.statuses is None else sorted(keep.statuses)
         shape = (*(value is not None for value in values), before is not None, len(statuses or ()))
         prepared = self._listings.get(shape)
         if prepared is None:
-            prepared = self._listings[shape] = Prepared(listing(*shape), self._dialect)
+            prepared = self._listings[shape] = Prepared(with_fills_of(listing(*shape)), self._dialect)
         params: dict[str, object] = {f"f{i}": value for i, value in enumerate(values) if value is not None}
         params.update({f"s{i}": status for i, status in enumerate(statuses or ())})
         params["limit"] = limit
         if before is not None:
             params["before"] = before
         return prepared, params
+
+
+def with_fills_of(page: Select[Any]) -> Select[Any]:
+    """The rows of `page` (orders, newest first), each once per fill it has (oldest
+    first) or once with none: the fill's columns named `fill_<column>`, and its journal
+    entry's seq `fill_event_seq`, all None for an order without fills. One statement
+    reads one snapshot: a PostgreSQL read needs no transaction (no BEGIN and COMMIT
+    round trips), and the orders and their fills cannot straddle another worker's fill."""
+    chosen = page.subquery("page")
+    return (
+        select(
+            chosen,
+            *(fills.c[name].label(f"fill_{name}") for name in FILL_COLUMNS if name != "order_id"),
+            events.c.seq.label("fill_event_seq"),
+        )
+        .select_from(
+            chosen.outerjoin(fills, fills.c.order_id == chosen.c.order_id).outerjoin(
+                events, events.c.fill_id == fills.c.fill_id
+            )
+        )
+        .order_by(chosen.c.seq.desc(), fills.c.seq)
+    )
 
 
 def _upsert(insert: Any, table: Any, columns: list[str]) -> Any:

@@ -11,7 +11,7 @@ from app.core.controls import TradingState
 from app.core.engine import Policy
 from app.core.errors import IntentRefused
 from app.core.events import OrderAccepted, OrderCanceled, OrderFilled, TradingStateChanged
-from app.core.order import Order, OrderKind, OrderTerms, differing_terms
+from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
 from app.core.values import Costs, Quote
 from app.core.vocabulary import CancelReason, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
 from app.store.base import OrderFilter, OrderStore
@@ -173,6 +173,43 @@ def test_the_last_page_of_a_filter_says_it_is_the_last(store: OrderStore) -> Non
     assert position is not None
     assert [o.idempotency_key for o in store.newest_first(position, 3, OrderFilter())[0]] == ["k0"]
     assert store.newest_first(position, 3, OrderFilter())[1] is None
+
+
+def fill_fields(fill: StoredFill) -> tuple[object, ...]:
+    return (fill.number, fill.qty, fill.price, fill.fee, fill.liquidity, fill.ts, fill.seq)
+
+
+def test_orders_read_and_listed_carry_all_their_fills_in_order(store: OrderStore) -> None:
+    """An order with several fills is one order on a page (whatever a store reads it
+    with), with every fill oldest first, and the pages below it go on from the next order."""
+    for n in range(4):
+        admit(store, order(f"k{n}", qty=3.0, at=n))
+    # Quotes at 100, 101, 102, 103 with 1, 1, 2, 3 on offer fill the oldest orders first.
+    for n, size in enumerate(("1", "1", "2", "3")):
+        asyncio.run(store.add_quote(BTC, quote("99", f"10{n}", ask_size=size), PLAIN, 10 + n))
+    by_key = {key: store.get_by_key(key) for key in ("k0", "k1", "k2", "k3")}
+    prices = {key: [fill.price for fill in found.fills] for key, found in by_key.items()}  # type: ignore[union-attr]
+    assert prices == {
+        "k0": [Decimal(100), Decimal(101), Decimal(102)],
+        "k1": [Decimal(102), Decimal(103)],
+        "k2": [Decimal(103)],
+        "k3": [],
+    }
+    listed: list[Order] = []
+    position: int | None = None
+    for _ in range(3):
+        page, position = store.newest_first(position, 3 if not listed else 2, OrderFilter())
+        listed += page
+        if position is None:
+            break
+    assert [o.idempotency_key for o in listed] == ["k3", "k2", "k1", "k0"]
+    assert position is None
+    for found in listed:
+        assert [fill.price for fill in found.fills] == prices[found.idempotency_key]
+        read = store.get(found.order_id)
+        assert read is not None
+        assert [fill_fields(fill) for fill in found.fills] == [fill_fields(fill) for fill in read.fills]
+        assert all(fill.seq is not None for fill in found.fills)
 
 
 def test_a_listing_keeps_any_of_several_statuses(store: OrderStore) -> None:

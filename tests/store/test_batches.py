@@ -1,0 +1,152 @@
+"""A SQL store's batch (intents and quotes that arrive together share one transaction)
+answers as the memory store does taking the same items one at a time: the same
+admissions, fills, prices, fees and positions. The memory store's fills are proved
+against the core's rules elsewhere; this proves the SQL batches' against them, with
+several quotes in one batch finding the orders they reach as the batch left them."""
+
+import asyncio
+import itertools
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.core.engine import Policy
+from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled
+from app.core.order import Order, OrderKind, OrderTerms
+from app.core.values import Costs, Quote
+from app.core.vocabulary import OrderType, Side, TimeInForce
+from app.store.base import OrderStore
+from app.store.ids import new_number
+from app.store.memory import InMemoryStore
+from app.store.sql import SqlStore
+from tests.conftest import empty_postgres_store
+
+POLICY = Policy(Costs(slippage_bps=Decimal(3), taker_fee_bps=Decimal(5), maker_fee_bps=Decimal(1)))
+# 99.1 and 100.1 have no exact binary form: the stores must compare them alike.
+prices = st.sampled_from([97, 99, 99.1, 100, 100.1, 101, 103])
+sizes = st.none() | st.sampled_from(["0.1", "0.3", "1", "2.5"])
+intents = st.tuples(
+    st.just("intent"),
+    st.sampled_from([Side.BUY, Side.SELL]),
+    st.sampled_from([0.1, 0.3, 0.5, 1, 2]),
+    st.none() | prices,
+    st.sampled_from([TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC]),
+)
+duplicates = st.tuples(st.just("duplicate"), st.integers(0, 40))
+quotes = st.tuples(st.just("quote"), prices, st.sampled_from([0, 0.5, 2]), sizes, sizes)
+# Each inner list arrives at once: one batch.
+batches = st.lists(st.lists(intents | duplicates | quotes, min_size=1, max_size=12), min_size=1, max_size=4)
+# Each example trades its own instrument: nothing of an earlier one is in its way.
+_examples = itertools.count()
+
+
+class Run:
+    """The steps of one example turned into calls, alike for every store."""
+
+    def __init__(self, steps: list[tuple[Any, ...]]) -> None:
+        self.instrument = ("binance", f"T{next(_examples)}/USDT")
+        self.keys: list[str] = []
+        self.calls: list[tuple[str, Any]] = []
+        for number, step in enumerate(steps):
+            if step[0] == "quote":
+                _, bid, spread, bid_size, ask_size = step
+                self.calls.append(("quote", (bid, spread, bid_size, ask_size)))
+            elif step[0] == "duplicate" and self.keys:
+                self.calls.append(
+                    ("intent", (self.keys[step[1] % len(self.keys)], Side.BUY, 7.0, None, TimeInForce.GTC))
+                )
+            else:
+                _, side, qty, limit, tif = step if step[0] == "intent" else ("", Side.SELL, 1, None, TimeInForce.GTC)
+                self.keys.append(f"{self.instrument[1]}-k{number}")
+                self.calls.append(("intent", (self.keys[-1], side, float(qty), limit, tif)))
+
+    async def call(self, store: OrderStore, at: int) -> tuple[Any, ...]:
+        """The call at `at` (its time too), its answer summed up."""
+        kind, values = self.calls[at]
+        if kind == "quote":
+            bid, spread, bid_size, ask_size = values
+            quote = Quote(
+                Decimal(repr(bid)),
+                Decimal(repr(bid + spread)),
+                None if bid_size is None else Decimal(bid_size),
+                None if ask_size is None else Decimal(ask_size),
+            )
+            return ("quote", _summary(await store.add_quote(self.instrument, quote, POLICY, at)))
+        key, side, qty, limit, tif = values
+        order_type = OrderType.MARKET if limit is None else OrderType.LIMIT
+        kind_of = OrderKind(*self.instrument, side, order_type, tif)
+        new = Order(number=new_number(), idempotency_key=key, kind=kind_of, terms=OrderTerms.of(qty, limit, at, None))
+        admission = await store.admit(new, POLICY, at)
+        # (The order itself may have moved on since, in a batch as in the memory store:
+        # its events tell what its admission did.)
+        return ("intent", key, admission.created, admission.order.idempotency_key, _summary(admission.events))
+
+    def outcome(self, store: OrderStore) -> dict[str, Any]:
+        """What the store holds of this example afterwards."""
+        held: dict[str, Any] = {}
+        for key in self.keys:
+            order = store.get_by_key(key)
+            assert order is not None
+            held[key] = (
+                order.status.value,
+                order.filled_qty,
+                [(fill.qty, fill.price, fill.fee, fill.liquidity.value) for fill in order.fills],
+            )
+        positions = [
+            (view.position.qty, view.position.cost, view.position.realized_pnl, view.position.fees, view.quote)
+            for view in store.positions()
+            if (view.exchange, view.symbol) == self.instrument
+        ]
+        return {"orders": held, "positions": positions}
+
+
+def _summary(events: list[Event]) -> list[tuple[Any, ...]]:
+    """Each event's kind, order and what it did (a fill's size, price and fee)."""
+    summary: list[tuple[Any, ...]] = []
+    for event in events:
+        if isinstance(event, OrderFilled):
+            fill = event.fill
+            summary.append(("filled", event.order.idempotency_key, event.after, fill.qty, fill.price, fill.fee))
+        elif isinstance(event, (OrderAccepted, OrderCanceled, OrderExpired)):
+            summary.append((type(event).__name__, event.order.idempotency_key))
+        else:
+            summary.append((type(event).__name__,))
+    return summary
+
+
+async def _in_batches(store: SqlStore, run: Run, sizes: list[int]) -> list[tuple[Any, ...]]:
+    answers: list[tuple[Any, ...]] = []
+    async with store.serve():
+        start = 0
+        for size in sizes:
+            # Started together on one loop: they join one batch, in this order.
+            answers += await asyncio.gather(*(run.call(store, at) for at in range(start, start + size)))
+            start += size
+    return answers
+
+
+async def _one_by_one(store: OrderStore, run: Run) -> list[tuple[Any, ...]]:
+    return [await run.call(store, at) for at in range(len(run.calls))]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def sql_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if request.param == "sqlite":
+        opened = SqlStore(f"sqlite:///{tmp_path_factory.mktemp('batches') / 'orders.db'}")
+    else:
+        opened = empty_postgres_store(request.getfixturevalue("postgres_url"))
+    yield opened
+    opened.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=batches)
+def test_a_sql_batch_answers_as_the_memory_store_one_by_one(sql_store: SqlStore, steps: list[list[Any]]) -> None:
+    run = Run([step for batch in steps for step in batch])
+    memory = InMemoryStore()
+    expected = asyncio.run(_one_by_one(memory, run))
+    assert asyncio.run(_in_batches(sql_store, run, [len(batch) for batch in steps])) == expected
+    assert run.outcome(sql_store) == run.outcome(memory)
