@@ -20,6 +20,7 @@ from app.core.events import (
     OrderFilled,
     TradingStateChanged,
 )
+from app.core.market_data import check_arrival, is_fresh
 from app.core.matching import Reach, Working, match
 from app.core.order import Order, StoredFill, record_fill, transition
 from app.core.positions import Position, apply_fill
@@ -32,12 +33,19 @@ BALANCE_CUT = "the paper balance covers only part of this order: what it covered
 
 
 class Policy:
-    """What every operation is given: the paper costs and the instruments' rules."""
+    """What every operation is given: the paper costs, the instruments' rules, and the
+    oldest market data (microseconds; None: any) that orders fill against."""
 
-    def __init__(self, costs: Costs | None = None, rules: Mapping[Instrument, InstrumentRules] | None = None) -> None:
+    def __init__(
+        self,
+        costs: Costs | None = None,
+        rules: Mapping[Instrument, InstrumentRules] | None = None,
+        max_quote_age: int | None = None,
+    ) -> None:
         self.costs = Costs() if costs is None else costs
         self.rules = dict(rules or {})
         self.controls = Controls(self.rules)
+        self.max_quote_age = max_quote_age
 
 
 class InstrumentState:
@@ -47,7 +55,7 @@ class InstrumentState:
     only worked out when first needed: most intents fill nothing and meet no limit, and
     for a database each costs a query."""
 
-    __slots__ = ("_exposure", "_load_exposure", "_load_position", "_position", "key", "quote")
+    __slots__ = ("_exposure", "_load_exposure", "_load_position", "_position", "key", "quote", "quote_ts")
 
     def __init__(
         self,
@@ -55,9 +63,11 @@ class InstrumentState:
         quote: Quote | None,
         position: Position | Callable[[], Position],
         load_exposure: Callable[[Position], Exposure],
+        quote_ts: int | None = None,
     ) -> None:
         self.key = key
         self.quote = quote
+        self.quote_ts = quote_ts  # the time the latest market data describes
         self._position: Position | None = position if isinstance(position, Position) else None
         self._load_position: Callable[[], Position] | None = None if isinstance(position, Position) else position
         self._load_exposure = load_exposure
@@ -112,6 +122,9 @@ def admit(
     policy.controls.vet(order, trading, quote, instrument.exposure)
     if account is not None:
         account.reserve(order, quote, policy.costs)
+    # Stale data prices the checks above but fills nothing: the order waits for fresh.
+    if not is_fresh(instrument.quote_ts, now, policy.max_quote_age):
+        quote = None
     events: list[Event] = [OrderAccepted(order)]
     if quote is not None and _takes_on_arrival(order, quote, policy.costs):
         events += _execute(instrument, quote, [(order, True)], policy.costs, account, now=now, new_id=new_id)
@@ -139,10 +152,19 @@ def apply_quote(
     *,
     now: int,
     new_id: Callable[[], int],
+    ts: int | None = None,
 ) -> list[Event]:
-    """Take `quote` as the instrument's latest and fill the resting orders it reaches
-    (`reached`: oldest first, each with whether it takes liquidity)."""
+    """Take `quote`, describing the market at `ts`, as the instrument's latest and fill
+    the resting orders it reaches (`reached`: oldest first, each with whether it takes
+    liquidity). Refuses it (MarketDataRefused), changing nothing, if it is out of order
+    or stale (`market_data.check_arrival`). A quote without a time (None) describes the
+    time it arrives, `now`, or the latest's if that is later (quotes that raced each
+    other here: the last applied is the newest)."""
+    if ts is None:
+        ts = now if instrument.quote_ts is None else max(now, instrument.quote_ts)
+    check_arrival(instrument.quote_ts, ts, now, policy.max_quote_age)
     instrument.quote = quote
+    instrument.quote_ts = ts
     if not reached:
         return []
     events = _execute(instrument, quote, reached, policy.costs, account, now=now, new_id=new_id)

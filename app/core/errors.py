@@ -34,3 +34,22 @@ class AccountMismatch(ServiceError):
     """The paper account cannot be turned on over the orders a store holds."""
 
     code = "ACCOUNT_MISMATCH"
+
+
+class MarketDataRefused(ServiceError):
+    """Market data the service does not take, for what it says against what the service
+    holds: older than the instrument's latest (`OUT_OF_ORDER`), or older than
+    `MAX_QUOTE_AGE_MS` on arrival (`STALE_MARKET_DATA`)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
+class FutureMarketData(MarketDataRefused):
+    """Market data stamped further ahead of the service's clock than clocks differ."""
+
+    code = "FUTURE_MARKET_DATA"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(self.code, detail)

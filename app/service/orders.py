@@ -9,7 +9,7 @@ from typing import NoReturn
 from app.core.balances import Holding, assets_of
 from app.core.controls import TradingState
 from app.core.engine import Policy
-from app.core.errors import IntentRefused, ServiceError
+from app.core.errors import IntentRefused, MarketDataRefused, ServiceError
 from app.core.events import Event, OrderFilled
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
 from app.core.values import Costs, Quote, exact
@@ -39,6 +39,7 @@ FEATURES = (
     "order_tracking",
     "cancel",
     "market_data_quotes",
+    "market_data_ordering",
     "fill_simulation",
     "positions",
     "time_in_force",
@@ -72,6 +73,7 @@ class QuoteRequest:
     ask: float
     bid_size: float | None
     ask_size: float | None
+    ts: int | None = None  # the time it describes (microseconds); None: when it arrives
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class CapabilitiesInfo:
     store: str
     degraded_reason: str | None
     generated_at: str
+    stale_market_data: list[str]
 
 
 class OrderService:
@@ -106,8 +109,11 @@ class OrderService:
         # rather than each holding its own (bounded by the allowlists and the vocabulary).
         self._kinds: dict[OrderKind, OrderKind] = {}
         self._degraded_reason = _empty_allowlists_reason(self._exchanges, self._symbols)
+        self._max_quote_age = None if settings.max_quote_age_ms is None else settings.max_quote_age_ms * 1_000
         self.policy = Policy(
-            Costs(settings.slippage_bps, settings.taker_fee_bps, settings.maker_fee_bps), settings.instrument_rules()
+            Costs(settings.slippage_bps, settings.taker_fee_bps, settings.maker_fee_bps),
+            settings.instrument_rules(),
+            self._max_quote_age,
         )
         # The in-memory store only takes a lock for a moment: calling it inline is
         # cheaper than a hop to a thread.
@@ -128,6 +134,7 @@ class OrderService:
             *(DURABLE_FEATURES if store.blocking else ()),
             *(["instrument_rules"] if self.policy.rules else []),
             *(["rate_limit"] if self._bucket is not None else []),
+            *(["max_quote_age"] if self._max_quote_age is not None else []),
         ]
         if settings.paper_balances is not None:
             assets = {asset for symbol in settings.allowed_symbols for asset in assets_of(symbol)}
@@ -249,9 +256,18 @@ class OrderService:
             "Quote received",
             {"exchange": request.exchange, "symbol": request.symbol, "bid": request.bid, "ask": request.ask},
         )
-        events = await self._store_call.bounded(
-            self.store.add_quote((request.exchange, request.symbol), quote, self.policy, self.clock(), self._cap)
-        )
+        try:
+            events = await self._store_call.bounded(
+                self.store.add_quote(
+                    (request.exchange, request.symbol), quote, self.policy, self.clock(), self._cap, ts=request.ts
+                )
+            )
+        except MarketDataRefused as refusal:
+            self.reporter.event_log.warning(
+                "Market data refused",
+                {"exchange": request.exchange, "symbol": request.symbol, "reason": refusal.code},
+            )
+            raise
         self._publish(events)
         return [event for event in events if isinstance(event, OrderFilled)]
 
@@ -319,6 +335,21 @@ class OrderService:
             store=self.store.name,
             degraded_reason=reason,
             generated_at=iso_z(self.clock()),
+            stale_market_data=await self._stale_market_data(),
+        )
+
+    async def _stale_market_data(self) -> list[str]:
+        """The instruments (`exchange:symbol`) whose latest market data is older than
+        MAX_QUOTE_AGE_MS: their orders fill nothing until fresh data comes."""
+        if self._max_quote_age is None:
+            return []
+        try:
+            times = await self._store_call(self.store.market_data_times)
+        except StoreUnavailable:
+            return []  # the degraded reason says the store is down
+        now = self.clock()
+        return sorted(
+            f"{exchange}:{symbol}" for (exchange, symbol), ts in times.items() if now - ts > self._max_quote_age
         )
 
     async def _trading_reason(self) -> str | None:

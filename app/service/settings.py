@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # The longest a request waits for a database (milliseconds) before it is answered
     # 503: the database's own timeouts cannot fire while it does not answer at all.
     store_timeout_ms: Annotated[int, Field(ge=1, le=600_000)] = 5_000
+    # The oldest market data orders fill against, and that is taken at all (ms; unset:
+    # any age).
+    max_quote_age_ms: Annotated[int, Field(ge=1, le=86_400_000)] | None = None
     # Bounds on slow and oversized requests, applied by the HTTP protocol the container
     # runs (app.web.connections): from a request's first byte to its last, and the
     # size of its header block.

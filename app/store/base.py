@@ -136,14 +136,22 @@ class OrderStore(Protocol):
         ...
 
     async def add_quote(
-        self, instrument: Instrument, quote: Quote, policy: Policy, now: int, cap: int | None = None
+        self,
+        instrument: Instrument,
+        quote: Quote,
+        policy: Policy,
+        now: int,
+        cap: int | None = None,
+        *,
+        ts: int | None = None,
     ) -> list[Event]:
         """Keep `quote` as the instrument's latest and fill the resting orders it
         reaches, oldest first. One atomic step (a SQL store shares its transaction with
         the intents and quotes that arrive meanwhile, as `admit` does). A store whose
         fills count against `cap` (the memory store) raises StoreFull, and changes
         nothing, if the fills the quote could make would take it past `cap` and its
-        reserve for fills."""
+        reserve for fills. `ts` is the time the quote describes (None: `now`); data
+        out of order or stale raises MarketDataRefused and changes nothing."""
         ...
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
@@ -152,6 +160,10 @@ class OrderStore(Protocol):
         ...
 
     def positions(self) -> list[PositionView]: ...
+
+    def market_data_times(self) -> dict[Instrument, int]:
+        """The time each instrument's latest market data describes (microseconds)."""
+        ...
 
     def trading_state(self) -> TradingState: ...
 

@@ -152,7 +152,14 @@ class InMemoryStore:
             return self._index.count_by_status()
 
     async def add_quote(
-        self, instrument: Instrument, quote: Quote, policy: Policy, now: int, cap: int | None = None
+        self,
+        instrument: Instrument,
+        quote: Quote,
+        policy: Policy,
+        now: int,
+        cap: int | None = None,
+        *,
+        ts: int | None = None,
     ) -> list[Event]:
         with self._lock:
             held = self._instrument(instrument)
@@ -166,7 +173,9 @@ class InMemoryStore:
                     f"and fills past MAX_ORDERS={cap} and its reserve for fills ({int(cap * FILL_RESERVE)}); the "
                     "quote was not taken. Existing orders are kept and can still be read and canceled",
                 )
-            events = engine.apply_quote(held.state, quote, reached, policy, self._account, now=now, new_id=new_number)
+            events = engine.apply_quote(
+                held.state, quote, reached, policy, self._account, now=now, new_id=new_number, ts=ts
+            )
             if reached:
                 held.book.settle(reach)
             self._keep(held, events)
@@ -230,6 +239,12 @@ class InMemoryStore:
             if self._account is None:
                 return {}
             return {asset: replace(held) for asset, held in self._account.holdings.items()}
+
+    def market_data_times(self) -> dict[Instrument, int]:
+        with self._lock:
+            return {
+                key: held.state.quote_ts for key, held in self._instruments.items() if held.state.quote_ts is not None
+            }
 
     def positions(self) -> list[PositionView]:
         with self._lock:

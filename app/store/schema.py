@@ -35,7 +35,7 @@ OPEN = sorted(OPEN_STATUSES)
 # 5: the event journal (every order and trading-state event, numbered in commit order).
 # 6: orders indexed by status and seq (a listing filtered by status reads its page),
 # events by order and seq (a page of an order's fills reads that page).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -106,6 +106,8 @@ quotes = Table(
     Column("ask", Text, nullable=False),
     Column("bid_size", Text),
     Column("ask_size", Text),
+    # The time the quote describes (microseconds; 0: stored before schema 7 kept it).
+    Column("ts", BigInteger, nullable=False, server_default="0"),
 )
 
 # Each instrument's position, updated in the transaction that records its fills (which

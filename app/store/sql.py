@@ -49,7 +49,7 @@ from app.core import engine as core
 from app.core.balances import Account, Holding, Reservation, assets_of, reserved_asset
 from app.core.controls import Exposure, TradingState
 from app.core.engine import InstrumentState, Policy
-from app.core.errors import IntentRefused
+from app.core.errors import IntentRefused, MarketDataRefused
 from app.core.events import Event, OrderCanceled, OrderExpired, OrderFilled
 from app.core.ids import number_of, parse_order_id
 from app.core.journal import EntryFilter
@@ -104,7 +104,9 @@ CAPACITY_LOCK = 0x6F72646572730002
 SESSION_LIMITS = "-c lock_timeout=10000 -c statement_timeout=30000"
 
 # SQLite reads of a few rows through an index (see `SqlStore.quick`).
-_QUICK_READS = frozenset({"get", "get_by_key", "order_fills", "positions", "balances", "trading_state", "journal_head"})
+_QUICK_READS = frozenset(
+    {"get", "get_by_key", "order_fills", "positions", "balances", "trading_state", "journal_head", "market_data_times"}
+)
 # Items of one batch on the event loop at most: its statements hold the loop meanwhile.
 LOOP_BATCH = 64
 
@@ -176,6 +178,7 @@ class QuoteArrival:
     quote: Quote
     policy: Policy
     now: int
+    ts: int | None  # the time the quote describes (None: it arrives now)
 
 
 # What the writer takes (intents and quotes, in arrival order) and what it answers.
@@ -247,11 +250,13 @@ class _Batch:
             if key not in self.sent:
                 self.read_instruments([key])
             quote, position = self.sent[key]
+            row = quote.one_or_none()
             state = self.instruments[key] = InstrumentState(
                 key,
-                quote_of(quote.one_or_none()),
+                quote_of(row),
                 lambda: position_of(position.one_or_none()),
                 lambda held: self._exposure(key, held),
+                None if row is None else row.ts,
             )
         return state
 
@@ -452,10 +457,17 @@ class SqlStore:
         return admission
 
     async def add_quote(
-        self, instrument: Instrument, quote: Quote, policy: Policy, now: int, cap: int | None = None
+        self,
+        instrument: Instrument,
+        quote: Quote,
+        policy: Policy,
+        now: int,
+        cap: int | None = None,
+        *,
+        ts: int | None = None,
     ) -> list[Event]:
         # `cap` counts orders only here: fills are rows on disk, not this process's memory.
-        events = await self._write(QuoteArrival(instrument, quote, policy, now))
+        events = await self._write(QuoteArrival(instrument, quote, policy, now, ts))
         assert isinstance(events, list)  # the writer answers a quote with its events
         return events
 
@@ -634,7 +646,11 @@ class SqlStore:
             else:
                 for entry in run:
                     assert isinstance(entry.item, QuoteArrival)
-                    applied = self._apply_quote(work, entry.item)
+                    try:
+                        applied = self._apply_quote(work, entry.item)
+                    except MarketDataRefused as refusal:  # nothing changed
+                        answers.append((entry, refusal))
+                        continue
                     answers.append((entry, applied))
                     events += applied
         self._keep_instruments(work)
@@ -745,6 +761,7 @@ class SqlStore:
                     "u_ask": str(quote.ask),
                     "u_bid_size": text_of(quote.bid_size),
                     "u_ask_size": text_of(quote.ask_size),
+                    "u_ts": work.instruments[key].quote_ts,
                 }
             )
         self._sql.upsert_quote.run_many(work.conn, quote_rows, counted=False)
@@ -786,7 +803,7 @@ class SqlStore:
             reached = reachable.reached_by(reach)
         state = work.instrument(instrument)
         events = core.apply_quote(
-            state, arrival.quote, reached, arrival.policy, account, now=arrival.now, new_id=new_number
+            state, arrival.quote, reached, arrival.policy, account, now=arrival.now, new_id=new_number, ts=arrival.ts
         )
         if reachable is not None:
             reachable.settle(reach)
@@ -989,6 +1006,10 @@ class SqlStore:
         with self._reading() as conn:
             rows = conn.execute(select(orders.c.status, func.count()).group_by(orders.c.status)).all()
         return {status: int(count) for status, count in rows}
+
+    def market_data_times(self) -> dict[Instrument, int]:
+        with self._reading_once() as conn:
+            return {(row.exchange, row.symbol): row.ts for row in self._sql.quote_times.rows(conn)}
 
     def positions(self) -> list[PositionView]:
         with self._reading_once() as conn:

@@ -62,6 +62,7 @@ class Statements:
             .order_by(positions.c.exchange, positions.c.symbol),
             dialect,
         )
+        self.quote_times = Prepared(select(quotes.c.exchange, quotes.c.symbol, quotes.c.ts), dialect)
         state = select(trading_state).where(trading_state.c.id == 1)
         self.trading_state = Prepared(state, dialect)
         # Read under a share lock (PostgreSQL; SQLite's writers hold its only write lock).
@@ -122,7 +123,7 @@ class Statements:
             ),
             dialect,
         )
-        self.upsert_quote = Prepared(_upsert(insert, quotes, ["bid", "ask", "bid_size", "ask_size"]), dialect)
+        self.upsert_quote = Prepared(_upsert(insert, quotes, ["bid", "ask", "bid_size", "ask_size", "ts"]), dialect)
         self.upsert_position = Prepared(_upsert(insert, positions, ["qty", "cost", "realized_pnl", "fees"]), dialect)
         # -- the journal
         # Taking the seqs locks the head row until the transaction ends: writers take

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 
-from app.core.errors import AccountMismatch, IntentRefused, ServiceError
+from app.core.errors import AccountMismatch, FutureMarketData, IntentRefused, MarketDataRefused, ServiceError
 from app.service.errors import (
     DuplicateIntent,
     InstrumentNotAllowed,
@@ -68,6 +68,8 @@ STATUS: dict[type[ServiceError], int] = {
     Unauthorized: 401,
     OrderNotFound: 404,
     DuplicateIntent: 409,
+    MarketDataRefused: 409,
+    FutureMarketData: 400,
     OrderNotCancelable: 409,
     NoSuchPath: 404,
     MethodNotAllowed: 405,

@@ -54,7 +54,8 @@ def parse_intent(body: bytes, content_type: str | None) -> OrderRequest:
 
 def parse_quote(body: bytes, content_type: str | None) -> QuoteRequest:
     quote = parse_json_body(QuoteIn, body, content_type, "quote")
-    return QuoteRequest(quote.exchange, quote.symbol, quote.bid, quote.ask, quote.bid_size, quote.ask_size)
+    ts = None if quote.ts_utc is None else to_micros(quote.ts_utc)
+    return QuoteRequest(quote.exchange, quote.symbol, quote.bid, quote.ask, quote.bid_size, quote.ask_size, ts)
 
 
 def parse_trading_state(body: bytes, content_type: str | None) -> tuple[TradingStateName, str | None, bool]:

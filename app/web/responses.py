@@ -84,7 +84,16 @@ BAD_QUERY: dict[int | str, dict[str, Any]] = {
 }
 QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The fills this quote produced (often none)"},
-    400: {"model": BadRequestBody, "description": "Invalid quote, or exchange/symbol not in the allowlist"},
+    400: {
+        "model": BadRequestBody,
+        "description": "Invalid quote, exchange/symbol not in the allowlist, or `ts_utc` more than 5 s ahead of "
+        "the service's clock (FUTURE_MARKET_DATA)",
+    },
+    409: {
+        "model": ErrorBody,
+        "description": "`ts_utc` older than the instrument's latest market data (OUT_OF_ORDER), or older than "
+        "MAX_QUOTE_AGE_MS on arrival (STALE_MARKET_DATA): nothing was changed",
+    },
     **TOO_LARGE,
     **STORE_DOWN,
 }

@@ -134,7 +134,11 @@ class QuoteIn(BaseModel):
     bid_size: Amount | None = Field(default=None, description="Size at the bid: what SELL orders may fill at most")
     ask_size: Amount | None = Field(default=None, description="Size at the ask: what BUY orders may fill at most")
     last: Amount | None = None
-    ts_utc: UtcTimestamp = None
+    ts_utc: UtcTimestamp = Field(
+        default=None,
+        description="The time the quote describes (ISO 8601; an offset is converted to UTC); absent: the time "
+        "it arrives. Older than the instrument's latest is refused (409 OUT_OF_ORDER)",
+    )
 
     @field_validator("ask", mode="after")
     @classmethod
@@ -333,6 +337,9 @@ ErrorCode = Literal[
     "REQUEST_TIMEOUT",
     "HEADERS_TOO_LARGE",
     "ACCOUNT_MISMATCH",
+    "OUT_OF_ORDER",
+    "STALE_MARKET_DATA",
+    "FUTURE_MARKET_DATA",
 ]
 
 
@@ -383,3 +390,7 @@ class Capabilities(BaseModel):
     degraded_reason: str | None
     generated_at: str
     store: str = Field(description="Where orders are kept: memory, sqlite or postgresql")
+    stale_market_data: list[str] = Field(
+        description="Instruments (`exchange:symbol`) whose latest market data is older than MAX_QUOTE_AGE_MS: "
+        "their orders fill nothing until fresh data comes (always empty without MAX_QUOTE_AGE_MS)"
+    )

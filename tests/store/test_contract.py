@@ -9,7 +9,7 @@ import pytest
 
 from app.core.controls import TradingState
 from app.core.engine import Policy
-from app.core.errors import IntentRefused
+from app.core.errors import IntentRefused, MarketDataRefused
 from app.core.events import OrderAccepted, OrderCanceled, OrderFilled, TradingStateChanged
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
 from app.core.values import Costs, Quote
@@ -272,3 +272,34 @@ def test_an_order_s_fills_come_in_pages_by_seq(store: OrderStore) -> None:
     assert store.order_fills(many.order_id, 0, 4)[2] is True  # type: ignore[index]
     assert store.order_fills("paper-a1b2c3d4-e5f6-4890-abcd-ef1234567890", 0, 5) is None
     assert store.order_fills("nope", 0, 5) is None
+
+
+def test_market_data_older_than_the_latest_is_refused_and_changes_nothing(store: OrderStore) -> None:
+    asyncio.run(store.add_quote(BTC, quote("99", "100"), PLAIN, 10, ts=8))
+    with pytest.raises(MarketDataRefused) as refused:
+        asyncio.run(store.add_quote(BTC, quote("50", "51"), PLAIN, 11, ts=7))
+    assert refused.value.code == "OUT_OF_ORDER"
+    assert store.market_data_times() == {BTC: 8}
+    # The refused quote did not become the latest: an order fills at the one before.
+    _, _, events = admit(store, order("k", at=12))
+    assert [(event.fill.qty, event.fill.price) for event in events if isinstance(event, OrderFilled)] == [
+        (Decimal(1), Decimal(100))
+    ]
+    # Unstamped, a quote takes the time it arrives (12 here), or the latest's if later.
+    asyncio.run(store.add_quote(BTC, quote("101", "102"), PLAIN, 12))
+    asyncio.run(store.add_quote(BTC, quote("102", "103"), PLAIN, 11))
+    assert store.market_data_times() == {BTC: 12}
+
+
+def test_stale_market_data_fills_nothing_until_fresh_data_comes(store: OrderStore) -> None:
+    aged = Policy(max_quote_age=1_000)
+    asyncio.run(store.add_quote(BTC, quote("99", "100"), aged, 1_000, ts=1_000))
+    waiting, _, events = admit(store, order("waits", at=2_001), aged)
+    assert ([type(event) for event in events], waiting.status) == ([OrderAccepted], OrderStatus.NEW)
+    with pytest.raises(MarketDataRefused) as refused:
+        asyncio.run(store.add_quote(BTC, quote("99", "100"), aged, 3_000, ts=1_999))
+    assert refused.value.code == "STALE_MARKET_DATA"
+    filled = asyncio.run(store.add_quote(BTC, quote("100", "101"), aged, 3_000, ts=2_500))
+    assert [(event.order.idempotency_key, event.fill.price) for event in filled if isinstance(event, OrderFilled)] == [
+        ("waits", Decimal(101))
+    ]

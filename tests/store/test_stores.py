@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.core.errors import MarketDataRefused
 from app.core.journal import EntryFilter
 from app.core.vocabulary import OrderStatus, Side
 from app.main import create_app
@@ -139,9 +140,9 @@ def test_intents_and_quotes_sharing_a_transaction_apply_in_arrival_order(storage
     loop = asyncio.new_event_loop()
     works = [
         Arrival(market_order("before"), PLAIN, 1, None),
-        QuoteArrival(("binance", "BTC/USDT"), quote("99", "100", ask_size="2"), PLAIN, 2),
+        QuoteArrival(("binance", "BTC/USDT"), quote("99", "100", ask_size="2"), PLAIN, 2, None),
         Arrival(market_order("after"), PLAIN, 3, None),
-        QuoteArrival(("binance", "BTC/USDT"), quote("101", "102"), PLAIN, 4),
+        QuoteArrival(("binance", "BTC/USDT"), quote("101", "102"), PLAIN, 4, None),
     ]
     if store.name == "postgresql":
         works.insert(2, Arrival(market_order("k" * 300), PLAIN, 2, None))  # over the column's length
@@ -484,5 +485,19 @@ def test_a_listing_by_status_reads_the_status_index(sql_url: str, statuses: set[
             cursor.execute(explain + statement.sql, statement.bind(params))
             plan = " ".join(str(row[-1]) for row in cursor.fetchall())
         assert plan.count("orders_by_status") == len(statuses), plan
+    finally:
+        store.close()
+
+
+def test_the_latest_market_data_time_outlives_a_restart(sql_url: str) -> None:
+    """Reopened, a SQL store still refuses data older than what it took before."""
+    store = SqlStore(sql_url)
+    asyncio.run(store.add_quote(("binance", "BTC/USDT"), quote("99", "100"), PLAIN, 10, ts=9))
+    store.close()
+    store = SqlStore(sql_url)
+    try:
+        assert store.market_data_times() == {("binance", "BTC/USDT"): 9}
+        with pytest.raises(MarketDataRefused):
+            asyncio.run(store.add_quote(("binance", "BTC/USDT"), quote("99", "100"), PLAIN, 11, ts=8))
     finally:
         store.close()

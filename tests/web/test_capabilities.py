@@ -29,18 +29,21 @@ def test_capabilities_ok(client: TestClient, store: OrderStore) -> None:
     response = client.get("/capabilities")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"service", "version", "status", "features", "degraded_reason", "generated_at", "store"}
+    assert set(body) == {
+        "service", "version", "status", "features", "degraded_reason", "generated_at", "store", "stale_market_data"
+    }  # fmt: skip
     assert body["store"] == store.name
     assert body["service"] == "execution"
     assert body["version"] == "0.1.0"
     assert body["status"] == "ok"
     durable = ["durable_store"] if store.name != "memory" else []
     assert body["features"] == [
-        "paper_execution", "order_tracking", "cancel", "market_data_quotes", "fill_simulation", "positions",
-        "time_in_force", "trading_state", *durable,
+        "paper_execution", "order_tracking", "cancel", "market_data_quotes", "market_data_ordering",
+        "fill_simulation", "positions", "time_in_force", "trading_state", *durable,
     ]  # fmt: skip
     assert body["degraded_reason"] is None
     assert body["generated_at"].endswith("Z")
+    assert body["stale_market_data"] == []  # without MAX_QUOTE_AGE_MS nothing is stale
 
 
 def test_capabilities_degraded_without_symbols(make_client: Callable[..., TestClient]) -> None:

@@ -6,13 +6,14 @@ from typing import get_args
 from fastapi.testclient import TestClient
 
 import app.web.app  # noqa: F401  (imports every module that defines an error)
-from app.core.errors import IntentRefused, ServiceError
+from app.core.errors import IntentRefused, MarketDataRefused, ServiceError
 from app.service.errors import InstrumentNotAllowed
 from app.web.schemas import ErrorCode
 from tests.conftest import URL, intent
 
-# Their code is given per refusal (the control, or which allowlist), not per class.
-CODE_PER_INSTANCE = {IntentRefused, InstrumentNotAllowed}
+# Their code is given per refusal (the control, which allowlist, why market data is
+# refused), not per class.
+CODE_PER_INSTANCE = {IntentRefused, InstrumentNotAllowed, MarketDataRefused}
 
 
 def every_error_class() -> set[type[ServiceError]]:

@@ -39,6 +39,7 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
             store=info.store,
             degraded_reason=info.degraded_reason,
             generated_at=info.generated_at,
+            stale_market_data=info.stale_market_data,
         )
 
     @routes.get(
