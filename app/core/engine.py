@@ -22,11 +22,11 @@ from app.core.events import (
 )
 from app.core.market_data import check_arrival, is_fresh
 from app.core.matching import Reach, Working, match
-from app.core.order import Order, StoredFill, record_fill, transition
+from app.core.order import Order, Provenance, StoredFill, record_fill, transition
 from app.core.positions import Position, apply_fill
 from app.core.rules import InstrumentRules
 from app.core.values import EXACT, ZERO, Costs, Instrument, Quote
-from app.core.vocabulary import CancelReason, OrderStatus, Side, TimeInForce
+from app.core.vocabulary import CancelReason, FillSource, OrderStatus, Side, TimeInForce
 
 # Why a MARKET BUY's remainder is canceled when its fill is cut to the balance.
 BALANCE_CUT = "the paper balance covers only part of this order: what it covered is filled, the rest is canceled"
@@ -127,7 +127,9 @@ def admit(
         quote = None
     events: list[Event] = [OrderAccepted(order)]
     if quote is not None and _takes_on_arrival(order, quote, policy.costs):
-        events += _execute(instrument, quote, [(order, True)], policy.costs, account, now=now, new_id=new_id)
+        events += _execute(
+            instrument, quote, [(order, True)], policy.costs, account, now=now, new_id=new_id, source=FillSource.ARRIVAL
+        )
     if order.is_open and order.time_in_force != TimeInForce.GTC:
         events.append(OrderExpired(order, transition(order, OrderStatus.EXPIRED, now)))
         if account is not None:
@@ -167,7 +169,9 @@ def apply_quote(
     instrument.quote_ts = ts
     if not reached:
         return []
-    events = _execute(instrument, quote, reached, policy.costs, account, now=now, new_id=new_id)
+    events = _execute(
+        instrument, quote, reached, policy.costs, account, now=now, new_id=new_id, source=FillSource.QUOTE
+    )
     exposure = instrument.exposure_known
     if exposure is not None:
         for event in events:
@@ -253,12 +257,14 @@ def _execute(
     *,
     now: int,
     new_id: Callable[[], int],
+    source: FillSource,
 ) -> list[Event]:
     """Run the fill model over `orders` (each with whether it takes), oldest first, and
     apply its fills, one after another, so each sees what the one before spent. A
     MARKET BUY whose fill costs more than its share of the reservation and the free
     balance fills what those cover and the rest of it is canceled. The instrument's
-    quote loses the sizes the fills took, and its position moves with each fill."""
+    quote loses the sizes the fills took, and its position moves with each fill. Each
+    fill records its provenance: `source`, and the quote's time, level and rates."""
     events: list[Event] = []
     used = {Side.BUY: ZERO, Side.SELL: ZERO}
     working = [_working(index, order, taker) for index, (order, taker) in enumerate(orders)]
@@ -271,7 +277,23 @@ def _execute(
                 continue
             if qty != proposed.qty:
                 fee = EXACT.divide(EXACT.multiply(fee, qty), proposed.qty)
-        fill = StoredFill(number=new_id(), qty=qty, price=proposed.price, fee=fee, liquidity=proposed.liquidity, ts=now)
+        provenance = Provenance(
+            source,
+            instrument.quote_ts,
+            proposed.level_price,
+            proposed.level_size,
+            proposed.slippage_bps,
+            proposed.fee_bps,
+        )
+        fill = StoredFill(
+            number=new_id(),
+            qty=qty,
+            price=proposed.price,
+            fee=fee,
+            liquidity=proposed.liquidity,
+            ts=now,
+            provenance=provenance,
+        )
         before = record_fill(order, fill)
         instrument.position = apply_fill(instrument.position, order.side, qty, fill.price, fee)
         events.append(OrderFilled(order, fill, before, order.status, order.filled_qty, instrument.position))

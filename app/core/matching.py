@@ -69,6 +69,12 @@ class Fill:
     price: Decimal
     fee: Decimal
     liquidity: Liquidity
+    # Why: the level it met (the touch), that level's size before it (None: unlimited),
+    # and the rates applied (slippage moves MARKET prices only).
+    level_price: Decimal
+    level_size: Decimal | None
+    slippage_bps: Decimal
+    fee_bps: Decimal
 
 
 def fill_price(order: Working, quote: Quote, costs: Costs) -> tuple[Decimal, Liquidity]:
@@ -102,5 +108,6 @@ def match(quote: Quote, orders: list[Working], costs: Costs) -> list[Fill]:
         price, liquidity = fill_price(order, quote, costs)
         bps = costs.taker_fee_bps if liquidity == Liquidity.TAKER else costs.maker_fee_bps
         fee = EXACT.divide(EXACT.multiply(EXACT.multiply(price, qty), bps), BPS)
-        fills.append(Fill(order.ref, qty, price, fee, liquidity))
+        slippage = costs.slippage_bps if order.type == OrderType.MARKET else ZERO
+        fills.append(Fill(order.ref, qty, price, fee, liquidity, touch(order.side, quote), available, slippage, bps))
     return fills

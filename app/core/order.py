@@ -3,12 +3,13 @@ the one function that changes its status."""
 
 import math
 import struct
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
 from app.core.ids import FILL_PREFIX, format_id, format_order_id
 from app.core.values import EXACT, ZERO, exact
-from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side, TimeInForce
+from app.core.vocabulary import FillSource, Liquidity, OrderStatus, OrderType, Side, TimeInForce
 
 _S = OrderStatus
 # Every status change an order may make; anything else is a bug, and raises.
@@ -114,10 +115,25 @@ class OrderTerms:
         return None if moment == cls._NO_TIME else moment
 
 
-class StoredFill:
-    """One fill of an order, as applied."""
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """What produced a fill: the market data it met (`source`, and the time that data
+    describes, None if unknown), the price of the level it met and that level's size
+    before the fill (None: unlimited), and the slippage and fee rates applied (bps)."""
 
-    __slots__ = ("fee", "liquidity", "number", "price", "qty", "seq", "ts")
+    source: FillSource
+    data_ts: int | None
+    level_price: Decimal
+    level_size: Decimal | None
+    slippage_bps: Decimal
+    fee_bps: Decimal
+
+
+class StoredFill:
+    """One fill of an order, as applied (its provenance None for a fill stored before
+    fills recorded one)."""
+
+    __slots__ = ("fee", "liquidity", "number", "price", "provenance", "qty", "seq", "ts")
 
     def __init__(
         self,
@@ -129,6 +145,7 @@ class StoredFill:
         liquidity: Liquidity,
         ts: int,
         seq: int | None = None,
+        provenance: Provenance | None = None,
     ) -> None:
         self.number = number
         self.qty = qty
@@ -137,6 +154,7 @@ class StoredFill:
         self.liquidity = liquidity
         self.ts = ts
         self.seq = seq  # the journal seq of the fill's event, once the store has journaled it
+        self.provenance = provenance
 
     @property
     def fill_id(self) -> str:

@@ -49,6 +49,14 @@ class Liquidity(StrEnum):
     MAKER = "MAKER"
 
 
+class FillSource(StrEnum):
+    """What market data a fill met: a quote as it came (`quote`), or the latest quote
+    when the order itself arrived (`arrival`)."""
+
+    QUOTE = "quote"
+    ARRIVAL = "arrival"
+
+
 class TradingStateName(StrEnum):
     """The kill switch: ACTIVE takes every intent, REDUCING only those that shrink the
     position, HALTED none."""

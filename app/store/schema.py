@@ -35,7 +35,7 @@ OPEN = sorted(OPEN_STATUSES)
 # 5: the event journal (every order and trading-state event, numbered in commit order).
 # 6: orders indexed by status and seq (a listing filtered by status reads its page),
 # events by order and seq (a page of an order's fills reads that page).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -94,6 +94,14 @@ fills = Table(
     Column("fee", Text, nullable=False),
     Column("liquidity", String(5), nullable=False),
     Column("ts", BigInteger, nullable=False),
+    # Its provenance (schema 8; all null for a fill stored before): the market data's
+    # source and time, the level it met and that level's size before it, the rates.
+    Column("source", String(16)),
+    Column("data_ts", BigInteger),
+    Column("level_price", Text),
+    Column("level_size", Text),
+    Column("slippage_bps", Text),
+    Column("fee_bps", Text),
 )
 
 # The latest quote of each instrument, its sizes less what fills have taken since.

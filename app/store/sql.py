@@ -79,7 +79,7 @@ from app.store.schema import (
     trading_state,
 )
 from app.store.sql_reachable import Reachable, widest
-from app.store.sql_rows import fill_of, order_of, orders_and_fills, position_of, quote_of, text_of, with_fills
+from app.store.sql_rows import fill_of, fill_row, order_of, orders_and_fills, position_of, quote_of, text_of, with_fills
 from app.store.sql_statements import Statements
 
 __all__ = ["SCHEMA_VERSION", "Arrival", "SqlStore"]
@@ -1102,20 +1102,7 @@ class SqlStore:
         new_fills = [event for event in events if isinstance(event, OrderFilled)]
         if new_fills:
             self._sql.insert_fills.run_many(
-                conn,
-                [
-                    {
-                        "fill_id": e.fill.fill_id,
-                        "order_id": e.order.order_id,
-                        "qty": str(e.fill.qty),
-                        "price": str(e.fill.price),
-                        "fee": str(e.fill.fee),
-                        "liquidity": e.fill.liquidity.value,
-                        "ts": e.fill.ts,
-                    }
-                    for e in new_fills
-                ],
-                counted=False,
+                conn, [fill_row(e.order.order_id, e.fill) for e in new_fills], counted=False
             )
         if not inserted:
             # An order changed more than once in one step: its last state is what counts.

@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from app.core.ids import number_of
-from app.core.order import Order, OrderKind, OrderTerms, StoredFill
+from app.core.order import Order, OrderKind, OrderTerms, Provenance, StoredFill
 from app.core.positions import Position
 from app.core.values import Quote
-from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side, TimeInForce
+from app.core.vocabulary import FillSource, Liquidity, OrderStatus, OrderType, Side, TimeInForce
 from app.store.prepared import ByLength, Record
 
 
@@ -42,6 +42,7 @@ def fill_of(row: Record, seq: int | None = None, *, prefix: str = "") -> StoredF
     def column(name: str) -> Any:
         return getattr(row, prefix + name)
 
+    source = column("source")
     return StoredFill(
         number=number_of(column("fill_id")),
         qty=Decimal(column("qty")),
@@ -50,7 +51,37 @@ def fill_of(row: Record, seq: int | None = None, *, prefix: str = "") -> StoredF
         liquidity=Liquidity(column("liquidity")),
         ts=column("ts"),
         seq=seq,
+        provenance=None
+        if source is None
+        else Provenance(
+            FillSource(source),
+            column("data_ts"),
+            Decimal(column("level_price")),
+            decimal_of(column("level_size")),
+            Decimal(column("slippage_bps")),
+            Decimal(column("fee_bps")),
+        ),
     )
+
+
+def fill_row(order_id: str, fill: StoredFill) -> dict[str, Any]:
+    """The row of `fill`, a fill of `order_id` (what `fill_of` reads back)."""
+    made = fill.provenance
+    return {
+        "fill_id": fill.fill_id,
+        "order_id": order_id,
+        "qty": str(fill.qty),
+        "price": str(fill.price),
+        "fee": str(fill.fee),
+        "liquidity": fill.liquidity.value,
+        "ts": fill.ts,
+        "source": None if made is None else made.source.value,
+        "data_ts": None if made is None else made.data_ts,
+        "level_price": None if made is None else str(made.level_price),
+        "level_size": None if made is None else text_of(made.level_size),
+        "slippage_bps": None if made is None else str(made.slippage_bps),
+        "fee_bps": None if made is None else str(made.fee_bps),
+    }
 
 
 def position_of(row: Record | None) -> Position:

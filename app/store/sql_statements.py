@@ -23,7 +23,10 @@ _REACHED_BY = or_(
 )
 # The columns of an order's row the store writes (its seq is the database's).
 ORDER_COLUMNS = [column.key for column in orders.columns if column.key != "seq"]
-FILL_COLUMNS = ["fill_id", "order_id", "qty", "price", "fee", "liquidity", "ts"]
+FILL_COLUMNS = [
+    "fill_id", "order_id", "qty", "price", "fee", "liquidity", "ts",
+    "source", "data_ts", "level_price", "level_size", "slippage_bps", "fee_bps",
+]  # fmt: skip
 EVENT_COLUMNS = [column.key for column in events.columns]
 
 # The columns a listing filters on, in the order a listing's shape names them.

@@ -19,7 +19,16 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from app.core.journal import EventType
-from app.core.vocabulary import CancelReason, Liquidity, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
+from app.core.vocabulary import (
+    CancelReason,
+    FillSource,
+    Liquidity,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    TradingStateName,
+)
 
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: they
 # forge log lines and confuse terminals and log viewers.
@@ -209,6 +218,24 @@ class OrderPage(BaseModel):
     next_cursor: str | None
 
 
+class ProvenanceOut(BaseModel):
+    """What produced a fill."""
+
+    source: FillSource = Field(
+        description="`quote`: a quote as it came filled a resting order; `arrival`: the order filled when it "
+        "arrived, against the latest quote"
+    )
+    ts_utc: str | None = Field(description="The time the market data describes (null: not known)")
+    level_price: float = Field(
+        description="The price of the level the fill met: the quote's ask for a BUY, bid for a SELL"
+    )
+    level_size: float | None = Field(
+        description="That level's size before this fill (null: the quote gave none, unlimited)"
+    )
+    slippage_bps: float = Field(description="The slippage applied to the level's price (MARKET orders)")
+    fee_bps: float = Field(description="The fee rate applied (taker or maker)")
+
+
 class FillOut(BaseModel):
     seq: int = Field(description="The seq of the journal event that recorded this fill")
     fill_id: str
@@ -221,6 +248,9 @@ class FillOut(BaseModel):
     fee: float
     liquidity: Liquidity
     ts_utc: str
+    provenance: ProvenanceOut | None = Field(
+        description="What produced the fill (null for fills stored before it was kept)"
+    )
 
 
 class FillList(BaseModel):

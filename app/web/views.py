@@ -15,7 +15,7 @@ from pydantic_core import to_json
 from app.core.balances import Holding
 from app.core.controls import TradingState
 from app.core.journal import Entry
-from app.core.order import Order, OrderTerms, StoredFill
+from app.core.order import Order, OrderTerms, Provenance, StoredFill
 from app.core.positions import Position
 from app.core.vocabulary import Liquidity, OrderStatus, OrderType, Side, TimeInForce
 from app.ops.clock import iso_z
@@ -95,6 +95,18 @@ def fill_view(order: Order, fill: StoredFill) -> dict[str, Any]:
         "fee": float(fill.fee),
         "liquidity": TEXT[fill.liquidity],
         "ts_utc": iso_z(fill.ts),
+        "provenance": None if fill.provenance is None else provenance_view(fill.provenance),
+    }
+
+
+def provenance_view(made: Provenance) -> dict[str, Any]:
+    return {
+        "source": made.source.value,
+        "ts_utc": None if made.data_ts is None else iso_z(made.data_ts),
+        "level_price": float(made.level_price),
+        "level_size": None if made.level_size is None else float(made.level_size),
+        "slippage_bps": float(made.slippage_bps),
+        "fee_bps": float(made.fee_bps),
     }
 
 

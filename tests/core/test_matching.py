@@ -141,9 +141,11 @@ def test_fees_taker_and_maker() -> None:
     quote = make_quote(99.1, 100.1)
     costs = Costs(slippage_bps=Decimal(0), taker_fee_bps=Decimal("7.5"), maker_fee_bps=Decimal(2))
     fills = match(quote, [working(0, Side.BUY, "0.3", 100.3), working(1, Side.BUY, "0.3")], costs)
+    # Each with the level it met (the ask, no size: unlimited) and the rates applied.
+    touch, zero = Decimal("100.1"), Decimal(0)
     assert fills == [
-        Fill(0, Decimal("0.3"), Decimal("100.3"), Decimal("0.0060180"), Liquidity.MAKER),
-        Fill(1, Decimal("0.3"), Decimal("100.1"), Decimal("0.02252250"), Liquidity.TAKER),
+        Fill(0, Decimal("0.3"), Decimal("100.3"), Decimal("0.0060180"), Liquidity.MAKER, touch, None, zero, Decimal(2)),
+        Fill(1, Decimal("0.3"), touch, Decimal("0.02252250"), Liquidity.TAKER, touch, None, zero, Decimal("7.5")),
     ]
 
 
@@ -152,3 +154,21 @@ def test_partially_filled_order_fills_its_remaining() -> None:
     quote = make_quote(99, 100)
     fills = match(quote, [working(0, Side.SELL, "0.7"), working(1, Side.SELL, "0")], NO_COSTS)
     assert [(fill.ref, fill.qty) for fill in fills] == [(0, Decimal("0.7"))]
+
+
+def test_each_fill_names_its_level_size_before_it_and_the_slippage_of_a_market_order() -> None:
+    """Orders sharing the ask's 1.0 in time priority: each fill records what was left
+    at the level when it came; only the MARKET order's price carries slippage."""
+    quote = make_quote(99, 100, ask_size=1.0)
+    costs = Costs(slippage_bps=Decimal(10), taker_fee_bps=Decimal(5), maker_fee_bps=Decimal(1))
+    orders = [
+        working(0, Side.BUY, "0.4", taker=True),
+        working(1, Side.BUY, "0.5", 101.0, taker=True),
+        working(2, Side.BUY, "0.5", 100.5),  # passive: maker, at its own price
+    ]
+    fills = match(quote, orders, costs)
+    assert [(f.ref, f.qty, f.price, f.level_price, f.level_size, f.slippage_bps, f.fee_bps) for f in fills] == [
+        (0, Decimal("0.4"), Decimal("100.1"), Decimal(100), Decimal("1.0"), Decimal(10), Decimal(5)),
+        (1, Decimal("0.5"), Decimal(100), Decimal(100), Decimal("0.6"), Decimal(0), Decimal(5)),
+        (2, Decimal("0.1"), Decimal("100.5"), Decimal(100), Decimal("0.1"), Decimal(0), Decimal(1)),
+    ]

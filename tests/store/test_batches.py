@@ -1,6 +1,7 @@
 """A SQL store's batch (intents and quotes that arrive together share one transaction)
 answers as the memory store does taking the same items one at a time: the same
-admissions, fills, prices, fees and positions. The memory store's fills are proved
+admissions, fills, prices, fees, provenance and positions, and the same market data
+refused (out of order, stale). The memory store's fills are proved
 against the core's rules elsewhere; this proves the SQL batches' against them, with
 several quotes in one batch finding the orders they reach as the batch left them."""
 
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core.engine import Policy
+from app.core.errors import MarketDataRefused
 from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled
 from app.core.order import Order, OrderKind, OrderTerms
 from app.core.values import Costs, Quote
@@ -24,7 +26,9 @@ from app.store.memory import InMemoryStore
 from app.store.sql import SqlStore
 from tests.conftest import empty_postgres_store
 
-POLICY = Policy(Costs(slippage_bps=Decimal(3), taker_fee_bps=Decimal(5), maker_fee_bps=Decimal(1)))
+# Steps are 10 µs apart; market data older than 20 µs is stale (MAX_QUOTE_AGE_MS, scaled).
+STEP, MAX_AGE = 10, 20
+POLICY = Policy(Costs(slippage_bps=Decimal(3), taker_fee_bps=Decimal(5), maker_fee_bps=Decimal(1)), None, MAX_AGE)
 # 99.1 and 100.1 have no exact binary form: the stores must compare them alike.
 prices = st.sampled_from([97, 99, 99.1, 100, 100.1, 101, 103])
 sizes = st.none() | st.sampled_from(["0.1", "0.3", "1", "2.5"])
@@ -36,7 +40,10 @@ intents = st.tuples(
     st.sampled_from([TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC]),
 )
 duplicates = st.tuples(st.just("duplicate"), st.integers(0, 40))
-quotes = st.tuples(st.just("quote"), prices, st.sampled_from([0, 0.5, 2]), sizes, sizes)
+# A quote's time: none (when it arrives), now, older than the step before (out of order
+# after a quote stamped then), or older than the maximum age (stale).
+stamps = st.sampled_from([None, None, 0, -15, -25])
+quotes = st.tuples(st.just("quote"), prices, st.sampled_from([0, 0.5, 2]), sizes, sizes, stamps)
 # Each inner list arrives at once: one batch.
 batches = st.lists(st.lists(intents | duplicates | quotes, min_size=1, max_size=12), min_size=1, max_size=4)
 # Each example trades its own instrument: nothing of an earlier one is in its way.
@@ -52,8 +59,8 @@ class Run:
         self.calls: list[tuple[str, Any]] = []
         for number, step in enumerate(steps):
             if step[0] == "quote":
-                _, bid, spread, bid_size, ask_size = step
-                self.calls.append(("quote", (bid, spread, bid_size, ask_size)))
+                _, bid, spread, bid_size, ask_size, stamp = step
+                self.calls.append(("quote", (bid, spread, bid_size, ask_size, stamp)))
             elif step[0] == "duplicate" and self.keys:
                 self.calls.append(
                     ("intent", (self.keys[step[1] % len(self.keys)], Side.BUY, 7.0, None, TimeInForce.GTC))
@@ -64,22 +71,27 @@ class Run:
                 self.calls.append(("intent", (self.keys[-1], side, float(qty), limit, tif)))
 
     async def call(self, store: OrderStore, at: int) -> tuple[Any, ...]:
-        """The call at `at` (its time too), its answer summed up."""
+        """The call at `at` (made at `at` steps), its answer summed up."""
         kind, values = self.calls[at]
+        now = at * STEP
         if kind == "quote":
-            bid, spread, bid_size, ask_size = values
+            bid, spread, bid_size, ask_size, stamp = values
             quote = Quote(
                 Decimal(repr(bid)),
                 Decimal(repr(bid + spread)),
                 None if bid_size is None else Decimal(bid_size),
                 None if ask_size is None else Decimal(ask_size),
             )
-            return ("quote", _summary(await store.add_quote(self.instrument, quote, POLICY, at)))
+            ts = None if stamp is None else now + stamp
+            try:
+                return ("quote", _summary(await store.add_quote(self.instrument, quote, POLICY, now, ts=ts)))
+            except MarketDataRefused as refused:
+                return ("refused", refused.code)
         key, side, qty, limit, tif = values
         order_type = OrderType.MARKET if limit is None else OrderType.LIMIT
         kind_of = OrderKind(*self.instrument, side, order_type, tif)
-        new = Order(number=new_number(), idempotency_key=key, kind=kind_of, terms=OrderTerms.of(qty, limit, at, None))
-        admission = await store.admit(new, POLICY, at)
+        new = Order(number=new_number(), idempotency_key=key, kind=kind_of, terms=OrderTerms.of(qty, limit, now, None))
+        admission = await store.admit(new, POLICY, now)
         # (The order itself may have moved on since, in a batch as in the memory store:
         # its events tell what its admission did.)
         return ("intent", key, admission.created, admission.order.idempotency_key, _summary(admission.events))
@@ -93,7 +105,7 @@ class Run:
             held[key] = (
                 order.status.value,
                 order.filled_qty,
-                [(fill.qty, fill.price, fill.fee, fill.liquidity.value) for fill in order.fills],
+                [(fill.qty, fill.price, fill.fee, fill.liquidity.value, fill.provenance) for fill in order.fills],
             )
         positions = [
             (view.position.qty, view.position.cost, view.position.realized_pnl, view.position.fees, view.quote)

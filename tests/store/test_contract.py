@@ -13,7 +13,7 @@ from app.core.errors import IntentRefused, MarketDataRefused
 from app.core.events import OrderAccepted, OrderCanceled, OrderFilled, TradingStateChanged
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
 from app.core.values import Costs, Quote
-from app.core.vocabulary import CancelReason, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
+from app.core.vocabulary import CancelReason, FillSource, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
 from app.store.base import OrderFilter, OrderStore
 from app.store.errors import StoreFull
 from app.store.ids import new_number
@@ -303,3 +303,32 @@ def test_stale_market_data_fills_nothing_until_fresh_data_comes(store: OrderStor
     assert [(event.order.idempotency_key, event.fill.price) for event in filled if isinstance(event, OrderFilled)] == [
         ("waits", Decimal(101))
     ]
+
+
+def test_each_fill_keeps_its_provenance_wherever_it_is_read(store: OrderStore) -> None:
+    costs = Policy(Costs(slippage_bps=Decimal(10), taker_fee_bps=Decimal(5), maker_fee_bps=Decimal(1)))
+    asyncio.run(store.add_quote(BTC, quote("99", "100", ask_size="1.5"), costs, 20, ts=15))
+    arrived, _, _ = admit(store, order("taker", qty=1.0, at=21), costs)
+    resting, _, _ = admit(store, order("maker", qty=2.0, limit=98.0, at=22), costs)
+    asyncio.run(store.add_quote(BTC, quote("96", "97", ask_size="3"), costs, 30, ts=28))
+    expected = {
+        "taker": [(FillSource.ARRIVAL, 15, Decimal(100), Decimal("1.5"), Decimal(10), Decimal(5))],
+        # Below the ask on arrival it rests; the next quote crosses it: maker.
+        "maker": [(FillSource.QUOTE, 28, Decimal(97), Decimal(3), Decimal(0), Decimal(1))],
+    }
+
+    def made(fill: StoredFill) -> tuple[object, ...]:
+        p = fill.provenance
+        assert p is not None
+        return (p.source, p.data_ts, p.level_price, p.level_size, p.slippage_bps, p.fee_bps)
+
+    for placed in (arrived, resting):
+        key = placed.idempotency_key
+        read = store.get(placed.order_id)
+        assert read is not None
+        assert [made(fill) for fill in read.fills] == expected[key]
+        paged = store.order_fills(placed.order_id, 0, 10)
+        assert paged is not None
+        assert [made(fill) for fill in paged[1]] == expected[key]
+    journaled = [(order.idempotency_key, made(fill)) for order, fill in store.fills_after(0, 10)]
+    assert journaled == [("taker", expected["taker"][0]), ("maker", expected["maker"][0])]

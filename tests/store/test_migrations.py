@@ -69,6 +69,9 @@ ORDER_BY = {
     "schema_version": "version",
 }
 
+# The provenance columns of a fill stored before schema 8.
+NO_PROVENANCE = dict.fromkeys(("source", "data_ts", "level_price", "level_size", "slippage_bps", "fee_bps"))
+
 
 # -- databases ------------------------------------------------------------------------------
 
@@ -308,8 +311,9 @@ def test_a_legacy_database_upgrades_in_place_with_its_data(databases: Databases,
     if fixture in WITH_TIF:
         assert {o["time_in_force"] for o in orders} == {"GTC", "IOC", "FOK"}
         assert "EXPIRED" in {o["status"] for o in orders}
-    for table in ("fills", "balances"):
-        assert rows(engine, table) == before[table]
+    assert rows(engine, "balances") == before["balances"]
+    # Schema 8: a fill stored before it has no recorded provenance.
+    assert rows(engine, "fills") == [{**fill, **NO_PROVENANCE} for fill in before["fills"]]
     # Schema 7: a quote stored before it describes no known time (0: as old as can be).
     assert rows(engine, "quotes") == [{**quote, "ts": 0} for quote in before["quotes"]]
     assert len(before["fills"]) >= 8
@@ -384,9 +388,11 @@ def test_version_5_gets_the_status_index_and_keeps_its_orders(databases: Databas
         indexes = {index["name"]: index["column_names"] for index in inspect(conn).get_indexes("orders")}
     assert indexes["orders_by_status"] == ["status", "seq"]
     after = {table: rows(engine, table) for table in ORDER_BY}
-    # (And 0007 gives each stored quote the time 0: see the legacy upgrade above.)
+    # (And 0007 gives each stored quote the time 0, 0008 each fill no provenance: see
+    # the legacy upgrade above.)
     quotes = [{**quote, "ts": 0} for quote in before["quotes"]]
-    assert after == before | {"schema_version": [{"version": 7}], "quotes": quotes}
+    fills = [{**fill, **NO_PROVENANCE} for fill in before["fills"]]
+    assert after == before | {"schema_version": [{"version": 8}], "quotes": quotes, "fills": fills}
     assert len(after["orders"]) >= 12
     assert drift(engine) == []
 

@@ -80,6 +80,24 @@ def test_each_event_type_with_its_fields(client: TestClient) -> None:
         "fee": 0.0,
         "liquidity": "TAKER",
         "ts_utc": partial["ts_utc"],
+        # The quote that came filled it: its ask, the 0.5 offered there, no costs set.
+        "provenance": {
+            "source": "quote",
+            "ts_utc": partial["ts_utc"],
+            "level_price": 100.0,
+            "level_size": 0.5,
+            "slippage_bps": 0.0,
+            "fee_bps": 0.0,
+        },
+    }
+    # The SELL filled as it arrived, at that quote's bid (no size given: unlimited).
+    assert fill["fill"]["provenance"] == {
+        "source": "arrival",
+        "ts_utc": partial["ts_utc"],
+        "level_price": 99.0,
+        "level_size": None,
+        "slippage_bps": 0.0,
+        "fee_bps": 0.0,
     }
     assert partial["position"] == {
         "exchange": "binance",
@@ -296,12 +314,19 @@ def test_the_documented_event_has_the_keys_a_real_one_has(make_client: Callable[
     assert set(shown) == set(real)
     for key in ("fill", "position"):
         assert set(shown[key]) == set(real[key])
-        assert {k: v for k, v in shown[key].items() if "id" not in k and k != "ts_utc"} == {
-            k: v for k, v in real[key].items() if "id" not in k and k != "ts_utc"
-        }
+        assert _without_ids_and_times(shown[key]) == _without_ids_and_times(real[key])
     assert (shown["seq"], shown["type"], shown["order"]["status"], shown["order"]["filled_qty"]) == (
         real["seq"],
         real["type"],
         real["order"]["status"],
         real["order"]["filled_qty"],
     )
+
+
+def _without_ids_and_times(view: dict[str, Any]) -> dict[str, Any]:
+    """A view's values but its ids and times (also those of the views inside it)."""
+    return {
+        key: _without_ids_and_times(value) if isinstance(value, dict) else value
+        for key, value in view.items()
+        if "id" not in key and key != "ts_utc"
+    }
