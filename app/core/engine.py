@@ -8,7 +8,8 @@ persists what the events describe. No store holds a trading rule of its own.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from app.core.balances import Account
 from app.core.controls import Controls, Exposure, TradingState, takes_effect
@@ -21,7 +22,7 @@ from app.core.events import (
     TradingStateChanged,
 )
 from app.core.market_data import check_arrival, is_fresh
-from app.core.matching import Reach, Working, match
+from app.core.matching import Fill, Reach, Working, match
 from app.core.order import Order, Provenance, StoredFill, record_fill, transition
 from app.core.positions import Position, apply_fill
 from app.core.rules import InstrumentRules
@@ -164,7 +165,8 @@ def apply_quote(
     other here: the last applied is the newest)."""
     if ts is None:
         ts = now if instrument.quote_ts is None else max(now, instrument.quote_ts)
-    check_arrival(instrument.quote_ts, ts, now, policy.max_quote_age)
+    else:
+        check_arrival(instrument.quote_ts, ts, now, policy.max_quote_age)
     instrument.quote = quote
     instrument.quote_ts = ts
     if not reached:
@@ -264,53 +266,77 @@ def _execute(
     MARKET BUY whose fill costs more than its share of the reservation and the free
     balance fills what those cover and the rest of it is canceled. The instrument's
     quote loses the sizes the fills took, and its position moves with each fill. Each
-    fill records its provenance: `source`, and the quote's time, level and rates."""
+    fill records its provenance: `source`, and the quote's time, level and rates.
+
+    Each order is matched against the quote less what the fills before it took, as
+    they were applied (a fill cut to the balance leaves the rest to the next order)."""
     events: list[Event] = []
-    used = {Side.BUY: ZERO, Side.SELL: ZERO}
-    working = [_working(index, order, taker) for index, (order, taker) in enumerate(orders)]
-    for proposed in match(quote, working, costs):
-        order = orders[proposed.ref][0]
-        qty, fee, spends_all = proposed.qty, proposed.fee, False
-        if account is not None:
-            qty, spends_all = account.affordable(order, qty, proposed.price, fee, costs)
-            if qty <= 0:  # not even a sliver: the order waits, reserved as it was
-                continue
-            if qty != proposed.qty:
-                fee = EXACT.divide(EXACT.multiply(fee, qty), proposed.qty)
-        provenance = Provenance(
-            source,
-            instrument.quote_ts,
-            proposed.level_price,
-            proposed.level_size,
-            proposed.slippage_bps,
-            proposed.fee_bps,
-        )
-        fill = StoredFill(
-            number=new_id(),
-            qty=qty,
-            price=proposed.price,
-            fee=fee,
-            liquidity=proposed.liquidity,
-            ts=now,
-            provenance=provenance,
-        )
-        before = record_fill(order, fill)
-        instrument.position = apply_fill(instrument.position, order.side, qty, fill.price, fee)
-        events.append(OrderFilled(order, fill, before, order.status, order.filled_qty, instrument.position))
-        if spends_all and order.is_open:  # its reservation is spent: the rest is canceled
-            events.append(
-                OrderCanceled(order, transition(order, OrderStatus.CANCELED, now), CancelReason.BALANCE, BALANCE_CUT)
+    left = quote
+    for index, (order, taker) in enumerate(orders):
+        for proposed in match(left, [_working(index, order, taker)], costs):
+            taken = _fill(
+                instrument, order, proposed, account, costs=costs, now=now, new_id=new_id, source=source, events=events
             )
-        used[order.side] = EXACT.add(used[order.side], qty)
-        if account is not None:
-            account.filled(order, fill)
-    instrument.quote = Quote(
-        quote.bid,
-        quote.ask,
-        None if quote.bid_size is None else EXACT.subtract(quote.bid_size, used[Side.SELL]),
-        None if quote.ask_size is None else EXACT.subtract(quote.ask_size, used[Side.BUY]),
-    )
+            left = _less(left, order.side, taken)
+    instrument.quote = left
     return events
+
+
+def _less(quote: Quote, side: Side, qty: Decimal) -> Quote:
+    """The quote less `qty` taken by `side` (from the ask for a BUY, the bid for a SELL)."""
+    if side == Side.BUY:
+        return replace(quote, ask_size=None if quote.ask_size is None else EXACT.subtract(quote.ask_size, qty))
+    return replace(quote, bid_size=None if quote.bid_size is None else EXACT.subtract(quote.bid_size, qty))
+
+
+def _fill(
+    instrument: InstrumentState,
+    order: Order,
+    proposed: Fill,
+    account: Account | None,
+    *,
+    costs: Costs,
+    now: int,
+    new_id: Callable[[], int],
+    source: FillSource,
+    events: list[Event],
+) -> Decimal:
+    """Apply the fill the model proposed for `order`, cut to what the balance covers,
+    appending its events; what it took (0: nothing)."""
+    qty, fee, spends_all = proposed.qty, proposed.fee, False
+    if account is not None:
+        qty, spends_all = account.affordable(order, qty, proposed.price, fee, costs)
+        if qty <= 0:  # not even a sliver: the order waits, reserved as it was
+            return ZERO
+        if qty != proposed.qty:
+            fee = EXACT.divide(EXACT.multiply(fee, qty), proposed.qty)
+    provenance = Provenance(
+        source,
+        instrument.quote_ts,
+        proposed.level_price,
+        proposed.level_size,
+        proposed.slippage_bps,
+        proposed.fee_bps,
+    )
+    fill = StoredFill(
+        number=new_id(),
+        qty=qty,
+        price=proposed.price,
+        fee=fee,
+        liquidity=proposed.liquidity,
+        ts=now,
+        provenance=provenance,
+    )
+    before = record_fill(order, fill)
+    instrument.position = apply_fill(instrument.position, order.side, qty, fill.price, fee)
+    events.append(OrderFilled(order, fill, before, order.status, order.filled_qty, instrument.position))
+    if spends_all and order.is_open:  # its reservation is spent: the rest is canceled
+        events.append(
+            OrderCanceled(order, transition(order, OrderStatus.CANCELED, now), CancelReason.BALANCE, BALANCE_CUT)
+        )
+    if account is not None:
+        account.filled(order, fill)
+    return qty
 
 
 __all__ = [

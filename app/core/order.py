@@ -207,6 +207,20 @@ class Order:
             order._progress = Progress(filled_qty, fills, updated_at)
         return order
 
+    def copy(self) -> "Order":
+        """The order as it is now, as a separate object: what happens to one later does
+        not happen to the other (its terms, which never change, are shared)."""
+        return Order.restore(
+            number=self.number,
+            idempotency_key=self.idempotency_key,
+            kind=self.kind,
+            terms=self.terms,
+            status=self.status,
+            filled_qty=self.filled_qty,
+            fills=list(self.fills),
+            updated_at=self.updated_at,
+        )
+
     @property
     def order_id(self) -> str:
         return format_order_id(self.number)

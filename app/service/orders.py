@@ -11,6 +11,7 @@ from app.core.controls import TradingState
 from app.core.engine import Policy
 from app.core.errors import IntentRefused, MarketDataRefused, ServiceError
 from app.core.events import Event, OrderFilled
+from app.core.market_data import is_fresh
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
 from app.core.values import Costs, Quote, exact
 from app.core.vocabulary import OrderType, Side, TimeInForce, TradingStateName
@@ -349,7 +350,9 @@ class OrderService:
             return []  # the degraded reason says the store is down
         now = self.clock()
         return sorted(
-            f"{exchange}:{symbol}" for (exchange, symbol), ts in times.items() if now - ts > self._max_quote_age
+            f"{exchange}:{symbol}"
+            for (exchange, symbol), ts in times.items()
+            if not is_fresh(ts, now, self._max_quote_age)
         )
 
     async def _trading_reason(self) -> str | None:

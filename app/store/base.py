@@ -161,8 +161,9 @@ class OrderStore(Protocol):
 
     def positions(self) -> list[PositionView]: ...
 
-    def market_data_times(self) -> dict[Instrument, int]:
-        """The time each instrument's latest market data describes (microseconds)."""
+    def market_data_times(self) -> dict[Instrument, int | None]:
+        """The time each instrument's latest market data describes (microseconds; None
+        if not known: a quote a SQL store kept before it recorded times)."""
         ...
 
     def trading_state(self) -> TradingState: ...

@@ -24,6 +24,7 @@ from app.core.engine import InstrumentState, Policy
 from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled
 from app.core.ids import parse_order_id
 from app.core.journal import EntryFilter
+from app.core.market_data import check_arrival
 from app.core.matching import Reach
 from app.core.order import Order, OrderTerms, StoredFill
 from app.core.positions import Position
@@ -163,6 +164,8 @@ class InMemoryStore:
     ) -> list[Event]:
         with self._lock:
             held = self._instrument(instrument)
+            if ts is not None:  # refused data is refused whatever the store holds
+                check_arrival(held.state.quote_ts, ts, now, policy.max_quote_age)
             reach = Reach.of(quote)
             reached = held.book.reached_by(reach) if held.book else []
             # Each order a quote reaches takes one fill at most.
@@ -240,7 +243,7 @@ class InMemoryStore:
                 return {}
             return {asset: replace(held) for asset, held in self._account.holdings.items()}
 
-    def market_data_times(self) -> dict[Instrument, int]:
+    def market_data_times(self) -> dict[Instrument, int | None]:
         with self._lock:
             return {
                 key: held.state.quote_ts for key, held in self._instruments.items() if held.state.quote_ts is not None

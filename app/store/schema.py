@@ -114,8 +114,8 @@ quotes = Table(
     Column("ask", Text, nullable=False),
     Column("bid_size", Text),
     Column("ask_size", Text),
-    # The time the quote describes (microseconds; 0: stored before schema 7 kept it).
-    Column("ts", BigInteger, nullable=False, server_default="0"),
+    # The time the quote describes (microseconds; null: stored before schema 7 kept it).
+    Column("ts", BigInteger),
 )
 
 # Each instrument's position, updated in the transaction that records its fills (which

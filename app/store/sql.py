@@ -710,7 +710,9 @@ class SqlStore:
         if admitted.rests:
             work.resting.setdefault(key, []).append(order)
             if key in work.reachables:
-                work.reachables[key].add(order, passive=admitted.passive)
+                # Its own copy, as the table's orders are: the answer to this intent is
+                # the order as admitted, whatever a later quote of the batch does.
+                work.reachables[key].add(order.copy(), passive=admitted.passive)
         work.events += admitted.events
         return admitted.events
 
@@ -1007,7 +1009,7 @@ class SqlStore:
             rows = conn.execute(select(orders.c.status, func.count()).group_by(orders.c.status)).all()
         return {status: int(count) for status, count in rows}
 
-    def market_data_times(self) -> dict[Instrument, int]:
+    def market_data_times(self) -> dict[Instrument, int | None]:
         with self._reading_once() as conn:
             return {(row.exchange, row.symbol): row.ts for row in self._sql.quote_times.rows(conn)}
 

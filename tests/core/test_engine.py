@@ -296,6 +296,25 @@ def test_market_buy_cut_to_the_balance_is_canceled_for_the_rest() -> None:
     assert len(book) == 0
 
 
+def test_what_a_balance_cut_leaves_at_the_level_goes_to_the_next_order() -> None:
+    """A MARKET BUY of 5 reserved at ask 100 (500 USDT), then a LIMIT BUY of 7 at 200
+    (1,400 USDT): nothing else is free. The ask moves to 200 with 10 on offer: the first
+    fills the 2.5 its reservation covers (the rest canceled), and the second then finds
+    7.5 left, not 5, and fills whole; each fill names the size it found."""
+    acct, book = Account({"USDT": Holding(d(1900), d(1900)), "BTC": Holding(d(0), d(0))}), Book()
+    instrument = make_instrument(make_quote(99, 100, ask_size=0), book=book)
+    first, second = make_order(1, Side.BUY, 5.0, accepted_at=1), make_order(2, Side.BUY, 7.0, 200.0, accepted_at=1)
+    rest(instrument, book, PLAIN, acct, first, second)
+    events = quote_book(instrument, book, make_quote(199, 200, ask_size=10), PLAIN, acct=acct)
+    filled = [(e.order.number, e.fill.qty, e.fill.provenance) for e in events if isinstance(e, OrderFilled)]
+    assert [(number, qty, made.level_size) for number, qty, made in filled if made is not None] == [
+        (1, d("2.5"), d(10)),
+        (2, d(7), d("7.5")),
+    ]
+    assert (first.status, second.status) == (OrderStatus.CANCELED, OrderStatus.FILLED)
+    assert instrument.quote == make_quote(199, 200, ask_size=0.5)
+
+
 def test_after_a_balance_cut_quantities_still_add_up_exactly() -> None:
     """MARKET BUY 100 reserved at ask 1 (100 USDT): 90 fill at 1, then the ask is 7 and the
     10 USDT left buy 10/7, cut to CUT_DIGITS digits. filled_qty, the position and BTC

@@ -124,3 +124,12 @@ def test_without_a_maximum_age_old_data_fills_as_before() -> None:
     admitted = engine.admit(order, instrument, ACTIVE, Policy(), None, now=10_000 * SECOND, new_id=counter())
     assert order.status == OrderStatus.FILLED
     assert [e.fill.price for e in admitted.events if isinstance(e, OrderFilled)] == [d(100)]
+
+
+def test_a_quote_without_a_time_is_never_refused_even_behind_a_later_stamp() -> None:
+    """The latest was stamped as far ahead as clocks may differ, and this worker's clock
+    is behind it: an unstamped quote takes the latest's time, with no refusal."""
+    instrument = make_instrument()
+    engine.apply_quote(instrument, make_quote(99, 100), [], AGED, None, now=0, new_id=counter(), ts=FUTURE_TOLERANCE_US)
+    engine.apply_quote(instrument, make_quote(98, 99), [], AGED, None, now=-SECOND, new_id=counter())
+    assert (instrument.quote, instrument.quote_ts) == (make_quote(98, 99), FUTURE_TOLERANCE_US)

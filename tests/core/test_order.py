@@ -278,3 +278,21 @@ def test_each_differing_term_is_named_in_the_intents_order(changed: dict[str, An
     terms = {"side": Side.BUY, "qty": 0.3, "limit": 100.0} | changed
     side, qty, limit = terms.pop("side"), terms.pop("qty"), terms.pop("limit")
     assert differing_terms(make_order(1, Side.BUY, 0.3, 100.0), make_order(2, side, qty, limit, **terms)) == named
+
+
+def test_a_copy_goes_its_own_way() -> None:
+    """A copy has the order's progress so far; later fills of one leave the other alone."""
+    original = make_order(1, Side.BUY, 2.0)
+    record_fill(
+        original,
+        StoredFill(number=7, qty=Decimal(1), price=Decimal(100), fee=Decimal(0), liquidity=Liquidity.TAKER, ts=5),
+    )
+    copy = original.copy()
+    assert (copy.order_id, copy.status, copy.filled_qty, copy.fills) == (
+        original.order_id, OrderStatus.PARTIALLY_FILLED, Decimal(1), original.fills
+    )  # fmt: skip
+    record_fill(
+        copy, StoredFill(number=8, qty=Decimal(1), price=Decimal(101), fee=Decimal(0), liquidity=Liquidity.TAKER, ts=6)
+    )
+    assert (copy.status, original.status) == (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)
+    assert (len(copy.fills), len(original.fills)) == (2, 1)

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.core.engine import Policy
 from app.core.errors import MarketDataRefused
 from app.core.journal import EntryFilter
 from app.core.vocabulary import OrderStatus, Side
@@ -499,5 +500,25 @@ def test_the_latest_market_data_time_outlives_a_restart(sql_url: str) -> None:
         assert store.market_data_times() == {("binance", "BTC/USDT"): 9}
         with pytest.raises(MarketDataRefused):
             asyncio.run(store.add_quote(("binance", "BTC/USDT"), quote("99", "100"), PLAIN, 11, ts=8))
+    finally:
+        store.close()
+
+
+def test_a_quote_kept_before_times_were_recorded_has_no_time(sql_url: str) -> None:
+    """A quote from before schema 7 (its ts null): fills against it name no time, and a
+    maximum age finds it stale."""
+    store = SqlStore(sql_url)
+    try:
+        instrument = ("binance", "BTC/USDT")
+        asyncio.run(store.add_quote(instrument, quote("99", "100"), PLAIN, 10, ts=9))
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE quotes SET ts = NULL")
+        assert store.market_data_times() == {instrument: None}
+        waiting = asyncio.run(store.admit(market_order("waits"), Policy(max_quote_age=1_000_000), 11, None))
+        assert (waiting.order.status, waiting.events[1:]) == (OrderStatus.NEW, [])
+        filled = asyncio.run(store.admit(market_order("fills"), PLAIN, 12, None))
+        provenance = filled.order.fills[0].provenance
+        assert provenance is not None
+        assert (provenance.data_ts, provenance.level_price) == (None, Decimal(100))
     finally:
         store.close()

@@ -2,8 +2,8 @@
 
 Market data older than an instrument's latest is refused, and with MAX_QUOTE_AGE_MS
 orders do not fill against data that has grown old: both need the latest data's time.
-A quote stored before this version has none: it gets 0, as old as can be (a maximum
-age finds it stale; any newer data is in order).
+A quote stored before this version has none (null): its time is not known, so a maximum
+age finds it stale, any newer data is in order, and fills against it name no time.
 
 Revision ID: 0007
 Revises: 0006
@@ -19,7 +19,7 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    op.add_column("quotes", sa.Column("ts", sa.BigInteger(), nullable=False, server_default="0"))
+    op.add_column("quotes", sa.Column("ts", sa.BigInteger()))
     op.execute(sa.text("UPDATE schema_version SET version = 7"))
 
 
