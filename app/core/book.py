@@ -1,6 +1,7 @@
 """Resting orders of one instrument, kept so that a quote touches only what it reaches."""
 
 import bisect
+from decimal import Decimal
 from typing import Any
 
 from app.core.matching import Reach
@@ -29,11 +30,13 @@ class Book:
     number breaks ties, so each order has one place); finding them is a binary search
     on the quote's `Reach` and nothing beyond them is read. The lists hold the orders
     themselves and keys are computed while searching, so a resting order costs one
-    list slot."""
+    list slot. An order with a place in the queue at its price keeps it here too
+    (`queue_x`, see core.queue)."""
 
     def __init__(self) -> None:
         self._waiting: dict[Side, list[Order]] = {Side.BUY: [], Side.SELL: []}
         self._passive: dict[Side, list[Order]] = {Side.BUY: [], Side.SELL: []}
+        self._queue_x: dict[int, Decimal] = {}
 
     def __len__(self) -> int:
         return sum(len(orders) for orders in (*self._waiting.values(), *self._passive.values()))
@@ -44,13 +47,16 @@ class Book:
             order for orders in (*self._waiting.values(), *self._passive.values()) for order in orders if order.is_open
         ]
 
-    def add(self, order: Order, *, passive: bool) -> None:
+    def add(self, order: Order, *, passive: bool, queue_x: Decimal | None = None) -> None:
+        if queue_x is not None:
+            self._queue_x[order.number] = queue_x
         if passive and order.limit_price is not None:
             bisect.insort(self._passive[order.side], order, key=_KEYS[order.side])
         else:
             self._waiting[order.side].append(order)
 
     def remove(self, order: Order) -> None:
+        self._queue_x.pop(order.number, None)
         waiting = self._waiting[order.side]
         if order in waiting:
             waiting.remove(order)
@@ -72,12 +78,36 @@ class Book:
         reached.sort(key=lambda pair: pair[0].accepted_at)  # stable: ties keep arrival order
         return reached
 
+    def met_by_trade(self, side: Side, price: float) -> list[tuple[Order, Decimal | None]]:
+        """The passive orders of `side` a print at `price` meets (at or better than it:
+        a BUY limit at or above it), each with its place in the queue."""
+        probe = Reach(price, price)  # reaches the BUY limits at or above, the SELL limits at or below
+        resting = self._passive[side]
+        return [
+            (order, self._queue_x.get(order.number))
+            for order in resting[: self._reached_end(side, probe)]
+            if order.is_open
+        ]
+
+    def settle_trade(self, side: Side, price: float) -> None:
+        """After a print's fills: drop the orders of `side` they finished."""
+        resting = self._passive[side]
+        end = self._reached_end(side, Reach(price, price))
+        self._forget(resting[:end])
+        resting[:end] = [order for order in resting[:end] if order.is_open]
+
+    def _forget(self, orders: list[Order]) -> None:
+        for order in orders:
+            if not order.is_open:
+                self._queue_x.pop(order.number, None)
+
     def settle(self, reach: Reach) -> None:
         """After a quote's fills: drop the orders they finished (one rebuild of the part
         of each list the quote read, not one shift of the list per order), and make
         the waiting LIMIT orders the quote did not reach passive."""
         for side, waiting in self._waiting.items():
             still_waiting = []
+            self._forget(waiting)
             for order in waiting:
                 if not order.is_open:
                     continue
@@ -88,6 +118,7 @@ class Book:
             waiting[:] = still_waiting
         for side, resting in self._passive.items():
             end = self._reached_end(side, reach)
+            self._forget(resting[:end])
             resting[:end] = [order for order in resting[:end] if order.is_open]
 
     def _reached_end(self, side: Side, reach: Reach) -> int:

@@ -8,7 +8,7 @@ persists what the events describe. No store holds a trading rule of its own.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from app.core.balances import Account
@@ -22,11 +22,12 @@ from app.core.events import (
     TradingStateChanged,
 )
 from app.core.market_data import check_arrival, is_fresh
-from app.core.matching import Fill, Reach, Working, match
+from app.core.matching import Fill, Queued, Reach, Working, match, match_trade
 from app.core.order import Order, Provenance, StoredFill, record_fill, transition
 from app.core.positions import Position, apply_fill
+from app.core.queue import Queues
 from app.core.rules import InstrumentRules
-from app.core.values import EXACT, ZERO, Costs, Instrument, Quote
+from app.core.values import EXACT, ZERO, Costs, Instrument, Quote, Trade
 from app.core.vocabulary import CancelReason, FillSource, OrderStatus, Side, TimeInForce
 
 # Why a MARKET BUY's remainder is canceled when its fill is cut to the balance.
@@ -50,13 +51,25 @@ class Policy:
 
 
 class InstrumentState:
-    """One instrument as the core sees it: its latest quote (sizes less what fills took
-    since), its position, and its exposure (position and open orders, for the
-    controls). The position (given, or a function that reads it) and the exposure are
-    only worked out when first needed: most intents fill nothing and meet no limit, and
-    for a database each costs a query."""
+    """One instrument as the core sees it: its latest quote or book (sizes less what
+    fills took since), its position, its exposure (position and open orders, for the
+    controls), and the queues of its resting orders. The position and the queues
+    (given, or a function that reads them) and the exposure are only worked out when
+    first needed: most intents fill nothing and meet no limit, and for a database each
+    costs a query."""
 
-    __slots__ = ("_exposure", "_load_exposure", "_load_position", "_position", "key", "quote", "quote_ts")
+    __slots__ = (
+        "_exposure",
+        "_load_exposure",
+        "_load_position",
+        "_load_queues",
+        "_position",
+        "_queues",
+        "key",
+        "quote",
+        "quote_ts",
+        "trade_ts",
+    )
 
     def __init__(
         self,
@@ -65,14 +78,39 @@ class InstrumentState:
         position: Position | Callable[[], Position],
         load_exposure: Callable[[Position], Exposure],
         quote_ts: int | None = None,
+        *,
+        queues: Queues | Callable[[], Queues] | None = None,
+        trade_ts: int | None = None,
     ) -> None:
         self.key = key
         self.quote = quote
-        self.quote_ts = quote_ts  # the time the latest market data describes
+        self.quote_ts = quote_ts  # the time the latest quote or book describes
+        self.trade_ts = trade_ts  # the time of the latest print
         self._position: Position | None = position if isinstance(position, Position) else None
         self._load_position: Callable[[], Position] | None = None if isinstance(position, Position) else position
         self._load_exposure = load_exposure
         self._exposure: Exposure | None = None
+        self._queues: Queues | None = Queues() if queues is None else (queues if isinstance(queues, Queues) else None)
+        self._load_queues: Callable[[], Queues] | None = queues if callable(queues) else None
+
+    @property
+    def queues(self) -> Queues:
+        if self._queues is None:
+            assert self._load_queues is not None
+            self._queues = self._load_queues()
+        return self._queues
+
+    @property
+    def queues_known(self) -> Queues | None:
+        """The queues if they have been read (only then can they have changed)."""
+        return self._queues
+
+    @property
+    def latest_ts(self) -> int | None:
+        """The time of the latest market data of any kind: older data is out of order."""
+        if self.quote_ts is None or self.trade_ts is None:
+            return self.quote_ts if self.trade_ts is None else self.trade_ts
+        return max(self.quote_ts, self.trade_ts)
 
     @property
     def position(self) -> Position:
@@ -99,11 +137,14 @@ class InstrumentState:
 @dataclass
 class Admitted:
     """What admitting an order did: its events, and whether what is left of it rests
-    (passive: a LIMIT that a quote came and did not reach, which fills as maker)."""
+    (passive: a LIMIT that a quote came and did not reach, which fills as maker), with
+    its place in the queue at its price (`queue_x`, see core.queue; None: nothing is
+    ahead of it)."""
 
     events: list[Event]
     rests: bool
     passive: bool
+    queue_x: Decimal | None = None
 
 
 def admit(
@@ -143,7 +184,27 @@ def admit(
     # A LIMIT that a quote came and did not reach rests as passive; otherwise it still
     # wants to take (no quote yet, or the quote's size ran out).
     passive = quote is not None and not Reach.of(quote).reaches(order.side, order.limit_price)
-    return Admitted(events, rests=True, passive=passive)
+    queue_x = None
+    shown = _shown_at(instrument.quote, order)
+    if shown > ZERO:  # it joins the back of the queue at its price
+        assert order.limit_price is not None  # only a LIMIT's price can be shown
+        queue_x = instrument.queues.join(order.side, order.limit_price, shown)
+    return Admitted(events, rests=True, passive=passive, queue_x=queue_x)
+
+
+def _shown_at(quote: Quote | None, order: Order) -> Decimal:
+    """What the book shows at a LIMIT order's price on its own side (bids for a BUY)."""
+    limit = order.limit_price
+    if quote is None or limit is None:
+        return ZERO
+    buy = order.side == Side.BUY
+    for price, size in quote.levels(not buy):
+        at = float(price)
+        if at == limit:
+            return ZERO if size is None else size
+        if (at < limit) if buy else (at > limit):  # past it: the book does not show its price
+            break
+    return ZERO
 
 
 def apply_quote(
@@ -156,34 +217,107 @@ def apply_quote(
     now: int,
     new_id: Callable[[], int],
     ts: int | None = None,
+    source: FillSource = FillSource.QUOTE,
 ) -> list[Event]:
-    """Take `quote`, describing the market at `ts`, as the instrument's latest and fill
-    the resting orders it reaches (`reached`: oldest first, each with whether it takes
-    liquidity). Refuses it (MarketDataRefused), changing nothing, if it is out of order
-    or stale (`market_data.check_arrival`). A quote without a time (None) describes the
-    time it arrives, `now`, or the latest's if that is later (quotes that raced each
-    other here: the last applied is the newest)."""
-    if ts is None:
-        ts = now if instrument.quote_ts is None else max(now, instrument.quote_ts)
-    else:
-        check_arrival(instrument.quote_ts, ts, now, policy.max_quote_age)
+    """Take `quote` (or a book: `source`), describing the market at `ts`, as the
+    instrument's latest and fill the resting orders it reaches (`reached`: oldest
+    first, each with whether it takes liquidity). Refused as `_stamped` says, changing
+    nothing. The queues at the prices it shows follow the sizes it shows."""
+    ts = _stamped(instrument, ts, now, policy)
     instrument.quote = quote
     instrument.quote_ts = ts
+    _show(instrument, quote)
     if not reached:
         return []
-    events = _execute(
-        instrument, quote, reached, policy.costs, account, now=now, new_id=new_id, source=FillSource.QUOTE
-    )
-    exposure = instrument.exposure_known
-    if exposure is not None:
-        for event in events:
-            if isinstance(event, OrderFilled):
-                order = event.order
-                # An order that ended gives up what it had left (none if it filled).
-                gone = event.fill.qty if order.is_open else EXACT.add(event.fill.qty, order.remaining)
-                exposure.filled(order.side, gone, ended=not order.is_open)
-                exposure.arrived(order.side, event.fill.qty, ZERO, still_open=False)  # the position moves
+    events = _execute(instrument, quote, reached, policy.costs, account, now=now, new_id=new_id, source=source)
+    _moved(instrument, events)
     return events
+
+
+def apply_trade(
+    instrument: InstrumentState,
+    trade: Trade,
+    resting: list[tuple[Order, Decimal | None]],
+    policy: Policy,
+    account: Account | None,
+    *,
+    now: int,
+    new_id: Callable[[], int],
+    ts: int | None = None,
+) -> list[Event]:
+    """A print on the tape at `ts` (refused as a quote is, changing nothing): it fills
+    the resting LIMIT orders it meets (`resting`: the passive orders of the side the
+    aggressor hit at or better than its price, each with its `queue_x`) as
+    `matching.match_trade` says, and consumes the queues at and through its price."""
+    ts = _stamped(instrument, ts, now, policy)
+    instrument.trade_ts = ts
+    side = Side.SELL if trade.buys else Side.BUY  # the side of the orders it meets
+    queues = instrument.queues
+    ordered = sorted(
+        ((order, x, order.limit_price) for order, x in resting if order.limit_price is not None),
+        key=lambda entry: (-entry[2] if side == Side.BUY else entry[2], entry[0].accepted_at),
+    )
+    queued = [
+        Queued(index, limit, order.remaining, queues.ahead(side, limit, x))
+        for index, (order, x, limit) in enumerate(ordered)
+    ]
+    events: list[Event] = []
+    for proposed in match_trade(trade, queued, policy.costs):
+        order = ordered[proposed.ref][0]
+        _fill(
+            instrument,
+            order,
+            proposed,
+            account,
+            costs=policy.costs,
+            now=now,
+            new_id=new_id,
+            source=FillSource.TRADE,
+            data_ts=ts,
+            events=events,
+        )
+    queues.traded(side, float(trade.price), trade.qty)
+    _moved(instrument, events)
+    return events
+
+
+def _stamped(instrument: InstrumentState, ts: int | None, now: int, policy: Policy) -> int:
+    """The time market data describes: its stamp, refused (MarketDataRefused) if older
+    than the instrument's latest data of any kind or stale (`market_data.check_arrival`);
+    without one, the time it arrives, `now`, or the latest's if that is later (data that
+    raced each other here: the last applied is the newest)."""
+    latest = instrument.latest_ts
+    if ts is None:
+        return now if latest is None else max(now, latest)
+    check_arrival(latest, ts, now, policy.max_quote_age)
+    return ts
+
+
+def _show(instrument: InstrumentState, book: Quote) -> None:
+    """The queues at the prices a book shows follow the sizes it shows there (a side
+    without a size says nothing about its queues)."""
+    queues = instrument.queues_known
+    if queues is None or not queues.levels:
+        return
+    for side in (Side.BUY, Side.SELL):
+        levels = list(book.levels(side == Side.SELL))  # the bids, for resting BUYs
+        shown = {float(price): size for price, size in levels if size is not None}
+        if len(shown) == len(levels):
+            queues.show(side, shown, float(levels[-1][0]))
+
+
+def _moved(instrument: InstrumentState, events: list[Event]) -> None:
+    """Keep the exposure, if worked out, up to date with the fills among `events`."""
+    exposure = instrument.exposure_known
+    if exposure is None:
+        return
+    for event in events:
+        if isinstance(event, OrderFilled):
+            order = event.order
+            # An order that ended gives up what it had left (none if it filled).
+            gone = event.fill.qty if order.is_open else EXACT.add(event.fill.qty, order.remaining)
+            exposure.filled(order.side, gone, ended=not order.is_open)
+            exposure.arrived(order.side, event.fill.qty, ZERO, still_open=False)  # the position moves
 
 
 def cancel(
@@ -277,16 +411,11 @@ def _execute(
             taken = _fill(
                 instrument, order, proposed, account, costs=costs, now=now, new_id=new_id, source=source, events=events
             )
-            left = _less(left, order.side, taken)
+            left = left.less(order.side == Side.BUY, taken)
+            if taken != proposed.qty or not order.is_open:  # cut to the balance: it walks no further
+                break
     instrument.quote = left
     return events
-
-
-def _less(quote: Quote, side: Side, qty: Decimal) -> Quote:
-    """The quote less `qty` taken by `side` (from the ask for a BUY, the bid for a SELL)."""
-    if side == Side.BUY:
-        return replace(quote, ask_size=None if quote.ask_size is None else EXACT.subtract(quote.ask_size, qty))
-    return replace(quote, bid_size=None if quote.bid_size is None else EXACT.subtract(quote.bid_size, qty))
 
 
 def _fill(
@@ -300,6 +429,7 @@ def _fill(
     new_id: Callable[[], int],
     source: FillSource,
     events: list[Event],
+    data_ts: int | None = None,
 ) -> Decimal:
     """Apply the fill the model proposed for `order`, cut to what the balance covers,
     appending its events; what it took (0: nothing)."""
@@ -312,11 +442,12 @@ def _fill(
             fee = EXACT.divide(EXACT.multiply(fee, qty), proposed.qty)
     provenance = Provenance(
         source,
-        instrument.quote_ts,
+        instrument.quote_ts if data_ts is None else data_ts,
         proposed.level_price,
         proposed.level_size,
         proposed.slippage_bps,
         proposed.fee_bps,
+        proposed.queue_ahead,
     )
     fill = StoredFill(
         number=new_id(),
@@ -346,6 +477,7 @@ __all__ = [
     "Policy",
     "admit",
     "apply_quote",
+    "apply_trade",
     "cancel",
     "change_trading_state",
 ]

@@ -4,7 +4,7 @@ they share the quote's size. Pure functions over exact decimals."""
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.core.values import BPS, EXACT, ZERO, Costs, Quote, exact
+from app.core.values import BPS, EXACT, ZERO, Costs, Quote, Trade, exact
 from app.core.vocabulary import Liquidity, OrderType, Side
 
 
@@ -36,11 +36,15 @@ def touch(side: Side, quote: Quote) -> Decimal:
     return quote.ask if side == Side.BUY else quote.bid
 
 
+def slipped(side: Side, price: Decimal, costs: Costs) -> Decimal:
+    """What a MARKET order pays at a level of `price`: moved against it by the slippage."""
+    moved = EXACT.divide(EXACT.multiply(price, costs.slippage_bps), BPS)
+    return EXACT.add(price, moved) if side == Side.BUY else EXACT.subtract(price, moved)
+
+
 def market_price(side: Side, quote: Quote, costs: Costs) -> Decimal:
-    """What a MARKET order pays: the touch moved against it by the slippage."""
-    at = touch(side, quote)
-    moved = EXACT.divide(EXACT.multiply(at, costs.slippage_bps), BPS)
-    return EXACT.add(at, moved) if side == Side.BUY else EXACT.subtract(at, moved)
+    """What a MARKET order pays at the touch."""
+    return slipped(side, touch(side, quote), costs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,39 +79,112 @@ class Fill:
     level_size: Decimal | None
     slippage_bps: Decimal
     fee_bps: Decimal
+    queue_ahead: Decimal | None = None  # a trade's fill: the queue ahead it consumed first
 
 
-def fill_price(order: Working, quote: Quote, costs: Costs) -> tuple[Decimal, Liquidity]:
-    """MARKET takes the touch moved by the slippage; a LIMIT taker takes the touch; a
-    passive LIMIT that a quote crosses fills at its own price, as maker. None of these
-    is worse than the order's limit (the quote reaches it)."""
+def fill_price(order: Working, level: Decimal, costs: Costs) -> tuple[Decimal, Liquidity]:
+    """At a level of price `level`: MARKET takes the level moved by the slippage; a
+    LIMIT taker takes the level; a passive LIMIT that the book crosses fills at its own
+    price, as maker. None of these is worse than the order's limit (the level reaches
+    it)."""
     if order.type == OrderType.MARKET:
-        return market_price(order.side, quote, costs), Liquidity.TAKER
+        return slipped(order.side, level, costs), Liquidity.TAKER
     if order.taker:
-        return touch(order.side, quote), Liquidity.TAKER
+        return level, Liquidity.TAKER
     assert order.limit is not None
     return exact(order.limit), Liquidity.MAKER
 
 
+def _reaches(side: Side, price: Decimal, limit: float | None) -> bool:
+    # As floats, for the reason Reach gives.
+    if limit is None:
+        return True
+    return float(price) <= limit if side == Side.BUY else float(price) >= limit
+
+
 def match(quote: Quote, orders: list[Working], costs: Costs) -> list[Fill]:
-    """Fills for `orders`, given oldest first. When the quote carries the size on the
-    side an order consumes, orders share that size in time priority (what one takes,
-    the next cannot); without a size, every order it reaches fills completely."""
-    reach = Reach.of(quote)
-    left: dict[Side, Decimal | None] = {Side.BUY: quote.ask_size, Side.SELL: quote.bid_size}
+    """Fills for `orders`, given oldest first. Each order walks the levels of the side
+    it takes from, best first, while they reach its limit: one fill per level, no more
+    than the level shows (a size None is unlimited: that level fills it completely).
+    Orders share the levels in time priority: what one takes, the next cannot."""
+    taken: dict[Side, Decimal] = {Side.BUY: ZERO, Side.SELL: ZERO}  # from the front of each side
     fills: list[Fill] = []
     for order in orders:
-        if order.remaining <= ZERO or not reach.reaches(order.side, order.limit):
+        remaining = order.remaining
+        if remaining <= ZERO:
             continue
-        available = left[order.side]
-        qty = order.remaining if available is None else min(order.remaining, available)
+        side = order.side
+        skip = taken[side]  # what earlier orders took from the front of this side
+        for level, size in quote.levels(side == Side.BUY):
+            if not _reaches(side, level, order.limit):
+                break
+            available = size
+            if size is not None:
+                if skip >= size:
+                    skip = EXACT.subtract(skip, size)
+                    continue
+                available = EXACT.subtract(size, skip)
+                skip = ZERO
+            qty = remaining if available is None else min(remaining, available)
+            taken[side] = EXACT.add(taken[side], qty)
+            remaining = EXACT.subtract(remaining, qty)
+            price, liquidity = fill_price(order, level, costs)
+            bps = costs.taker_fee_bps if liquidity == Liquidity.TAKER else costs.maker_fee_bps
+            fee = EXACT.divide(EXACT.multiply(EXACT.multiply(price, qty), bps), BPS)
+            slippage = costs.slippage_bps if order.type == OrderType.MARKET else ZERO
+            fills.append(Fill(order.ref, qty, price, fee, liquidity, level, available, slippage, bps))
+            if remaining <= ZERO:
+                break
+    return fills
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A resting LIMIT order a trade may fill: what is left of it, and the queue ahead
+    of it at its price before the trade."""
+
+    ref: int
+    limit: float
+    remaining: Decimal
+    ahead: Decimal
+
+
+def match_trade(trade: Trade, orders: list[Queued], costs: Costs) -> list[Fill]:
+    """Fills a print makes among the resting orders it meets (the side the aggressor
+    hit, limits at or better than its price), given in priority: best price first,
+    then oldest. At the print's price the trade first consumes the queue ahead of an
+    order, then fills it; through a better price it fills what it can at once. The
+    orders share the print: what one took is not there for the next (and an order at
+    the print's price counts the fills before it as ahead of it). Each fill is a
+    maker's, at the order's own price; it names the print (its price and size) and the
+    queue ahead it consumed."""
+    left = trade.qty
+    fills: list[Fill] = []
+    price = float(trade.price)
+    for order in orders:
+        if left <= ZERO:
+            break
+        at_price = order.limit == price
+        available = EXACT.subtract(left, order.ahead) if at_price else left
+        qty = min(order.remaining, available)
         if qty <= ZERO:
             continue
-        if available is not None:
-            left[order.side] = EXACT.subtract(available, qty)
-        price, liquidity = fill_price(order, quote, costs)
-        bps = costs.taker_fee_bps if liquidity == Liquidity.TAKER else costs.maker_fee_bps
-        fee = EXACT.divide(EXACT.multiply(EXACT.multiply(price, qty), bps), BPS)
-        slippage = costs.slippage_bps if order.type == OrderType.MARKET else ZERO
-        fills.append(Fill(order.ref, qty, price, fee, liquidity, touch(order.side, quote), available, slippage, bps))
+        left = EXACT.subtract(left, qty)
+        own = exact(order.limit)
+        fee = EXACT.divide(EXACT.multiply(EXACT.multiply(own, qty), costs.maker_fee_bps), BPS)
+        consumed = min(order.ahead, trade.qty)
+        fills.append(
+            Fill(
+                order.ref,
+                qty,
+                own,
+                fee,
+                Liquidity.MAKER,
+                trade.price,
+                trade.qty,
+                ZERO,
+                costs.maker_fee_bps,
+                consumed,
+            )
+        )
     return fills

@@ -119,7 +119,9 @@ class OrderTerms:
 class Provenance:
     """What produced a fill: the market data it met (`source`, and the time that data
     describes, None if unknown), the price of the level it met and that level's size
-    before the fill (None: unlimited), and the slippage and fee rates applied (bps)."""
+    before the fill (None: unlimited), and the slippage and fee rates applied (bps). A
+    trade's fill names the print (its price and size) as the level, and the queue ahead
+    of the order that the print consumed before it (None for every other fill)."""
 
     source: FillSource
     data_ts: int | None
@@ -127,6 +129,7 @@ class Provenance:
     level_size: Decimal | None
     slippage_bps: Decimal
     fee_bps: Decimal
+    queue_ahead: Decimal | None = None
 
 
 class StoredFill:

@@ -5,7 +5,8 @@ shortest text spells (0.1 is one tenth), in a context wide enough that sums and
 products of a few of them never round.
 """
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from decimal import Context, Decimal
 from functools import lru_cache
 
@@ -33,17 +34,74 @@ def shown(value: Decimal) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Level:
+    """One price level of a book: its price and the size shown there."""
+
+    price: Decimal
+    size: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Quote:
-    """An instrument's top of book; a size left None is unlimited."""
+    """An instrument's book: its top (a size left None is unlimited) and, for a book
+    posted with depth, the levels behind the top on each side, best first. A quote is
+    a book of one level per side."""
 
     bid: Decimal
     ask: Decimal
     bid_size: Decimal | None = None
     ask_size: Decimal | None = None
+    deeper_bids: tuple[Level, ...] = ()
+    deeper_asks: tuple[Level, ...] = ()
 
     @property
     def mid(self) -> Decimal:
         return EXACT.divide(EXACT.add(self.bid, self.ask), 2)
+
+    def levels(self, buying: bool) -> Iterator[tuple[Decimal, Decimal | None]]:
+        """The levels an order takes from, best first: the asks for a BUY (`buying`),
+        the bids for a SELL, each as (price, size)."""
+        if buying:
+            yield self.ask, self.ask_size
+            deeper = self.deeper_asks
+        else:
+            yield self.bid, self.bid_size
+            deeper = self.deeper_bids
+        for level in deeper:
+            yield level.price, level.size
+
+    def less(self, buying: bool, qty: Decimal) -> "Quote":
+        """The book less `qty` taken from the front of the side a BUY (`buying`) or a
+        SELL takes from: fills always walk from the best level, so what they took is a
+        prefix of the side."""
+        top = self.ask_size if buying else self.bid_size
+        if top is None or qty <= ZERO:  # an unlimited top takes everything
+            return self
+        from_top = min(top, qty)
+        rest = EXACT.subtract(qty, from_top)
+        deeper = self.deeper_asks if buying else self.deeper_bids
+        if rest > ZERO:
+            levels = list(deeper)
+            for index, level in enumerate(levels):
+                if rest <= ZERO:
+                    break
+                took = min(level.size, rest)
+                levels[index] = Level(level.price, EXACT.subtract(level.size, took))
+                rest = EXACT.subtract(rest, took)
+            deeper = tuple(levels)
+        if buying:
+            return replace(self, ask_size=EXACT.subtract(top, from_top), deeper_asks=deeper)
+        return replace(self, bid_size=EXACT.subtract(top, from_top), deeper_bids=deeper)
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A print on the tape: `qty` traded at `price`, the aggressor buying (`buys`: it
+    lifted the asks, so it meets resting SELL orders) or selling (it hit the bids)."""
+
+    price: Decimal
+    qty: Decimal
+    buys: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +114,18 @@ class Costs:
 
 
 Instrument = tuple[str, str]  # (exchange, symbol)
+
+
+def book_of(bids: Sequence[tuple[float, float]], asks: Sequence[tuple[float, float]]) -> Quote:
+    """The book a client sent as (price, size) floats per side, best first (at least one
+    level each), as exact decimals."""
+    (bid, bid_size), *deeper_bids = bids
+    (ask, ask_size), *deeper_asks = asks
+    return Quote(
+        exact(bid),
+        exact(ask),
+        exact(bid_size),
+        exact(ask_size),
+        tuple(Level(exact(price), exact(size)) for price, size in deeper_bids),
+        tuple(Level(exact(price), exact(size)) for price, size in deeper_asks),
+    )

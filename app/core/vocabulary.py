@@ -50,10 +50,13 @@ class Liquidity(StrEnum):
 
 
 class FillSource(StrEnum):
-    """What market data a fill met: a quote as it came (`quote`), or the latest quote
-    when the order itself arrived (`arrival`)."""
+    """What market data a fill met: a quote or a book as it came (`quote`, `book`), a
+    print on the tape (`trade`), or the latest quote or book when the order itself
+    arrived (`arrival`)."""
 
     QUOTE = "quote"
+    BOOK = "book"
+    TRADE = "trade"
     ARRIVAL = "arrival"
 
 

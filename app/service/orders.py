@@ -13,8 +13,8 @@ from app.core.errors import IntentRefused, MarketDataRefused, ServiceError
 from app.core.events import Event, OrderFilled
 from app.core.market_data import is_fresh
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
-from app.core.values import Costs, Quote, exact
-from app.core.vocabulary import OrderType, Side, TimeInForce, TradingStateName
+from app.core.values import Costs, Instrument, Quote, book_of, exact
+from app.core.vocabulary import FillSource, OrderType, Side, TimeInForce, TradingStateName
 from app.ops.clock import iso_z, now_micros
 from app.ops.logs import EventLog, Fields
 from app.ops.metrics import Metrics
@@ -40,6 +40,7 @@ FEATURES = (
     "order_tracking",
     "cancel",
     "market_data_quotes",
+    "market_data_books",
     "market_data_ordering",
     "fill_simulation",
     "positions",
@@ -74,6 +75,17 @@ class QuoteRequest:
     ask: float
     bid_size: float | None
     ask_size: float | None
+    ts: int | None = None  # the time it describes (microseconds); None: when it arrives
+
+
+@dataclass(frozen=True, slots=True)
+class BookRequest:
+    """A book with depth: (price, size) levels per side, best first, at least one each."""
+
+    exchange: str
+    symbol: str
+    bids: list[tuple[float, float]]
+    asks: list[tuple[float, float]]
     ts: int | None = None  # the time it describes (microseconds); None: when it arrives
 
 
@@ -241,12 +253,7 @@ class OrderService:
 
     async def add_quote(self, request: QuoteRequest) -> list[OrderFilled]:
         """Keep the quote as its instrument's latest and fill what it reaches."""
-        for what, value, allowed in (
-            ("Exchange", request.exchange, self._exchanges),
-            ("Symbol", request.symbol, self._symbols),
-        ):
-            if value not in allowed:
-                raise InstrumentNotAllowed(f"{what} {value!r} not allowed", what)
+        self._check_instrument(request.exchange, request.symbol)
         quote = Quote(
             bid=exact(request.bid),
             ask=exact(request.ask),
@@ -257,16 +264,41 @@ class OrderService:
             "Quote received",
             {"exchange": request.exchange, "symbol": request.symbol, "bid": request.bid, "ask": request.ask},
         )
+        return await self._add_market_data((request.exchange, request.symbol), quote, request.ts, FillSource.QUOTE)
+
+    async def add_book(self, request: BookRequest) -> list[OrderFilled]:
+        """Keep the book as its instrument's latest and fill what it reaches, each order
+        walking its levels."""
+        self._check_instrument(request.exchange, request.symbol)
+        book = book_of(request.bids, request.asks)
+        self.reporter.event_log.debug(
+            "Book received",
+            {
+                "exchange": request.exchange,
+                "symbol": request.symbol,
+                "bid": request.bids[0][0],
+                "ask": request.asks[0][0],
+                "levels": [len(request.bids), len(request.asks)],
+            },
+        )
+        return await self._add_market_data((request.exchange, request.symbol), book, request.ts, FillSource.BOOK)
+
+    def _check_instrument(self, exchange: str, symbol: str) -> None:
+        for what, value, allowed in (("Exchange", exchange, self._exchanges), ("Symbol", symbol, self._symbols)):
+            if value not in allowed:
+                raise InstrumentNotAllowed(f"{what} {value!r} not allowed", what)
+
+    async def _add_market_data(
+        self, instrument: Instrument, quote: Quote, ts: int | None, source: FillSource
+    ) -> list[OrderFilled]:
         try:
             events = await self._store_call.bounded(
-                self.store.add_quote(
-                    (request.exchange, request.symbol), quote, self.policy, self.clock(), self._cap, ts=request.ts
-                )
+                self.store.add_quote(instrument, quote, self.policy, self.clock(), self._cap, ts=ts, source=source)
             )
         except MarketDataRefused as refusal:
             self.reporter.event_log.warning(
                 "Market data refused",
-                {"exchange": request.exchange, "symbol": request.symbol, "reason": refusal.code},
+                {"exchange": instrument[0], "symbol": instrument[1], "reason": refusal.code},
             )
             raise
         self._publish(events)

@@ -16,7 +16,7 @@ from app.core.journal import EntryFilter
 from app.core.order import Order, StoredFill
 from app.core.positions import Position
 from app.core.values import Instrument, Quote
-from app.core.vocabulary import OrderStatus, Side
+from app.core.vocabulary import FillSource, OrderStatus, Side
 from app.store.journal import JournalPage
 
 T = TypeVar("T")
@@ -144,6 +144,7 @@ class OrderStore(Protocol):
         cap: int | None = None,
         *,
         ts: int | None = None,
+        source: FillSource = FillSource.QUOTE,
     ) -> list[Event]:
         """Keep `quote` as the instrument's latest and fill the resting orders it
         reaches, oldest first. One atomic step (a SQL store shares its transaction with
@@ -151,7 +152,9 @@ class OrderStore(Protocol):
         fills count against `cap` (the memory store) raises StoreFull, and changes
         nothing, if the fills the quote could make would take it past `cap` and its
         reserve for fills. `ts` is the time the quote describes (None: `now`); data
-        out of order or stale raises MarketDataRefused and changes nothing."""
+        out of order or stale raises MarketDataRefused and changes nothing. `source`
+        says what the quote came as (a book with depth is a quote with deeper levels),
+        for the provenance of its fills."""
         ...
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:

@@ -28,8 +28,8 @@ from app.core.market_data import check_arrival
 from app.core.matching import Reach
 from app.core.order import Order, OrderTerms, StoredFill
 from app.core.positions import Position
-from app.core.values import Instrument, Quote
-from app.core.vocabulary import OrderStatus
+from app.core.values import Instrument, Quote, Trade
+from app.core.vocabulary import FillSource, OrderStatus, Side
 from app.ops.clock import now_micros
 from app.store.base import Admission, OrderFilter, PositionView, StateChange
 from app.store.errors import StoreFull
@@ -106,7 +106,7 @@ class InMemoryStore:
             self._sequence.append(order)
             self._keep(instrument, admitted.events)
             if admitted.rests:
-                instrument.book.add(order, passive=admitted.passive)
+                instrument.book.add(order, passive=admitted.passive, queue_x=admitted.queue_x)
             return Admission(order, True, admitted.events)
 
     def quick(self, call: str, *args: object) -> bool:
@@ -161,11 +161,12 @@ class InMemoryStore:
         cap: int | None = None,
         *,
         ts: int | None = None,
+        source: FillSource = FillSource.QUOTE,
     ) -> list[Event]:
         with self._lock:
             held = self._instrument(instrument)
             if ts is not None:  # refused data is refused whatever the store holds
-                check_arrival(held.state.quote_ts, ts, now, policy.max_quote_age)
+                check_arrival(held.state.latest_ts, ts, now, policy.max_quote_age)
             reach = Reach.of(quote)
             reached = held.book.reached_by(reach) if held.book else []
             # Each order a quote reaches takes one fill at most.
@@ -177,10 +178,42 @@ class InMemoryStore:
                     "quote was not taken. Existing orders are kept and can still be read and canceled",
                 )
             events = engine.apply_quote(
-                held.state, quote, reached, policy, self._account, now=now, new_id=new_number, ts=ts
+                held.state, quote, reached, policy, self._account, now=now, new_id=new_number, ts=ts, source=source
             )
             if reached:
                 held.book.settle(reach)
+            self._keep(held, events)
+            return events
+
+    async def add_trade(
+        self,
+        instrument: Instrument,
+        trade: Trade,
+        policy: Policy,
+        now: int,
+        cap: int | None = None,
+        *,
+        ts: int | None = None,
+    ) -> list[Event]:
+        with self._lock:
+            held = self._instrument(instrument)
+            if ts is not None:  # refused data is refused whatever the store holds
+                check_arrival(held.state.latest_ts, ts, now, policy.max_quote_age)
+            side = Side.SELL if trade.buys else Side.BUY
+            price = float(trade.price)
+            met = held.book.met_by_trade(side, price)
+            if cap is not None and met and self.held() + len(met) > cap + int(cap * FILL_RESERVE):
+                raise StoreFull(
+                    cap,
+                    f"The store is full: the fills this trade could make ({len(met)}) would take its orders "
+                    f"and fills past MAX_ORDERS={cap} and its reserve for fills ({int(cap * FILL_RESERVE)}); the "
+                    "trade was not taken. Existing orders are kept and can still be read and canceled",
+                )
+            events = engine.apply_trade(
+                held.state, trade, met, policy, self._account, now=now, new_id=new_number, ts=ts
+            )
+            if events:
+                held.book.settle_trade(side, price)
             self._keep(held, events)
             return events
 

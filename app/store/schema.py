@@ -35,7 +35,7 @@ OPEN = sorted(OPEN_STATUSES)
 # 5: the event journal (every order and trading-state event, numbered in commit order).
 # 6: orders indexed by status and seq (a listing filtered by status reads its page),
 # events by order and seq (a page of an order's fills reads that page).
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -116,6 +116,9 @@ quotes = Table(
     Column("ask_size", Text),
     # The time the quote describes (microseconds; null: stored before schema 7 kept it).
     Column("ts", BigInteger),
+    # The levels behind the top of a book posted with depth (sql_rows.depth_text; null:
+    # a plain quote, or one stored before schema 9).
+    Column("depth", Text),
 )
 
 # Each instrument's position, updated in the transaction that records its fills (which

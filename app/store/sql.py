@@ -57,7 +57,7 @@ from app.core.matching import Reach
 from app.core.order import Order, StoredFill
 from app.core.positions import Position
 from app.core.values import EXACT, Instrument, Quote, exact
-from app.core.vocabulary import Side, TradingStateName
+from app.core.vocabulary import FillSource, Side, TradingStateName
 from app.ops.clock import now_micros
 from app.store import sql_journal as journal
 from app.store.base import Admission, OrderFilter, PositionView, StateChange
@@ -79,7 +79,18 @@ from app.store.schema import (
     trading_state,
 )
 from app.store.sql_reachable import Reachable, widest
-from app.store.sql_rows import fill_of, fill_row, order_of, orders_and_fills, position_of, quote_of, text_of, with_fills
+from app.store.sql_rows import (
+    book_of_row,
+    depth_text,
+    fill_of,
+    fill_row,
+    order_of,
+    orders_and_fills,
+    position_of,
+    quote_of,
+    text_of,
+    with_fills,
+)
 from app.store.sql_statements import Statements
 
 __all__ = ["SCHEMA_VERSION", "Arrival", "SqlStore"]
@@ -179,6 +190,7 @@ class QuoteArrival:
     policy: Policy
     now: int
     ts: int | None  # the time the quote describes (None: it arrives now)
+    source: FillSource = FillSource.QUOTE  # what it came as: a quote or a book
 
 
 # What the writer takes (intents and quotes, in arrival order) and what it answers.
@@ -253,7 +265,7 @@ class _Batch:
             row = quote.one_or_none()
             state = self.instruments[key] = InstrumentState(
                 key,
-                quote_of(row),
+                book_of_row(row),
                 lambda: position_of(position.one_or_none()),
                 lambda held: self._exposure(key, held),
                 None if row is None else row.ts,
@@ -465,9 +477,10 @@ class SqlStore:
         cap: int | None = None,
         *,
         ts: int | None = None,
+        source: FillSource = FillSource.QUOTE,
     ) -> list[Event]:
         # `cap` counts orders only here: fills are rows on disk, not this process's memory.
-        events = await self._write(QuoteArrival(instrument, quote, policy, now, ts))
+        events = await self._write(QuoteArrival(instrument, quote, policy, now, ts, source))
         assert isinstance(events, list)  # the writer answers a quote with its events
         return events
 
@@ -764,6 +777,7 @@ class SqlStore:
                     "u_bid_size": text_of(quote.bid_size),
                     "u_ask_size": text_of(quote.ask_size),
                     "u_ts": work.instruments[key].quote_ts,
+                    "u_depth": depth_text(quote),
                 }
             )
         self._sql.upsert_quote.run_many(work.conn, quote_rows, counted=False)
@@ -805,7 +819,15 @@ class SqlStore:
             reached = reachable.reached_by(reach)
         state = work.instrument(instrument)
         events = core.apply_quote(
-            state, arrival.quote, reached, arrival.policy, account, now=arrival.now, new_id=new_number, ts=arrival.ts
+            state,
+            arrival.quote,
+            reached,
+            arrival.policy,
+            account,
+            now=arrival.now,
+            new_id=new_number,
+            ts=arrival.ts,
+            source=arrival.source,
         )
         if reachable is not None:
             reachable.settle(reach)

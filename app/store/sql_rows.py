@@ -1,6 +1,8 @@
 """SQL rows as the core's values, and back: exact decimals are kept as their text."""
 
+import json
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -9,7 +11,7 @@ from sqlalchemy import Connection
 from app.core.ids import number_of
 from app.core.order import Order, OrderKind, OrderTerms, Provenance, StoredFill
 from app.core.positions import Position
-from app.core.values import Quote
+from app.core.values import Level, Quote
 from app.core.vocabulary import FillSource, Liquidity, OrderStatus, OrderType, Side, TimeInForce
 from app.store.prepared import ByLength, Record
 
@@ -91,10 +93,37 @@ def position_of(row: Record | None) -> Position:
 
 
 def quote_of(row: Record | None) -> Quote | None:
-    """The quote in a row (None for no row, or a joined row without a quote)."""
+    """The top of book in a row (None for no row, or a joined row without a quote)."""
     if row is None or row.bid is None:
         return None
     return Quote(Decimal(row.bid), Decimal(row.ask), decimal_of(row.bid_size), decimal_of(row.ask_size))
+
+
+def book_of_row(row: Record | None) -> Quote | None:
+    """The whole book in a row of `quotes`: its top and the depth behind it."""
+    top = quote_of(row)
+    if top is None or row is None or row.depth is None:
+        return top
+    bids, asks = json.loads(row.depth)
+    return replace(
+        top,
+        deeper_bids=tuple(Level(Decimal(price), Decimal(size)) for price, size in bids),
+        deeper_asks=tuple(Level(Decimal(price), Decimal(size)) for price, size in asks),
+    )
+
+
+def depth_text(quote: Quote) -> str | None:
+    """The levels behind a book's top as text: a JSON pair of lists (bids, asks) of
+    [price, size] exact decimal strings; None for a plain quote."""
+    if not quote.deeper_bids and not quote.deeper_asks:
+        return None
+    return json.dumps(
+        [
+            [[str(level.price), str(level.size)] for level in quote.deeper_bids],
+            [[str(level.price), str(level.size)] for level in quote.deeper_asks],
+        ],
+        separators=(",", ":"),
+    )
 
 
 def with_fills(conn: Connection, rows: Sequence[Record], fills_of: ByLength) -> list[Order]:

@@ -126,7 +126,9 @@ class Statements:
             ),
             dialect,
         )
-        self.upsert_quote = Prepared(_upsert(insert, quotes, ["bid", "ask", "bid_size", "ask_size", "ts"]), dialect)
+        self.upsert_quote = Prepared(
+            _upsert(insert, quotes, ["bid", "ask", "bid_size", "ask_size", "ts", "depth"]), dialect
+        )
         self.upsert_position = Prepared(_upsert(insert, positions, ["qty", "cost", "realized_pnl", "fees"]), dialect)
         # -- the journal
         # Taking the seqs locks the head row until the transaction ends: writers take

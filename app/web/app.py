@@ -17,7 +17,7 @@ from app.store.open import load_store
 from app.web.errors import add_exception_handlers
 from app.web.middleware import BearerTokenMiddleware, RequestBodyMiddleware, RequestMiddleware
 from app.web.openapi import OPEN_PATHS, OPENAPI_URL, QUERY_TOKEN_PATHS, install_openapi, operation_id
-from app.web.responses import MAX_BODY_BYTES
+from app.web.responses import MAX_BODY_BYTES, MAX_BOOK_BYTES
 from app.web.routes import account, docs, health, market_data, orders, trading
 from app.web.routes import events as journal_routes
 from app.web.shutdown import on_stop_signal
@@ -92,7 +92,9 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
         app.add_middleware(
             BearerTokenMiddleware, token=token, open_paths=OPEN_PATHS, query_token_paths=QUERY_TOKEN_PATHS
         )
-    app.add_middleware(RequestBodyMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(
+        RequestBodyMiddleware, max_bytes=MAX_BODY_BYTES, larger={"/execution/market-data/books": MAX_BOOK_BYTES}
+    )
     app.add_middleware(RequestMiddleware, events=events, observe=metrics.observe_request)
 
     for resource in (health, orders, market_data, trading, account):

@@ -5,7 +5,7 @@ bearer token. All pure ASGI (no BaseHTTPMiddleware): each only looks at what goe
 import hmac
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -178,19 +178,21 @@ class RequestBodyMiddleware:
     keep-alive timeout.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.larger = dict(larger or {})  # paths whose bodies may be larger: their limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.larger.get(scope["path"], self.default_max_bytes)
         pending = False  # body still to come from the client
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_bytes:
-                    await send_error(send, BodyTooLarge(self.max_bytes), CLOSING_JSON_HEADERS)
+                if value.isdigit() and int(value) > max_bytes:
+                    await send_error(send, BodyTooLarge(max_bytes), CLOSING_JSON_HEADERS)
                     return
                 pending = not value.isdigit() or int(value) > 0
             elif name == b"transfer-encoding":
@@ -206,10 +208,10 @@ class RequestBodyMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     if not started:  # else the app's answer has begun and only a cut is left
                         started = refused = True
-                        await send_error(send, BodyTooLarge(self.max_bytes), CLOSING_JSON_HEADERS)
+                        await send_error(send, BodyTooLarge(max_bytes), CLOSING_JSON_HEADERS)
                     return {"type": "http.disconnect"}
                 pending = message.get("more_body", False)
             return message

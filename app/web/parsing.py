@@ -9,9 +9,9 @@ from pydantic import BaseModel, ValidationError
 from app.core.vocabulary import TradingStateName
 from app.ops.clock import to_micros
 from app.service.errors import InvalidIntent
-from app.service.orders import OrderRequest, QuoteRequest
+from app.service.orders import BookRequest, OrderRequest, QuoteRequest
 from app.web.errors import invalid_from_errors
-from app.web.schemas import OrderIntent, QuoteIn, TradingStateIn
+from app.web.schemas import BookIn, OrderIntent, QuoteIn, TradingStateIn
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -56,6 +56,12 @@ def parse_quote(body: bytes, content_type: str | None) -> QuoteRequest:
     quote = parse_json_body(QuoteIn, body, content_type, "quote")
     ts = None if quote.ts_utc is None else to_micros(quote.ts_utc)
     return QuoteRequest(quote.exchange, quote.symbol, quote.bid, quote.ask, quote.bid_size, quote.ask_size, ts)
+
+
+def parse_book(body: bytes, content_type: str | None) -> BookRequest:
+    book = parse_json_body(BookIn, body, content_type, "book")
+    ts = None if book.ts_utc is None else to_micros(book.ts_utc)
+    return BookRequest(book.exchange, book.symbol, book.bids, book.asks, ts)
 
 
 def parse_trading_state(body: bytes, content_type: str | None) -> tuple[TradingStateName, str | None, bool]:

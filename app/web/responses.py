@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from app.web.schemas import (
     NO_CONTROL_CHARS,
     BadRequestBody,
+    BookIn,
     DuplicateBody,
     ErrorBody,
     OrderCreated,
@@ -30,6 +31,8 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
 
 # An intent is a few hundred bytes; nothing this service takes comes near this.
 MAX_BODY_BYTES = 64 * 1024
+# A book of 1,000 levels a side, each price and size written with 17 digits.
+MAX_BOOK_BYTES = 256 * 1024
 
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BODY_BYTES} bytes"},
@@ -97,6 +100,17 @@ QUOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **TOO_LARGE,
     **STORE_DOWN,
 }
+BOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **QUOTE_RESPONSES,
+    200: {"description": "The fills this book produced (often none)"},
+    400: {
+        "model": BadRequestBody,
+        "description": "Invalid book (a side empty, over 1,000 levels, not best first, or crossed), "
+        "exchange/symbol not in the allowlist, or `ts_utc` more than 5 s ahead of the service's clock "
+        "(FUTURE_MARKET_DATA)",
+    },
+    413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BOOK_BYTES} bytes"},
+}
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_SEQ = 2**63 - 1  # the largest journal seq a query may name
@@ -106,6 +120,7 @@ NameFilter = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NO
 
 INTENT_BODY = request_body(OrderIntent)
 QUOTE_BODY = request_body(QuoteIn)
+BOOK_BODY = request_body(BookIn)
 TRADING_STATE_BODY = request_body(TradingStateIn)
 # The bodies declared by hand above: the document adds them to its schemas.
-DECLARED_BODIES: tuple[type[BaseModel], ...] = (OrderIntent, QuoteIn, TradingStateIn)
+DECLARED_BODIES: tuple[type[BaseModel], ...] = (OrderIntent, QuoteIn, BookIn, TradingStateIn)

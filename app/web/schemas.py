@@ -158,6 +158,58 @@ class QuoteIn(BaseModel):
         return ask
 
 
+MAX_LEVELS = 1000
+# One level of a book: its price and the size shown there.
+BookLevel = Annotated[tuple[Amount, Amount], Field(json_schema_extra={"examples": [[64000.5, 0.25]]})]
+BookSide = Annotated[list[BookLevel], Field(min_length=1, max_length=MAX_LEVELS)]
+
+
+class BookIn(BaseModel):
+    """A book with depth, as an exchange's order book feed gives it: each side's levels
+    best first (bids by falling price, asks by rising price, no price twice), the best
+    bid not above the best ask. It replaces the instrument's book; a quote is a book of
+    one level per side. Strict, like an intent."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    exchange: Name = Field(description="An exchange on the service's allowlist (ALLOWED_EXCHANGES)")
+    symbol: Name = Field(description="A symbol on the service's allowlist (ALLOWED_SYMBOLS)")
+    bids: BookSide = Field(description="[price, size] levels, the highest price first (1 to 1,000)")
+    asks: BookSide = Field(description="[price, size] levels, the lowest price first (1 to 1,000)")
+    ts_utc: UtcTimestamp = Field(
+        default=None,
+        description="The time the book describes (ISO 8601; an offset is converted to UTC); absent: the time "
+        "it arrives. Older than the instrument's latest is refused (409 OUT_OF_ORDER)",
+    )
+
+    @field_validator("bids", mode="after")
+    @classmethod
+    def _bids_best_first(cls, bids: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for index in range(1, len(bids)):
+            if bids[index][0] >= bids[index - 1][0]:
+                raise PydanticCustomError(
+                    "book_order",
+                    "bids must be best first: each price below the one before (level {index})",
+                    {"index": index},
+                )
+        return bids
+
+    @field_validator("asks", mode="after")
+    @classmethod
+    def _asks_best_first(cls, asks: list[tuple[float, float]], info: ValidationInfo) -> list[tuple[float, float]]:
+        for index in range(1, len(asks)):
+            if asks[index][0] <= asks[index - 1][0]:
+                raise PydanticCustomError(
+                    "book_order",
+                    "asks must be best first: each price above the one before (level {index})",
+                    {"index": index},
+                )
+        bids = info.data.get("bids")
+        if bids and bids[0][0] > asks[0][0]:
+            raise PydanticCustomError("crossed_book", "the best ask must not be below the best bid")
+        return asks
+
+
 Reason = Annotated[
     str, StringConstraints(min_length=1, max_length=256), AfterValidator(_no_control_chars), _DOCUMENTED_PATTERN
 ]

@@ -10,7 +10,7 @@ from app.core.controls import Exposure
 from app.core.engine import InstrumentState
 from app.core.order import Order, OrderKind, OrderTerms
 from app.core.positions import Position
-from app.core.values import Instrument, Quote, exact
+from app.core.values import Instrument, Quote, book_of, exact
 from app.core.vocabulary import OrderType, Side, TimeInForce
 
 BTC: Instrument = ("binance", "BTC/USDT")
@@ -57,6 +57,11 @@ def make_quote(bid: float, ask: float, bid_size: float | None = None, ask_size: 
         None if bid_size is None else exact(bid_size),
         None if ask_size is None else exact(ask_size),
     )
+
+
+def make_book(bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> Quote:
+    """A book with depth, as the service builds it from the levels a client sent."""
+    return book_of(bids, asks)
 
 
 def exposure_from(book: Book) -> Callable[[Position], Exposure]:

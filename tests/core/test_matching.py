@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from app.core.matching import Fill, Reach, Working, fill_price, market_price, match, touch
 from app.core.values import Costs, Quote, exact
 from app.core.vocabulary import Liquidity, OrderType, Side
-from tests.core.factories import make_quote
+from tests.core.factories import make_book, make_quote
 
 # Prices as a client writes them: at most 15 significant digits, so the float it sends
 # reads back as the same text, and comparing the texts is the truth Reach must agree with.
@@ -71,18 +71,30 @@ def test_market_price_moves_against_the_order_by_the_slippage() -> None:
 def test_fill_price_per_order_type() -> None:
     """MARKET: touch with slippage, taker. LIMIT taker: the touch. Passive LIMIT: its own limit, maker."""
     quote, costs = make_quote(99.1, 100.1), Costs(slippage_bps=Decimal(10))
-    assert fill_price(working(0, Side.BUY, "1"), quote, costs) == (Decimal("100.2001"), Liquidity.TAKER)
-    assert fill_price(working(0, Side.SELL, "1"), quote, costs) == (Decimal("99.0009"), Liquidity.TAKER)
-    assert fill_price(working(0, Side.BUY, "1", 100.3, taker=True), quote, costs) == (
+    assert fill_price(working(0, Side.BUY, "1"), touch(Side.BUY, quote), costs) == (
+        Decimal("100.2001"),
+        Liquidity.TAKER,
+    )
+    assert fill_price(working(0, Side.SELL, "1"), touch(Side.SELL, quote), costs) == (
+        Decimal("99.0009"),
+        Liquidity.TAKER,
+    )
+    assert fill_price(working(0, Side.BUY, "1", 100.3, taker=True), touch(Side.BUY, quote), costs) == (
         Decimal("100.1"),
         Liquidity.TAKER,
     )
-    assert fill_price(working(0, Side.SELL, "1", 98.7, taker=True), quote, costs) == (
+    assert fill_price(working(0, Side.SELL, "1", 98.7, taker=True), touch(Side.SELL, quote), costs) == (
         Decimal("99.1"),
         Liquidity.TAKER,
     )
-    assert fill_price(working(0, Side.BUY, "1", 100.3), quote, costs) == (Decimal("100.3"), Liquidity.MAKER)
-    assert fill_price(working(0, Side.SELL, "1", 98.7), quote, costs) == (Decimal("98.7"), Liquidity.MAKER)
+    assert fill_price(working(0, Side.BUY, "1", 100.3), touch(Side.BUY, quote), costs) == (
+        Decimal("100.3"),
+        Liquidity.MAKER,
+    )
+    assert fill_price(working(0, Side.SELL, "1", 98.7), touch(Side.SELL, quote), costs) == (
+        Decimal("98.7"),
+        Liquidity.MAKER,
+    )
 
 
 def test_no_fill_is_worse_than_the_limit() -> None:
@@ -171,4 +183,65 @@ def test_each_fill_names_its_level_size_before_it_and_the_slippage_of_a_market_o
         (0, Decimal("0.4"), Decimal("100.1"), Decimal(100), Decimal("1.0"), Decimal(10), Decimal(5)),
         (1, Decimal("0.5"), Decimal(100), Decimal(100), Decimal("0.6"), Decimal(0), Decimal(5)),
         (2, Decimal("0.1"), Decimal("100.5"), Decimal(100), Decimal("0.1"), Decimal(0), Decimal(1)),
+    ]
+
+
+def test_a_market_order_walks_the_levels_one_fill_each_with_slippage_on_top() -> None:
+    """Asks 1 at 100, 2 at 101, 5 at 102; a MARKET BUY of 3.5 with 10 bps slippage."""
+    book = make_book([(99, 1)], [(100, 1), (101, 2), (102, 5)])
+    fills = match(book, [working(0, Side.BUY, "3.5")], Costs(slippage_bps=Decimal(10)))
+    assert [(f.qty, f.price, f.level_price, f.level_size) for f in fills] == [
+        (Decimal(1), Decimal("100.1"), Decimal(100), Decimal(1)),
+        (Decimal(2), Decimal("101.101"), Decimal(101), Decimal(2)),
+        (Decimal("0.5"), Decimal("102.102"), Decimal(102), Decimal(5)),
+    ]
+
+
+def test_a_marketable_limit_walks_up_to_its_limit_and_no_further() -> None:
+    book = make_book([(99, 1), (98, 4)], [(100, 1), (101, 2)])
+    buy = match(book, [working(0, Side.BUY, "9", 100.5, taker=True)], NO_COSTS)
+    assert [(f.qty, f.price) for f in buy] == [(Decimal(1), Decimal(100))]
+    sell = match(book, [working(0, Side.SELL, "9", 98.0, taker=True)], NO_COSTS)
+    assert [(f.qty, f.price, f.level_size) for f in sell] == [
+        (Decimal(1), Decimal(99), Decimal(1)),
+        (Decimal(4), Decimal(98), Decimal(4)),
+    ]
+
+
+def test_orders_share_the_levels_in_time_priority() -> None:
+    """The first takes the 100 level and half of 101; the second starts where it stopped."""
+    book = make_book([(99, 1)], [(100, 1), (101, 1), (102, 1)])
+    fills = match(book, [working(0, Side.BUY, "1.5"), working(1, Side.BUY, "1")], NO_COSTS)
+    assert [(f.ref, f.qty, f.level_price, f.level_size) for f in fills] == [
+        (0, Decimal(1), Decimal(100), Decimal(1)),
+        (0, Decimal("0.5"), Decimal(101), Decimal(1)),
+        (1, Decimal("0.5"), Decimal(101), Decimal("0.5")),
+        (1, Decimal("0.5"), Decimal(102), Decimal(1)),
+    ]
+
+
+def test_a_passive_limit_crossed_by_several_levels_fills_at_its_own_price_per_level() -> None:
+    book = make_book([(98, 1)], [(100, 1), (101, 2), (102, 5)])
+    fills = match(book, [working(0, Side.BUY, "5", 101.5)], NO_COSTS)
+    assert [(f.qty, f.price, f.liquidity, f.level_price) for f in fills] == [
+        (Decimal(1), Decimal("101.5"), Liquidity.MAKER, Decimal(100)),
+        (Decimal(2), Decimal("101.5"), Liquidity.MAKER, Decimal(101)),
+    ]
+
+
+def test_what_fills_took_is_gone_from_the_front_of_the_book() -> None:
+    book = make_book([(99, 1), (98, 2)], [(100, 1), (101, 2), (102, 5)])
+    less = book.less(True, Decimal("1.5"))
+    assert list(less.levels(True)) == [
+        (Decimal(100), Decimal(0)),
+        (Decimal(101), Decimal("1.5")),
+        (Decimal(102), Decimal(5)),
+    ]
+    assert list(less.levels(False)) == list(book.levels(False))  # the other side is untouched
+    assert list(less.less(False, Decimal(3)).levels(False)) == [(Decimal(99), Decimal(0)), (Decimal(98), Decimal(0))]
+    # Walking the reduced book starts at what is left.
+    fills = match(less, [working(0, Side.BUY, "2")], NO_COSTS)
+    assert [(f.qty, f.level_price, f.level_size) for f in fills] == [
+        (Decimal("1.5"), Decimal(101), Decimal("1.5")),
+        (Decimal("0.5"), Decimal(102), Decimal(5)),
     ]

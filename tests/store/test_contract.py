@@ -12,7 +12,7 @@ from app.core.engine import Policy
 from app.core.errors import IntentRefused, MarketDataRefused
 from app.core.events import OrderAccepted, OrderCanceled, OrderFilled, TradingStateChanged
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
-from app.core.values import Costs, Quote
+from app.core.values import Costs, Level, Quote
 from app.core.vocabulary import CancelReason, FillSource, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
 from app.store.base import OrderFilter, OrderStore
 from app.store.errors import StoreFull
@@ -332,3 +332,82 @@ def test_each_fill_keeps_its_provenance_wherever_it_is_read(store: OrderStore) -
         assert [made(fill) for fill in paged[1]] == expected[key]
     journaled = [(order.idempotency_key, made(fill)) for order, fill in store.fills_after(0, 10)]
     assert journaled == [("taker", expected["taker"][0]), ("maker", expected["maker"][0])]
+
+
+def book(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> Quote:
+    """A book with depth: its top and the levels behind it, best first."""
+    (bid, bid_size), *deeper_bids = bids
+    (ask, ask_size), *deeper_asks = asks
+    return Quote(
+        Decimal(bid),
+        Decimal(ask),
+        Decimal(bid_size),
+        Decimal(ask_size),
+        tuple(Level(Decimal(price), Decimal(size)) for price, size in deeper_bids),
+        tuple(Level(Decimal(price), Decimal(size)) for price, size in deeper_asks),
+    )
+
+
+def fills_of(events: list[object]) -> list[tuple[str, Decimal, Decimal, Decimal | None]]:
+    """(key, qty, price, level size before) of each fill, in order."""
+    return [
+        (e.order.idempotency_key, e.fill.qty, e.fill.price, e.fill.provenance.level_size)  # type: ignore[union-attr]
+        for e in events
+        if isinstance(e, OrderFilled)
+    ]
+
+
+def test_a_book_is_walked_and_what_fills_take_is_gone_until_the_next_book(store: OrderStore) -> None:
+    """Asks 1 at 100, 2 at 101, 5 at 102. A MARKET BUY of 2.5 walks two levels; the
+    next one starts at what is left (0.5 at 101), also once the store reads the book
+    back; a new book brings the sizes back."""
+    asks = [("100", "1"), ("101", "2"), ("102", "5")]
+    asyncio.run(store.add_quote(BTC, book([("99", "1")], asks), PLAIN, 10, ts=10, source=FillSource.BOOK))
+    _, _, first = admit(store, order("first", qty=2.5, at=11))
+    assert fills_of(first) == [
+        ("first", Decimal(1), Decimal(100), Decimal(1)),
+        ("first", Decimal("1.5"), Decimal(101), Decimal(2)),
+    ]
+    _, _, second = admit(store, order("second", qty=1.0, at=12))
+    assert fills_of(second) == [
+        ("second", Decimal("0.5"), Decimal(101), Decimal("0.5")),
+        ("second", Decimal("0.5"), Decimal(102), Decimal(5)),
+    ]
+    asyncio.run(store.add_quote(BTC, book([("99", "1")], asks), PLAIN, 20, ts=20, source=FillSource.BOOK))
+    _, _, third = admit(store, order("third", qty=1.0, at=21))
+    assert fills_of(third) == [("third", Decimal(1), Decimal(100), Decimal(1))]
+
+
+def test_a_book_fills_resting_orders_walking_its_levels_in_time_priority(store: OrderStore) -> None:
+    """Passive orders the book crosses fill at their own price, as makers, once per
+    level they reach, sharing the levels oldest first; each fill names the book."""
+    asyncio.run(store.add_quote(BTC, quote("95", "105"), PLAIN, 1, ts=1))
+    admit(store, order("buy-101", Side.BUY, qty=4.0, limit=101.0, at=2))
+    admit(store, order("buy-100.8", Side.BUY, qty=1.0, limit=100.8, at=3))
+    admit(store, order("sell-99.2", Side.SELL, qty=2.0, limit=99.2, at=4))
+    bids = [("100", "1"), ("99.5", "1"), ("99", "3")]
+    asks = [("100.5", "1"), ("101", "2"), ("102", "9")]
+    events = asyncio.run(store.add_quote(BTC, book(bids, asks), PLAIN, 5, ts=5, source=FillSource.BOOK))
+    assert fills_of(events) == [
+        ("buy-101", Decimal(1), Decimal(101), Decimal(1)),
+        ("buy-101", Decimal(2), Decimal(101), Decimal(2)),
+        ("sell-99.2", Decimal(1), Decimal("99.2"), Decimal(1)),
+        ("sell-99.2", Decimal(1), Decimal("99.2"), Decimal(1)),
+    ]
+    filled = [e.fill for e in events if isinstance(e, OrderFilled)]
+    assert {(f.liquidity.value, f.provenance.source, f.provenance.data_ts) for f in filled} == {  # type: ignore[union-attr]
+        ("MAKER", FillSource.BOOK, 5)
+    }
+    assert [p.level_price for p in (f.provenance for f in filled) if p is not None] == [
+        Decimal("100.5"),
+        Decimal(101),
+        Decimal(100),
+        Decimal("99.5"),
+    ]
+    # What is left of the 101 BUY rests; the 100.8 BUY found the 100.5 level taken.
+    left = {o.idempotency_key: (o.status, o.filled_qty) for o in store.newest_first(None, 10, OrderFilter())[0]}
+    assert left == {
+        "buy-101": (OrderStatus.PARTIALLY_FILLED, Decimal(3)),
+        "buy-100.8": (OrderStatus.NEW, Decimal(0)),
+        "sell-99.2": (OrderStatus.FILLED, Decimal(2)),
+    }

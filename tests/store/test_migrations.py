@@ -315,7 +315,8 @@ def test_a_legacy_database_upgrades_in_place_with_its_data(databases: Databases,
     # Schema 8: a fill stored before it has no recorded provenance.
     assert rows(engine, "fills") == [{**fill, **NO_PROVENANCE} for fill in before["fills"]]
     # Schema 7: a quote stored before it describes no known time.
-    assert rows(engine, "quotes") == [{**quote, "ts": None} for quote in before["quotes"]]
+    # Schema 9: nor any depth beyond its top.
+    assert rows(engine, "quotes") == [{**quote, "ts": None, "depth": None} for quote in before["quotes"]]
     assert len(before["fills"]) >= 8
     # Positions as exact decimals, converted from the old fractions.
     expected = NEW_POSITIONS | (NEW_TIF_POSITIONS if fixture in WITH_TIF else {})
@@ -388,11 +389,11 @@ def test_version_5_gets_the_status_index_and_keeps_its_orders(databases: Databas
         indexes = {index["name"]: index["column_names"] for index in inspect(conn).get_indexes("orders")}
     assert indexes["orders_by_status"] == ["status", "seq"]
     after = {table: rows(engine, table) for table in ORDER_BY}
-    # (And 0007 gives each stored quote no known time, 0008 each fill no provenance:
-    # see the legacy upgrade above.)
-    quotes = [{**quote, "ts": None} for quote in before["quotes"]]
+    # (And 0007 gives each stored quote no known time, 0008 each fill no provenance,
+    # 0009 each quote no depth: see the legacy upgrade above.)
+    quotes = [{**quote, "ts": None, "depth": None} for quote in before["quotes"]]
     fills = [{**fill, **NO_PROVENANCE} for fill in before["fills"]]
-    assert after == before | {"schema_version": [{"version": 8}], "quotes": quotes, "fills": fills}
+    assert after == before | {"schema_version": [{"version": 9}], "quotes": quotes, "fills": fills}
     assert len(after["orders"]) >= 12
     assert drift(engine) == []
 

@@ -23,16 +23,18 @@ from tests.conftest import make_settings, open_test_store
 TOKEN = "fuzz-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = 40  # per operation and mode
-# A quote's ask must not be below its bid: a rule between two fields that JSON Schema
-# cannot state, so a schema-valid crossed quote is refused (tests/test_fills.py checks
-# that 400). Every other check still runs on quotes.
+# A quote's ask must not be below its bid, and a book's levels come best first: rules
+# between values that JSON Schema cannot state, so a schema-valid crossed quote or
+# unordered book is refused (tests/web/test_fills.py and test_books.py check those
+# 400s). Every other check still runs on them.
 QUOTES = "/execution/market-data/quotes"
+BOOKS = "/execution/market-data/books"
 # The event stream never ends, so a client that reads whole answers (as this one does)
 # would wait forever: it is tested against a real server (tests/server/test_event_stream.py).
 STREAM = "/execution/events/stream"
 # Whether a schema-valid `after` is answered depends on the journal, not the schema: a
 # seq beyond its newest is a 410 (tests/web/test_events.py checks it).
-STATEFUL = {QUOTES, "/execution/events", "/execution/fills"}
+STATEFUL = {QUOTES, BOOKS, "/execution/events", "/execution/fills"}
 
 
 @pytest.fixture(params=["memory", "postgresql"])

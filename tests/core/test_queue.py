@@ -1,0 +1,93 @@
+"""Queue position, directly: the transform each price level keeps gives every order's
+queue ahead as if each had been updated one by one."""
+
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.core.queue import Queues
+from app.core.vocabulary import Side
+
+D = Decimal
+
+
+def test_an_order_joins_behind_what_is_shown_and_trades_consume_it() -> None:
+    queues = Queues()
+    first = queues.join(Side.BUY, 100.0, D(5))
+    assert queues.ahead(Side.BUY, 100.0, first) == D(5)
+    queues.traded(Side.BUY, 100.0, D(2))
+    assert queues.ahead(Side.BUY, 100.0, first) == D(3)
+    # A second order joins behind what is shown now (5 - 2).
+    second = queues.join(Side.BUY, 100.0, D(5))
+    assert queues.ahead(Side.BUY, 100.0, second) == D(3)
+    queues.traded(Side.BUY, 100.0, D(4))
+    assert (queues.ahead(Side.BUY, 100.0, first), queues.ahead(Side.BUY, 100.0, second)) == (D(0), D(0))
+
+
+def test_a_shrinking_level_shrinks_every_queue_in_proportion_and_a_growing_one_none() -> None:
+    queues = Queues()
+    x = queues.join(Side.SELL, 101.0, D(8))
+    queues.traded(Side.SELL, 101.0, D(2))  # 6 ahead, 6 shown
+    queues.show(Side.SELL, {101.0: D(3)}, worst=101.0)  # half of it gone
+    assert queues.ahead(Side.SELL, 101.0, x) == D(3)
+    queues.show(Side.SELL, {101.0: D(30)}, worst=101.0)  # added behind it
+    assert queues.ahead(Side.SELL, 101.0, x) == D(3)
+    queues.show(Side.SELL, {101.0: D(10)}, worst=101.0)  # a third of 30 left
+    assert queues.ahead(Side.SELL, 101.0, x) == D(1)
+
+
+def test_a_level_no_longer_shown_within_the_book_has_nothing_ahead_and_beyond_it_is_unchanged() -> None:
+    queues = Queues()
+    near = queues.join(Side.BUY, 99.0, D(2))
+    far = queues.join(Side.BUY, 90.0, D(7))
+    queues.show(Side.BUY, {100.0: D(1), 98.0: D(1)}, worst=98.0)  # 99 is within and missing; 90 beyond
+    assert (queues.ahead(Side.BUY, 99.0, near), queues.ahead(Side.BUY, 90.0, far)) == (D(0), D(7))
+    # A new order at 99 starts a new level; the old one stays at the front.
+    again = queues.join(Side.BUY, 99.0, D(4))
+    assert (queues.ahead(Side.BUY, 99.0, again), queues.ahead(Side.BUY, 99.0, near)) == (D(4), D(0))
+
+
+def test_a_trade_through_a_price_clears_its_queue() -> None:
+    queues = Queues()
+    x = queues.join(Side.BUY, 100.0, D(5))
+    queues.traded(Side.BUY, 99.5, D("0.1"))  # a SELL print below the BUY's price
+    assert queues.ahead(Side.BUY, 100.0, x) == D(0)
+
+
+def test_at_a_price_not_shown_nothing_is_ahead() -> None:
+    queues = Queues()
+    assert queues.join(Side.BUY, 100.0, D(0)) is None
+    assert queues.ahead(Side.BUY, 100.0, None) == D(0)
+
+
+sizes = st.decimals(min_value=D("0.001"), max_value=D(1000), places=3)
+steps = st.lists(st.tuples(st.sampled_from(["show", "trade", "join"]), sizes), min_size=1, max_size=30)
+
+
+@given(first=sizes, steps=steps)
+def test_the_transform_matches_updating_each_order_one_by_one(first: Decimal, steps: list[tuple[str, Decimal]]) -> None:
+    """The model each order would follow on its own: joins behind what is shown, a
+    shrink scales it, a trade subtracts (never below zero). Never negative, never more
+    than what is shown."""
+    queues = Queues()
+    shown = first
+    xs = [queues.join(Side.BUY, 100.0, shown)]
+    each = [shown]
+    for step, size in steps:
+        if step == "show":
+            if size < shown and shown > 0:
+                each = [q * size / shown for q in each]
+            shown = size
+            queues.show(Side.BUY, {100.0: size}, worst=100.0)
+        elif step == "trade":
+            each = [max(D(0), q - size) for q in each]
+            shown = max(D(0), shown - size)
+            queues.traded(Side.BUY, 100.0, size)
+        else:
+            xs.append(queues.join(Side.BUY, 100.0, shown))
+            each.append(shown)
+        for x, expected in zip(xs, each, strict=True):
+            got = queues.ahead(Side.BUY, 100.0, x)
+            assert D(0) <= got <= shown
+            assert abs(got - expected) <= D("1e-15"), (got, expected)
