@@ -23,8 +23,9 @@ QUOTES_LUA = ROOT / "bench" / "post_quotes.lua"
 PREFILL_LUA = ROOT / "bench" / "prefill_resting.lua"
 
 
-def prefill(wrk: str, port: int, orders: int) -> int:
-    """Place `orders` resting orders, in passes of a bounded duration until all are in."""
+def prefill(wrk: str, port: int, orders: int, lua: Path = PREFILL_LUA, env: dict[str, str] | None = None) -> int:
+    """Place `orders` resting orders with `lua` (`env`: extra variables for it), in
+    passes of a bounded duration until all are in."""
     created, passes = 0, 0
     while created < orders:
         passes += 1
@@ -33,13 +34,14 @@ def prefill(wrk: str, port: int, orders: int) -> int:
         remaining = orders - created
         seconds = max(3, remaining // 1500 + 2)  # about what this machine takes, and a margin
         out = subprocess.run(
-            [wrk, "-t1", "-c8", f"-d{seconds}s", "-s", str(PREFILL_LUA), f"http://127.0.0.1:{port}"],
+            [wrk, "-t1", "-c8", f"-d{seconds}s", "-s", str(lua), f"http://127.0.0.1:{port}"],
             capture_output=True,
             text=True,
             timeout=seconds + 30,
             env={
                 **os.environ,
-                "BENCH_LUA_DIR": str(PREFILL_LUA.parent),
+                "BENCH_LUA_DIR": str(lua.parent),
+                **(env or {}),
                 "BENCH_ORDERS": str(remaining),
                 "BENCH_KEY_PREFIX": f"rest{passes}",
             },

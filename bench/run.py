@@ -71,10 +71,21 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_wrk(
-    wrk: str, port: int, seconds: float, prefix: str, lua: Path = LUA, *, env: dict[str, str] | None = None
+    wrk: str,
+    port: int,
+    seconds: float,
+    prefix: str,
+    lua: Path = LUA,
+    *,
+    env: dict[str, str] | None = None,
+    connections: int = 32,
 ) -> tuple[Result, int]:
-    """One bounded wrk run of `lua` (`env`: extra variables for the script)."""
-    cmd = [wrk, "-t1", "-c32", f"-d{round(seconds)}s", "--timeout", "5s", "-s", str(lua), f"http://127.0.0.1:{port}"]
+    """One bounded wrk run of `lua` (`env`: extra variables for the script) over
+    `connections` connections."""
+    cmd = [
+        *(wrk, "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--timeout", "5s"),
+        *("-s", str(lua), f"http://127.0.0.1:{port}"),
+    ]
     out = subprocess.run(
         cmd,
         capture_output=True,

@@ -131,7 +131,9 @@ def run_rounds(wrk: str, args: argparse.Namespace, tmp: Path, postgres_url: str)
             if conn.execute(text("SELECT to_regclass('orders')")).scalar() is None:
                 return
             journal = conn.execute(text("SELECT to_regclass('events')")).scalar() is not None
+            queues = conn.execute(text("SELECT to_regclass('queues')")).scalar() is not None
             tables = "fills, orders, quotes, positions, balances" + (", events" if journal else "")
+            tables += ", queues" if queues else ""
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
             if journal:
                 conn.execute(text("UPDATE journal_head SET seq = 0"))

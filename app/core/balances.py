@@ -17,7 +17,7 @@ from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 from functools import cache
 
 from app.core.errors import AccountMismatch, IntentRefused
-from app.core.matching import market_price
+from app.core.matching import walk_price
 from app.core.order import Order, StoredFill
 from app.core.values import BPS, EXACT, ZERO, Costs, Quote, exact, shown
 from app.core.vocabulary import OrderType, Side
@@ -107,7 +107,8 @@ class Account:
                 "for its balance reservation",
             )
         else:
-            price = market_price(Side.BUY, quote, costs)
+            # The dearest level it would walk to on this book: no fill of it here costs more.
+            price = walk_price(Side.BUY, quote, qty, costs)
         # The highest fee it may pay: a maker fill can cost more than a taker one.
         fee_factor = EXACT.add(1, EXACT.divide(max(costs.taker_fee_bps, costs.maker_fee_bps), BPS))
         unit = EXACT.multiply(price, fee_factor)

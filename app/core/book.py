@@ -101,17 +101,20 @@ class Book:
             if not order.is_open:
                 self._queue_x.pop(order.number, None)
 
-    def settle(self, reach: Reach) -> None:
+    def settle(self, reach: Reach, arrived_by: int | None = None) -> None:
         """After a quote's fills: drop the orders they finished (one rebuild of the part
         of each list the quote read, not one shift of the list per order), and make
-        the waiting LIMIT orders the quote did not reach passive."""
+        the waiting LIMIT orders the quote did not reach passive, if they had reached
+        the venue by then (accepted by `arrived_by`; None: all, no latency)."""
         for side, waiting in self._waiting.items():
             still_waiting = []
             self._forget(waiting)
             for order in waiting:
                 if not order.is_open:
                     continue
-                if reach.reaches(side, order.limit_price):
+                if reach.reaches(side, order.limit_price) or (
+                    arrived_by is not None and order.accepted_at > arrived_by
+                ):
                     still_waiting.append(order)
                 else:
                     bisect.insort(self._passive[side], order, key=_KEYS[side])

@@ -35,19 +35,34 @@ BALANCE_CUT = "the paper balance covers only part of this order: what it covered
 
 
 class Policy:
-    """What every operation is given: the paper costs, the instruments' rules, and the
-    oldest market data (microseconds; None: any) that orders fill against."""
+    """What every operation is given: the paper costs, the instruments' rules, the
+    oldest market data (microseconds; None: any) that orders fill against, and the
+    latency (microseconds) between an order's acceptance and the first market data it
+    can fill against."""
 
     def __init__(
         self,
         costs: Costs | None = None,
         rules: Mapping[Instrument, InstrumentRules] | None = None,
         max_quote_age: int | None = None,
+        latency: int = 0,
     ) -> None:
         self.costs = Costs() if costs is None else costs
         self.rules = dict(rules or {})
         self.controls = Controls(self.rules)
         self.max_quote_age = max_quote_age
+        self.latency = latency
+
+    def arrived(self, order: Order, ts: int | None) -> bool:
+        """Whether `order` has reached the venue by market data stamped `ts`: at once
+        without a latency, else from `accepted_at + latency` on. Deterministic: it
+        reads the data's stamp, not a clock."""
+        return self.latency == 0 or (ts is not None and ts >= order.accepted_at + self.latency)
+
+    def arrived_by(self, ts: int) -> int | None:
+        """The latest acceptance time of the orders that market data stamped `ts` can
+        fill (None: every order)."""
+        return None if self.latency == 0 else ts - self.latency
 
 
 class InstrumentState:
@@ -65,10 +80,10 @@ class InstrumentState:
         "_load_queues",
         "_position",
         "_queues",
+        "_trade_ts",
         "key",
         "quote",
         "quote_ts",
-        "trade_ts",
     )
 
     def __init__(
@@ -79,26 +94,39 @@ class InstrumentState:
         load_exposure: Callable[[Position], Exposure],
         quote_ts: int | None = None,
         *,
-        queues: Queues | Callable[[], Queues] | None = None,
-        trade_ts: int | None = None,
+        queues: Callable[[], tuple[Queues, int | None]] | None = None,
     ) -> None:
         self.key = key
         self.quote = quote
         self.quote_ts = quote_ts  # the time the latest quote or book describes
-        self.trade_ts = trade_ts  # the time of the latest print
         self._position: Position | None = position if isinstance(position, Position) else None
         self._load_position: Callable[[], Position] | None = None if isinstance(position, Position) else position
         self._load_exposure = load_exposure
         self._exposure: Exposure | None = None
-        self._queues: Queues | None = Queues() if queues is None else (queues if isinstance(queues, Queues) else None)
-        self._load_queues: Callable[[], Queues] | None = queues if callable(queues) else None
+        # The queues and the time of the latest print, read together (`queues`: how;
+        # None: none yet).
+        self._queues: Queues | None = Queues() if queues is None else None
+        self._trade_ts: int | None = None
+        self._load_queues = queues
 
     @property
     def queues(self) -> Queues:
         if self._queues is None:
             assert self._load_queues is not None
-            self._queues = self._load_queues()
+            self._queues, self._trade_ts = self._load_queues()
         return self._queues
+
+    @property
+    def trade_ts(self) -> int | None:
+        """The time of the latest print on the tape."""
+        if self._queues is None:
+            self.queues  # noqa: B018 (read with the queues)
+        return self._trade_ts
+
+    @trade_ts.setter
+    def trade_ts(self, ts: int) -> None:
+        self.queues  # noqa: B018 (read first, or the read would overwrite it)
+        self._trade_ts = ts
 
     @property
     def queues_known(self) -> Queues | None:
@@ -108,9 +136,10 @@ class InstrumentState:
     @property
     def latest_ts(self) -> int | None:
         """The time of the latest market data of any kind: older data is out of order."""
-        if self.quote_ts is None or self.trade_ts is None:
-            return self.quote_ts if self.trade_ts is None else self.trade_ts
-        return max(self.quote_ts, self.trade_ts)
+        trade_ts = self.trade_ts
+        if self.quote_ts is None or trade_ts is None:
+            return self.quote_ts if trade_ts is None else trade_ts
+        return max(self.quote_ts, trade_ts)
 
     @property
     def position(self) -> Position:
@@ -167,12 +196,17 @@ def admit(
     # Stale data prices the checks above but fills nothing: the order waits for fresh.
     if not is_fresh(instrument.quote_ts, now, policy.max_quote_age):
         quote = None
+    # With a latency the order reaches the venue later: the first data stamped after
+    # that fills it (an IOC or FOK then ends), unless data stamped that late is here.
+    arrived = policy.arrived(order, instrument.quote_ts)
+    if not arrived:
+        quote = None
     events: list[Event] = [OrderAccepted(order)]
-    if quote is not None and _takes_on_arrival(order, quote, policy.costs):
+    if quote is not None:
         events += _execute(
             instrument, quote, [(order, True)], policy.costs, account, now=now, new_id=new_id, source=FillSource.ARRIVAL
         )
-    if order.is_open and order.time_in_force != TimeInForce.GTC:
+    if order.is_open and order.time_in_force != TimeInForce.GTC and arrived:
         events.append(OrderExpired(order, transition(order, OrderStatus.EXPIRED, now)))
         if account is not None:
             account.release(order)
@@ -229,7 +263,15 @@ def apply_quote(
     _show(instrument, quote)
     if not reached:
         return []
-    events = _execute(instrument, quote, reached, policy.costs, account, now=now, new_id=new_id, source=source)
+    # Only orders that have reached the venue by this data's time fill; an IOC or FOK
+    # that waited for it (a latency) ends after it, with what it filled.
+    arrived = [(order, taker) for order, taker in reached if policy.arrived(order, ts)]
+    events = _execute(instrument, quote, arrived, policy.costs, account, now=now, new_id=new_id, source=source)
+    for order, _ in arrived:
+        if order.is_open and order.time_in_force != TimeInForce.GTC:
+            events.append(OrderExpired(order, transition(order, OrderStatus.EXPIRED, now)))
+            if account is not None:
+                account.release(order)
     _moved(instrument, events)
     return events
 
@@ -254,7 +296,11 @@ def apply_trade(
     side = Side.SELL if trade.buys else Side.BUY  # the side of the orders it meets
     queues = instrument.queues
     ordered = sorted(
-        ((order, x, order.limit_price) for order, x in resting if order.limit_price is not None),
+        (
+            (order, x, order.limit_price)
+            for order, x in resting
+            if order.limit_price is not None and policy.arrived(order, ts)
+        ),
         key=lambda entry: (-entry[2] if side == Side.BUY else entry[2], entry[0].accepted_at),
     )
     queued = [
@@ -296,14 +342,21 @@ def _stamped(instrument: InstrumentState, ts: int | None, now: int, policy: Poli
 def _show(instrument: InstrumentState, book: Quote) -> None:
     """The queues at the prices a book shows follow the sizes it shows there (a side
     without a size says nothing about its queues)."""
-    queues = instrument.queues_known
-    if queues is None or not queues.levels:
-        return
+    queues = instrument.queues
     for side in (Side.BUY, Side.SELL):
-        levels = list(book.levels(side == Side.SELL))  # the bids, for resting BUYs
-        shown = {float(price): size for price, size in levels if size is not None}
-        if len(shown) == len(levels):
-            queues.show(side, shown, float(levels[-1][0]))
+        if not queues.levels[side]:
+            continue
+        # The bids, for resting BUYs; as floats, as the client sent them.
+        top, top_size, depth = (
+            (book.bid, book.bid_size, book.deeper_bids)
+            if side == Side.BUY
+            else (book.ask, book.ask_size, book.deeper_asks)
+        )
+        if top_size is None:
+            continue
+        shown = dict(zip(depth.prices, depth.sizes, strict=True))
+        shown[float(top)] = float(top_size)
+        queues.show(side, shown, depth.prices[-1] if depth.prices else float(top))
 
 
 def _moved(instrument: InstrumentState, events: list[Event]) -> None:
@@ -312,12 +365,14 @@ def _moved(instrument: InstrumentState, events: list[Event]) -> None:
     if exposure is None:
         return
     for event in events:
+        # An order may fill several times in one step (a walk across levels): each
+        # event says the order's status right after it.
         if isinstance(event, OrderFilled):
-            order = event.order
-            # An order that ended gives up what it had left (none if it filled).
-            gone = event.fill.qty if order.is_open else EXACT.add(event.fill.qty, order.remaining)
-            exposure.filled(order.side, gone, ended=not order.is_open)
-            exposure.arrived(order.side, event.fill.qty, ZERO, still_open=False)  # the position moves
+            side = event.order.side
+            exposure.filled(side, event.fill.qty, ended=event.after == OrderStatus.FILLED)
+            exposure.arrived(side, event.fill.qty, ZERO, still_open=False)  # the position moves
+        elif isinstance(event, OrderCanceled | OrderExpired):  # cut to the balance, or an IOC/FOK: the rest goes
+            exposure.filled(event.order.side, event.order.remaining, ended=True)
 
 
 def cancel(
@@ -375,11 +430,8 @@ def _working(ref: int, order: Order, taker: bool) -> Working:
     return Working(ref, order.side, order.type, order.limit_price, order.remaining, taker)
 
 
-def _takes_on_arrival(order: Order, quote: Quote, costs: Costs) -> bool:
-    """Whether an arriving order is matched: always, except a FOK order that the quote
-    cannot fill whole (it then fills nothing)."""
-    if order.time_in_force != TimeInForce.FOK:
-        return True
+def _fills_whole(order: Order, quote: Quote, costs: Costs) -> bool:
+    """Whether `quote` can fill what is left of `order` whole (a FOK fills only so)."""
     filled = sum((fill.qty for fill in match(quote, [_working(0, order, True)], costs)), ZERO)
     return filled == order.remaining
 
@@ -407,6 +459,8 @@ def _execute(
     events: list[Event] = []
     left = quote
     for index, (order, taker) in enumerate(orders):
+        if order.time_in_force == TimeInForce.FOK and not _fills_whole(order, left, costs):
+            continue  # it fills whole or not at all: what it cannot take stays for the next
         for proposed in match(left, [_working(index, order, taker)], costs):
             taken = _fill(
                 instrument, order, proposed, account, costs=costs, now=now, new_id=new_id, source=source, events=events

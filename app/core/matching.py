@@ -42,9 +42,20 @@ def slipped(side: Side, price: Decimal, costs: Costs) -> Decimal:
     return EXACT.add(price, moved) if side == Side.BUY else EXACT.subtract(price, moved)
 
 
-def market_price(side: Side, quote: Quote, costs: Costs) -> Decimal:
-    """What a MARKET order pays at the touch."""
-    return slipped(side, touch(side, quote), costs)
+def walk_price(side: Side, quote: Quote, qty: Decimal, costs: Costs) -> Decimal:
+    """What a MARKET order of `qty` pays at the last level it would walk to on `quote`
+    (the book's last level if the book shows less), levels already taken skipped: the
+    worst price of its fills against this book."""
+    last: Decimal | None = None
+    left = qty
+    for price, size in quote.levels(side == Side.BUY):
+        if size is not None and size <= ZERO:
+            continue
+        last = price
+        if size is None or size >= left:
+            break
+        left = EXACT.subtract(left, size)
+    return slipped(side, touch(side, quote) if last is None else last, costs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +183,9 @@ def match_trade(trade: Trade, orders: list[Queued], costs: Costs) -> list[Fill]:
         left = EXACT.subtract(left, qty)
         own = exact(order.limit)
         fee = EXACT.divide(EXACT.multiply(EXACT.multiply(own, qty), costs.maker_fee_bps), BPS)
-        consumed = min(order.ahead, trade.qty)
+        # At its price the print took the queue ahead first; through its price it went
+        # past all of it.
+        consumed = min(order.ahead, trade.qty) if at_price else order.ahead
         fills.append(
             Fill(
                 order.ref,

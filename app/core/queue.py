@@ -16,16 +16,20 @@ joined behind all of it, and both shrink alike), so a level that shows nothing h
 nothing ahead of anyone: it is dropped, and an order whose level is gone has none.
 """
 
+import bisect
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
-from app.core.values import EXACT, ZERO
+from app.core.values import EXACT, ZERO, exact
 from app.core.vocabulary import Side
 
-# The transforms are kept to this many significant digits (a shrink's ratio does not
-# end), and a queue is read to this many decimal places: an estimate, not a balance.
+# The transforms are kept to this many significant digits, and a queue is read to 12
+# decimal places: an estimate, not a balance. A book's shrinks are multiplied as
+# floats (about 16 significant digits) until the level is next read, so a book of
+# 1,000 levels a side changes them all at a float's cost, not a decimal's; reading to
+# 12 places gives a queue of 3 shrunk by a third and a half back as 1, not 0.99...9.
 KEPT = Context(prec=60)
-PLACES = Decimal("1e-18")
+PLACES = Decimal("1e-12")
 
 LevelKey = tuple[Side, float]  # the side of the resting orders, and their limit price
 
@@ -33,90 +37,139 @@ LevelKey = tuple[Side, float]  # the side of the resting orders, and their limit
 @dataclass(slots=True)
 class QueueLevel:
     """The queue at one price of one side: what the book shows there, and the
-    transform that gives each order's queue ahead from its `x`."""
+    transform that gives each order's queue ahead from its `x`; with what books
+    showed since, not yet applied (`seen`, the latest size, and `pending`, the product
+    of their shrinks; `pending` None: nothing pending)."""
 
     shown: Decimal
     scale: Decimal = Decimal(1)
     consumed: Decimal = ZERO
+    seen: float = 0.0
+    pending: float | None = None
+
+    def __post_init__(self) -> None:
+        self.seen = float(self.shown)
 
     def ahead(self, x: Decimal) -> Decimal:
+        self.settle()
         value = EXACT.subtract(EXACT.multiply(self.scale, x), self.consumed)
         return ZERO if value <= ZERO else value.quantize(PLACES, ROUND_HALF_EVEN, EXACT)
 
-    def shown_now(self, size: Decimal) -> None:
-        """The book shows `size` here now: a smaller size shrinks every queue in
+    def note(self, size: float) -> None:
+        """A book shows `size` here now: a smaller size shrinks every queue in
         proportion; a larger one leaves them (what is added joins behind)."""
-        if size < self.shown:
-            ratio = EXACT.divide(size, self.shown)
+        if size == self.seen:
+            return
+        pending = 1.0 if self.pending is None else self.pending
+        self.pending = pending * (size / self.seen) if size < self.seen else pending
+        self.seen = size
+
+    def settle(self) -> None:
+        """Apply what books showed since the level was last read."""
+        if self.pending is None:
+            return
+        if self.pending < 1.0:
+            ratio = exact(self.pending)
             self.scale = KEPT.multiply(self.scale, ratio)
             self.consumed = KEPT.multiply(self.consumed, ratio)
-        self.shown = size
+        self.shown = exact(self.seen)
+        self.pending = None
 
     def traded(self, qty: Decimal) -> None:
         """A trade of `qty` at this price: it consumes the front of every queue, and
         the size shown here is that much smaller."""
+        self.settle()
         self.consumed = KEPT.add(self.consumed, qty)
         self.shown = max(ZERO, EXACT.subtract(self.shown, qty))
+        self.seen = float(self.shown)
 
 
 class Queues:
-    """The queue levels of one instrument's resting orders, with `top`: more than any
-    `x` given so far, so a level made again at a price where one was dropped starts
-    after every order that joined the old one (their queue stays zero)."""
+    """The queue levels of one instrument's resting orders, per side and price (with
+    each side's prices kept sorted, so a print finds the levels it went through without
+    reading the others), and `top`: more than any `x` given so far, so a level made
+    again at a price where one was dropped starts after every order that joined the
+    old one (their queue stays zero)."""
 
-    __slots__ = ("levels", "top")
+    __slots__ = ("_prices", "levels", "top")
 
     def __init__(self, levels: dict[LevelKey, QueueLevel] | None = None, top: Decimal = ZERO) -> None:
-        self.levels = levels if levels is not None else {}
+        self.levels: dict[Side, dict[float, QueueLevel]] = {Side.BUY: {}, Side.SELL: {}}
+        self._prices: dict[Side, list[float]] = {Side.BUY: [], Side.SELL: []}
+        for (side, price), level in (levels or {}).items():
+            self._add(side, price, level)
         self.top = top
+
+    def __bool__(self) -> bool:
+        return bool(self.levels[Side.BUY] or self.levels[Side.SELL])
+
+    def items(self) -> list[tuple[LevelKey, QueueLevel]]:
+        """Every level, by side and price, settled."""
+        for levels in self.levels.values():
+            for level in levels.values():
+                level.settle()
+        return [((side, price), level) for side, levels in self.levels.items() for price, level in levels.items()]
 
     def join(self, side: Side, price: float, shown: Decimal) -> Decimal | None:
         """An order starts resting at `price`, where the book shows `shown`: its `x`
         (None: nothing is ahead of it, and never will be). Where a level is kept, its
         own `shown` is the newer (trades since the book have taken from it)."""
-        key = (side, price)
-        level = self.levels.get(key)
+        level = self.levels[side].get(price)
         if level is None:
             if shown <= ZERO:
                 return None
-            level = self.levels[key] = QueueLevel(shown, Decimal(1), self.top)
+            level = self._add(side, price, QueueLevel(shown, Decimal(1), self.top))
+        level.settle()
         x = KEPT.divide(KEPT.add(level.shown, level.consumed), level.scale)
         self.top = max(self.top, x)
         return x
 
     def ahead(self, side: Side, price: float, x: Decimal | None) -> Decimal:
         """The queue ahead of an order resting at `price` that joined with `x`."""
-        level = None if x is None else self.levels.get((side, price))
+        level = None if x is None else self.levels[side].get(price)
         return ZERO if level is None or x is None else level.ahead(x)
 
-    def show(self, side: Side, shown: dict[float, Decimal], worst: float) -> None:
-        """A book update: `shown` is the size at each price it shows on `side`, best
-        first down to `worst`. A level between the best and `worst` that it does not
-        show has nothing left; one beyond `worst` is out of its sight and unchanged."""
-        for (level_side, price), level in list(self.levels.items()):
-            if level_side != side:
-                continue
+    def show(self, side: Side, shown: dict[float, float], worst: float) -> None:
+        """A book update: `shown` is the size at each price it shows on `side` (as the
+        client sent it), best first down to `worst`. A level between the best and
+        `worst` that it does not show has nothing left; one beyond `worst` is out of
+        its sight and unchanged."""
+        gone = []
+        for price, level in self.levels[side].items():
             size = shown.get(price)
             if size is None:
-                beyond = price < worst if side == Side.BUY else price > worst
-                if beyond:
+                if price < worst if side == Side.BUY else price > worst:
                     continue
-                size = ZERO
-            level.shown_now(size)
-            if level.shown <= ZERO:
-                del self.levels[(side, price)]
+                size = 0.0
+            if size <= 0.0:
+                gone.append(price)
+            else:
+                level.note(size)
+        for price in gone:
+            self._drop(side, price)
 
     def traded(self, side: Side, price: float, qty: Decimal) -> None:
         """A trade of `qty` at `price` against the resting orders of `side`: it consumes
         the queue there, and every queue at a better price (the trade went through it)."""
-        for (level_side, at), level in list(self.levels.items()):
-            if level_side != side:
-                continue
-            if at == price:
-                level.traded(qty)
-            elif (at > price) if side == Side.BUY else (at < price):
-                level.traded(level.shown)  # all of it: the trade printed beyond
-            else:
-                continue
+        levels, prices = self.levels[side], self._prices[side]
+        if side == Side.BUY:  # better: higher
+            through = prices[bisect.bisect_right(prices, price) :]
+        else:
+            through = prices[: bisect.bisect_left(prices, price)]
+        for at in through:  # the trade printed beyond: all of their queue is gone
+            self._drop(side, at)
+        level = levels.get(price)
+        if level is not None:
+            level.traded(qty)
             if level.shown <= ZERO:
-                del self.levels[(side, at)]
+                self._drop(side, price)
+
+    def _add(self, side: Side, price: float, level: QueueLevel) -> QueueLevel:
+        self.levels[side][price] = level
+        bisect.insort(self._prices[side], price)
+        return level
+
+    def _drop(self, side: Side, price: float) -> None:
+        del self.levels[side][price]
+        prices = self._prices[side]
+        del prices[bisect.bisect_left(prices, price)]

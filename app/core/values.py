@@ -5,6 +5,7 @@ shortest text spells (0.1 is one tenth), in a context wide enough that sums and
 products of a few of them never round.
 """
 
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from decimal import Context, Decimal
@@ -33,12 +34,57 @@ def shown(value: Decimal) -> str:
     return "0" if text in ("-0", "0") else text
 
 
-@dataclass(frozen=True, slots=True)
-class Level:
-    """One price level of a book: its price and the size shown there."""
+class Depth:
+    """The levels behind a book's top on one side, best first, as the client sent them,
+    less `taken`: what fills took from the front of them (fills always walk from the
+    best level, so what they took is a prefix). Each level is read as exact decimals
+    only when it is walked.
 
-    price: Decimal
-    size: Decimal
+    The prices and sizes are kept as the floats sent, each list in one `array`: a book
+    of 1,000 levels a side is then taken without making 4,000 decimals (most of which
+    no order ever reaches), and it is two objects the garbage collector does not
+    track, where 2,000 floats in tuples would be 2,000 it walks at each full collection
+    for as long as the book is the latest."""
+
+    __slots__ = ("prices", "sizes", "taken")
+
+    def __init__(self, prices: Sequence[float] = (), sizes: Sequence[float] = (), taken: Decimal = ZERO) -> None:
+        self.prices = array("d", prices)
+        self.sizes = array("d", sizes)
+        self.taken = taken
+
+    def __len__(self) -> int:
+        return len(self.prices)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Depth):
+            return NotImplemented
+        return (self.prices, self.sizes, self.taken) == (other.prices, other.sizes, other.taken)
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.prices), tuple(self.sizes), self.taken))
+
+    def __repr__(self) -> str:
+        return f"Depth({list(zip(self.prices, self.sizes, strict=True))}, taken={self.taken})"
+
+    def levels(self) -> Iterator[tuple[Decimal, Decimal]]:
+        """Each level as (price, what is left of its size), best first."""
+        skip = self.taken
+        for price, size in zip(self.prices, self.sizes, strict=True):
+            shown = exact(size)
+            if skip >= shown:
+                skip = EXACT.subtract(skip, shown)
+                yield exact(price), ZERO
+            else:
+                yield exact(price), EXACT.subtract(shown, skip)
+                skip = ZERO
+
+    def less(self, qty: Decimal) -> "Depth":
+        """These levels less `qty` more taken from their front."""
+        return Depth(self.prices, self.sizes, EXACT.add(self.taken, qty))
+
+
+NO_DEPTH = Depth()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +97,8 @@ class Quote:
     ask: Decimal
     bid_size: Decimal | None = None
     ask_size: Decimal | None = None
-    deeper_bids: tuple[Level, ...] = ()
-    deeper_asks: tuple[Level, ...] = ()
+    deeper_bids: Depth = NO_DEPTH
+    deeper_asks: Depth = NO_DEPTH
 
     @property
     def mid(self) -> Decimal:
@@ -63,12 +109,10 @@ class Quote:
         the bids for a SELL, each as (price, size)."""
         if buying:
             yield self.ask, self.ask_size
-            deeper = self.deeper_asks
+            yield from self.deeper_asks.levels()
         else:
             yield self.bid, self.bid_size
-            deeper = self.deeper_bids
-        for level in deeper:
-            yield level.price, level.size
+            yield from self.deeper_bids.levels()
 
     def less(self, buying: bool, qty: Decimal) -> "Quote":
         """The book less `qty` taken from the front of the side a BUY (`buying`) or a
@@ -81,14 +125,7 @@ class Quote:
         rest = EXACT.subtract(qty, from_top)
         deeper = self.deeper_asks if buying else self.deeper_bids
         if rest > ZERO:
-            levels = list(deeper)
-            for index, level in enumerate(levels):
-                if rest <= ZERO:
-                    break
-                took = min(level.size, rest)
-                levels[index] = Level(level.price, EXACT.subtract(level.size, took))
-                rest = EXACT.subtract(rest, took)
-            deeper = tuple(levels)
+            deeper = deeper.less(rest)
         if buying:
             return replace(self, ask_size=EXACT.subtract(top, from_top), deeper_asks=deeper)
         return replace(self, bid_size=EXACT.subtract(top, from_top), deeper_bids=deeper)
@@ -119,13 +156,11 @@ Instrument = tuple[str, str]  # (exchange, symbol)
 def book_of(bids: Sequence[tuple[float, float]], asks: Sequence[tuple[float, float]]) -> Quote:
     """The book a client sent as (price, size) floats per side, best first (at least one
     level each), as exact decimals."""
-    (bid, bid_size), *deeper_bids = bids
-    (ask, ask_size), *deeper_asks = asks
-    return Quote(
-        exact(bid),
-        exact(ask),
-        exact(bid_size),
-        exact(ask_size),
-        tuple(Level(exact(price), exact(size)) for price, size in deeper_bids),
-        tuple(Level(exact(price), exact(size)) for price, size in deeper_asks),
-    )
+    (bid, bid_size), (ask, ask_size) = bids[0], asks[0]
+    return Quote(exact(bid), exact(ask), exact(bid_size), exact(ask_size), _depth(bids[1:]), _depth(asks[1:]))
+
+
+def _depth(levels: Sequence[tuple[float, float]]) -> Depth:
+    if not levels:
+        return NO_DEPTH
+    return Depth([price for price, _ in levels], [size for _, size in levels])

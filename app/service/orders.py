@@ -2,7 +2,7 @@
 web layer parses requests into the values below and renders what comes back."""
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -13,7 +13,7 @@ from app.core.errors import IntentRefused, MarketDataRefused, ServiceError
 from app.core.events import Event, OrderFilled
 from app.core.market_data import is_fresh
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
-from app.core.values import Costs, Instrument, Quote, book_of, exact
+from app.core.values import Costs, Instrument, Quote, Trade, book_of, exact
 from app.core.vocabulary import FillSource, OrderType, Side, TimeInForce, TradingStateName
 from app.ops.clock import iso_z, now_micros
 from app.ops.logs import EventLog, Fields
@@ -41,6 +41,7 @@ FEATURES = (
     "cancel",
     "market_data_quotes",
     "market_data_books",
+    "market_data_trades",
     "market_data_ordering",
     "fill_simulation",
     "positions",
@@ -76,6 +77,18 @@ class QuoteRequest:
     bid_size: float | None
     ask_size: float | None
     ts: int | None = None  # the time it describes (microseconds); None: when it arrives
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRequest:
+    """A print on the tape: `qty` traded at `price`, the aggressor on `aggressor_side`."""
+
+    exchange: str
+    symbol: str
+    price: float
+    qty: float
+    aggressor_side: Side
+    ts: int | None = None  # the time of the print (microseconds); None: when it arrives
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +140,7 @@ class OrderService:
             Costs(settings.slippage_bps, settings.taker_fee_bps, settings.maker_fee_bps),
             settings.instrument_rules(),
             self._max_quote_age,
+            settings.latency_ms * 1_000,
         )
         # The in-memory store only takes a lock for a moment: calling it inline is
         # cheaper than a hop to a thread.
@@ -148,6 +162,7 @@ class OrderService:
             *(["instrument_rules"] if self.policy.rules else []),
             *(["rate_limit"] if self._bucket is not None else []),
             *(["max_quote_age"] if self._max_quote_age is not None else []),
+            *(["latency"] if settings.latency_ms else []),
         ]
         if settings.paper_balances is not None:
             assets = {asset for symbol in settings.allowed_symbols for asset in assets_of(symbol)}
@@ -283,6 +298,26 @@ class OrderService:
         )
         return await self._add_market_data((request.exchange, request.symbol), book, request.ts, FillSource.BOOK)
 
+    async def add_trade(self, request: TradeRequest) -> list[OrderFilled]:
+        """Apply a print to the resting LIMIT orders it meets, by their queue position."""
+        self._check_instrument(request.exchange, request.symbol)
+        trade = Trade(exact(request.price), exact(request.qty), buys=request.aggressor_side == Side.BUY)
+        self.reporter.event_log.debug(
+            "Trade received",
+            {
+                "exchange": request.exchange,
+                "symbol": request.symbol,
+                "price": request.price,
+                "qty": request.qty,
+                "aggressor_side": request.aggressor_side.value,
+            },
+        )
+        instrument = (request.exchange, request.symbol)
+        return await self._market_data_call(
+            instrument,
+            self.store.add_trade(instrument, trade, self.policy, self.clock(), self._cap, ts=request.ts),
+        )
+
     def _check_instrument(self, exchange: str, symbol: str) -> None:
         for what, value, allowed in (("Exchange", exchange, self._exchanges), ("Symbol", symbol, self._symbols)):
             if value not in allowed:
@@ -291,10 +326,15 @@ class OrderService:
     async def _add_market_data(
         self, instrument: Instrument, quote: Quote, ts: int | None, source: FillSource
     ) -> list[OrderFilled]:
+        return await self._market_data_call(
+            instrument,
+            self.store.add_quote(instrument, quote, self.policy, self.clock(), self._cap, ts=ts, source=source),
+        )
+
+    async def _market_data_call(self, instrument: Instrument, call: Awaitable[list[Event]]) -> list[OrderFilled]:
+        """Run a store's market data call; publish its events, log a refusal."""
         try:
-            events = await self._store_call.bounded(
-                self.store.add_quote(instrument, quote, self.policy, self.clock(), self._cap, ts=ts, source=source)
-            )
+            events = await self._store_call.bounded(call)
         except MarketDataRefused as refusal:
             self.reporter.event_log.warning(
                 "Market data refused",

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # The oldest market data orders fill against, and that is taken at all (ms; unset:
     # any age).
     max_quote_age_ms: Annotated[int, Field(ge=1, le=86_400_000)] | None = None
+    # How long an order takes to reach the venue: it fills only against market data
+    # stamped at least this long after its acceptance (ms; 0: at once).
+    latency_ms: Annotated[int, Field(ge=0, le=60_000)] = 0
     # Bounds on slow and oversized requests, applied by the HTTP protocol the container
     # runs (app.web.connections): from a request's first byte to its last, and the
     # size of its header block.

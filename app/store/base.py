@@ -15,7 +15,7 @@ from app.core.events import Event, OrderCanceled
 from app.core.journal import EntryFilter
 from app.core.order import Order, StoredFill
 from app.core.positions import Position
-from app.core.values import Instrument, Quote
+from app.core.values import Instrument, Quote, Trade
 from app.core.vocabulary import FillSource, OrderStatus, Side
 from app.store.journal import JournalPage
 
@@ -155,6 +155,21 @@ class OrderStore(Protocol):
         out of order or stale raises MarketDataRefused and changes nothing. `source`
         says what the quote came as (a book with depth is a quote with deeper levels),
         for the provenance of its fills."""
+        ...
+
+    async def add_trade(
+        self,
+        instrument: Instrument,
+        trade: Trade,
+        policy: Policy,
+        now: int,
+        cap: int | None = None,
+        *,
+        ts: int | None = None,
+    ) -> list[Event]:
+        """Apply a print on the tape (`engine.apply_trade`) to the passive orders it
+        meets, as one atomic step; refused (MarketDataRefused, StoreFull), changing
+        nothing, as a quote is."""
         ...
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:

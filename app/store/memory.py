@@ -181,7 +181,8 @@ class InMemoryStore:
                 held.state, quote, reached, policy, self._account, now=now, new_id=new_number, ts=ts, source=source
             )
             if reached:
-                held.book.settle(reach)
+                assert held.state.quote_ts is not None  # the quote's, just applied
+                held.book.settle(reach, policy.arrived_by(held.state.quote_ts))
             self._keep(held, events)
             return events
 

@@ -68,6 +68,9 @@ orders = Table(
     Column("filled_qty", Text, nullable=False),
     # A resting LIMIT that a quote has passed by: it fills as maker from then on.
     Column("passive", Boolean, nullable=False),
+    # A resting LIMIT order's place in the queue at its price (core.queue; null:
+    # nothing ahead of it).
+    Column("queue_x", Text),
 )
 _open = orders.c.status.in_(OPEN)
 # Only open orders: what a quote searches, however many orders have ended.
@@ -102,6 +105,8 @@ fills = Table(
     Column("level_size", Text),
     Column("slippage_bps", Text),
     Column("fee_bps", Text),
+    # A trade's fill: the queue ahead of the order that the print consumed first.
+    Column("queue_ahead", Text),
 )
 
 # The latest quote of each instrument, its sizes less what fills have taken since.
@@ -119,6 +124,17 @@ quotes = Table(
     # The levels behind the top of a book posted with depth (sql_rows.depth_text; null:
     # a plain quote, or one stored before schema 9).
     Column("depth", Text),
+)
+
+# Each instrument's queues of resting orders (core.queue, as sql_rows.queues_text
+# writes them) and the time of its latest print on the tape.
+queues = Table(
+    "queues",
+    metadata,
+    Column("exchange", String(64), primary_key=True),
+    Column("symbol", String(64), primary_key=True),
+    Column("trade_ts", BigInteger),
+    Column("levels", Text, nullable=False),
 )
 
 # Each instrument's position, updated in the transaction that records its fills (which

@@ -56,7 +56,8 @@ from app.core.journal import EntryFilter
 from app.core.matching import Reach
 from app.core.order import Order, StoredFill
 from app.core.positions import Position
-from app.core.values import EXACT, Instrument, Quote, exact
+from app.core.queue import Queues
+from app.core.values import EXACT, Instrument, Quote, Trade, exact
 from app.core.vocabulary import FillSource, Side, TradingStateName
 from app.ops.clock import now_micros
 from app.store import sql_journal as journal
@@ -81,12 +82,15 @@ from app.store.schema import (
 from app.store.sql_reachable import Reachable, widest
 from app.store.sql_rows import (
     book_of_row,
+    decimal_of,
     depth_text,
     fill_of,
     fill_row,
     order_of,
     orders_and_fills,
     position_of,
+    queues_of,
+    queues_text,
     quote_of,
     text_of,
     with_fills,
@@ -110,6 +114,8 @@ CONNECT_TIMEOUT = 10
 # PostgreSQL advisory lock keys: creating the schema, admitting under MAX_ORDERS.
 SCHEMA_LOCK = 0x6F72646572730001
 CAPACITY_LOCK = 0x6F72646572730002
+# `arrived_by` when every order has reached the venue (no latency): after any acceptance.
+ALL_ARRIVED = 2**62
 # PostgreSQL session limits (milliseconds): how long a lock may be waited for, and a
 # statement may run, before the request fails with a 503.
 SESSION_LIMITS = "-c lock_timeout=10000 -c statement_timeout=30000"
@@ -193,8 +199,19 @@ class QuoteArrival:
     source: FillSource = FillSource.QUOTE  # what it came as: a quote or a book
 
 
-# What the writer takes (intents and quotes, in arrival order) and what it answers.
-Write = Arrival | QuoteArrival
+@dataclass
+class TradeArrival:
+    """A print on the tape waiting to be applied to its instrument, and under what."""
+
+    instrument: Instrument
+    trade: Trade
+    policy: Policy
+    now: int
+    ts: int | None  # the time of the print (None: it arrives now)
+
+
+# What the writer takes (intents and market data, in arrival order) and what it answers.
+Write = Arrival | QuoteArrival | TradeArrival
 Written = Admission | list[Event]
 # An item and its answer, given once its batch has committed.
 Answer = tuple[Waiting[Write, Written], Written | Exception]
@@ -219,15 +236,18 @@ class _Batch:
         self.account: Account | None = None  # the current run's
         self.instruments: dict[Instrument, InstrumentState] = {}
         self.resting: dict[Instrument, list[Order]] = {}  # accepted, still open, not yet inserted
-        self.accepted: dict[str, tuple[Order, bool]] = {}  # not yet inserted, by key: the order, passive
+        # Not yet inserted, by key: the order, whether it is passive, its place in its queue.
+        self.accepted: dict[str, tuple[Order, bool, Decimal | None]] = {}
         self.admitted: dict[str, Order] = {}  # every order this transaction accepted, by key
         self.events: list[Event] = []  # of the accepted orders not yet inserted
         self.quoted: set[Instrument] = set()  # whose latest quote changed
         self.traded: set[Instrument] = set()  # whose position moved
         # Inserts of orders whose counts come back at the end (a pipeline): inserted, sent.
         self.inserted: list[tuple[Count, int]] = []
-        # Each instrument's latest quote and position, read (`read_instruments`).
-        self.sent: dict[Instrument, tuple[Pending, Pending]] = {}
+        # Each instrument's latest quote, position and queues, read (`read_instruments`),
+        # and the queues' row as read (written again only if they changed).
+        self.sent: dict[Instrument, tuple[Pending, Pending, Pending]] = {}
+        self.queue_rows: dict[Instrument, Record | None] = {}
         # The quotes of each instrument in the batch, and the orders they may reach (read
         # at the first of them).
         self.quotes: dict[Instrument, list[Quote]] = {}
@@ -244,6 +264,7 @@ class _Batch:
             self.sent[(exchange, symbol)] = (
                 statements.latest_quote.send(self.conn, where),
                 statements.position.send(self.conn, where),
+                statements.queues.send(self.conn, where),
             )
 
     def reachable(self, key: Instrument) -> Reachable:
@@ -261,7 +282,7 @@ class _Batch:
         if state is None:
             if key not in self.sent:
                 self.read_instruments([key])
-            quote, position = self.sent[key]
+            quote, position, queues = self.sent[key]
             row = quote.one_or_none()
             state = self.instruments[key] = InstrumentState(
                 key,
@@ -269,8 +290,13 @@ class _Batch:
                 lambda: position_of(position.one_or_none()),
                 lambda held: self._exposure(key, held),
                 None if row is None else row.ts,
+                queues=lambda: self._queues(key, queues),
             )
         return state
+
+    def _queues(self, key: Instrument, sent: Pending) -> tuple[Queues, int | None]:
+        row = self.queue_rows[key] = sent.one_or_none()
+        return queues_of(row), None if row is None else row.trade_ts
 
     def _exposure(self, key: Instrument, position: Position) -> Exposure:
         """The position as the core has it now, and the open orders: those in the table
@@ -292,7 +318,7 @@ def _instrument_of(work: Write) -> Instrument:
 
 
 def _runs(batch: list[Waiting[Write, Written]]) -> Iterator[list[Waiting[Write, Written]]]:
-    """The batch cut into runs of consecutive intents and consecutive quotes."""
+    """The batch cut into runs of consecutive intents and consecutive market data."""
     run: list[Waiting[Write, Written]] = []
     for entry in batch:
         if run and isinstance(run[-1].item, Arrival) != isinstance(entry.item, Arrival):
@@ -484,6 +510,21 @@ class SqlStore:
         assert isinstance(events, list)  # the writer answers a quote with its events
         return events
 
+    async def add_trade(
+        self,
+        instrument: Instrument,
+        trade: Trade,
+        policy: Policy,
+        now: int,
+        cap: int | None = None,
+        *,
+        ts: int | None = None,
+    ) -> list[Event]:
+        # `cap` counts orders only here, as for a quote.
+        events = await self._write(TradeArrival(instrument, trade, policy, now, ts))
+        assert isinstance(events, list)  # the writer answers a print with its events
+        return events
+
     async def _write(self, work: Write) -> Written:
         if self._closed:  # shutting down: the writer takes nothing more
             raise StoreUnavailable(f"The {self.name} store is closed (the service is stopping); retry")
@@ -658,17 +699,23 @@ class SqlStore:
                 events += admitted
             else:
                 for entry in run:
-                    assert isinstance(entry.item, QuoteArrival)
-                    try:
-                        applied = self._apply_quote(work, entry.item)
-                    except MarketDataRefused as refusal:  # nothing changed
-                        answers.append((entry, refusal))
-                        continue
+                    applied = self._apply_market_data(work, entry.item)
                     answers.append((entry, applied))
-                    events += applied
+                    if not isinstance(applied, Exception):
+                        events += applied
         self._keep_instruments(work)
         self._journal(conn, events)
         return answers
+
+    def _apply_market_data(self, work: _Batch, item: Write) -> list[Event] | MarketDataRefused:
+        """A quote's or a print's events, or its refusal (then nothing changed)."""
+        try:
+            if isinstance(item, QuoteArrival):
+                return self._apply_quote(work, item)
+            assert isinstance(item, TradeArrival)  # a run holds intents or market data
+            return self._apply_trade(work, item)
+        except MarketDataRefused as refusal:
+            return refusal
 
     def _admit_run(
         self,
@@ -718,7 +765,7 @@ class SqlStore:
         admitted = core.admit(
             order, instrument, state, arrival.policy, work.account, now=arrival.now, new_id=new_number
         )
-        work.accepted[order.idempotency_key] = (order, admitted.passive)
+        work.accepted[order.idempotency_key] = (order, admitted.passive, admitted.queue_x)
         work.admitted[order.idempotency_key] = order
         if admitted.rests:
             work.resting.setdefault(key, []).append(order)
@@ -744,7 +791,7 @@ class SqlStore:
         they moved; the orders are then in the table for whatever comes next."""
         conn, account = work.conn, work.account
         if work.accepted:
-            rows = [self._order_row(order, passive, account) for order, passive in work.accepted.values()]
+            rows = [self._order_row(order, passive, x, account) for order, passive, x in work.accepted.values()]
             # A key another worker took meanwhile inserts nothing. In a pipeline the count
             # comes back later: checked at the end of the batch.
             inserted = self._sql.insert_orders.count_many(conn, rows)
@@ -760,7 +807,9 @@ class SqlStore:
 
     def _keep_instruments(self, work: _Batch) -> None:
         """Write the latest quote of every instrument whose quote changed or traded, and
-        the position of every instrument that traded: once per transaction."""
+        the position of every instrument that traded, and the queues that changed: once
+        per transaction."""
+        self._keep_queues(work)
         changed = sorted(work.quoted | work.traded)
         if not changed:
             return
@@ -797,6 +846,24 @@ class SqlStore:
         if position_rows:
             self._sql.upsert_position.run_many(work.conn, position_rows, counted=False)
 
+    def _keep_queues(self, work: _Batch) -> None:
+        """Write the queues (and time of the latest print) of each instrument whose
+        queues the batch read, where they changed."""
+        rows = []
+        for key in sorted(work.queue_rows):
+            state = work.instruments[key]
+            queues = state.queues_known
+            assert queues is not None  # read: its row is in queue_rows
+            read = work.queue_rows[key]
+            text, trade_ts = queues_text(queues), state.trade_ts
+            if read is None and not queues and not queues.top and trade_ts is None:
+                continue  # nothing yet, as before
+            if read is not None and (read.levels, read.trade_ts) == (text, trade_ts):
+                continue
+            rows.append({"u_exchange": key[0], "u_symbol": key[1], "u_trade_ts": trade_ts, "u_levels": text})
+        if rows:
+            self._sql.upsert_queues.run_many(work.conn, rows, counted=False)
+
     # -- market data, cancels, the trading state ------------------------------------
 
     def _apply_quote(self, work: _Batch, arrival: QuoteArrival) -> list[Event]:
@@ -829,8 +896,10 @@ class SqlStore:
             ts=arrival.ts,
             source=arrival.source,
         )
+        assert state.quote_ts is not None  # the quote's, just applied
+        arrived_by = arrival.policy.arrived_by(state.quote_ts)
         if reachable is not None:
-            reachable.settle(reach)
+            reachable.settle(reach, arrived_by)
         work.quoted.add(instrument)
         self._record(conn, events, inserted=False)
         if any(isinstance(event, OrderFilled) for event in events):
@@ -839,7 +908,32 @@ class SqlStore:
             self._keep_account(conn, account, [order for order, _ in reached])
         # The LIMIT orders still waiting to take that this quote passed by rest
         # passively from now on.
-        self._sql.pass_by.run(conn, where, counted=False)
+        self._sql.pass_by.run(
+            conn, {**where, "arrived_by": ALL_ARRIVED if arrived_by is None else arrived_by}, counted=False
+        )
+        return events
+
+    def _apply_trade(self, work: _Batch, arrival: TradeArrival) -> list[Event]:
+        """Fill the passive orders a print meets (the caller holds the instrument's lock,
+        writes its queues and position, and journals the events)."""
+        conn, instrument, trade = work.conn, arrival.instrument, arrival.trade
+        exchange, symbol = instrument
+        side = Side.SELL if trade.buys else Side.BUY
+        where = {"exchange": exchange, "symbol": symbol, "t_side": side.value, "t_price": float(trade.price)}
+        rows = self._sql.met_by_trade.rows(conn, where)
+        account = self._account(conn, {symbol}, rows) if self._account_on else None
+        met = [(order_of(row), decimal_of(row.queue_x)) for row in rows]
+        state = work.instrument(instrument)
+        events = core.apply_trade(
+            state, trade, met, arrival.policy, account, now=arrival.now, new_id=new_number, ts=arrival.ts
+        )
+        self._record(conn, events, inserted=False)
+        if any(isinstance(event, OrderFilled) for event in events):
+            work.traded.add(instrument)
+            # The orders a later quote of the batch reaches are read again: these changed.
+            work.reachables.pop(instrument, None)
+        if account is not None:
+            self._keep_account(conn, account, [order for order, _ in met])
         return events
 
     def cancel(self, order_id: str, now: int) -> tuple[Order, OrderCanceled | None] | None:
@@ -1098,7 +1192,7 @@ class SqlStore:
     # -- rows -------------------------------------------------------------------------
 
     @staticmethod
-    def _order_row(order: Order, passive: bool, account: Account | None) -> dict[str, Any]:
+    def _order_row(order: Order, passive: bool, queue_x: Decimal | None, account: Account | None) -> dict[str, Any]:
         held = None if account is None else account.reservations.get(order.number)
         return {
             "order_id": order.order_id,
@@ -1116,6 +1210,7 @@ class SqlStore:
             "status": order.status.value,
             "filled_qty": str(order.filled_qty),
             "passive": passive,
+            "queue_x": text_of(queue_x),
             "reserve_unit": None if held is None else str(held.unit),
             "reserved": None if held is None else str(held.held),
         }

@@ -52,7 +52,8 @@ class Reachable:
         reached.sort(key=lambda pair: (pair[0].accepted_at, self._rank[pair[0].number]))
         return reached
 
-    def settle(self, reach: Reach) -> None:
+    def settle(self, reach: Reach, arrived_by: int | None) -> None:
         """After the quote's fills: drop the orders they finished; the waiting LIMIT
-        orders it did not reach rest passively from now on (as the table's pass-by)."""
-        self._book.settle(reach)
+        orders it did not reach (accepted by `arrived_by`, see Book.settle) rest
+        passively from now on (as the table's pass-by)."""
+        self._book.settle(reach, arrived_by)

@@ -11,7 +11,8 @@ from sqlalchemy import Connection
 from app.core.ids import number_of
 from app.core.order import Order, OrderKind, OrderTerms, Provenance, StoredFill
 from app.core.positions import Position
-from app.core.values import Level, Quote
+from app.core.queue import QueueLevel, Queues
+from app.core.values import Depth, Quote
 from app.core.vocabulary import FillSource, Liquidity, OrderStatus, OrderType, Side, TimeInForce
 from app.store.prepared import ByLength, Record
 
@@ -62,6 +63,7 @@ def fill_of(row: Record, seq: int | None = None, *, prefix: str = "") -> StoredF
             decimal_of(column("level_size")),
             Decimal(column("slippage_bps")),
             Decimal(column("fee_bps")),
+            decimal_of(column("queue_ahead")),
         ),
     )
 
@@ -83,6 +85,7 @@ def fill_row(order_id: str, fill: StoredFill) -> dict[str, Any]:
         "level_size": None if made is None else text_of(made.level_size),
         "slippage_bps": None if made is None else str(made.slippage_bps),
         "fee_bps": None if made is None else str(made.fee_bps),
+        "queue_ahead": None if made is None else text_of(made.queue_ahead),
     }
 
 
@@ -105,25 +108,48 @@ def book_of_row(row: Record | None) -> Quote | None:
     if top is None or row is None or row.depth is None:
         return top
     bids, asks = json.loads(row.depth)
-    return replace(
-        top,
-        deeper_bids=tuple(Level(Decimal(price), Decimal(size)) for price, size in bids),
-        deeper_asks=tuple(Level(Decimal(price), Decimal(size)) for price, size in asks),
+    return replace(top, deeper_bids=_depth_of(bids), deeper_asks=_depth_of(asks))
+
+
+def _depth_of(kept: list[Any]) -> Depth:
+    prices, sizes, taken = kept
+    return Depth(prices, sizes, Decimal(taken))
+
+
+def queues_of(row: Record | None) -> Queues:
+    """An instrument's queues from its row of `queues` (none: no row)."""
+    if row is None:
+        return Queues()
+    top, levels = json.loads(row.levels)
+    return Queues(
+        {
+            (Side(side), float(price)): QueueLevel(Decimal(shown), Decimal(scale), Decimal(consumed))
+            for side, price, shown, scale, consumed in levels
+        },
+        Decimal(top),
     )
+
+
+def queues_text(queues: Queues) -> str:
+    """The queues as text: a JSON pair, the top `x` and a list of [side, price, shown,
+    scale, consumed] (the price a float, as an order's limit price is)."""
+    levels = [
+        [side.value, price, str(level.shown), str(level.scale), str(level.consumed)]
+        for (side, price), level in queues.items()
+    ]
+    return json.dumps([str(queues.top), levels], separators=(",", ":"))
 
 
 def depth_text(quote: Quote) -> str | None:
-    """The levels behind a book's top as text: a JSON pair of lists (bids, asks) of
-    [price, size] exact decimal strings; None for a plain quote."""
+    """The levels behind a book's top as text: a JSON pair (bids, asks), each side
+    [prices, sizes, taken] (the floats as sent, and what fills took from their front
+    as an exact decimal string); None for a plain quote."""
     if not quote.deeper_bids and not quote.deeper_asks:
         return None
-    return json.dumps(
-        [
-            [[str(level.price), str(level.size)] for level in quote.deeper_bids],
-            [[str(level.price), str(level.size)] for level in quote.deeper_asks],
-        ],
-        separators=(",", ":"),
-    )
+    sides = [
+        [list(depth.prices), list(depth.sizes), str(depth.taken)] for depth in (quote.deeper_bids, quote.deeper_asks)
+    ]
+    return json.dumps(sides, separators=(",", ":"))
 
 
 def with_fills(conn: Connection, rows: Sequence[Record], fills_of: ByLength) -> list[Order]:

@@ -7,10 +7,10 @@ from sqlalchemy import BigInteger, Integer, Select, and_, bindparam, func, not_,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from app.core.vocabulary import OrderType, Side
+from app.core.vocabulary import OrderType, Side, TimeInForce
 from app.store.base import OrderFilter
 from app.store.prepared import Prepared
-from app.store.schema import OPEN, events, fills, journal_head, orders, positions, quotes, trading_state
+from app.store.schema import OPEN, events, fills, journal_head, orders, positions, queues, quotes, trading_state
 
 _open = orders.c.status.in_(OPEN)
 _OF_INSTRUMENT = and_(orders.c.exchange == bindparam("exchange"), orders.c.symbol == bindparam("symbol"))
@@ -25,7 +25,7 @@ _REACHED_BY = or_(
 ORDER_COLUMNS = [column.key for column in orders.columns if column.key != "seq"]
 FILL_COLUMNS = [
     "fill_id", "order_id", "qty", "price", "fee", "liquidity", "ts",
-    "source", "data_ts", "level_price", "level_size", "slippage_bps", "fee_bps",
+    "source", "data_ts", "level_price", "level_size", "slippage_bps", "fee_bps", "queue_ahead",
 ]  # fmt: skip
 EVENT_COLUMNS = [column.key for column in events.columns]
 
@@ -75,6 +75,28 @@ class Statements:
             select(quotes).where(quotes.c.exchange == bindparam("exchange"), quotes.c.symbol == bindparam("symbol")),
             dialect,
         )
+        self.queues = Prepared(
+            select(queues).where(queues.c.exchange == bindparam("exchange"), queues.c.symbol == bindparam("symbol")),
+            dialect,
+        )
+        # The passive orders of one side a print meets (at or better than its price),
+        # locked against a cancel meanwhile; the core puts them in priority.
+        self.met_by_trade = Prepared(
+            select(orders)
+            .where(
+                _OF_INSTRUMENT,
+                _open,
+                orders.c.passive,
+                orders.c.side == bindparam("t_side"),
+                or_(
+                    and_(orders.c.side == Side.BUY.value, orders.c.limit_price >= bindparam("t_price")),
+                    and_(orders.c.side == Side.SELL.value, orders.c.limit_price <= bindparam("t_price")),
+                ),
+            )
+            .order_by(orders.c.accepted_at, orders.c.seq)
+            .with_for_update(),
+            dialect,
+        )
         self.position = Prepared(
             select(positions).where(
                 positions.c.exchange == bindparam("exchange"), positions.c.symbol == bindparam("symbol")
@@ -92,19 +114,30 @@ class Statements:
             "keys",
         )
         self.highest_seq = Prepared(select(func.max(orders.c.seq).label("seq")), dialect)
-        # The open orders a quote reaches, oldest first, locked against a cancel meanwhile.
+        # The open orders a quote reaches, oldest first, locked against a cancel meanwhile;
+        # and an IOC or FOK waiting for its first data (a latency) whatever its price.
         self.reached = Prepared(
             select(orders)
-            .where(_OF_INSTRUMENT, _open, _REACHED_BY)
+            .where(
+                _OF_INSTRUMENT,
+                _open,
+                or_(_REACHED_BY, and_(not_(orders.c.passive), orders.c.time_in_force != TimeInForce.GTC.value)),
+            )
             .order_by(orders.c.accepted_at, orders.c.seq)
             .with_for_update(),
             dialect,
         )
-        # The LIMIT orders still waiting to take that a quote passed by: passive from then on.
+        # The LIMIT orders still waiting to take that a quote passed by (those that had
+        # reached the venue by its time: accepted by `arrived_by`): passive from then on.
         self.pass_by = Prepared(
             update(orders)
             .where(
-                _OF_INSTRUMENT, _open, orders.c.type == OrderType.LIMIT.value, not_(orders.c.passive), not_(_REACHED_BY)
+                _OF_INSTRUMENT,
+                _open,
+                orders.c.type == OrderType.LIMIT.value,
+                not_(orders.c.passive),
+                not_(_REACHED_BY),
+                orders.c.accepted_at <= bindparam("arrived_by"),
             )
             .values(passive=True),
             dialect,
@@ -129,6 +162,7 @@ class Statements:
         self.upsert_quote = Prepared(
             _upsert(insert, quotes, ["bid", "ask", "bid_size", "ask_size", "ts", "depth"]), dialect
         )
+        self.upsert_queues = Prepared(_upsert(insert, queues, ["trade_ts", "levels"]), dialect)
         self.upsert_position = Prepared(_upsert(insert, positions, ["qty", "cost", "realized_pnl", "fees"]), dialect)
         # -- the journal
         # Taking the seqs locks the head row until the transaction ends: writers take

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ValidationError
 from app.core.vocabulary import TradingStateName
 from app.ops.clock import to_micros
 from app.service.errors import InvalidIntent
-from app.service.orders import BookRequest, OrderRequest, QuoteRequest
+from app.service.orders import BookRequest, OrderRequest, QuoteRequest, TradeRequest
 from app.web.errors import invalid_from_errors
-from app.web.schemas import BookIn, OrderIntent, QuoteIn, TradingStateIn
+from app.web.schemas import BookIn, OrderIntent, QuoteIn, TradeIn, TradingStateIn
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -62,6 +62,12 @@ def parse_book(body: bytes, content_type: str | None) -> BookRequest:
     book = parse_json_body(BookIn, body, content_type, "book")
     ts = None if book.ts_utc is None else to_micros(book.ts_utc)
     return BookRequest(book.exchange, book.symbol, book.bids, book.asks, ts)
+
+
+def parse_trade(body: bytes, content_type: str | None) -> TradeRequest:
+    trade = parse_json_body(TradeIn, body, content_type, "trade")
+    ts = None if trade.ts_utc is None else to_micros(trade.ts_utc)
+    return TradeRequest(trade.exchange, trade.symbol, trade.price, trade.qty, trade.aggressor_side, ts)
 
 
 def parse_trading_state(body: bytes, content_type: str | None) -> tuple[TradingStateName, str | None, bool]:

@@ -14,6 +14,7 @@ from app.web.schemas import (
     OrderCreated,
     OrderIntent,
     QuoteIn,
+    TradeIn,
     TradingStateIn,
 )
 
@@ -111,6 +112,15 @@ BOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     413: {"model": ErrorBody, "description": f"Request body larger than {MAX_BOOK_BYTES} bytes"},
 }
+TRADE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **QUOTE_RESPONSES,
+    200: {"description": "The fills this print produced (often none)"},
+    400: {
+        "model": BadRequestBody,
+        "description": "Invalid print, exchange/symbol not in the allowlist, or `ts_utc` more than 5 s ahead of "
+        "the service's clock (FUTURE_MARKET_DATA)",
+    },
+}
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_SEQ = 2**63 - 1  # the largest journal seq a query may name
@@ -121,6 +131,7 @@ NameFilter = Annotated[str | None, Query(min_length=1, max_length=64, pattern=NO
 INTENT_BODY = request_body(OrderIntent)
 QUOTE_BODY = request_body(QuoteIn)
 BOOK_BODY = request_body(BookIn)
+TRADE_BODY = request_body(TradeIn)
 TRADING_STATE_BODY = request_body(TradingStateIn)
 # The bodies declared by hand above: the document adds them to its schemas.
-DECLARED_BODIES: tuple[type[BaseModel], ...] = (OrderIntent, QuoteIn, BookIn, TradingStateIn)
+DECLARED_BODIES: tuple[type[BaseModel], ...] = (OrderIntent, QuoteIn, BookIn, TradeIn, TradingStateIn)

@@ -158,6 +158,27 @@ class QuoteIn(BaseModel):
         return ask
 
 
+class TradeIn(BaseModel):
+    """A print on the tape, as an exchange's trades feed gives it. Strict, like an
+    intent."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    exchange: Name = Field(description="An exchange on the service's allowlist (ALLOWED_EXCHANGES)")
+    symbol: Name = Field(description="A symbol on the service's allowlist (ALLOWED_SYMBOLS)")
+    price: Amount = Field(description="The price it traded at")
+    qty: Amount = Field(description="The quantity that traded")
+    aggressor_side: Side = Field(
+        description="The side that took liquidity: BUY lifted the asks (it meets resting SELL orders), SELL hit "
+        "the bids (it meets resting BUY orders)"
+    )
+    ts_utc: UtcTimestamp = Field(
+        default=None,
+        description="The time of the print (ISO 8601; an offset is converted to UTC); absent: the time it "
+        "arrives. Older than the instrument's latest market data is refused (409 OUT_OF_ORDER)",
+    )
+
+
 MAX_LEVELS = 1000
 # One level of a book: its price and the size shown there.
 BookLevel = Annotated[tuple[Amount, Amount], Field(json_schema_extra={"examples": [[64000.5, 0.25]]})]
@@ -274,18 +295,23 @@ class ProvenanceOut(BaseModel):
     """What produced a fill."""
 
     source: FillSource = Field(
-        description="`quote`: a quote as it came filled a resting order; `arrival`: the order filled when it "
-        "arrived, against the latest quote"
+        description="`quote` or `book`: a quote or a book as it came filled a resting order; `trade`: a print on "
+        "the tape filled a resting LIMIT order; `arrival`: the order filled when it arrived, against the latest "
+        "quote or book"
     )
     ts_utc: str | None = Field(description="The time the market data describes (null: not known)")
     level_price: float = Field(
-        description="The price of the level the fill met: the quote's ask for a BUY, bid for a SELL"
+        description="The price of the level the fill met (an ask for a BUY, a bid for a SELL), or the print's price"
     )
     level_size: float | None = Field(
-        description="That level's size before this fill (null: the quote gave none, unlimited)"
+        description="That level's size before this fill (null: the quote gave none, unlimited), or the print's size"
     )
     slippage_bps: float = Field(description="The slippage applied to the level's price (MARKET orders)")
     fee_bps: float = Field(description="The fee rate applied (taker or maker)")
+    queue_ahead: float | None = Field(
+        description="A print's fill: the queue ahead of the order at its price that the print consumed before "
+        "filling it (null for every other fill)"
+    )
 
 
 class FillOut(BaseModel):

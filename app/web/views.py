@@ -107,6 +107,7 @@ def provenance_view(made: Provenance) -> dict[str, Any]:
         "level_size": None if made.level_size is None else float(made.level_size),
         "slippage_bps": float(made.slippage_bps),
         "fee_bps": float(made.fee_bps),
+        "queue_ahead": None if made.queue_ahead is None else float(made.queue_ahead),
     }
 
 

@@ -1,5 +1,6 @@
 """A model-based run of the trading core, with no store: a RuleBasedStateMachine admits
-orders, applies quotes, cancels and flips the kill switch on one or two instruments,
+orders, applies quotes, books with depth and prints on the tape, cancels and flips the
+kill switch on one or two instruments,
 keeping a Book per instrument exactly as the memory store does (app/store/memory.py),
 with costs, instrument rules and a paper account, and journaling every step's events
 as a store does (app/core/journal.py); after every step it checks the invariants the
@@ -23,13 +24,14 @@ from app.core.engine import InstrumentState, Policy
 from app.core.errors import IntentRefused
 from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled, TradingStateChanged
 from app.core.journal import Entry, EventType, entries_of
-from app.core.matching import Reach, market_price, touch
+from app.core.matching import Reach, slipped
 from app.core.order import TRANSITIONS, Order, StoredFill
 from app.core.positions import Position, apply_fill
 from app.core.rules import InstrumentRules
-from app.core.values import EXACT, ZERO, Costs, Instrument, Quote, exact
+from app.core.values import EXACT, ZERO, Costs, Instrument, Quote, Trade, exact
 from app.core.vocabulary import (
     CancelReason,
+    FillSource,
     Liquidity,
     OrderStatus,
     OrderType,
@@ -37,7 +39,16 @@ from app.core.vocabulary import (
     TimeInForce,
     TradingStateName,
 )
-from tests.core.factories import BTC, ETH, counter, exposure_from, make_instrument, make_order, make_quote
+from tests.core.factories import (
+    BTC,
+    ETH,
+    counter,
+    exposure_from,
+    make_book,
+    make_instrument,
+    make_order,
+    make_quote,
+)
 
 WIDE = Context(prec=1000)  # sums in the checks never round
 PRICES = [90.0, 98.7, 99.1, 99.9, 100.0, 100.1, 100.3, 101.0, 110.0]
@@ -49,6 +60,25 @@ quotes = st.builds(
     st.lists(st.sampled_from(PRICES), min_size=2, max_size=2).map(sorted),
     st.sampled_from(SIZES),
     st.sampled_from(SIZES),
+)
+LEVEL_SIZES = [0.1, 0.3, 1.0]
+
+
+@st.composite
+def books(draw: st.DrawFn) -> Quote:
+    """A book of one to three levels a side, best first, not crossed."""
+    prices = sorted(draw(st.lists(st.sampled_from(PRICES), min_size=2, max_size=6, unique=True)))
+    split = draw(st.integers(min_value=1, max_value=len(prices) - 1))
+    bids, asks = prices[:split][::-1][:3], prices[split:][:3]
+    size = st.sampled_from(LEVEL_SIZES)
+    return make_book([(price, draw(size)) for price in bids], [(price, draw(size)) for price in asks])
+
+
+trades = st.builds(
+    lambda price, qty, buys: Trade(exact(price), exact(qty), buys),
+    st.sampled_from(PRICES),
+    st.sampled_from([0.05, 0.2, 0.5, 1.0, 3.0]),
+    st.booleans(),
 )
 bps = st.sampled_from([Decimal(0), Decimal("2.5"), Decimal(10)])
 costs = st.builds(Costs, bps, bps, bps)
@@ -103,6 +133,7 @@ class CoreMachine(RuleBasedStateMachine):
         self.status: dict[int, OrderStatus] = {}  # where the events left each order
         self.start: dict[str, Decimal] = {}  # the paper balances the account started with
         self.entries: list[Entry] = []  # the journal: every step's events, numbered from 1
+        self.queue_x: dict[int, Decimal | None] = {}  # each resting order's place in its queue
 
     @initialize(
         two=st.booleans(),
@@ -111,6 +142,7 @@ class CoreMachine(RuleBasedStateMachine):
         eth=rules,
         start=balances,
         first=st.lists(st.none() | quotes, min_size=2, max_size=2),
+        latency=st.sampled_from([0, 0, 3]),  # in steps of the machine's clock
     )
     def open(
         self,
@@ -121,13 +153,14 @@ class CoreMachine(RuleBasedStateMachine):
         eth: InstrumentRules,
         start: dict[str, Decimal] | None,
         first: list[Quote | None],
+        latency: int,
     ) -> None:
         """One or two instruments, each with a first quote or none yet."""
         self.keys = [BTC, ETH] if two else [BTC]
         for key, quote in zip(self.keys, first, strict=False):
             self.books[key] = Book()
             self.instruments[key] = make_instrument(quote, instrument=key, book=self.books[key])
-        self.policy = Policy(chosen_costs, {BTC: btc, ETH: eth})
+        self.policy = Policy(chosen_costs, {BTC: btc, ETH: eth}, latency=latency)
         if start is not None:
             self.account = Account({asset: Holding(value, value) for asset, value in start.items()})
             self.start = dict(start)
@@ -192,14 +225,21 @@ class CoreMachine(RuleBasedStateMachine):
         self.follow(admitted.events[1:], {order.number: (order, True)}, quote)
         assert admitted.rests == order.is_open
         # Passive: a LIMIT that the quote it came to did not reach; it fills as maker from then on.
-        reached = quote is None or Reach.of(quote).reaches(side, order.limit_price)
+        # With a latency, only data stamped after its arrival at the venue counts.
+        arrived = self.policy.arrived(order, instrument.quote_ts)
+        reached = quote is None or not arrived or Reach.of(quote).reaches(side, order.limit_price)
         assert admitted.passive == (admitted.rests and not reached)
-        if tif != TimeInForce.GTC:
+        if tif != TimeInForce.GTC and arrived:
             assert not order.is_open
+        if not arrived:
+            assert not any(isinstance(event, OrderFilled) for event in admitted.events)
         if tif == TimeInForce.FOK:
             assert order.filled_qty in (0, order.exact_qty)
         if admitted.rests:
-            book.add(order, passive=admitted.passive)
+            book.add(order, passive=admitted.passive, queue_x=admitted.queue_x)
+            self.queue_x[order.number] = admitted.queue_x
+        else:
+            assert admitted.queue_x is None
 
     def refused(self, refusal: IntentRefused, instrument: InstrumentState, before: tuple[object, ...]) -> None:
         """A refusal changes nothing (a check may work the exposure out: a cache), and
@@ -231,25 +271,98 @@ class CoreMachine(RuleBasedStateMachine):
         ask = round(float(self.account.reservations[order.number].unit) * gap, 2)
         self.apply((order.exchange, order.symbol), make_quote(round(ask * 0.99, 2), ask, None, ask_size))
 
-    def apply(self, key: Instrument, quote: Quote) -> None:
-        """A quote as the memory store applies it: the orders its Reach reaches, then settle."""
+    @rule(data=st.data(), book=books())
+    def book(self, data: st.DataObject, book: Quote) -> None:
+        """A book with depth for one instrument: orders walk its levels."""
+        self.apply(data.draw(st.sampled_from(self.keys)), book, FillSource.BOOK)
+
+    def apply(self, key: Instrument, quote: Quote, source: FillSource = FillSource.QUOTE) -> None:
+        """A quote or book as the memory store applies it: the orders its Reach reaches,
+        then settle. No level gives more than it showed, and what fills took is gone
+        from the front of the book."""
         instrument, book = self.instruments[key], self.books[key]
         reach = Reach.of(quote)
         reached = book.reached_by(reach) if book else []
         events = engine.apply_quote(
-            instrument, quote, reached, self.policy, self.account, now=next(self.clock), new_id=self.new_id
+            instrument,
+            quote,
+            reached,
+            self.policy,
+            self.account,
+            now=next(self.clock),
+            new_id=self.new_id,
+            source=source,
         )
         self.journal(events)
         if reached:
-            book.settle(reach)
+            assert instrument.quote_ts is not None
+            book.settle(reach, self.policy.arrived_by(instrument.quote_ts))
         self.follow(events, {order.number: (order, taker) for order, taker in reached}, quote)
-        filled = [event for event in events if isinstance(event, OrderFilled)]
+        filled = [event.fill for event in events if isinstance(event, OrderFilled)]
+        assert {fill.provenance.source for fill in filled if fill.provenance} <= {source}
         assert instrument.quote is not None
         for side in Side:
-            size = quote.ask_size if side == Side.BUY else quote.bid_size
-            used = total(event.fill.qty for event in filled if event.order.side == side)
-            left = instrument.quote.ask_size if side == Side.BUY else instrument.quote.bid_size
-            assert left == (None if size is None else WIDE.subtract(size, used))
+            buying = side == Side.BUY
+            posted = list(quote.levels(buying))
+            used = [event.fill for event in events if isinstance(event, OrderFilled) and event.order.side == side]
+            left = list(instrument.quote.levels(buying))
+            if posted[0][1] is None:  # an unlimited top: nothing is used up
+                assert left == posted
+                continue
+            for price, size in posted:
+                assert size is not None
+                took = total(fill.qty for fill in used if fill.provenance and fill.provenance.level_price == price)
+                assert took <= size, "more taken from a level than it showed"
+            shown = total(size for _, size in posted if size is not None)
+            assert total(size for _, size in left if size is not None) == WIDE.subtract(
+                shown, total(fill.qty for fill in used)
+            )
+
+    def resting_limits(self) -> list[Order]:
+        return [order for order in self.orders if order.is_open and order.limit_price is not None]
+
+    @precondition(lambda self: self.resting_limits())
+    @rule(data=st.data(), through=st.booleans(), qty=st.sampled_from([0.05, 0.2, 0.5, 1.0, 3.0]))
+    def trade_at_a_resting_price(self, data: st.DataObject, through: bool, qty: float) -> None:
+        """A print at a resting LIMIT order's price, or just through it, more often than
+        the draws of `trade` would give one."""
+        order = data.draw(st.sampled_from(self.resting_limits()))
+        assert order.limit_price is not None
+        price = order.limit_price + ((-0.05 if order.side == Side.BUY else 0.05) if through else 0.0)
+        trade = Trade(exact(round(price, 2)), exact(qty), buys=order.side == Side.SELL)
+        self.print_on((order.exchange, order.symbol), trade)
+
+    @rule(data=st.data(), trade=trades)
+    def trade(self, data: st.DataObject, trade: Trade) -> None:
+        self.print_on(data.draw(st.sampled_from(self.keys)), trade)
+
+    def print_on(self, key: Instrument, trade: Trade) -> None:
+        """A print as the memory store applies it: the passive orders it meets, each with
+        its place in the queue. It fills no more than its size, each order at its own
+        price and at most what the print left past the queue ahead of it."""
+        instrument, book = self.instruments[key], self.books[key]
+        side = Side.SELL if trade.buys else Side.BUY
+        price = float(trade.price)
+        met = book.met_by_trade(side, price)
+        ahead = {order.number: instrument.queues.ahead(side, price, x) for order, x in met}
+        assert all(value >= 0 for value in ahead.values())
+        events = engine.apply_trade(
+            instrument, trade, met, self.policy, self.account, now=next(self.clock), new_id=self.new_id
+        )
+        self.journal(events)
+        if events:
+            book.settle_trade(side, price)
+        self.follow(events, {order.number: (order, False) for order, _ in met}, None, trade)
+        filled = [event for event in events if isinstance(event, OrderFilled)]
+        assert total(event.fill.qty for event in filled) <= trade.qty, "a print filled more than its size"
+        for event in filled:
+            order, fill = event.order, event.fill
+            assert fill.provenance is not None
+            assert fill.provenance.source == FillSource.TRADE
+            assert (fill.provenance.level_price, fill.provenance.level_size) == (trade.price, trade.qty)
+            if order.limit_price == price:
+                assert fill.qty <= WIDE.subtract(trade.qty, ahead[order.number])
+                assert fill.provenance.queue_ahead == min(ahead[order.number], trade.qty)
 
     @precondition(lambda self: self.orders)
     @rule(data=st.data())
@@ -328,10 +441,16 @@ class CoreMachine(RuleBasedStateMachine):
             None if account is None else copy.deepcopy(account.reservations),
         )
 
-    def follow(self, events: list[Event], concerned: dict[int, tuple[Order, bool]], quote: Quote | None) -> None:
+    def follow(
+        self,
+        events: list[Event],
+        concerned: dict[int, tuple[Order, bool]],
+        quote: Quote | None,
+        trade: Trade | None = None,
+    ) -> None:
         """Check each event's status move against the table and the last known status,
         and each fill against the fill model (`concerned`: the orders the step may
-        change, each with whether it takes; `quote`: the one fills came from)."""
+        change, each with whether it takes; `quote` or `trade`: what fills came from)."""
         for event in events:
             assert not isinstance(event, OrderAccepted | TradingStateChanged)
             order = event.order
@@ -341,8 +460,16 @@ class CoreMachine(RuleBasedStateMachine):
                 fill = event.fill
                 assert event.filled_qty <= order.exact_qty
                 assert (after == OrderStatus.FILLED) == (event.filled_qty == order.exact_qty)
-                assert quote is not None
-                self.check_price(order, concerned[order.number][1], fill.price, fill.liquidity, quote)
+                if trade is not None:  # a maker's fill at its own price, met by the print
+                    assert order.limit_price is not None
+                    assert (fill.price, fill.liquidity) == (exact(order.limit_price), Liquidity.MAKER)
+                    if order.side == Side.BUY:
+                        assert float(trade.price) <= order.limit_price
+                    else:
+                        assert float(trade.price) >= order.limit_price
+                else:
+                    assert quote is not None
+                    self.check_price(order, concerned[order.number][1], fill, quote)
             elif isinstance(event, OrderCanceled):
                 after = OrderStatus.CANCELED
                 if event.reason == CancelReason.BALANCE:
@@ -359,15 +486,20 @@ class CoreMachine(RuleBasedStateMachine):
             assert after in TRANSITIONS[event.before], (event.before, after)
             self.status[order.number] = after
 
-    def check_price(self, order: Order, taker: bool, price: Decimal, liquidity: Liquidity, quote: Quote) -> None:
-        """The fill model's price: MARKET at the touch with slippage, a taking LIMIT at
-        the touch, a passive one at its own limit as maker."""
+    def check_price(self, order: Order, taker: bool, fill: StoredFill, quote: Quote) -> None:
+        """The fill model's price: MARKET at a level of the book with slippage, a taking
+        LIMIT at a level, a passive one at its own limit as maker; never outside the
+        book's levels on the side it takes."""
+        price, liquidity = fill.price, fill.liquidity
+        assert fill.provenance is not None
+        level = fill.provenance.level_price
+        assert level in [at for at, _ in quote.levels(order.side == Side.BUY)], "a fill outside the book's levels"
         if order.type == OrderType.MARKET:
             assert liquidity == Liquidity.TAKER
-            assert price == market_price(order.side, quote, self.policy.costs)
+            assert price == slipped(order.side, level, self.policy.costs)
         elif taker:
             assert liquidity == Liquidity.TAKER
-            assert price == touch(order.side, quote)
+            assert price == level
         else:
             assert liquidity == Liquidity.MAKER
             assert order.limit_price is not None
@@ -409,6 +541,24 @@ class CoreMachine(RuleBasedStateMachine):
                 order.number for order in self.orders if order.is_open and (order.exchange, order.symbol) == key
             }
             assert in_book == open_here
+
+    @invariant()
+    def queues_stay_within_what_is_shown(self) -> None:
+        """No queue ahead is negative, or more than its level shows (to its 12th place);
+        an order whose level is gone has nothing ahead."""
+        for key in self.keys:
+            queues = self.instruments[key].queues
+            for order in self.books[key].orders():
+                if order.limit_price is None:
+                    continue
+                ahead = queues.ahead(order.side, order.limit_price, self.queue_x.get(order.number))
+                assert ahead >= 0
+                level = queues.levels[order.side].get(order.limit_price)
+                if level is None:
+                    assert ahead == 0
+                else:
+                    level.settle()
+                    assert ahead <= level.shown + Decimal("1e-12")
 
     @invariant()
     def positions_are_their_fills(self) -> None:

@@ -5,7 +5,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.core.matching import Fill, Reach, Working, fill_price, market_price, match, touch
+from app.core.matching import Fill, Reach, Working, fill_price, match, touch, walk_price
 from app.core.values import Costs, Quote, exact
 from app.core.vocabulary import Liquidity, OrderType, Side
 from tests.core.factories import make_book, make_quote
@@ -60,12 +60,12 @@ def test_touch_is_the_far_side() -> None:
     assert touch(Side.SELL, quote) == Decimal("99.1")
 
 
-def test_market_price_moves_against_the_order_by_the_slippage() -> None:
+def test_a_market_price_moves_against_the_order_by_the_slippage() -> None:
     """10 bps on 100.1: a BUY pays 100.2001, a SELL of 99.1 gets 99.0009."""
     quote, costs = make_quote(99.1, 100.1), Costs(slippage_bps=Decimal(10))
-    assert market_price(Side.BUY, quote, costs) == Decimal("100.2001")
-    assert market_price(Side.SELL, quote, costs) == Decimal("99.0009")
-    assert market_price(Side.BUY, quote, NO_COSTS) == Decimal("100.1")
+    assert walk_price(Side.BUY, quote, Decimal(1), costs) == Decimal("100.2001")
+    assert walk_price(Side.SELL, quote, Decimal(1), costs) == Decimal("99.0009")
+    assert walk_price(Side.BUY, quote, Decimal(1), NO_COSTS) == Decimal("100.1")
 
 
 def test_fill_price_per_order_type() -> None:
@@ -245,3 +245,16 @@ def test_what_fills_took_is_gone_from_the_front_of_the_book() -> None:
         (Decimal("1.5"), Decimal(101), Decimal("1.5")),
         (Decimal("0.5"), Decimal(102), Decimal(5)),
     ]
+
+
+def test_the_walk_price_is_the_dearest_level_a_market_order_would_reach() -> None:
+    """What a MARKET BUY reserves: the price of the last level it walks to, levels
+    already taken skipped, the book's last if it shows less than the order, slipped."""
+    book = make_book([(99, 1)], [(100, 1), (101, 2), (102, 5)])
+    costs = Costs(slippage_bps=Decimal(10))
+    assert walk_price(Side.BUY, book, Decimal("0.5"), NO_COSTS) == Decimal(100)
+    assert walk_price(Side.BUY, book, Decimal(3), NO_COSTS) == Decimal(101)
+    assert walk_price(Side.BUY, book, Decimal("3.01"), costs) == Decimal("102.102")
+    assert walk_price(Side.BUY, book, Decimal(50), NO_COSTS) == Decimal(102)
+    assert walk_price(Side.BUY, book.less(True, Decimal(1)), Decimal(1), NO_COSTS) == Decimal(101)
+    assert walk_price(Side.SELL, book, Decimal(9), NO_COSTS) == Decimal(99)

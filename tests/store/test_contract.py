@@ -12,7 +12,7 @@ from app.core.engine import Policy
 from app.core.errors import IntentRefused, MarketDataRefused
 from app.core.events import OrderAccepted, OrderCanceled, OrderFilled, TradingStateChanged
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
-from app.core.values import Costs, Level, Quote
+from app.core.values import Costs, Quote, book_of
 from app.core.vocabulary import CancelReason, FillSource, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
 from app.store.base import OrderFilter, OrderStore
 from app.store.errors import StoreFull
@@ -335,17 +335,8 @@ def test_each_fill_keeps_its_provenance_wherever_it_is_read(store: OrderStore) -
 
 
 def book(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> Quote:
-    """A book with depth: its top and the levels behind it, best first."""
-    (bid, bid_size), *deeper_bids = bids
-    (ask, ask_size), *deeper_asks = asks
-    return Quote(
-        Decimal(bid),
-        Decimal(ask),
-        Decimal(bid_size),
-        Decimal(ask_size),
-        tuple(Level(Decimal(price), Decimal(size)) for price, size in deeper_bids),
-        tuple(Level(Decimal(price), Decimal(size)) for price, size in deeper_asks),
-    )
+    """A book with depth, from the levels as a client writes them, best first."""
+    return book_of([(float(p), float(s)) for p, s in bids], [(float(p), float(s)) for p, s in asks])
 
 
 def fills_of(events: list[object]) -> list[tuple[str, Decimal, Decimal, Decimal | None]]:

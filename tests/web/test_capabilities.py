@@ -39,7 +39,8 @@ def test_capabilities_ok(client: TestClient, store: OrderStore) -> None:
     durable = ["durable_store"] if store.name != "memory" else []
     assert body["features"] == [
         "paper_execution", "order_tracking", "cancel", "market_data_quotes", "market_data_books",
-        "market_data_ordering", "fill_simulation", "positions", "time_in_force", "trading_state", *durable,
+        "market_data_trades", "market_data_ordering", "fill_simulation", "positions", "time_in_force",
+        "trading_state", *durable,
     ]  # fmt: skip
     assert body["degraded_reason"] is None
     assert body["generated_at"].endswith("Z")

@@ -88,6 +88,7 @@ def test_each_event_type_with_its_fields(client: TestClient) -> None:
             "level_size": 0.5,
             "slippage_bps": 0.0,
             "fee_bps": 0.0,
+            "queue_ahead": None,
         },
     }
     # The SELL filled as it arrived, at that quote's bid (no size given: unlimited).
@@ -98,6 +99,7 @@ def test_each_event_type_with_its_fields(client: TestClient) -> None:
         "level_size": None,
         "slippage_bps": 0.0,
         "fee_bps": 0.0,
+        "queue_ahead": None,
     }
     assert partial["position"] == {
         "exchange": "binance",

@@ -96,6 +96,7 @@ OPERATIONS = {
     ("post", "/execution/orders/{order_id}/cancel"): "cancel_order",
     ("post", "/execution/market-data/quotes"): "post_quote",
     ("post", "/execution/market-data/books"): "post_book",
+    ("post", "/execution/market-data/trades"): "post_trade",
     ("get", "/execution/trading-state"): "get_trading_state",
     ("put", "/execution/trading-state"): "set_trading_state",
     ("get", "/execution/balances"): "list_balances",
@@ -129,6 +130,7 @@ def test_every_reference_resolves_and_each_body_is_a_named_schema() -> None:
         "/execution/order-intents": {"$ref": COMPONENTS + "OrderIntent"},
         "/execution/market-data/quotes": {"$ref": COMPONENTS + "QuoteIn"},
         "/execution/market-data/books": {"$ref": COMPONENTS + "BookIn"},
+        "/execution/market-data/trades": {"$ref": COMPONENTS + "TradeIn"},
         "/execution/trading-state": {"$ref": COMPONENTS + "TradingStateIn"},
     }
     # The 401 each guarded operation lists is the one ErrorBody, not a copy per operation.

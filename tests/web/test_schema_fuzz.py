@@ -29,12 +29,15 @@ EXAMPLES = 40  # per operation and mode
 # 400s). Every other check still runs on them.
 QUOTES = "/execution/market-data/quotes"
 BOOKS = "/execution/market-data/books"
+# A print is refused as out of order after any later market data (a 409 the schema
+# cannot foresee), like a quote or a book.
+TRADES = "/execution/market-data/trades"
 # The event stream never ends, so a client that reads whole answers (as this one does)
 # would wait forever: it is tested against a real server (tests/server/test_event_stream.py).
 STREAM = "/execution/events/stream"
 # Whether a schema-valid `after` is answered depends on the journal, not the schema: a
 # seq beyond its newest is a 410 (tests/web/test_events.py checks it).
-STATEFUL = {QUOTES, BOOKS, "/execution/events", "/execution/fills"}
+STATEFUL = {QUOTES, BOOKS, TRADES, "/execution/events", "/execution/fills"}
 
 
 @pytest.fixture(params=["memory", "postgresql"])

@@ -1,4 +1,4 @@
-"""Market data in: quotes and books, which fill the resting orders they reach."""
+"""Market data in: quotes, books and trades, which fill the resting orders they reach."""
 
 from enum import Enum
 from typing import Any
@@ -6,8 +6,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app.service.orders import OrderService
-from app.web.parsing import parse_book, parse_quote
-from app.web.responses import BOOK_BODY, BOOK_RESPONSES, QUOTE_BODY, QUOTE_RESPONSES
+from app.web.parsing import parse_book, parse_quote, parse_trade
+from app.web.responses import (
+    BOOK_BODY,
+    BOOK_RESPONSES,
+    QUOTE_BODY,
+    QUOTE_RESPONSES,
+    TRADE_BODY,
+    TRADE_RESPONSES,
+)
 from app.web.schemas import FillList
 from app.web.views import fill_view
 
@@ -42,4 +49,19 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
         and the resting orders it reaches fill walking its levels (one fill per level, at
         most the size shown there). Answers those fills."""
         filled = await service.add_book(parse_book(await request.body(), request.headers.get("content-type")))
+        return {"items": [fill_view(event.order, event.fill) for event in filled]}
+
+    @routes.post(
+        "/execution/market-data/trades",
+        response_model=FillList,
+        responses=TRADE_RESPONSES,
+        openapi_extra=TRADE_BODY,
+        tags=TAGS,
+    )
+    async def post_trade(request: Request) -> dict[str, Any]:
+        """A print on the tape for an instrument. Resting LIMIT orders at its price fill
+        once the print has consumed the queue ahead of them; those at a better price
+        (it traded through them) fill at once; each up to what the print leaves. Answers
+        those fills."""
+        filled = await service.add_trade(parse_trade(await request.body(), request.headers.get("content-type")))
         return {"items": [fill_view(event.order, event.fill) for event in filled]}
