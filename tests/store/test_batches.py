@@ -1,9 +1,10 @@
-"""A SQL store's batch (intents and quotes that arrive together share one transaction)
-answers as the memory store does taking the same items one at a time: the same
-admissions, fills, prices, fees, provenance and positions, and the same market data
-refused (out of order, stale). The memory store's fills are proved
-against the core's rules elsewhere; this proves the SQL batches' against them, with
-several quotes in one batch finding the orders they reach as the batch left them."""
+"""A SQL store's batch (intents and market data that arrive together share one
+transaction) answers as the memory store does taking the same items one at a time: the
+same admissions, fills, prices, fees, provenance and positions, and the same market
+data refused (out of order, stale). Market data is quotes, books with depth and prints.
+The memory store's fills are proved against the core's rules elsewhere; this proves the
+SQL batches' against them, with several quotes in one batch finding the orders they
+reach as the batch left them."""
 
 import asyncio
 import itertools
@@ -18,8 +19,8 @@ from app.core.engine import Policy
 from app.core.errors import IntentRefused, MarketDataRefused
 from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled
 from app.core.order import Order, OrderKind, OrderTerms
-from app.core.values import Costs, Quote
-from app.core.vocabulary import OrderType, Side, TimeInForce
+from app.core.values import Costs, Quote, Trade, book_of
+from app.core.vocabulary import FillSource, OrderType, Side, TimeInForce
 from app.store.base import OrderStore
 from app.store.ids import new_number
 from app.store.memory import InMemoryStore
@@ -44,8 +45,21 @@ duplicates = st.tuples(st.just("duplicate"), st.integers(0, 40))
 # after a quote stamped then), or older than the maximum age (stale).
 stamps = st.sampled_from([None, None, 0, -15, -25])
 quotes = st.tuples(st.just("quote"), prices, st.sampled_from([0, 0.5, 2]), sizes, sizes, stamps)
+# A book: its best bid and spread, then one to three levels a side a dollar apart.
+level_sizes = st.sampled_from([0.1, 0.3, 1.0])
+books = st.tuples(
+    st.just("book"),
+    prices,
+    st.sampled_from([0.5, 2]),
+    st.lists(level_sizes, min_size=1, max_size=3),
+    st.lists(level_sizes, min_size=1, max_size=3),
+    stamps,
+)
+trades = st.tuples(st.just("trade"), prices, st.sampled_from([0.1, 0.5, 2]), st.booleans(), stamps)
 # Each inner list arrives at once: one batch.
-batches = st.lists(st.lists(intents | duplicates | quotes, min_size=1, max_size=12), min_size=1, max_size=4)
+batches = st.lists(
+    st.lists(intents | duplicates | quotes | books | trades, min_size=1, max_size=12), min_size=1, max_size=4
+)
 # Each example trades its own instrument: nothing of an earlier one is in its way.
 _examples = itertools.count()
 
@@ -58,9 +72,8 @@ class Run:
         self.keys: list[str] = []
         self.calls: list[tuple[str, Any]] = []
         for number, step in enumerate(steps):
-            if step[0] == "quote":
-                _, bid, spread, bid_size, ask_size, stamp = step
-                self.calls.append(("quote", (bid, spread, bid_size, ask_size, stamp)))
+            if step[0] in ("quote", "book", "trade"):
+                self.calls.append((step[0], step[1:]))
             elif step[0] == "duplicate" and self.keys:
                 self.calls.append(
                     ("intent", (self.keys[step[1] % len(self.keys)], Side.BUY, 7.0, None, TimeInForce.GTC))
@@ -74,17 +87,10 @@ class Run:
         """The call at `at` (made at `at` steps), its answer summed up."""
         kind, values = self.calls[at]
         now = at * STEP
-        if kind == "quote":
-            bid, spread, bid_size, ask_size, stamp = values
-            quote = Quote(
-                Decimal(repr(bid)),
-                Decimal(repr(bid + spread)),
-                None if bid_size is None else Decimal(bid_size),
-                None if ask_size is None else Decimal(ask_size),
-            )
-            ts = None if stamp is None else now + stamp
+        if kind in ("quote", "book", "trade"):
+            ts = None if values[-1] is None else now + values[-1]
             try:
-                return ("quote", _summary(await store.add_quote(self.instrument, quote, POLICY, now, ts=ts)))
+                return (kind, _summary(await self.market_data(store, kind, values[:-1], now, ts)))
             except MarketDataRefused as refused:
                 return ("refused", refused.code)
         key, side, qty, limit, tif = values
@@ -99,6 +105,29 @@ class Run:
         # duplicate's 409 shows its order's id and terms only).
         shown = (admission.order.status, admission.order.filled_qty) if admission.created else None
         return ("intent", key, admission.created, admission.order.idempotency_key, shown, _summary(admission.events))
+
+    async def market_data(
+        self, store: OrderStore, kind: str, values: tuple[Any, ...], now: int, ts: int | None
+    ) -> list[Event]:
+        if kind == "trade":
+            price, qty, buys = values
+            trade = Trade(Decimal(repr(price)), Decimal(repr(qty)), buys)
+            return await store.add_trade(self.instrument, trade, POLICY, now, ts=ts)
+        if kind == "book":
+            bid, spread, bid_sizes, ask_sizes = values
+            book = book_of(
+                [(bid - level, size) for level, size in enumerate(bid_sizes)],
+                [(bid + spread + level, size) for level, size in enumerate(ask_sizes)],
+            )
+            return await store.add_quote(self.instrument, book, POLICY, now, ts=ts, source=FillSource.BOOK)
+        bid, spread, bid_size, ask_size = values
+        quote = Quote(
+            Decimal(repr(bid)),
+            Decimal(repr(bid + spread)),
+            None if bid_size is None else Decimal(bid_size),
+            None if ask_size is None else Decimal(ask_size),
+        )
+        return await store.add_quote(self.instrument, quote, POLICY, now, ts=ts)
 
     def outcome(self, store: OrderStore) -> dict[str, Any]:
         """What the store holds of this example afterwards (None: no order has the key,
@@ -116,11 +145,16 @@ class Run:
                 )
             )
         positions = [
-            (view.position.qty, view.position.cost, view.position.realized_pnl, view.position.fees, view.quote)
+            (view.position.qty, view.position.cost, view.position.realized_pnl, view.position.fees, _top(view.quote))
             for view in store.positions()
             if (view.exchange, view.symbol) == self.instrument
         ]
         return {"orders": held, "positions": positions}
+
+
+def _top(quote: Quote | None) -> tuple[Any, ...] | None:
+    """The top of a book (what marks a position: the SQL store reads only that)."""
+    return None if quote is None else (quote.bid, quote.ask, quote.bid_size, quote.ask_size)
 
 
 def _summary(events: list[Event]) -> list[tuple[Any, ...]]:
