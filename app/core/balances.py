@@ -114,6 +114,14 @@ class Account:
         unit = EXACT.multiply(price, fee_factor)
         return Reservation(asset, unit, EXACT.multiply(qty, unit))
 
+    def covers(self, order: Order, cost: Decimal) -> bool:
+        """Whether the account can pay `cost` (fills and fees) for `order` without a cut:
+        only a MARKET BUY can cost more than it reserved."""
+        reservation = self.reservations.get(order.number)
+        if order.side == Side.SELL or order.type == OrderType.LIMIT or reservation is None:
+            return True
+        return cost <= EXACT.add(self.holding(reservation.asset).free, reservation.held)
+
     def release(self, order: Order, amount: Decimal | None = None) -> None:
         """`order` no longer needs `amount` of its reservation (None: any of it, as it
         has ended). Never more than it still holds."""

@@ -1,11 +1,11 @@
 """Resting orders of one instrument, kept so that a quote touches only what it reaches."""
 
 import bisect
-from decimal import Decimal
 from typing import Any
 
 from app.core.matching import Reach
 from app.core.order import Order
+from app.core.queue import QueuePlace
 from app.core.vocabulary import Side
 
 _AFTER_ALL = float("inf")
@@ -31,12 +31,12 @@ class Book:
     on the quote's `Reach` and nothing beyond them is read. The lists hold the orders
     themselves and keys are computed while searching, so a resting order costs one
     list slot. An order with a place in the queue at its price keeps it here too
-    (`queue_x`, see core.queue)."""
+    (`queue_place`, see core.queue)."""
 
     def __init__(self) -> None:
         self._waiting: dict[Side, list[Order]] = {Side.BUY: [], Side.SELL: []}
         self._passive: dict[Side, list[Order]] = {Side.BUY: [], Side.SELL: []}
-        self._queue_x: dict[int, Decimal] = {}
+        self._queue_place: dict[int, QueuePlace] = {}
 
     def __len__(self) -> int:
         return sum(len(orders) for orders in (*self._waiting.values(), *self._passive.values()))
@@ -47,16 +47,16 @@ class Book:
             order for orders in (*self._waiting.values(), *self._passive.values()) for order in orders if order.is_open
         ]
 
-    def add(self, order: Order, *, passive: bool, queue_x: Decimal | None = None) -> None:
-        if queue_x is not None:
-            self._queue_x[order.number] = queue_x
+    def add(self, order: Order, *, passive: bool, queue_place: QueuePlace | None = None) -> None:
+        if queue_place is not None:
+            self._queue_place[order.number] = queue_place
         if passive and order.limit_price is not None:
             bisect.insort(self._passive[order.side], order, key=_KEYS[order.side])
         else:
             self._waiting[order.side].append(order)
 
     def remove(self, order: Order) -> None:
-        self._queue_x.pop(order.number, None)
+        self._queue_place.pop(order.number, None)
         waiting = self._waiting[order.side]
         if order in waiting:
             waiting.remove(order)
@@ -78,19 +78,26 @@ class Book:
         reached.sort(key=lambda pair: pair[0].accepted_at)  # stable: ties keep arrival order
         return reached
 
-    def met_by_trade(self, side: Side, price: float) -> list[tuple[Order, Decimal | None]]:
-        """The passive orders of `side` a print at `price` meets (at or better than it:
-        a BUY limit at or above it), each with its place in the queue."""
+    def met_by_trade(self, side: Side, price: float) -> list[tuple[Order, QueuePlace | None]]:
+        """The resting LIMIT orders of `side` a print at `price` meets (at or better than
+        it: a BUY limit at or above it), passive or still waiting to take, each with its
+        place in the queue."""
         probe = Reach(price, price)  # reaches the BUY limits at or above, the SELL limits at or below
         resting = self._passive[side]
-        return [
-            (order, self._queue_x.get(order.number))
-            for order in resting[: self._reached_end(side, probe)]
-            if order.is_open
+        met = [order for order in resting[: self._reached_end(side, probe)] if order.is_open]
+        met += [
+            order
+            for order in self._waiting[side]
+            if order.is_open and order.limit_price is not None and probe.reaches(side, order.limit_price)
         ]
+        met.sort(key=lambda order: order.place)  # in acceptance order, as the core expects
+        return [(order, self._queue_place.get(order.number)) for order in met]
 
     def settle_trade(self, side: Side, price: float) -> None:
         """After a print's fills: drop the orders of `side` they finished."""
+        waiting = self._waiting[side]
+        self._forget(waiting)
+        waiting[:] = [order for order in waiting if order.is_open]
         resting = self._passive[side]
         end = self._reached_end(side, Reach(price, price))
         self._forget(resting[:end])
@@ -99,7 +106,7 @@ class Book:
     def _forget(self, orders: list[Order]) -> None:
         for order in orders:
             if not order.is_open:
-                self._queue_x.pop(order.number, None)
+                self._queue_place.pop(order.number, None)
 
     def settle(self, reach: Reach, arrived_by: int | None = None) -> None:
         """After a quote's fills: drop the orders they finished (one rebuild of the part

@@ -25,7 +25,7 @@ from app.core.market_data import check_arrival, is_fresh
 from app.core.matching import Fill, Queued, Reach, Working, match, match_trade
 from app.core.order import Order, Provenance, StoredFill, record_fill, transition
 from app.core.positions import Position, apply_fill
-from app.core.queue import Queues
+from app.core.queue import QueuePlace, Queues
 from app.core.rules import InstrumentRules
 from app.core.values import EXACT, ZERO, Costs, Instrument, Quote, Trade
 from app.core.vocabulary import CancelReason, FillSource, OrderStatus, Side, TimeInForce
@@ -167,13 +167,13 @@ class InstrumentState:
 class Admitted:
     """What admitting an order did: its events, and whether what is left of it rests
     (passive: a LIMIT that a quote came and did not reach, which fills as maker), with
-    its place in the queue at its price (`queue_x`, see core.queue; None: nothing is
+    its place in the queue at its price (`queue_place`, see core.queue; None: nothing is
     ahead of it)."""
 
     events: list[Event]
     rests: bool
     passive: bool
-    queue_x: Decimal | None = None
+    queue_place: QueuePlace | None = None
 
 
 def admit(
@@ -218,12 +218,12 @@ def admit(
     # A LIMIT that a quote came and did not reach rests as passive; otherwise it still
     # wants to take (no quote yet, or the quote's size ran out).
     passive = quote is not None and not Reach.of(quote).reaches(order.side, order.limit_price)
-    queue_x = None
+    queue_place = None
     shown = _shown_at(instrument.quote, order)
     if shown > ZERO:  # it joins the back of the queue at its price
         assert order.limit_price is not None  # only a LIMIT's price can be shown
-        queue_x = instrument.queues.join(order.side, order.limit_price, shown)
-    return Admitted(events, rests=True, passive=passive, queue_x=queue_x)
+        queue_place = instrument.queues.join(order.side, order.limit_price, shown)
+    return Admitted(events, rests=True, passive=passive, queue_place=queue_place)
 
 
 def _shown_at(quote: Quote | None, order: Order) -> Decimal:
@@ -279,7 +279,7 @@ def apply_quote(
 def apply_trade(
     instrument: InstrumentState,
     trade: Trade,
-    resting: list[tuple[Order, Decimal | None]],
+    resting: list[tuple[Order, QueuePlace | None]],
     policy: Policy,
     account: Account | None,
     *,
@@ -288,9 +288,11 @@ def apply_trade(
     ts: int | None = None,
 ) -> list[Event]:
     """A print on the tape at `ts` (refused as a quote is, changing nothing): it fills
-    the resting LIMIT orders it meets (`resting`: the passive orders of the side the
-    aggressor hit at or better than its price, each with its `queue_x`) as
-    `matching.match_trade` says, and consumes the queues at and through its price."""
+    the resting GTC LIMIT orders it meets (`resting`: the open LIMIT orders of the side
+    the aggressor hit at or better than its price, in acceptance order, each with its
+    `queue_place`) as `matching.match_trade` says, and consumes the queues at and
+    through its price. An IOC or FOK waiting for its first data (a latency) waits on
+    for a book or quote."""
     ts = _stamped(instrument, ts, now, policy)
     instrument.trade_ts = ts
     side = Side.SELL if trade.buys else Side.BUY  # the side of the orders it meets
@@ -299,7 +301,7 @@ def apply_trade(
         (
             (order, x, order.limit_price)
             for order, x in resting
-            if order.limit_price is not None and policy.arrived(order, ts)
+            if order.limit_price is not None and order.time_in_force == TimeInForce.GTC and policy.arrived(order, ts)
         ),
         key=lambda entry: (-entry[2] if side == Side.BUY else entry[2], entry[0].accepted_at),
     )
@@ -322,7 +324,11 @@ def apply_trade(
             data_ts=ts,
             events=events,
         )
-    queues.traded(side, float(trade.price), trade.qty)
+    # What the print gave these orders was not the displayed queue's: the queue ahead
+    # of the orders still resting there moves by the rest of it (so one print of 7.5 and
+    # prints of 5.5 and 2 leave every order where the other would).
+    given = sum((event.fill.qty for event in events if isinstance(event, OrderFilled)), ZERO)
+    queues.traded(side, float(trade.price), EXACT.subtract(trade.qty, given))
     _moved(instrument, events)
     return events
 
@@ -430,10 +436,14 @@ def _working(ref: int, order: Order, taker: bool) -> Working:
     return Working(ref, order.side, order.type, order.limit_price, order.remaining, taker)
 
 
-def _fills_whole(order: Order, quote: Quote, costs: Costs) -> bool:
-    """Whether `quote` can fill what is left of `order` whole (a FOK fills only so)."""
-    filled = sum((fill.qty for fill in match(quote, [_working(0, order, True)], costs)), ZERO)
-    return filled == order.remaining
+def _fills_whole(order: Order, quote: Quote, costs: Costs, account: Account | None) -> bool:
+    """Whether `quote` can fill what is left of `order` whole, and the account pay for
+    all of it (a FOK fills only so)."""
+    fills = match(quote, [_working(0, order, True)], costs)
+    if sum((fill.qty for fill in fills), ZERO) != order.remaining:
+        return False
+    cost = sum((EXACT.add(EXACT.multiply(fill.qty, fill.price), fill.fee) for fill in fills), ZERO)
+    return account is None or account.covers(order, cost)
 
 
 def _execute(
@@ -459,7 +469,7 @@ def _execute(
     events: list[Event] = []
     left = quote
     for index, (order, taker) in enumerate(orders):
-        if order.time_in_force == TimeInForce.FOK and not _fills_whole(order, left, costs):
+        if order.time_in_force == TimeInForce.FOK and not _fills_whole(order, left, costs, account):
             continue  # it fills whole or not at all: what it cannot take stays for the next
         for proposed in match(left, [_working(index, order, taker)], costs):
             taken = _fill(

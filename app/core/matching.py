@@ -183,8 +183,8 @@ def match_trade(trade: Trade, orders: list[Queued], costs: Costs) -> list[Fill]:
         left = EXACT.subtract(left, qty)
         own = exact(order.limit)
         fee = EXACT.divide(EXACT.multiply(EXACT.multiply(own, qty), costs.maker_fee_bps), BPS)
-        # At its price the print took the queue ahead first; through its price it went
-        # past all of it.
+        # At its price the print took the queue ahead first (at most its size); through
+        # its price it went past all of it.
         consumed = min(order.ahead, trade.qty) if at_price else order.ahead
         fills.append(
             Fill(

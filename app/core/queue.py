@@ -10,15 +10,17 @@ likely to go as any other: the usual assumption).
 Every order at one price changes alike: a shrink multiplies each one's queue by the
 same ratio, a trade subtracts the same size (and no queue goes below zero). So a price
 level keeps one transform, `ahead = max(0, scale * x - consumed)`, and each order only
-the `x` it was given when it joined (`QueueLevel.join`); no book update or trade visits
-the orders resting there. Each order's queue is at most what the level shows (it
-joined behind all of it, and both shrink alike), so a level that shows nothing has
-nothing ahead of anyone: it is dropped, and an order whose level is gone has none.
+its place, the `x` it was given when it joined (`Queues.join`); no book update or
+trade visits the orders resting there. Each order's queue is at most what the level
+shows (it joined behind all of it, and both shrink alike), so a level that shows
+nothing has nothing ahead of anyone: it is dropped, and an order whose level is gone
+(or was made again since: its epoch differs) has none.
 """
 
 import bisect
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
+from typing import NamedTuple
 
 from app.core.values import EXACT, ZERO, exact
 from app.core.vocabulary import Side
@@ -30,8 +32,31 @@ from app.core.vocabulary import Side
 # 12 places gives a queue of 3 shrunk by a third and a half back as 1, not 0.99...9.
 KEPT = Context(prec=60)
 PLACES = Decimal("1e-12")
+# A level's pending product of shrinks is applied before it comes near a float's least
+# (about 1e-308): it must never round to zero.
+SMALLEST_PENDING = 1e-150
 
 LevelKey = tuple[Side, float]  # the side of the resting orders, and their limit price
+
+
+class QueuePlace(NamedTuple):
+    """Where an order joined the queue at its price: the level (`epoch`: a level made
+    again at a price where one was dropped is a new one, with nothing of the old one's
+    orders ahead of anyone) and its `x` there."""
+
+    epoch: int
+    x: Decimal
+
+    def text(self) -> str:
+        """As a SQL store keeps it: `epoch:x`."""
+        return f"{self.epoch}:{self.x}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> "QueuePlace | None":
+        if text is None:
+            return None
+        epoch, _, x = text.partition(":")
+        return cls(int(epoch), Decimal(x))
 
 
 @dataclass(slots=True)
@@ -41,14 +66,16 @@ class QueueLevel:
     showed since, not yet applied (`seen`, the latest size, and `pending`, the product
     of their shrinks; `pending` None: nothing pending)."""
 
+    epoch: int
     shown: Decimal
     scale: Decimal = Decimal(1)
     consumed: Decimal = ZERO
-    seen: float = 0.0
+    seen: float = -1.0  # -1: as `shown`
     pending: float | None = None
 
     def __post_init__(self) -> None:
-        self.seen = float(self.shown)
+        if self.seen < 0:
+            self.seen = float(self.shown)
 
     def ahead(self, x: Decimal) -> Decimal:
         self.settle()
@@ -57,11 +84,22 @@ class QueueLevel:
 
     def note(self, size: float) -> None:
         """A book shows `size` here now: a smaller size shrinks every queue in
-        proportion; a larger one leaves them (what is added joins behind)."""
+        proportion; a larger one leaves them (what is added joins behind). A product
+        of shrinks that nears a float's least is applied at once, so it never becomes
+        zero."""
         if size == self.seen:
             return
         pending = 1.0 if self.pending is None else self.pending
-        self.pending = pending * (size / self.seen) if size < self.seen else pending
+        if size < self.seen:
+            pending *= size / self.seen
+            if pending < SMALLEST_PENDING:  # it would lose itself in a float: as decimals, now
+                self.settle()
+                ratio = EXACT.divide(exact(size), self.shown)
+                self.scale = KEPT.multiply(self.scale, ratio)
+                self.consumed = KEPT.multiply(self.consumed, ratio)
+                self.shown, self.seen = exact(size), size
+                return
+        self.pending = pending
         self.seen = size
 
     def settle(self) -> None:
@@ -87,47 +125,44 @@ class QueueLevel:
 class Queues:
     """The queue levels of one instrument's resting orders, per side and price (with
     each side's prices kept sorted, so a print finds the levels it went through without
-    reading the others), and `top`: more than any `x` given so far, so a level made
-    again at a price where one was dropped starts after every order that joined the
-    old one (their queue stays zero)."""
+    reading the others), and the epoch the next new level takes."""
 
-    __slots__ = ("_prices", "levels", "top")
+    __slots__ = ("_prices", "levels", "next_epoch")
 
-    def __init__(self, levels: dict[LevelKey, QueueLevel] | None = None, top: Decimal = ZERO) -> None:
+    def __init__(self, levels: dict[LevelKey, QueueLevel] | None = None, next_epoch: int = 1) -> None:
         self.levels: dict[Side, dict[float, QueueLevel]] = {Side.BUY: {}, Side.SELL: {}}
         self._prices: dict[Side, list[float]] = {Side.BUY: [], Side.SELL: []}
         for (side, price), level in (levels or {}).items():
             self._add(side, price, level)
-        self.top = top
+        self.next_epoch = next_epoch
 
     def __bool__(self) -> bool:
         return bool(self.levels[Side.BUY] or self.levels[Side.SELL])
 
     def items(self) -> list[tuple[LevelKey, QueueLevel]]:
-        """Every level, by side and price, settled."""
-        for levels in self.levels.values():
-            for level in levels.values():
-                level.settle()
+        """Every level, by side and price, as it is (nothing pending is applied: a
+        store that keeps them must not change when it reads them)."""
         return [((side, price), level) for side, levels in self.levels.items() for price, level in levels.items()]
 
-    def join(self, side: Side, price: float, shown: Decimal) -> Decimal | None:
-        """An order starts resting at `price`, where the book shows `shown`: its `x`
+    def join(self, side: Side, price: float, shown: Decimal) -> QueuePlace | None:
+        """An order starts resting at `price`, where the book shows `shown`: its place
         (None: nothing is ahead of it, and never will be). Where a level is kept, its
         own `shown` is the newer (trades since the book have taken from it)."""
         level = self.levels[side].get(price)
         if level is None:
             if shown <= ZERO:
                 return None
-            level = self._add(side, price, QueueLevel(shown, Decimal(1), self.top))
+            level = self._add(side, price, QueueLevel(self.next_epoch, shown))
+            self.next_epoch += 1
         level.settle()
-        x = KEPT.divide(KEPT.add(level.shown, level.consumed), level.scale)
-        self.top = max(self.top, x)
-        return x
+        return QueuePlace(level.epoch, KEPT.divide(KEPT.add(level.shown, level.consumed), level.scale))
 
-    def ahead(self, side: Side, price: float, x: Decimal | None) -> Decimal:
-        """The queue ahead of an order resting at `price` that joined with `x`."""
-        level = None if x is None else self.levels[side].get(price)
-        return ZERO if level is None or x is None else level.ahead(x)
+    def ahead(self, side: Side, price: float, place: QueuePlace | None) -> Decimal:
+        """The queue ahead of an order resting at `price` from `place`."""
+        level = None if place is None else self.levels[side].get(price)
+        if level is None or place is None or level.epoch != place.epoch:
+            return ZERO
+        return level.ahead(place.x)
 
     def show(self, side: Side, shown: dict[float, float], worst: float) -> None:
         """A book update: `shown` is the size at each price it shows on `side` (as the
@@ -149,8 +184,9 @@ class Queues:
             self._drop(side, price)
 
     def traded(self, side: Side, price: float, qty: Decimal) -> None:
-        """A trade of `qty` at `price` against the resting orders of `side`: it consumes
-        the queue there, and every queue at a better price (the trade went through it)."""
+        """A trade against the resting orders of `side` that took `qty` from the queue
+        displayed at `price`: it consumes that much of every queue there, and all of
+        every queue at a better price (the trade went through it)."""
         levels, prices = self.levels[side], self._prices[side]
         if side == Side.BUY:  # better: higher
             through = prices[bisect.bisect_right(prices, price) :]

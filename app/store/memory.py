@@ -106,7 +106,7 @@ class InMemoryStore:
             self._sequence.append(order)
             self._keep(instrument, admitted.events)
             if admitted.rests:
-                instrument.book.add(order, passive=admitted.passive, queue_x=admitted.queue_x)
+                instrument.book.add(order, passive=admitted.passive, queue_place=admitted.queue_place)
             return Admission(order, True, admitted.events)
 
     def quick(self, call: str, *args: object) -> bool:
@@ -169,11 +169,13 @@ class InMemoryStore:
                 check_arrival(held.state.latest_ts, ts, now, policy.max_quote_age)
             reach = Reach.of(quote)
             reached = held.book.reached_by(reach) if held.book else []
-            # Each order a quote reaches takes one fill at most.
-            if cap is not None and reached and self.held() + len(reached) > cap + int(cap * FILL_RESERVE):
+            # Each fill ends an order's walk, or empties a level with another behind it:
+            # no more fills than the orders it reaches and the levels behind the top.
+            possible = len(reached) + len(quote.deeper_bids) + len(quote.deeper_asks) if reached else 0
+            if cap is not None and possible and self.held() + possible > cap + int(cap * FILL_RESERVE):
                 raise StoreFull(
                     cap,
-                    f"The store is full: the fills this quote could make ({len(reached)}) would take its orders "
+                    f"The store is full: the fills this quote could make ({possible}) would take its orders "
                     f"and fills past MAX_ORDERS={cap} and its reserve for fills ({int(cap * FILL_RESERVE)}); the "
                     "quote was not taken. Existing orders are kept and can still be read and canceled",
                 )

@@ -70,7 +70,7 @@ orders = Table(
     Column("passive", Boolean, nullable=False),
     # A resting LIMIT order's place in the queue at its price (core.queue; null:
     # nothing ahead of it).
-    Column("queue_x", Text),
+    Column("queue_place", Text),
 )
 _open = orders.c.status.in_(OPEN)
 # Only open orders: what a quote searches, however many orders have ended.

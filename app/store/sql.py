@@ -56,7 +56,7 @@ from app.core.journal import EntryFilter
 from app.core.matching import Reach
 from app.core.order import Order, StoredFill
 from app.core.positions import Position
-from app.core.queue import Queues
+from app.core.queue import QueuePlace, Queues
 from app.core.values import EXACT, Instrument, Quote, Trade, exact
 from app.core.vocabulary import FillSource, Side, TradingStateName
 from app.ops.clock import now_micros
@@ -82,7 +82,6 @@ from app.store.schema import (
 from app.store.sql_reachable import Reachable, widest
 from app.store.sql_rows import (
     book_of_row,
-    decimal_of,
     depth_text,
     fill_of,
     fill_row,
@@ -237,7 +236,7 @@ class _Batch:
         self.instruments: dict[Instrument, InstrumentState] = {}
         self.resting: dict[Instrument, list[Order]] = {}  # accepted, still open, not yet inserted
         # Not yet inserted, by key: the order, whether it is passive, its place in its queue.
-        self.accepted: dict[str, tuple[Order, bool, Decimal | None]] = {}
+        self.accepted: dict[str, tuple[Order, bool, QueuePlace | None]] = {}
         self.admitted: dict[str, Order] = {}  # every order this transaction accepted, by key
         self.events: list[Event] = []  # of the accepted orders not yet inserted
         self.quoted: set[Instrument] = set()  # whose latest quote changed
@@ -765,7 +764,7 @@ class SqlStore:
         admitted = core.admit(
             order, instrument, state, arrival.policy, work.account, now=arrival.now, new_id=new_number
         )
-        work.accepted[order.idempotency_key] = (order, admitted.passive, admitted.queue_x)
+        work.accepted[order.idempotency_key] = (order, admitted.passive, admitted.queue_place)
         work.admitted[order.idempotency_key] = order
         if admitted.rests:
             work.resting.setdefault(key, []).append(order)
@@ -816,7 +815,8 @@ class SqlStore:
         quote_rows = []
         for key in changed:
             quote = work.instruments[key].quote
-            assert quote is not None  # a quote was applied, or a fill needed one
+            if quote is None:  # a print filled an order on an instrument with no book yet
+                continue
             quote_rows.append(
                 {
                     "u_exchange": key[0],
@@ -829,7 +829,8 @@ class SqlStore:
                     "u_depth": depth_text(quote),
                 }
             )
-        self._sql.upsert_quote.run_many(work.conn, quote_rows, counted=False)
+        if quote_rows:
+            self._sql.upsert_quote.run_many(work.conn, quote_rows, counted=False)
         position_rows = []
         for key in sorted(work.traded):
             position = work.instruments[key].position
@@ -856,7 +857,7 @@ class SqlStore:
             assert queues is not None  # read: its row is in queue_rows
             read = work.queue_rows[key]
             text, trade_ts = queues_text(queues), state.trade_ts
-            if read is None and not queues and not queues.top and trade_ts is None:
+            if read is None and not queues and queues.next_epoch == 1 and trade_ts is None:
                 continue  # nothing yet, as before
             if read is not None and (read.levels, read.trade_ts) == (text, trade_ts):
                 continue
@@ -922,7 +923,7 @@ class SqlStore:
         where = {"exchange": exchange, "symbol": symbol, "t_side": side.value, "t_price": float(trade.price)}
         rows = self._sql.met_by_trade.rows(conn, where)
         account = self._account(conn, {symbol}, rows) if self._account_on else None
-        met = [(order_of(row), decimal_of(row.queue_x)) for row in rows]
+        met = [(order_of(row), QueuePlace.parse(row.queue_place)) for row in rows]
         state = work.instrument(instrument)
         events = core.apply_trade(
             state, trade, met, arrival.policy, account, now=arrival.now, new_id=new_number, ts=arrival.ts
@@ -1017,7 +1018,7 @@ class SqlStore:
             }
             account = Account(held, self._reservations(rows))
             open_orders = [order_of(row) for row in rows]
-            latest = {(row.exchange, row.symbol): quote_of(row) for row in conn.execute(select(quotes))}
+            latest = {(row.exchange, row.symbol): book_of_row(row) for row in conn.execute(select(quotes))}
             account.adopt(open_orders, {key: quote for key, quote in latest.items() if quote is not None}, policy.costs)
             self._keep_account(conn, account, open_orders)
         self._account_on = True
@@ -1192,7 +1193,9 @@ class SqlStore:
     # -- rows -------------------------------------------------------------------------
 
     @staticmethod
-    def _order_row(order: Order, passive: bool, queue_x: Decimal | None, account: Account | None) -> dict[str, Any]:
+    def _order_row(
+        order: Order, passive: bool, queue_place: QueuePlace | None, account: Account | None
+    ) -> dict[str, Any]:
         held = None if account is None else account.reservations.get(order.number)
         return {
             "order_id": order.order_id,
@@ -1210,7 +1213,7 @@ class SqlStore:
             "status": order.status.value,
             "filled_qty": str(order.filled_qty),
             "passive": passive,
-            "queue_x": text_of(queue_x),
+            "queue_place": None if queue_place is None else queue_place.text(),
             "reserve_unit": None if held is None else str(held.unit),
             "reserved": None if held is None else str(held.held),
         }

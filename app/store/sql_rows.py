@@ -120,24 +120,35 @@ def queues_of(row: Record | None) -> Queues:
     """An instrument's queues from its row of `queues` (none: no row)."""
     if row is None:
         return Queues()
-    top, levels = json.loads(row.levels)
+    next_epoch, levels = json.loads(row.levels)
     return Queues(
         {
-            (Side(side), float(price)): QueueLevel(Decimal(shown), Decimal(scale), Decimal(consumed))
-            for side, price, shown, scale, consumed in levels
+            (Side(side), price): QueueLevel(epoch, Decimal(shown), Decimal(scale), Decimal(consumed), seen, pending)
+            for side, price, epoch, shown, scale, consumed, seen, pending in levels
         },
-        Decimal(top),
+        next_epoch,
     )
 
 
 def queues_text(queues: Queues) -> str:
-    """The queues as text: a JSON pair, the top `x` and a list of [side, price, shown,
-    scale, consumed] (the price a float, as an order's limit price is)."""
+    """The queues as text: a JSON pair, the next level's epoch and a list of [side,
+    price, epoch, shown, scale, consumed, seen, pending]: the decimals as strings, the
+    price and what books showed since the level was last read as the floats they are
+    (kept, not applied, so that each store applies them when the memory store does)."""
     levels = [
-        [side.value, price, str(level.shown), str(level.scale), str(level.consumed)]
+        [
+            side.value,
+            price,
+            level.epoch,
+            str(level.shown),
+            str(level.scale),
+            str(level.consumed),
+            level.seen,
+            level.pending,
+        ]
         for (side, price), level in queues.items()
     ]
-    return json.dumps([str(queues.top), levels], separators=(",", ":"))
+    return json.dumps([queues.next_epoch, levels], separators=(",", ":"))
 
 
 def depth_text(quote: Quote) -> str | None:

@@ -79,14 +79,14 @@ class Statements:
             select(queues).where(queues.c.exchange == bindparam("exchange"), queues.c.symbol == bindparam("symbol")),
             dialect,
         )
-        # The passive orders of one side a print meets (at or better than its price),
-        # locked against a cancel meanwhile; the core puts them in priority.
+        # The resting LIMIT orders of one side a print meets (at or better than its
+        # price), locked against a cancel meanwhile; the core puts them in priority.
         self.met_by_trade = Prepared(
             select(orders)
             .where(
                 _OF_INSTRUMENT,
                 _open,
-                orders.c.passive,
+                orders.c.type == OrderType.LIMIT.value,
                 orders.c.side == bindparam("t_side"),
                 or_(
                     and_(orders.c.side == Side.BUY.value, orders.c.limit_price >= bindparam("t_price")),

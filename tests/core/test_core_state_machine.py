@@ -27,6 +27,7 @@ from app.core.journal import Entry, EventType, entries_of
 from app.core.matching import Reach, slipped
 from app.core.order import TRANSITIONS, Order, StoredFill
 from app.core.positions import Position, apply_fill
+from app.core.queue import QueuePlace
 from app.core.rules import InstrumentRules
 from app.core.values import EXACT, ZERO, Costs, Instrument, Quote, Trade, exact
 from app.core.vocabulary import (
@@ -133,7 +134,7 @@ class CoreMachine(RuleBasedStateMachine):
         self.status: dict[int, OrderStatus] = {}  # where the events left each order
         self.start: dict[str, Decimal] = {}  # the paper balances the account started with
         self.entries: list[Entry] = []  # the journal: every step's events, numbered from 1
-        self.queue_x: dict[int, Decimal | None] = {}  # each resting order's place in its queue
+        self.queue_place: dict[int, QueuePlace | None] = {}  # each resting order's place in its queue
 
     @initialize(
         two=st.booleans(),
@@ -236,10 +237,10 @@ class CoreMachine(RuleBasedStateMachine):
         if tif == TimeInForce.FOK:
             assert order.filled_qty in (0, order.exact_qty)
         if admitted.rests:
-            book.add(order, passive=admitted.passive, queue_x=admitted.queue_x)
-            self.queue_x[order.number] = admitted.queue_x
+            book.add(order, passive=admitted.passive, queue_place=admitted.queue_place)
+            self.queue_place[order.number] = admitted.queue_place
         else:
-            assert admitted.queue_x is None
+            assert admitted.queue_place is None
 
     def refused(self, refusal: IntentRefused, instrument: InstrumentState, before: tuple[object, ...]) -> None:
         """A refusal changes nothing (a check may work the exposure out: a cache), and
@@ -551,7 +552,7 @@ class CoreMachine(RuleBasedStateMachine):
             for order in self.books[key].orders():
                 if order.limit_price is None:
                     continue
-                ahead = queues.ahead(order.side, order.limit_price, self.queue_x.get(order.number))
+                ahead = queues.ahead(order.side, order.limit_price, self.queue_place.get(order.number))
                 assert ahead >= 0
                 level = queues.levels[order.side].get(order.limit_price)
                 if level is None:

@@ -6,7 +6,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.core.queue import Queues
+from app.core.queue import QueuePlace, Queues
 from app.core.vocabulary import Side
 
 D = Decimal
@@ -92,3 +92,32 @@ def test_the_transform_matches_updating_each_order_one_by_one(first: Decimal, st
             got = queues.ahead(Side.BUY, 100.0, x)
             assert D(0) <= got <= shown + D("1e-12")
             assert abs(got - expected) <= D("1e-12") * max(D(1), expected) + D("1e-12"), (got, expected)
+
+
+def test_a_level_shrunk_a_thousand_times_still_takes_new_orders_exactly() -> None:
+    """Shrinks multiply as floats until the level is read: a product that would round
+    to zero is applied first, so a level that went 10 -> 5 and back 1,100 times still
+    gives a new order its queue (and the first one's is as small as it should be)."""
+    queues = Queues()
+    first = queues.join(Side.BUY, 100.0, D(10))
+    for _ in range(1100):
+        queues.show(Side.BUY, {100.0: 5.0}, worst=100.0)
+        queues.show(Side.BUY, {100.0: 10.0}, worst=100.0)
+    later = queues.join(Side.BUY, 100.0, D(10))
+    assert queues.ahead(Side.BUY, 100.0, later) == D(10)
+    assert queues.ahead(Side.BUY, 100.0, first) == D(0)  # 10 / 2**1100, read to 12 places
+
+
+def test_a_level_made_again_starts_a_new_epoch_whatever_came_before() -> None:
+    """An old level's shrinks do not reach a new level at another price (no shared
+    counter loses a small size beside a huge one)."""
+    queues = Queues()
+    queues.join(Side.BUY, 100.0, D(10))
+    for _ in range(300):
+        queues.show(Side.BUY, {100.0: 5.0, 99.0: 1.0}, worst=99.0)
+        queues.show(Side.BUY, {100.0: 10.0, 99.0: 1.0}, worst=99.0)
+    ask = queues.join(Side.SELL, 105.0, D("3.7"))
+    assert queues.ahead(Side.SELL, 105.0, ask) == D("3.7")
+    assert ask is not None
+    assert ask.epoch == 2
+    assert QueuePlace.parse(ask.text()) == ask

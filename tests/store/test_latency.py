@@ -9,8 +9,8 @@ from decimal import Decimal
 from app.core.engine import Policy
 from app.core.events import OrderExpired, OrderFilled
 from app.core.order import Order, OrderKind, OrderTerms
-from app.core.values import Trade
-from app.core.vocabulary import OrderStatus, OrderType, Side, TimeInForce
+from app.core.values import Trade, book_of
+from app.core.vocabulary import FillSource, OrderStatus, OrderType, Side, TimeInForce
 from app.store.base import OrderStore
 from app.store.ids import new_number
 from tests.store.test_contract import BTC, admit, order, quote
@@ -86,3 +86,20 @@ def test_a_print_fills_only_orders_that_had_arrived(store: OrderStore) -> None:
     events = asyncio.run(store.add_trade(BTC, trade, LATE, 170, ts=170))
     assert filled(events) == [("bid", D(1), D(98))]
     assert status(store, resting) == (OrderStatus.FILLED, D(1))
+
+
+def test_a_fok_the_balance_cannot_pay_whole_fills_nothing_and_ends(store: OrderStore) -> None:
+    """A FOK MARKET BUY reserved at the book it came to (10 at 100); when it arrives the
+    book is dearer (5 at 100, 5 at 200): 1,500 where the account holds 1,000. It fills
+    nothing, ends, and gives its reservation back; the book keeps its size."""
+    store.open_account({"USDT": D(1000)}, {"BTC", "USDT"}, LATE)
+    post(store, "99", "100", ts=90, ask_size="10")
+    fok, _, _ = admit(store, timed("fok", TimeInForce.FOK, 10.0, None, at=100), LATE)
+    assert store.balances()["USDT"].reserved == D(1000)
+    book = book_of([(99.0, 1.0)], [(100.0, 5.0), (200.0, 5.0)])
+    events = asyncio.run(store.add_quote(BTC, book, LATE, 160, ts=160, source=FillSource.BOOK))
+    assert filled(events) == []
+    assert status(store, fok) == (OrderStatus.EXPIRED, D(0))
+    assert store.balances()["USDT"].reserved == 0
+    _, _, taken = admit(store, order("after", qty=5.0, at=170), Policy())  # no latency: it takes at once
+    assert filled(taken) == [("after", D(5), D(100))]

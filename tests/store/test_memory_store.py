@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.core.order import Order, OrderKind, OrderTerms
-from app.core.values import Quote
+from app.core.values import Quote, book_of
 from app.core.vocabulary import OrderType, Side, TimeInForce
 from app.ops.clock import to_micros
 from app.store.errors import StoreFull
@@ -98,3 +98,20 @@ def test_fills_go_on_into_the_reserve_then_a_quote_that_could_fill_is_refused_wh
 
 def tiny_quote(bid: str = "99") -> Quote:
     return Quote(Decimal(bid), Decimal(100), None, Decimal(1))
+
+
+def test_a_book_near_the_cap_counts_the_fills_its_walk_could_make() -> None:
+    """A walk makes a fill per level: the reserve is checked against the orders a book
+    reaches plus the levels behind its top, and a book that could pass it is refused."""
+    cap = 20
+    store = InMemoryStore()
+    asyncio.run(store.admit(market_order("big", qty=100.0), PLAIN, 0, cap=cap))
+    for n in range(cap - 2 + int(cap * FILL_RESERVE) - 1):
+        asyncio.run(store.add_quote(BTC, tiny_quote(), PLAIN, n, cap=cap))
+    room = cap + int(cap * FILL_RESERVE) - store.held()
+    assert room == 2
+    deep = book_of([(99.0, 1.0)], [(100.0, 1.0), (101.0, 1.0), (102.0, 1.0)])
+    with pytest.raises(StoreFull, match=r"could make \(3\)"):
+        asyncio.run(store.add_quote(BTC, deep, PLAIN, 50, cap=cap))
+    two = book_of([(99.0, 1.0)], [(100.0, 1.0), (101.0, 1.0)])
+    assert len(asyncio.run(store.add_quote(BTC, two, PLAIN, 51, cap=cap))) == 2

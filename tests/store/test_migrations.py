@@ -307,8 +307,8 @@ def test_a_legacy_database_upgrades_in_place_with_its_data(databases: Databases,
     orders = rows(engine, "orders")
     assert len(orders) == len(before["orders"]) >= 12
     for old, new in zip(before["orders"], orders, strict=True):
-        assert (new["reserve_unit"], new["reserved"], new["queue_x"]) == (None, None, None)
-        kept = {k: v for k, v in new.items() if k not in {"reserve_unit", "reserved", "queue_x"}}
+        assert (new["reserve_unit"], new["reserved"], new["queue_place"]) == (None, None, None)
+        kept = {k: v for k, v in new.items() if k not in {"reserve_unit", "reserved", "queue_place"}}
         assert kept == {"time_in_force": "GTC", **{k: v for k, v in old.items() if k != "reserve_price"}}
     assert {o["status"] for o in orders} >= {"NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED"}
     if fixture in WITH_TIF:
@@ -397,7 +397,7 @@ def test_version_5_gets_the_status_index_and_keeps_its_orders(databases: Databas
     quotes = [{**quote, "ts": None, "depth": None} for quote in before["quotes"]]
     fills = [{**fill, **NO_PROVENANCE} for fill in before["fills"]]
     # 0009: no order has a place in a queue, and no instrument has queues.
-    orders = [{**order, "queue_x": None} for order in before["orders"]]
+    orders = [{**order, "queue_place": None} for order in before["orders"]]
     assert rows(engine, "queues") == []
     assert after == before | {"schema_version": [{"version": 9}], "quotes": quotes, "fills": fills, "orders": orders}
     assert len(after["orders"]) >= 12

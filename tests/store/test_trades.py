@@ -11,9 +11,11 @@ import pytest
 from app.core.engine import Policy
 from app.core.errors import MarketDataRefused
 from app.core.events import OrderFilled
+from app.core.order import Order, OrderKind, OrderTerms
 from app.core.values import Costs, Trade
-from app.core.vocabulary import FillSource, Liquidity, OrderStatus, Side
+from app.core.vocabulary import FillSource, Liquidity, OrderStatus, OrderType, Side, TimeInForce
 from app.store.base import OrderStore
+from app.store.ids import new_number
 from tests.store.test_contract import BTC, PLAIN, admit, book, order, quote
 
 D = Decimal
@@ -106,3 +108,63 @@ def test_a_print_older_than_the_latest_market_data_is_refused_and_fills_nothing(
     # And a quote older than that print is out of order too.
     with pytest.raises(MarketDataRefused):
         asyncio.run(store.add_quote(BTC, quote("99", "101"), PLAIN, 13, ts=11))
+
+
+def test_a_limit_still_waiting_to_take_is_met_by_prints_too(store: OrderStore) -> None:
+    """A LIMIT that came with no book rests at its price all the same: a print through
+    it fills it, as maker at its own price (nothing is ahead of it: no book showed its
+    price). A MARKET order waiting for a book is not a print's."""
+    waiting, _, _ = admit(store, order("bid", Side.BUY, qty=1.0, limit=99.0, at=1))
+    admit(store, order("market", Side.SELL, qty=1.0, at=2))
+    assert made(print_(store, "98", "0.4", Side.SELL, ts=3)) == [("bid", D("0.4"), D(99), D(0))]
+    assert made(print_(store, "99", "5", Side.BUY, ts=4)) == []  # a BUY print: it meets SELLs
+    assert made(print_(store, "99", "5", Side.SELL, ts=5)) == [("bid", D("0.6"), D(99), D(0))]
+    assert store.get(waiting.order_id).status == OrderStatus.FILLED  # type: ignore[union-attr]
+
+
+def test_a_print_split_in_two_leaves_the_queues_where_one_print_would(store: OrderStore) -> None:
+    """A joins behind 4; the book shows 6 and B joins behind those. One print of 7.5:
+    4 ahead of A, A's 1, B's 6 less what A took... B gets 0.5. Printed as 5.5 then 2,
+    B gets the same 0.5: what the first print gave A is not taken from B's queue again."""
+    results = []
+    for split in (["7.5"], ["5.5", "2"]):
+        instrument = ("binance", f"Q{len(results)}/USDT")
+        asyncio.run(store.add_quote(instrument, book([("650", "4")], [("651", "3")]), PLAIN, 1, ts=1))
+        for key, qty, at in (("A", 1.0, 2), ("B", 3.0, 4)):
+            kind = OrderKind(*instrument, Side.BUY, OrderType.LIMIT, TimeInForce.GTC)
+            new = Order(
+                number=new_number(), idempotency_key=f"{instrument[1]}-{key}", kind=kind,
+                terms=OrderTerms.of(qty, 650.0, at, None),
+            )  # fmt: skip
+            asyncio.run(store.admit(new, PLAIN, at))
+            if key == "A":
+                asyncio.run(store.add_quote(instrument, book([("650", "6")], [("651", "3")]), PLAIN, 3, ts=3))
+        fills: dict[str, Decimal] = {}
+        for n, qty in enumerate(split):
+            trade = Trade(D(650), D(qty), buys=False)
+            for event in asyncio.run(store.add_trade(instrument, trade, PLAIN, 10 + n, ts=10 + n)):
+                if isinstance(event, OrderFilled):
+                    name = event.order.idempotency_key.rsplit("-", 1)[1]
+                    fills[name] = fills.get(name, D(0)) + event.fill.qty
+        results.append(fills)
+    assert results == [{"A": D(1), "B": D("0.5")}, {"A": D(1), "B": D("0.5")}]
+
+
+def test_a_level_shrunk_to_almost_nothing_still_takes_orders_and_prints(store: OrderStore) -> None:
+    """A size of 5e-324 (the least float) at a level with an order in its queue, or a
+    level that flickers between 4 and 0.001 a hundred times: the next order joins, and a
+    print fills it past what is (barely) ahead, with no error."""
+    post_book(store, [("150", "4")], [("151", "1")], ts=1)
+    admit(store, order("first", Side.BUY, qty=1.0, limit=150.0, at=2))
+    post_book(store, [("150", "5e-324")], [("151", "1")], ts=3)
+    admit(store, order("second", Side.BUY, qty=1.0, limit=150.0, at=4))
+    for n in range(100):
+        post_book(store, [("150", "4")], [("151", "1")], ts=10 + 2 * n)
+        post_book(store, [("150", "0.001")], [("151", "1")], ts=11 + 2 * n)
+    admit(store, order("third", Side.BUY, qty=1.0, limit=150.0, at=300))
+    # The first two have (next to) nothing ahead; the third joined behind 0.001.
+    assert made(print_(store, "150", "2.5", Side.SELL, ts=301)) == [
+        ("first", D(1), D(150), D(0)),
+        ("second", D(1), D(150), D(0)),
+        ("third", D("0.499"), D(150), D("0.001")),
+    ]

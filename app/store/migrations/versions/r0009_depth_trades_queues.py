@@ -5,7 +5,7 @@
   before this version, has none (null): its top is its whole book.
 - `queues`: per instrument, the queues of its resting orders (one transform per price
   level) and the time of its latest print on the tape. None before this version.
-- `orders.queue_x`: a resting LIMIT order's place in the queue at its price; null for
+- `orders.queue_place`: a resting LIMIT order's place in the queue at its price; null for
   every order stored before (nothing is known to be ahead of them).
 - `fills.queue_ahead`: for a fill a trade made, the queue ahead it consumed first; null
   for every other fill.
@@ -25,7 +25,7 @@ depends_on: str | None = None
 
 def upgrade() -> None:
     op.add_column("quotes", sa.Column("depth", sa.Text()))
-    op.add_column("orders", sa.Column("queue_x", sa.Text()))
+    op.add_column("orders", sa.Column("queue_place", sa.Text()))
     op.add_column("fills", sa.Column("queue_ahead", sa.Text()))
     op.create_table(
         "queues",
