@@ -37,6 +37,9 @@ class Book:
         self._waiting: dict[Side, list[Order]] = {Side.BUY: [], Side.SELL: []}
         self._passive: dict[Side, list[Order]] = {Side.BUY: [], Side.SELL: []}
         self._queue_place: dict[int, QueuePlace] = {}
+        # LIMIT orders resting before they reached the venue (a latency), in acceptance
+        # order: each takes its place in the queue when it arrives.
+        self.arriving: list[Order] = []
 
     def __len__(self) -> int:
         return sum(len(orders) for orders in (*self._waiting.values(), *self._passive.values()))
@@ -47,7 +50,17 @@ class Book:
             order for orders in (*self._waiting.values(), *self._passive.values()) for order in orders if order.is_open
         ]
 
-    def add(self, order: Order, *, passive: bool, queue_place: QueuePlace | None = None) -> None:
+    def arrived(self, order: Order, place: QueuePlace | None) -> None:
+        """`order` reached the venue and took `place` (see engine.arrive)."""
+        self.arriving.remove(order)
+        if place is not None:
+            self._queue_place[order.number] = place
+
+    def add(
+        self, order: Order, *, passive: bool, queue_place: QueuePlace | None = None, arriving: bool = False
+    ) -> None:
+        if arriving:
+            self.arriving.append(order)
         if queue_place is not None:
             self._queue_place[order.number] = queue_place
         if passive and order.limit_price is not None:
@@ -57,6 +70,8 @@ class Book:
 
     def remove(self, order: Order) -> None:
         self._queue_place.pop(order.number, None)
+        if order in self.arriving:
+            self.arriving.remove(order)
         waiting = self._waiting[order.side]
         if order in waiting:
             waiting.remove(order)
@@ -107,6 +122,8 @@ class Book:
         for order in orders:
             if not order.is_open:
                 self._queue_place.pop(order.number, None)
+        if self.arriving and any(not order.is_open for order in self.arriving):
+            self.arriving = [order for order in self.arriving if order.is_open]
 
     def settle(self, reach: Reach, arrived_by: int | None = None) -> None:
         """After a quote's fills: drop the orders they finished (one rebuild of the part

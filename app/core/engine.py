@@ -174,6 +174,9 @@ class Admitted:
     rests: bool
     passive: bool
     queue_place: QueuePlace | None = None
+    # A LIMIT that rests before it has reached the venue (a latency): it takes its place
+    # in the queue when it arrives (`arrive`), not now.
+    arriving: bool = False
 
 
 def admit(
@@ -218,12 +221,27 @@ def admit(
     # A LIMIT that a quote came and did not reach rests as passive; otherwise it still
     # wants to take (no quote yet, or the quote's size ran out).
     passive = quote is not None and not Reach.of(quote).reaches(order.side, order.limit_price)
-    queue_place = None
+    if not arrived and order.limit_price is not None:
+        return Admitted(events, rests=True, passive=passive, arriving=True)
+    return Admitted(events, rests=True, passive=passive, queue_place=_join(instrument, order))
+
+
+def arrive(
+    instrument: InstrumentState, arriving: list[Order], policy: Policy, ts: int
+) -> list[tuple[Order, QueuePlace | None]]:
+    """The LIMIT orders among `arriving` (resting, not yet at the venue, in acceptance
+    order) that have reached it by market data stamped `ts` (`stamp`), each with its
+    place: the back of the queue the book showed at its price when it arrived, that is
+    the latest book before that data. The caller applies the data after this."""
+    return [(order, _join(instrument, order)) for order in arriving if order.is_open and policy.arrived(order, ts)]
+
+
+def _join(instrument: InstrumentState, order: Order) -> QueuePlace | None:
+    """An order's place at the back of the queue the latest book shows at its price."""
     shown = _shown_at(instrument.quote, order)
-    if shown > ZERO:  # it joins the back of the queue at its price
-        assert order.limit_price is not None  # only a LIMIT's price can be shown
-        queue_place = instrument.queues.join(order.side, order.limit_price, shown)
-    return Admitted(events, rests=True, passive=passive, queue_place=queue_place)
+    if shown <= ZERO or order.limit_price is None:
+        return None
+    return instrument.queues.join(order.side, order.limit_price, shown)
 
 
 def _shown_at(quote: Quote | None, order: Order) -> Decimal:
@@ -255,9 +273,9 @@ def apply_quote(
 ) -> list[Event]:
     """Take `quote` (or a book: `source`), describing the market at `ts`, as the
     instrument's latest and fill the resting orders it reaches (`reached`: oldest
-    first, each with whether it takes liquidity). Refused as `_stamped` says, changing
+    first, each with whether it takes liquidity). Refused as `stamp` says, changing
     nothing. The queues at the prices it shows follow the sizes it shows."""
-    ts = _stamped(instrument, ts, now, policy)
+    ts = stamp(instrument, ts, now, policy)
     instrument.quote = quote
     instrument.quote_ts = ts
     _show(instrument, quote)
@@ -293,7 +311,7 @@ def apply_trade(
     `queue_place`) as `matching.match_trade` says, and consumes the queues at and
     through its price. An IOC or FOK waiting for its first data (a latency) waits on
     for a book or quote."""
-    ts = _stamped(instrument, ts, now, policy)
+    ts = stamp(instrument, ts, now, policy)
     instrument.trade_ts = ts
     side = Side.SELL if trade.buys else Side.BUY  # the side of the orders it meets
     queues = instrument.queues
@@ -333,7 +351,7 @@ def apply_trade(
     return events
 
 
-def _stamped(instrument: InstrumentState, ts: int | None, now: int, policy: Policy) -> int:
+def stamp(instrument: InstrumentState, ts: int | None, now: int, policy: Policy) -> int:
     """The time market data describes: its stamp, refused (MarketDataRefused) if older
     than the instrument's latest data of any kind or stale (`market_data.check_arrival`);
     without one, the time it arrives, `now`, or the latest's if that is later (data that
@@ -542,6 +560,8 @@ __all__ = [
     "admit",
     "apply_quote",
     "apply_trade",
+    "arrive",
     "cancel",
     "change_trading_state",
+    "stamp",
 ]

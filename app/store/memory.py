@@ -24,7 +24,6 @@ from app.core.engine import InstrumentState, Policy
 from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled
 from app.core.ids import parse_order_id
 from app.core.journal import EntryFilter
-from app.core.market_data import check_arrival
 from app.core.matching import Reach
 from app.core.order import Order, OrderTerms, StoredFill
 from app.core.positions import Position
@@ -106,7 +105,9 @@ class InMemoryStore:
             self._sequence.append(order)
             self._keep(instrument, admitted.events)
             if admitted.rests:
-                instrument.book.add(order, passive=admitted.passive, queue_place=admitted.queue_place)
+                instrument.book.add(
+                    order, passive=admitted.passive, queue_place=admitted.queue_place, arriving=admitted.arriving
+                )
             return Admission(order, True, admitted.events)
 
     def quick(self, call: str, *args: object) -> bool:
@@ -165,8 +166,7 @@ class InMemoryStore:
     ) -> list[Event]:
         with self._lock:
             held = self._instrument(instrument)
-            if ts is not None:  # refused data is refused whatever the store holds
-                check_arrival(held.state.latest_ts, ts, now, policy.max_quote_age)
+            ts = engine.stamp(held.state, ts, now, policy)  # refused data is refused whatever the store holds
             reach = Reach.of(quote)
             reached = held.book.reached_by(reach) if held.book else []
             # Each fill ends an order's walk, or empties a level with another behind it:
@@ -179,6 +179,7 @@ class InMemoryStore:
                     f"and fills past MAX_ORDERS={cap} and its reserve for fills ({int(cap * FILL_RESERVE)}); the "
                     "quote was not taken. Existing orders are kept and can still be read and canceled",
                 )
+            self._arrive(held, policy, ts)
             events = engine.apply_quote(
                 held.state, quote, reached, policy, self._account, now=now, new_id=new_number, ts=ts, source=source
             )
@@ -200,8 +201,7 @@ class InMemoryStore:
     ) -> list[Event]:
         with self._lock:
             held = self._instrument(instrument)
-            if ts is not None:  # refused data is refused whatever the store holds
-                check_arrival(held.state.latest_ts, ts, now, policy.max_quote_age)
+            ts = engine.stamp(held.state, ts, now, policy)  # refused data is refused whatever the store holds
             side = Side.SELL if trade.buys else Side.BUY
             price = float(trade.price)
             met = held.book.met_by_trade(side, price)
@@ -212,6 +212,8 @@ class InMemoryStore:
                     f"and fills past MAX_ORDERS={cap} and its reserve for fills ({int(cap * FILL_RESERVE)}); the "
                     "trade was not taken. Existing orders are kept and can still be read and canceled",
                 )
+            self._arrive(held, policy, ts)
+            met = held.book.met_by_trade(side, price)  # with the places of those that just arrived
             events = engine.apply_trade(
                 held.state, trade, met, policy, self._account, now=now, new_id=new_number, ts=ts
             )
@@ -323,6 +325,13 @@ class InMemoryStore:
 
     def close(self) -> None:
         pass  # nothing to release: the orders go with the process
+
+    @staticmethod
+    def _arrive(held: _Instrument, policy: Policy, ts: int) -> None:
+        """The orders that reach the venue by data stamped `ts` take their places first."""
+        if held.book.arriving:
+            for order, place in engine.arrive(held.state, held.book.arriving, policy, ts):
+                held.book.arrived(order, place)
 
     def _instrument(self, key: Instrument) -> _Instrument:
         held = self._instruments.get(key)

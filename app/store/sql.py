@@ -94,7 +94,7 @@ from app.store.sql_rows import (
     text_of,
     with_fills,
 )
-from app.store.sql_statements import Statements
+from app.store.sql_statements import ARRIVING, Statements
 
 __all__ = ["SCHEMA_VERSION", "Arrival", "SqlStore"]
 
@@ -236,7 +236,7 @@ class _Batch:
         self.instruments: dict[Instrument, InstrumentState] = {}
         self.resting: dict[Instrument, list[Order]] = {}  # accepted, still open, not yet inserted
         # Not yet inserted, by key: the order, whether it is passive, its place in its queue.
-        self.accepted: dict[str, tuple[Order, bool, QueuePlace | None]] = {}
+        self.accepted: dict[str, tuple[Order, bool, QueuePlace | str | None]] = {}
         self.admitted: dict[str, Order] = {}  # every order this transaction accepted, by key
         self.events: list[Event] = []  # of the accepted orders not yet inserted
         self.quoted: set[Instrument] = set()  # whose latest quote changed
@@ -764,7 +764,8 @@ class SqlStore:
         admitted = core.admit(
             order, instrument, state, arrival.policy, work.account, now=arrival.now, new_id=new_number
         )
-        work.accepted[order.idempotency_key] = (order, admitted.passive, admitted.queue_place)
+        place = ARRIVING if admitted.arriving else admitted.queue_place
+        work.accepted[order.idempotency_key] = (order, admitted.passive, place)
         work.admitted[order.idempotency_key] = order
         if admitted.rests:
             work.resting.setdefault(key, []).append(order)
@@ -886,6 +887,8 @@ class SqlStore:
             reachable = work.reachable(instrument)
             reached = reachable.reached_by(reach)
         state = work.instrument(instrument)
+        ts = core.stamp(state, arrival.ts, arrival.now, arrival.policy)  # refused: nothing written yet
+        self._arrive(work, instrument, arrival.policy, ts)
         events = core.apply_quote(
             state,
             arrival.quote,
@@ -894,7 +897,7 @@ class SqlStore:
             account,
             now=arrival.now,
             new_id=new_number,
-            ts=arrival.ts,
+            ts=ts,
             source=arrival.source,
         )
         assert state.quote_ts is not None  # the quote's, just applied
@@ -914,6 +917,23 @@ class SqlStore:
         )
         return events
 
+    def _arrive(self, work: _Batch, instrument: Instrument, policy: Policy, ts: int) -> None:
+        """The LIMIT orders that reach the venue by data stamped `ts` (a latency) take
+        their places in the queues before it applies."""
+        arrived_by = policy.arrived_by(ts)
+        if arrived_by is None:
+            return
+        where = {"exchange": instrument[0], "symbol": instrument[1], "arrived_by": arrived_by}
+        orders_arriving = [order_of(row) for row in self._sql.arriving.rows(work.conn, where)]
+        if not orders_arriving:
+            return
+        placed = core.arrive(work.instrument(instrument), orders_arriving, policy, ts)
+        rows = [
+            {"b_order_id": order.order_id, "b_queue_place": None if place is None else place.text()}
+            for order, place in placed
+        ]
+        self._sql.set_queue_place.run_many(work.conn, rows, counted=False)
+
     def _apply_trade(self, work: _Batch, arrival: TradeArrival) -> list[Event]:
         """Fill the passive orders a print meets (the caller holds the instrument's lock,
         writes its queues and position, and journals the events)."""
@@ -921,13 +941,15 @@ class SqlStore:
         exchange, symbol = instrument
         side = Side.SELL if trade.buys else Side.BUY
         where = {"exchange": exchange, "symbol": symbol, "t_side": side.value, "t_price": float(trade.price)}
+        state = work.instrument(instrument)
+        ts = core.stamp(state, arrival.ts, arrival.now, arrival.policy)  # refused: nothing written yet
+        self._arrive(work, instrument, arrival.policy, ts)
         rows = self._sql.met_by_trade.rows(conn, where)
         account = self._account(conn, {symbol}, rows) if self._account_on else None
-        met = [(order_of(row), QueuePlace.parse(row.queue_place)) for row in rows]
-        state = work.instrument(instrument)
-        events = core.apply_trade(
-            state, trade, met, arrival.policy, account, now=arrival.now, new_id=new_number, ts=arrival.ts
-        )
+        met = [
+            (order_of(row), None if row.queue_place == ARRIVING else QueuePlace.parse(row.queue_place)) for row in rows
+        ]
+        events = core.apply_trade(state, trade, met, arrival.policy, account, now=arrival.now, new_id=new_number, ts=ts)
         self._record(conn, events, inserted=False)
         if any(isinstance(event, OrderFilled) for event in events):
             work.traded.add(instrument)
@@ -1194,7 +1216,7 @@ class SqlStore:
 
     @staticmethod
     def _order_row(
-        order: Order, passive: bool, queue_place: QueuePlace | None, account: Account | None
+        order: Order, passive: bool, queue_place: QueuePlace | str | None, account: Account | None
     ) -> dict[str, Any]:
         held = None if account is None else account.reservations.get(order.number)
         return {
@@ -1213,7 +1235,7 @@ class SqlStore:
             "status": order.status.value,
             "filled_qty": str(order.filled_qty),
             "passive": passive,
-            "queue_place": None if queue_place is None else queue_place.text(),
+            "queue_place": queue_place.text() if isinstance(queue_place, QueuePlace) else queue_place,
             "reserve_unit": None if held is None else str(held.unit),
             "reserved": None if held is None else str(held.held),
         }

@@ -21,6 +21,8 @@ _REACHED_BY = or_(
     and_(orders.c.side == Side.BUY.value, orders.c.limit_price >= bindparam("r_ask")),
     and_(orders.c.side == Side.SELL.value, orders.c.limit_price <= bindparam("r_bid")),
 )
+# `orders.queue_place` of a LIMIT order that rests before it reached the venue.
+ARRIVING = "arriving"
 # The columns of an order's row the store writes (its seq is the database's).
 ORDER_COLUMNS = [column.key for column in orders.columns if column.key != "seq"]
 FILL_COLUMNS = [
@@ -97,6 +99,19 @@ class Statements:
             .with_for_update(),
             dialect,
         )
+        # The LIMIT orders still to reach the venue (a latency) that data stamped later
+        # than `arrived_by` past their acceptance finds there, in acceptance order.
+        self.arriving = Prepared(
+            select(orders)
+            .where(
+                _OF_INSTRUMENT,
+                _open,
+                orders.c.queue_place == ARRIVING,
+                orders.c.accepted_at <= bindparam("arrived_by"),
+            )
+            .order_by(orders.c.accepted_at, orders.c.seq),
+            dialect,
+        )
         self.position = Prepared(
             select(positions).where(
                 positions.c.exchange == bindparam("exchange"), positions.c.symbol == bindparam("symbol")
@@ -151,6 +166,12 @@ class Statements:
             dialect,
         )
         self.insert_fills = Prepared(fills.insert().values({name: bindparam(name) for name in FILL_COLUMNS}), dialect)
+        self.set_queue_place = Prepared(
+            update(orders)
+            .where(orders.c.order_id == bindparam("b_order_id"))
+            .values(queue_place=bindparam("b_queue_place")),
+            dialect,
+        )
         self.update_progress = Prepared(
             update(orders)
             .where(orders.c.order_id == bindparam("b_order_id"))

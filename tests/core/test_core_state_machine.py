@@ -237,8 +237,10 @@ class CoreMachine(RuleBasedStateMachine):
         if tif == TimeInForce.FOK:
             assert order.filled_qty in (0, order.exact_qty)
         if admitted.rests:
-            book.add(order, passive=admitted.passive, queue_place=admitted.queue_place)
+            book.add(order, passive=admitted.passive, queue_place=admitted.queue_place, arriving=admitted.arriving)
             self.queue_place[order.number] = admitted.queue_place
+            # With no latency every order is at the venue when it is accepted.
+            assert not admitted.arriving or self.policy.latency
         else:
             assert admitted.queue_place is None
 
@@ -284,13 +286,15 @@ class CoreMachine(RuleBasedStateMachine):
         instrument, book = self.instruments[key], self.books[key]
         reach = Reach.of(quote)
         reached = book.reached_by(reach) if book else []
+        now = next(self.clock)
+        self.arrive(key, engine.stamp(instrument, None, now, self.policy))
         events = engine.apply_quote(
             instrument,
             quote,
             reached,
             self.policy,
             self.account,
-            now=next(self.clock),
+            now=now,
             new_id=self.new_id,
             source=source,
         )
@@ -337,6 +341,15 @@ class CoreMachine(RuleBasedStateMachine):
     def trade(self, data: st.DataObject, trade: Trade) -> None:
         self.print_on(data.draw(st.sampled_from(self.keys)), trade)
 
+    def arrive(self, key: Instrument, ts: int) -> None:
+        """As the memory store does before market data stamped `ts` applies: the LIMIT
+        orders that reach the venue by then take their places in the queue."""
+        book = self.books[key]
+        for order, place in engine.arrive(self.instruments[key], book.arriving, self.policy, ts):
+            assert self.queue_place.get(order.number) is None
+            book.arrived(order, place)
+            self.queue_place[order.number] = place
+
     def print_on(self, key: Instrument, trade: Trade) -> None:
         """A print as the memory store applies it: the passive orders it meets, each with
         its place in the queue. It fills no more than its size, each order at its own
@@ -344,12 +357,12 @@ class CoreMachine(RuleBasedStateMachine):
         instrument, book = self.instruments[key], self.books[key]
         side = Side.SELL if trade.buys else Side.BUY
         price = float(trade.price)
+        now = next(self.clock)
+        self.arrive(key, engine.stamp(instrument, None, now, self.policy))
         met = book.met_by_trade(side, price)
         ahead = {order.number: instrument.queues.ahead(side, price, x) for order, x in met}
         assert all(value >= 0 for value in ahead.values())
-        events = engine.apply_trade(
-            instrument, trade, met, self.policy, self.account, now=next(self.clock), new_id=self.new_id
-        )
+        events = engine.apply_trade(instrument, trade, met, self.policy, self.account, now=now, new_id=self.new_id)
         self.journal(events)
         if events:
             book.settle_trade(side, price)

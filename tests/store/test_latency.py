@@ -103,3 +103,30 @@ def test_a_fok_the_balance_cannot_pay_whole_fills_nothing_and_ends(store: OrderS
     assert store.balances()["USDT"].reserved == 0
     _, _, taken = admit(store, order("after", qty=5.0, at=170), Policy())  # no latency: it takes at once
     assert filled(taken) == [("after", D(5), D(100))]
+
+
+def test_a_limit_takes_its_place_in_the_queue_when_it_arrives(store: OrderStore) -> None:
+    """Accepted at 100 while the book shows 4 at its price; by its arrival (150) the book
+    shows 10 there: it joins behind the 10, not the 4. A print of 6 after it arrived
+    fills nothing; one more of 5 fills it."""
+    asyncio.run(store.add_quote(BTC, book_of([(150.0, 4.0)], [(151.0, 1.0)]), LATE, 90, ts=90))
+    placed, _, _ = admit(store, order("bid", qty=1.0, limit=150.0, at=100), LATE)
+    asyncio.run(store.add_quote(BTC, book_of([(150.0, 10.0)], [(151.0, 1.0)]), LATE, 120, ts=120))
+    asyncio.run(store.add_quote(BTC, book_of([(150.0, 10.0)], [(151.0, 1.0)]), LATE, 160, ts=160))  # it arrives
+    sell = Trade(D(150), D(6), buys=False)
+    assert filled(asyncio.run(store.add_trade(BTC, sell, LATE, 170, ts=170))) == []
+    sell = Trade(D(150), D(5), buys=False)
+    assert filled(asyncio.run(store.add_trade(BTC, sell, LATE, 180, ts=180))) == [("bid", D(1), D(150))]
+    assert status(store, placed) == (OrderStatus.FILLED, D(1))
+
+
+def test_a_print_before_an_order_arrives_does_not_move_its_place(store: OrderStore) -> None:
+    """The first data after its arrival is a print: the order takes its place behind
+    what the latest book shows (4: a print changes no book), then the print applies to
+    it. The print of 3 before it arrived took nothing of its queue."""
+    asyncio.run(store.add_quote(BTC, book_of([(150.0, 4.0)], [(151.0, 1.0)]), LATE, 90, ts=90))
+    admit(store, order("bid", qty=1.0, limit=150.0, at=100), LATE)
+    before = Trade(D(150), D(3), buys=False)
+    assert filled(asyncio.run(store.add_trade(BTC, before, LATE, 120, ts=120))) == []  # not there yet
+    after = Trade(D(150), D("4.5"), buys=False)  # the 4 ahead of it, then 0.5 for it
+    assert filled(asyncio.run(store.add_trade(BTC, after, LATE, 160, ts=160))) == [("bid", D("0.5"), D(150))]
