@@ -5,6 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from app.core.events import OrderFilled
 from app.service.orders import OrderService
 from app.web.parsing import parse_book, parse_quote, parse_trade
 from app.web.responses import (
@@ -21,6 +22,11 @@ from app.web.views import fill_view
 TAGS: list[str | Enum] = ["market data"]
 
 
+def _fill_list(filled: list[OrderFilled]) -> dict[str, Any]:
+    """The answer to market data: the fills it made (`FillList`)."""
+    return {"items": [fill_view(event.order, event.fill) for event in filled]}
+
+
 def add_routes(routes: APIRouter, service: OrderService) -> None:
 
     @routes.post(
@@ -35,7 +41,7 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
         the latest quote of each and fills the resting orders it reaches; answers those
         fills."""
         filled = await service.add_quote(parse_quote(await request.body(), request.headers.get("content-type")))
-        return {"items": [fill_view(event.order, event.fill) for event in filled]}
+        return _fill_list(filled)
 
     @routes.post(
         "/execution/market-data/books",
@@ -49,7 +55,7 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
         and the resting orders it reaches fill walking its levels (one fill per level, at
         most the size shown there). Answers those fills."""
         filled = await service.add_book(parse_book(await request.body(), request.headers.get("content-type")))
-        return {"items": [fill_view(event.order, event.fill) for event in filled]}
+        return _fill_list(filled)
 
     @routes.post(
         "/execution/market-data/trades",
@@ -64,4 +70,4 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
         (it traded through them) fill at once; each up to what the print leaves. Answers
         those fills."""
         filled = await service.add_trade(parse_trade(await request.body(), request.headers.get("content-type")))
-        return {"items": [fill_view(event.order, event.fill) for event in filled]}
+        return _fill_list(filled)
