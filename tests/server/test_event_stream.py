@@ -107,7 +107,10 @@ def test_the_stream_sends_each_event_and_resumes_by_header_and_by_query(tmp_path
 
         post_limits(server, ["d", "e"])
         with stream(server, headers={"Last-Event-ID": "3"}) as resumed:
+            assert resumed.message() == {"id": "3"}  # the opening names where it starts
             assert [m["data"]["seq"] for m in resumed.events(2)] == [4, 5]
+        with stream(server) as fresh:  # without either: after the head, and it says so
+            assert fresh.message() == {"id": "5"}
         with stream(server, f"{STREAM}?after=4") as resumed:
             assert [m["data"]["seq"] for m in resumed.events(1)] == [5]
         # A reconnecting EventSource keeps its first URL: the header it adds wins.
@@ -128,6 +131,7 @@ def test_the_stream_sends_each_event_and_resumes_by_header_and_by_query(tmp_path
 
 def test_a_quiet_stream_sends_heartbeats(tmp_path: Path) -> None:
     with running_server(tmp_path, {"EVENTS_HEARTBEAT_SECONDS": "0.2"}) as server, stream(server) as quiet:
+        assert quiet.message() == {"id": "0"}  # where it starts: the empty journal's head
         assert quiet.message() == {"comment": "heartbeat"}
         assert quiet.message() == {"comment": "heartbeat"}
         post_limits(server, ["after-quiet"])
@@ -186,7 +190,8 @@ def test_a_subscriber_that_stops_reading_is_let_go_and_resumes_without_loss(tmp_
             messages.append(message)
         assert slow.message() == {}  # then the stream ends
         slow.close()
-        seqs = [int(message["id"]) for message in messages[:-1]]
+        assert messages[0] == {"id": "0"}  # the opening: it starts after seq 0
+        seqs = [int(message["id"]) for message in messages[1:-1]]
         assert seqs == list(range(1, len(seqs) + 1))
         assert messages[-1]["data"] == {"last_seq": seqs[-1]}
         assert seqs[-1] < total

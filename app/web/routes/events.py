@@ -123,7 +123,8 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
         response_class=Response,
         responses={
             200: {
-                "description": "Server-Sent Events: each message has `id: <seq>`, `event: <type>` and "
+                "description": "Server-Sent Events: first a message of only `id: <the seq it starts after>`, "
+                "then each event as a message with `id: <seq>`, `event: <type>` and "
                 "`data: <the event as GET /execution/events shows it>`; a comment line as heartbeat; a last "
                 '`event: overflow` (data: `{"last_seq": N}`) when the client reads too slowly to keep up',
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
@@ -158,10 +159,13 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
         # `after` of the URL it first connected with.
         last_event_id = request.headers.get("last-event-id")
         start = parse_last_event_id(last_event_id) if last_event_id is not None else after
-        if start is not None:
+        if start is None:
+            await feed.start()
+            start = feed.head
+        else:
             await feed.check(start)
         deliveries = feed.follow(start, keep, queue=queue)
-        return EventSourceResponse(_sse(feed, deliveries), headers={"Cache-Control": "no-cache"})
+        return EventSourceResponse(_sse(feed, start, deliveries), headers={"Cache-Control": "no-cache"})
 
     @routes.websocket("/execution/events/ws")
     async def events_socket(websocket: WebSocket) -> None:
@@ -202,7 +206,11 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
         return {"items": [fill_view(order, fill) for order, fill in found], "next_after": next_after}
 
 
-async def _sse(feed: Feed, deliveries: AsyncIterator[Batch | Overflow | Heartbeat]) -> AsyncIterator[bytes]:
+async def _sse(feed: Feed, start: int, deliveries: AsyncIterator[Batch | Overflow | Heartbeat]) -> AsyncIterator[bytes]:
+    # First an `id:` with no data: a client learns the seq the stream starts after, and
+    # an EventSource that reconnects before any event resumes from there (an id alone
+    # sets its Last-Event-ID without dispatching an event).
+    yield b"id: %d\n\n" % start
     async for delivery in deliveries:
         if isinstance(delivery, Batch):
             yield feed.sse_bytes(delivery)
