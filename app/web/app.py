@@ -18,7 +18,7 @@ from app.web.errors import add_exception_handlers
 from app.web.middleware import BearerTokenMiddleware, RequestBodyMiddleware, RequestMiddleware
 from app.web.openapi import OPEN_PATHS, OPENAPI_URL, QUERY_TOKEN_PATHS, install_openapi, operation_id
 from app.web.responses import MAX_BODY_BYTES, MAX_BOOK_BYTES
-from app.web.routes import account, docs, health, market_data, orders, trading
+from app.web.routes import account, docs, health, market_data, orders, trading, ui
 from app.web.routes import events as journal_routes
 from app.web.shutdown import on_stop_signal
 from app.web.streams import Feed
@@ -86,11 +86,15 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
     add_exception_handlers(app)
     # Each added middleware wraps the ones before: the request middleware is outermost
     # and sees every answer, a 401 or a 413 included; the body middleware wraps the
-    # token check, so a 401 sent before the body is read closes the connection too.
+    # token check, so a 401 sent before the body is read closes the connection too. The
+    # ops page and its assets are open (routes.ui): the page asks for the token itself.
     token = settings.api_token
     if token is not None:
         app.add_middleware(
-            BearerTokenMiddleware, token=token, open_paths=OPEN_PATHS, query_token_paths=QUERY_TOKEN_PATHS
+            BearerTokenMiddleware,
+            token=token,
+            open_paths=OPEN_PATHS | ui.PAGE_PATHS,
+            query_token_paths=QUERY_TOKEN_PATHS,
         )
     app.add_middleware(
         RequestBodyMiddleware, max_bytes=MAX_BODY_BYTES, larger={"/execution/market-data/books": MAX_BOOK_BYTES}
@@ -101,6 +105,7 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
         resource.add_routes(app.router, service)
     journal_routes.add_routes(app.router, service.journal, feed, settings)
     docs.add_routes(app.router, OPENAPI_URL, app.title)
+    ui.add_routes(app.router, token_required=token is not None)
 
     install_openapi(
         app, bearer_token=token is not None, exchanges=settings.allowed_exchanges, symbols=settings.allowed_symbols

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.store.memory import InMemoryStore
-from app.web.routes.docs import ASSETS, STATIC
+from app.web.routes.docs import ASSETS, DOCS
 from tests.conftest import make_settings
 
 TOKEN = "docs-token-0123456789abcdef"
@@ -60,7 +60,7 @@ def test_a_docs_page_names_only_its_own_assets_and_they_are_served(page: str) ->
         name = urlsplit(url).path.removeprefix("/docs/assets/")
         assert served.headers["content-type"] == MEDIA_TYPES[name[name.rindex(".") :]], url
         assert served.headers["cache-control"] == "max-age=31536000, immutable"
-        assert served.content == (STATIC / ASSETS[name][0]).read_bytes()
+        assert served.content == (DOCS / ASSETS[name][0]).read_bytes()
 
 
 def test_swagger_ui_reads_the_document_and_asks_no_validator() -> None:
@@ -104,8 +104,8 @@ def test_an_unknown_asset_is_a_plain_404() -> None:
 
 def test_the_vendored_files_keep_their_licences() -> None:
     for folder in ("swagger-ui", "redoc"):
-        assert (STATIC / folder / "LICENSE").is_file()
+        assert (DOCS / folder / "LICENSE").is_file()
     for file, _ in ASSETS.values():
         if file.endswith(".js"):
-            assert (STATIC / f"{file}.LICENSE.txt").is_file(), file
-    assert "swagger-ui-dist@" in (STATIC / "README.md").read_text()
+            assert (DOCS / f"{file}.LICENSE.txt").is_file(), file
+    assert "swagger-ui-dist@" in (DOCS / "README.md").read_text()
