@@ -121,6 +121,7 @@
       this.timers = new Set();
       this.drawPending = false;
       this.refreshPending = false;
+      this.refreshFailed = false;
     }
 
     start() {
@@ -313,11 +314,14 @@
         Promise.all([api("GET", "execution/positions"), api("GET", "execution/balances")]),
       ]);
       if (this.stopped) return;
-      showHealth(health, capabilities);
+      showHealth(health, capabilities, account);
       if (account.status === "rejected") {
         this.failed(account.reason);
+        this.refreshFailed = true;
         return;
       }
+      if (this.refreshFailed) showError(""); // what the last failed refresh said is over
+      this.refreshFailed = false;
       const [positions, balances] = account.value;
       const total = drawPositions(positions.items);
       drawBalances(balances.items);
@@ -333,19 +337,24 @@
     setText("trading-updated", state.updated_ts_utc ? `since ${state.updated_ts_utc}` : "");
   }
 
-  function showHealth(health, capabilities) {
+  // The header: the store (reached through the positions and balances just read), the
+  // intake (can orders be taken now, as /capabilities says) and the market data.
+  function showHealth(health, capabilities, account) {
     if (health.status === "rejected") {
-      setText("store-status", "unreachable", "bad");
-    } else if (capabilities.status === "fulfilled" && capabilities.value.status !== "ok") {
-      setText("store-status", `${health.value.store}: ${capabilities.value.degraded_reason || "degraded"}`, "bad");
+      setText("store-status", "service unreachable", "bad");
+    } else if (account.status === "rejected" && !(account.reason instanceof Unauthorized)) {
+      setText("store-status", `${health.value.store}: ${account.reason.message}`, "bad");
     } else {
       setText("store-status", `${health.value.store}: ok`, "ok");
     }
     if (capabilities.status === "rejected") {
+      setText("intake-status", "unknown", "bad");
       setText("market-status", "unknown", "bad");
       return;
     }
-    const stale = capabilities.value.stale_market_data;
+    const { status, degraded_reason: reason, stale_market_data: stale } = capabilities.value;
+    if (status === "ok") setText("intake-status", "accepting orders", "ok");
+    else setText("intake-status", `degraded: ${reason}`, "warn-text");
     if (stale.length) setText("market-status", `stale: ${stale.join(", ")}`, "bad");
     else setText("market-status", "no instrument stale", "ok");
   }
