@@ -90,6 +90,12 @@ class Journal:
         self.signal = JournalSignal()
         self._call = calls
 
+    @property
+    def id(self) -> str:
+        """Names this journal: seqs mean something only within it (a memory store's
+        numbering starts again, under a new id, with each start)."""
+        return self.store.journal_id
+
     async def head(self) -> int:
         return await self._call(self.store.journal_head)
 

@@ -83,6 +83,9 @@ _EVERY_ORDER = OrderFilter()
 class OrderStore(Protocol):
     name: str  # "memory", "sqlite" or "postgresql": what /capabilities and /healthz report
     blocking: bool  # True if calls may wait on I/O: the service then asks `quick`, else `wait_for`
+    # Names the journal its seqs number: the same in every process sharing the store, and
+    # a new one whenever numbering starts again at 1 (a memory store's at each start).
+    journal_id: str
 
     async def admit(self, order: Order, policy: Policy, now: int, cap: int | None = None) -> Admission:
         """Store `order` unless its idempotency key is taken, as the core admits it

@@ -7,6 +7,7 @@ a limit only one of them fits.
 """
 
 import threading
+import uuid
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -81,6 +82,7 @@ class InMemoryStore:
         self._trading = TradingState(updated_at=now_micros())
         self._account: Account | None = None  # the paper account, when PAPER_BALANCES is set
         self._journal = RetainedEvents(events_retain)
+        self.journal_id = uuid.uuid4().hex  # this journal lives and dies with the process
         self._fills: list[tuple[Order, StoredFill]] = []  # every fill, in journal order
 
     async def admit(self, order: Order, policy: Policy, now: int, cap: int | None = None) -> Admission:

@@ -35,7 +35,7 @@ OPEN = sorted(OPEN_STATUSES)
 # 5: the event journal (every order and trading-state event, numbered in commit order).
 # 6: orders indexed by status and seq (a listing filtered by status reads its page),
 # events by order and seq (a page of an order's fills reads that page).
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -183,6 +183,8 @@ journal_head = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("seq", BigInteger, nullable=False),
+    # Names this journal (seqs mean something only within it): made once, by migration 10.
+    Column("journal_id", String(32)),
 )
 events = Table(
     "events",

@@ -74,6 +74,7 @@ from app.store.schema import (
     balances,
     events,
     fills,
+    journal_head,
     orders,
     prepare,
     quotes,
@@ -385,6 +386,7 @@ class SqlStore:
                 if self.name == "postgresql":
                     conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
                 prepare(conn, TradingStateName.ACTIVE.value, now_micros())
+                self.journal_id: str = conn.execute(select(journal_head.c.journal_id)).scalar_one()
         except SchemaError as error:
             self.engine.dispose()
             raise StoreUnavailable(f"cannot open the {self.name} store: {error}") from None

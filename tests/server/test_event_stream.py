@@ -218,6 +218,23 @@ def test_after_a_restart_a_client_resuming_gets_exactly_what_it_missed(tmp_path:
     ]
 
 
+def test_the_journal_id_says_whether_a_seq_from_before_a_restart_still_means_the_same(tmp_path: Path) -> None:
+    """A memory store numbers from 1 again at each start, under a new Journal-Id; a
+    SQLite file keeps its journal and its id. The stream and the events page name it."""
+
+    def journal_ids(env: dict[str, str]) -> set[str]:
+        with running_server(tmp_path, env) as server, stream(server) as live:
+            _, page_headers, _ = server.fetch("GET", "/execution/events")
+            return {live.response.getheader("Journal-Id") or "", page_headers["journal-id"]}
+
+    memory = [journal_ids({}) for _ in range(2)]
+    sqlite = [journal_ids({"STORAGE_URL": f"sqlite:///{tmp_path / 'orders.db'}"}) for _ in range(2)]
+    for ids in memory + sqlite:
+        assert len(ids) == 1  # the stream and the page name one journal
+    assert memory[0] != memory[1]
+    assert sqlite[0] == sqlite[1]
+
+
 # -- several workers on one database --------------------------------------------------------
 
 

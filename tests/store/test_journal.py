@@ -3,6 +3,7 @@ no gaps in the step that made them, read back as of their events, filtered, and 
 (SQL: across a restart; memory: the newest EVENTS_RETAIN)."""
 
 import asyncio
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -161,6 +162,28 @@ def test_a_sqlite_journal_is_kept_across_a_restart(tmp_path: Path) -> None:
         ]
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_durable_journal_has_one_id_for_every_worker_and_restart(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    ours = open_test_store(kind, tmp_path, request)
+    url = str(ours.engine.url.render_as_string(hide_password=False))  # type: ignore[attr-defined]
+    theirs = SqlStore(url)  # as another worker, or this one after a restart
+    another = SqlStore(f"sqlite:///{tmp_path / 'another.db'}")
+    try:
+        assert re.fullmatch(r"[0-9a-f]{32}", ours.journal_id)
+        assert theirs.journal_id == ours.journal_id
+        assert another.journal_id != ours.journal_id  # another database numbers another journal
+    finally:
+        for store in (ours, theirs, another):
+            store.close()
+
+
+def test_a_memory_journal_is_another_one_at_each_start() -> None:
+    """Its seqs start again at 1 with each start: a seq from before means nothing after."""
+    assert InMemoryStore().journal_id != InMemoryStore().journal_id
 
 
 def test_the_memory_store_keeps_only_the_newest_events() -> None:

@@ -332,6 +332,8 @@ def test_a_legacy_database_upgrades_in_place_with_its_data(databases: Databases,
     assert [row["fill_id"] for row in journaled] == [fill["fill_id"] for fill in before["fills"]]
     assert [row["seq"] for row in journaled] == list(range(1, len(before["fills"]) + 1))
     assert scalar(engine, "SELECT seq FROM journal_head") == len(before["fills"])
+    # Schema 10: the journal gets its id, once.
+    assert re.fullmatch(r"[0-9a-f]{32}", scalar(engine, "SELECT journal_id FROM journal_head"))
     final = {order["order_id"]: order for order in orders}
     so_far: dict[str, Decimal] = {}
     for row, fill in zip(journaled, before["fills"], strict=True):
@@ -393,13 +395,14 @@ def test_version_5_gets_the_status_index_and_keeps_its_orders(databases: Databas
     assert indexes["orders_by_status"] == ["status", "seq"]
     after = {table: rows(engine, table) for table in ORDER_BY}
     # (And 0007 gives each stored quote no known time, 0008 each fill no provenance,
-    # 0009 each quote no depth: see the legacy upgrade above.)
+    # 0009 each quote no depth, 0010 the journal its id: see the legacy upgrade above.)
     quotes = [{**quote, "ts": None, "depth": None} for quote in before["quotes"]]
     fills = [{**fill, **NO_PROVENANCE} for fill in before["fills"]]
     # 0009: no order has a place in a queue, and no instrument has queues.
     orders = [{**order, "queue_place": None} for order in before["orders"]]
     assert rows(engine, "queues") == []
-    assert after == before | {"schema_version": [{"version": 9}], "quotes": quotes, "fills": fills, "orders": orders}
+    version = [{"version": SCHEMA_VERSION}]
+    assert after == before | {"schema_version": version, "quotes": quotes, "fills": fills, "orders": orders}
     assert len(after["orders"]) >= 12
     assert drift(engine) == []
 

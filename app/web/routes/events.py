@@ -69,6 +69,18 @@ class FirstMessage(BaseModel):
     order_id: str | None = Field(default=None, min_length=1, max_length=48)
 
 
+# Names the journal whose seqs an answer holds: a client that kept a seq checks it is
+# the same journal before resuming from it (a memory store's starts over at a restart).
+JOURNAL_HEADER = "Journal-Id"
+JOURNAL_ID = {
+    JOURNAL_HEADER: {
+        "description": "The journal the seqs belong to: the same until its numbering starts again (a memory "
+        "store's restart), then another; a client resumes from a seq only within the same journal",
+        "schema": {"type": "string"},
+    }
+}
+
+
 def parse_types(text: str | None) -> frozenset[EventType] | None:
     if text is None:
         return None
@@ -94,15 +106,17 @@ TAGS: list[str | Enum] = ["events"]
 
 def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settings) -> None:
     queue = settings.events_queue
+    journal_header = {JOURNAL_HEADER: journal.id}
 
     @routes.get(
         "/execution/events",
         response_model=EventPage,
-        responses={**BAD_QUERY, **EXPIRED},
+        responses={200: {"headers": JOURNAL_ID}, **BAD_QUERY, **EXPIRED},
         dependencies=[Depends(refuse_unknown_query)],
         tags=TAGS,
     )
     async def list_events(
+        response: Response,
         *,
         after: After = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
@@ -116,6 +130,7 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
         the history asked for is no longer kept."""
         keep = EntryFilter(parse_types(types), exchange, symbol, order_id)
         entries, next_after = await journal.page(after or 0, limit, keep)
+        response.headers.update(journal_header)
         return {"items": [entry_view(entry) for entry in entries], "next_after": next_after}
 
     @routes.get(
@@ -128,6 +143,7 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
                 "`data: <the event as GET /execution/events shows it>`; a comment line as heartbeat; a last "
                 '`event: overflow` (data: `{"last_seq": N}`) when the client reads too slowly to keep up',
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "headers": JOURNAL_ID,
             },
             **BAD_QUERY,
             **EXPIRED,
@@ -165,7 +181,9 @@ def add_routes(routes: APIRouter, journal: Journal, feed: Feed, settings: Settin
         else:
             await feed.check(start)
         deliveries = feed.follow(start, keep, queue=queue)
-        return EventSourceResponse(_sse(feed, start, deliveries), headers={"Cache-Control": "no-cache"})
+        return EventSourceResponse(
+            _sse(feed, start, deliveries), headers={"Cache-Control": "no-cache", **journal_header}
+        )
 
     @routes.websocket("/execution/events/ws")
     async def events_socket(websocket: WebSocket) -> None:
