@@ -105,7 +105,7 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
         resource.add_routes(app.router, service)
     journal_routes.add_routes(app.router, service.journal, feed, settings)
     docs.add_routes(app.router, OPENAPI_URL, app.title)
-    ui.add_routes(app.router, token_required=token is not None)
+    ui.add_routes(app.router, token_required=token is not None, heartbeat_seconds=settings.events_heartbeat_seconds)
 
     install_openapi(
         app, bearer_token=token is not None, exchanges=settings.allowed_exchanges, symbols=settings.allowed_symbols

@@ -2,6 +2,8 @@
 what a bot does over HTTP shows on the page as it happens, the page's buttons act on
 the service, the token is asked for and checked, and a dropped stream resumes."""
 
+import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,13 +32,19 @@ class OpsPage:
         self.page = page
         self.errors: list[str] = []
         self.requests: list[Request] = []
+        self.ended: list[Request] = []  # answered whole, or failed (an aborted stream included)
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
         page.on("request", self._request)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
 
     def _request(self, request: Request) -> None:
         # A method, not `list.append`: Playwright's event wrapper cannot take a builtin.
         self.requests.append(request)
+
+    def _ended(self, request: Request) -> None:
+        self.ended.append(request)
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -64,6 +72,14 @@ def tab(browser: Browser) -> Iterator[OpsPage]:
         yield OpsPage(context.new_page())
     finally:
         context.close()
+
+
+@contextmanager
+def serving(tmp_path: Path, port: int, env: dict[str, str], run: int) -> Iterator[Server]:
+    """A server on a given port: stopped and started again there, the page finds it."""
+    log = tmp_path / f"run-{run}.log"
+    with running_uvicorn(APP, port, log=log, env=env) as process:
+        yield Server(f"http://127.0.0.1:{port}", process, log)
 
 
 def post(server: Server, path: str, body: dict[str, Any], token: str | None = None) -> Any:
@@ -229,21 +245,14 @@ def test_with_a_token_the_page_asks_for_it_sends_it_and_says_when_it_is_wrong(br
 def test_a_dropped_stream_resumes_without_lost_or_doubled_rows(browser: Browser, tmp_path: Path) -> None:
     port = free_port()
     env = {**EXAMPLE_ENV, "STORAGE_URL": f"sqlite:///{tmp_path / 'orders.db'}"}
-
-    @contextmanager
-    def serving(run: int) -> Iterator[Server]:
-        log = tmp_path / f"run-{run}.log"
-        with running_uvicorn(APP, port, log=log, env=env) as process:
-            yield Server(f"http://127.0.0.1:{port}", process, log)
-
     with tab(browser) as ops:
-        with serving(1) as server:
+        with serving(tmp_path, port, env, 1) as server:
             ops.open(server).live()
             first = [post(server, URL, limit(f"before-{n}", 100.0 - n))["order_id"] for n in range(3)]
             post(server, QUOTES, quote(98.0, 99.0))  # fills before-0 and before-1 (100, 99)
             expect(ops.page.locator("#fills tbody tr")).to_have_count(2, timeout=WAIT_MS)
         expect(ops.page.locator("#stream-status")).not_to_have_text("live", timeout=WAIT_MS)
-        with serving(2) as server:
+        with serving(tmp_path, port, env, 2) as server:
             # Events while the page is still away: it must pick them up on resuming.
             later = [post(server, URL, limit(f"after-{n}", 90.0 - n))["order_id"] for n in range(2)]
             post(server, QUOTES, quote(97.0, 98.0))  # fills before-2 (98)
@@ -257,6 +266,77 @@ def test_a_dropped_stream_resumes_without_lost_or_doubled_rows(browser: Browser,
         assert sorted(shown) == sorted(open_now) == sorted([*later, latest["order_id"]])
         assert [f["order_id"] for f in fills["items"]] == first  # 100 and 99 before the restart, 98 after
         assert ops.column("fills", 1) == [str(f["seq"]) for f in reversed(fills["items"])]
+
+
+def test_after_a_memory_store_restart_the_page_loads_the_new_journal_instead_of_resuming(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """A restarted memory store numbers from 1 again: by the time the page is back, it
+    may have numbered past the seq the page kept, so no 410 warns it. The Journal-Id
+    does: the page reads everything again instead of resuming."""
+    port = free_port()
+    blocked = "**/execution/events/stream*"
+    with tab(browser) as ops:
+        with serving(tmp_path, port, EXAMPLE_ENV, 1) as server:
+            ops.open(server).live()
+            gone = [post(server, URL, limit(f"before-{n}", 90.0))["order_id"] for n in range(2)]
+            expect(ops.page.locator("#open-orders tbody tr")).to_have_count(2, timeout=LIVE_MS)
+        ops.page.route(blocked, lambda route: route.abort())  # away until the new journal is past seq 2
+        with serving(tmp_path, port, EXAMPLE_ENV, 2) as server:
+            new = [post(server, URL, limit(f"after-{n}", 80.0))["order_id"] for n in range(4)]
+            ops.page.unroute(blocked)
+            ops.live()
+            rows = ops.page.locator("#open-orders tbody tr")
+            expect(rows).to_have_count(4, timeout=WAIT_MS)
+            shown = rows.evaluate_all("rows => rows.map(r => r.dataset.orderId)")
+            assert sorted(shown) == sorted(new)
+            assert not set(shown) & set(gone)
+
+
+def test_a_stalled_stream_is_noticed_and_followed_again(browser: Browser, tmp_path: Path) -> None:
+    """A connection that stays open but carries nothing (a frozen server here; a proxy or
+    NAT dropping it silently in life) shows as reconnecting once no heartbeat came for
+    twice the heartbeat time and a second, and the page follows again when it can."""
+    with running_server(tmp_path, {"EVENTS_HEARTBEAT_SECONDS": "1"}) as server, tab(browser) as ops:
+        ops.open(server).live()
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            expect(ops.page.locator("#stream-status")).to_have_text(
+                "reconnecting (nothing received for 3 s)", timeout=WAIT_MS
+            )
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        ops.live()
+        order = post(server, URL, limit("after-the-stall", 90.0))
+        expect(ops.order_row(order["order_id"])).to_be_visible(timeout=WAIT_MS)
+
+
+def test_a_failed_first_load_leaves_no_stream_open_and_the_page_recovers(browser: Browser, tmp_path: Path) -> None:
+    failing = "**/execution/orders?status=*"
+    with running_server(tmp_path) as server, tab(browser) as ops:
+        page = ops.page
+        page.route(failing, lambda route: route.fulfill(status=503, json={"detail": "store down", "code": "X"}))
+        ops.open(server)
+        expect(page.locator("#stream-status")).to_contain_text("503 store down", timeout=WAIT_MS)
+        page.unroute(failing)
+        ops.live()
+        order = post(server, URL, limit("after-recovery", 90.0))
+        expect(ops.order_row(order["order_id"])).to_be_visible(timeout=LIVE_MS)
+        streams = [r for r in ops.requests if "/execution/events/stream" in r.url]
+        assert len(streams) >= 2
+        # Each stream whose load failed was closed: only the one followed now is open.
+        assert [r for r in streams if r not in ops.ended] == [streams[-1]]
+
+
+def test_a_token_that_cannot_be_sent_as_a_header_is_refused_on_the_page(browser: Browser, tmp_path: Path) -> None:
+    with running_server(tmp_path, {"EXECUTION_API_TOKEN": TOKEN}) as server, tab(browser) as ops:
+        page = ops.open(server).page
+        page.fill("#token-input", "t\u00f6ken with spaces-0123456789")
+        page.press("#token-input", "Enter")
+        expect(page.locator("#token-error")).to_contain_text("printable ASCII characters, without spaces")
+        expect(page.locator("#dashboard")).to_be_hidden()
+        assert not [r for r in ops.requests if "/execution/" in r.url]
+        assert page.evaluate("() => sessionStorage.length") == 0
 
 
 def test_a_screenshot_of_the_page_in_use(browser: Browser, tmp_path: Path) -> None:

@@ -43,19 +43,21 @@ def asset_url(name: str) -> str:
 
 
 @cache
-def page_html(token_required: bool) -> str:
-    """The page: its template with the assets' URLs, and whether to ask for a token.
-    Nothing from a request is put into it."""
+def page_html(token_required: bool, heartbeat_seconds: float) -> str:
+    """The page: its template with the assets' URLs, whether to ask for a token, and how
+    often a quiet event stream sends a heartbeat (so it can tell a stalled one). Nothing
+    from a request is put into it."""
     template = Template((PAGE / "index.html").read_text(encoding="utf-8"))
     return template.substitute(
         token_required="true" if token_required else "false",
+        heartbeat_seconds=repr(float(heartbeat_seconds)),
         script_url=asset_url("ui.js"),
         style_url=asset_url("ui.css"),
         icon_url=asset_url("icon.svg"),
     )
 
 
-def add_routes(routes: APIRouter, *, token_required: bool) -> None:
+def add_routes(routes: APIRouter, *, token_required: bool, heartbeat_seconds: float) -> None:
 
     @routes.get("/", include_in_schema=False)
     async def root(request: Request) -> RedirectResponse:
@@ -64,7 +66,7 @@ def add_routes(routes: APIRouter, *, token_required: bool) -> None:
 
     @routes.get(PAGE_PATH, include_in_schema=False)
     async def ops_page() -> HTMLResponse:
-        return HTMLResponse(page_html(token_required), headers=PAGE_HEADERS)
+        return HTMLResponse(page_html(token_required, heartbeat_seconds), headers=PAGE_HEADERS)
 
     for name, media_type in ASSETS.items():
         routes.add_api_route(f"{ASSETS_PATH}/{name}", file_endpoint(PAGE / name, media_type), include_in_schema=False)

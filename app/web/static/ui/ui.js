@@ -14,15 +14,29 @@
   const CHART_POINTS = 1800; // P&L samples kept (an hour at the default refresh)
   const RETRY_FIRST_MS = 500;
   const RETRY_MOST_MS = 10000;
+  const JOURNAL_HEADER = "Journal-Id"; // names the journal the stream's seqs belong to
+  // Bytes a header value may hold (fetch refuses others), and no space: a token sent
+  // as `Bearer <token>` is made of these.
+  const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
 
   const byId = (id) => document.getElementById(id);
-  const tokenRequired = document.querySelector('meta[name="token-required"]').content === "true";
+  const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
+  const tokenRequired = meta("token-required") === "true";
+  // The service sends a heartbeat once a stream is quiet for half of this; a stream
+  // silent for twice as long (and a second) is stalled.
+  const heartbeatSeconds = Number(meta("events-heartbeat-seconds"));
+  const STREAM_SILENCE_MS = (2 * heartbeatSeconds + 1) * 1000;
   const refreshMs = refreshInterval(new URLSearchParams(location.search).get("refresh"));
   let token = sessionStorage.getItem(TOKEN_KEY) || "";
   let session = null;
 
   class Unauthorized extends Error {}
   class Expired extends Error {}
+  class Stalled extends Error {
+    constructor() {
+      super(`nothing received for ${STREAM_SILENCE_MS / 1000} s`);
+    }
+  }
 
   // `?refresh=S`: seconds between reads of positions, balances and health (0.2-60, default 2).
   function refreshInterval(text) {
@@ -113,14 +127,19 @@
   class Session {
     constructor() {
       this.orders = new Map(); // order_id -> order, open ones only
+      this.openTruncated = false; // more were open at the load than it read
+      this.canceling = new Set(); // order ids whose cancel is on its way
       this.fills = new Map(); // seq -> fill, the newest RECENT_FILLS
       this.after = null; // the last seq applied (null: not started)
+      this.journalId = null; // the journal those seqs belong to
+      this.opened = false; // the current stream sent its opening
       this.pnl = []; // [time ms, total P&L]
       this.stopped = false;
       this.controller = null;
       this.timers = new Set();
       this.drawPending = false;
-      this.refreshPending = false;
+      this.refreshing = false;
+      this.refreshAgain = false;
       this.refreshFailed = false;
     }
 
@@ -153,9 +172,9 @@
     async follow() {
       let delay = RETRY_FIRST_MS;
       while (!this.stopped) {
+        this.opened = false;
         try {
           await this.readStream();
-          delay = RETRY_FIRST_MS; // it ran: a closed stream (overflow, restart) is resumed at once
           setText("stream-status", "reconnecting", "warn-text");
         } catch (error) {
           if (this.stopped) return;
@@ -166,33 +185,59 @@
           if (error instanceof Expired) this.after = null; // history gone: load everything again
           setText("stream-status", `reconnecting (${error.message})`, "bad");
         }
+        if (this.opened) delay = RETRY_FIRST_MS; // it ran: no backoff carried over
         await sleep(delay);
         delay = Math.min(delay * 2, RETRY_MOST_MS);
       }
     }
 
+    // One connection, until it ends or fails. Nothing at all for STREAM_SILENCE_MS (the
+    // service sends a heartbeat well within it) means a stalled connection: dropped.
     async readStream() {
-      this.controller = new AbortController();
-      const query = this.after === null ? "" : `?after=${this.after}`;
-      const response = await fetch(`execution/events/stream${query}`, {
-        cache: "no-store",
-        headers: headers({ Accept: "text/event-stream" }),
-        signal: this.controller.signal,
-      });
-      if (!response.ok) throw await failure(response, "the event stream");
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done || this.stopped) return;
-        buffer += value;
-        let end = buffer.indexOf("\n\n");
-        while (end >= 0) {
-          await this.receive(parseMessage(buffer.slice(0, end)));
-          buffer = buffer.slice(end + 2);
-          end = buffer.indexOf("\n\n");
+      const controller = new AbortController();
+      this.controller = controller;
+      let watchdog = null;
+      const arm = () => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => controller.abort(new Stalled()), STREAM_SILENCE_MS);
+      };
+      arm();
+      try {
+        const query = this.after === null ? "" : `?after=${this.after}`;
+        const response = await fetch(`execution/events/stream${query}`, {
+          cache: "no-store",
+          headers: headers({ Accept: "text/event-stream" }),
+          signal: controller.signal,
+        });
+        if (!response.ok) throw await failure(response, "the event stream");
+        const type = response.headers.get("Content-Type") || "none";
+        if (!type.startsWith("text/event-stream")) throw new Error(`the event stream answered ${type}`);
+        this.checkJournal(response.headers.get(JOURNAL_HEADER));
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          arm();
+          const { value, done } = await reader.read();
+          if (done || this.stopped) return;
+          buffer += value;
+          let end = buffer.indexOf("\n\n");
+          while (end >= 0) {
+            await this.receive(parseMessage(buffer.slice(0, end)));
+            buffer = buffer.slice(end + 2);
+            end = buffer.indexOf("\n\n");
+          }
         }
+      } finally {
+        clearTimeout(watchdog);
+        controller.abort(); // a failure above leaves no connection open behind it
       }
+    }
+
+    // Seqs number one journal: a memory store's starts again at 1 with a new id when
+    // the service restarts. Another journal than the one followed: load everything.
+    checkJournal(id) {
+      if (id !== this.journalId) this.after = null;
+      this.journalId = id;
     }
 
     async receive(message) {
@@ -208,6 +253,8 @@
         // The opening: the seq the stream starts after. The first one loads the state
         // as it is now; the events after that seq are then applied on top, in order.
         if (this.after === null) await this.load(Number(message.id));
+        if (this.stopped) return;
+        this.opened = true;
         setText("stream-status", "live", "ok");
       }
     }
@@ -218,27 +265,28 @@
         api("GET", `execution/fills?after=${Math.max(0, head - FILL_WINDOW)}&limit=1000`),
         api("GET", "execution/trading-state"),
       ]);
-      this.orders = new Map(open.map((order) => [order.order_id, order]));
+      if (this.stopped) return;
+      this.orders = new Map(open.orders.map((order) => [order.order_id, order]));
+      this.openTruncated = open.truncated;
       this.fills = new Map();
       for (const fill of fills.items) this.addFill(fill);
-      showTradingState(state);
+      showTradingState(state, true);
       this.after = head;
       showError("");
       this.draw();
-      this.refreshSoon();
     }
 
     async openOrders() {
-      const found = [];
+      const orders = [];
       let cursor = null;
       for (let page = 0; page < OPEN_PAGES; page += 1) {
         const next = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`;
         const answer = await api("GET", `execution/orders?status=NEW,PARTIALLY_FILLED&limit=1000${next}`);
-        found.push(...answer.items);
+        orders.push(...answer.items);
         cursor = answer.next_cursor;
         if (cursor === null) break;
       }
-      return found;
+      return { orders, truncated: cursor !== null };
     }
 
     apply(event) {
@@ -253,7 +301,7 @@
       }
       if (event.fill) {
         this.addFill(event.fill);
-        this.refreshSoon(); // the position and balances it changed
+        this.refresh(); // the position and balances it changed
       }
       this.drawSoon();
     }
@@ -281,15 +329,18 @@
       drawFills(this);
     }
 
-    async cancel(orderId, button) {
-      button.disabled = true;
+    async cancel(orderId) {
+      this.canceling.add(orderId);
+      this.draw();
       try {
         const order = await api("POST", `execution/orders/${encodeURIComponent(orderId)}/cancel`);
+        if (this.stopped) return;
         this.orders.delete(order.order_id);
-        this.draw();
       } catch (error) {
-        button.disabled = false;
         this.failed(error);
+      } finally {
+        this.canceling.delete(orderId);
+        if (!this.stopped) this.draw();
       }
     }
 
@@ -298,16 +349,25 @@
       this.refresh().finally(() => this.later(refreshMs, () => this.poll()));
     }
 
-    refreshSoon() {
-      if (this.refreshPending) return;
-      this.refreshPending = true;
-      this.later(50, () => {
-        this.refreshPending = false;
-        this.refresh();
-      });
+    // One refresh at a time: asked for while one runs, one more follows it, so a burst
+    // of fills costs the service two reads, and an older answer never draws last.
+    async refresh() {
+      if (this.refreshing) {
+        this.refreshAgain = true;
+        return;
+      }
+      this.refreshing = true;
+      try {
+        do {
+          this.refreshAgain = false;
+          await this.refreshOnce();
+        } while (this.refreshAgain && !this.stopped);
+      } finally {
+        this.refreshing = false;
+      }
     }
 
-    async refresh() {
+    async refreshOnce() {
       const [health, capabilities, account] = await Promise.allSettled([
         api("GET", "healthz"),
         api("GET", "capabilities"),
@@ -331,10 +391,16 @@
     }
   }
 
-  function showTradingState(state) {
+  // The state shown is the newest seen: a PUT's answer that lands after the event of a
+  // later change (another operator's) does not draw over it.
+  let shownStateTs = "";
+  function showTradingState(state, fresh = false) {
+    const since = state.updated_ts_utc || "";
+    if (!fresh && since < shownStateTs) return;
+    shownStateTs = since;
     setText("trading-state", state.state, `state ${state.state}`);
     setText("trading-reason", state.reason ? `— ${state.reason}` : "");
-    setText("trading-updated", state.updated_ts_utc ? `since ${state.updated_ts_utc}` : "");
+    setText("trading-updated", since ? `since ${since}` : "");
   }
 
   // The header: the store (reached through the positions and balances just read), the
@@ -383,14 +449,16 @@
       const button = document.createElement("button");
       button.type = "button";
       button.textContent = "Cancel";
-      button.addEventListener("click", () => current.cancel(order.order_id, button));
+      button.disabled = current.canceling.has(order.order_id);
+      button.addEventListener("click", () => current.cancel(order.order_id));
       action.append(button);
       row.append(action);
       return row;
     });
     byId("open-orders").tBodies[0].replaceChildren(...rows);
+    const more = current.openTruncated ? "+ (more than the page reads at once)" : "";
     const shown = orders.length > SHOWN_ORDERS ? ` (newest ${SHOWN_ORDERS} shown)` : "";
-    setText("open-count", `${orders.length}${shown}`);
+    setText("open-count", `${orders.length}${more}${shown}`);
   }
 
   function drawFills(current) {
@@ -510,8 +578,12 @@
         const body = { state, cancel_open_orders: cancelOpen };
         if (reason) body.reason = reason;
         try {
-          showTradingState(await api("PUT", "execution/trading-state", body));
+          const changed = await api("PUT", "execution/trading-state", body);
+          if (current.stopped) return;
+          showTradingState(changed);
           showError("");
+          byId("control-reason").value = ""; // a choice made for one change, not the next
+          byId("control-cancel").checked = false;
         } catch (error) {
           current.failed(error);
         }
@@ -535,6 +607,7 @@
     if (from !== session) return; // told once per session
     session.stop();
     session = null;
+    for (const id of ["store-status", "intake-status", "market-status"]) setText(id, "…", "");
     token = "";
     sessionStorage.removeItem(TOKEN_KEY);
     askForToken(`The service refused the token (401: ${detail}). Enter the EXECUTION_API_TOKEN it was started with.`);
@@ -551,10 +624,15 @@
     session.start();
   }
 
-  function useToken() {
+  function useToken(event) {
+    event.preventDefault(); // the form is never sent anywhere
     const given = byId("token-input").value.trim();
     if (!given) {
       askForToken("Enter the token.");
+      return;
+    }
+    if (!TOKEN_CHARACTERS.test(given)) {
+      askForToken("A token is made of printable ASCII characters, without spaces: this one cannot be sent.");
       return;
     }
     byId("token-input").value = "";
@@ -563,10 +641,7 @@
     begin();
   }
 
-  byId("token-submit").addEventListener("click", useToken);
-  byId("token-input").addEventListener("keydown", (event) => {
-    if (event.key === "Enter") useToken();
-  });
+  byId("token-form").addEventListener("submit", useToken);
 
   begin();
 })();
