@@ -8,11 +8,12 @@ store when scraped, so with a shared store any worker gives the whole picture.
 """
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app.core.vocabulary import OrderStatus
@@ -45,6 +46,48 @@ class StoreSnapshot(Collector):
         yield info
 
 
+@dataclass(frozen=True)
+class FeedSample:
+    """One instrument's market data feed, as a scrape sees it."""
+
+    exchange: str
+    symbol: str
+    age_seconds: float | None  # since its latest data was taken; None: none yet
+    books: int
+    trades: int
+    refused: int
+    reconnects: int
+
+
+class FeedSnapshot(Collector):
+    """The feeds this process runs, read at scrape time (each process its own)."""
+
+    def __init__(self, samples: Callable[[], Iterable[FeedSample]]) -> None:
+        self.samples = samples
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        labels = ["exchange", "symbol"]
+        age = GaugeMetricFamily(
+            "execution_market_data_age_seconds", "Seconds since the feed's latest data was taken", labels=labels
+        )
+        messages = CounterMetricFamily(
+            "execution_market_data_messages",
+            "Market data a feed received, by kind (book, trade, refused: taken by neither)",
+            labels=[*labels, "kind"],
+        )
+        reconnects = CounterMetricFamily(
+            "execution_market_data_reconnects", "Times a feed lost its connection and connected again", labels=labels
+        )
+        for sample in self.samples():
+            instrument = [sample.exchange, sample.symbol]
+            if sample.age_seconds is not None:
+                age.add_metric(instrument, sample.age_seconds)
+            for kind, count in (("book", sample.books), ("trade", sample.trades), ("refused", sample.refused)):
+                messages.add_metric([*instrument, kind], count)
+            reconnects.add_metric(instrument, sample.reconnects)
+        yield from (age, messages, reconnects)
+
+
 class Metrics:
     """The service's counters and the request latency histogram."""
 
@@ -70,6 +113,11 @@ class Metrics:
         self._duplicate = self._intents.labels("duplicate", "")
         self._rejected: dict[str, Any] = {}
         self._latency_of: dict[tuple[str, str, int], Any] = {}
+        self._feeds: FeedSnapshot | None = None
+
+    def watch_feeds(self, samples: Callable[[], Iterable[FeedSample]]) -> None:
+        """Show the market data feeds `samples` describes on every scrape."""
+        self._feeds = FeedSnapshot(samples)
 
     def intent_created(self) -> None:
         self._created.inc()
@@ -107,4 +155,6 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         store = CollectorRegistry()
         store.register(StoreSnapshot(store_name, by_status))
+        if self._feeds is not None:
+            store.register(self._feeds)
         return generate_latest(registry) + generate_latest(store)

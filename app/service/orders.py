@@ -28,6 +28,7 @@ from app.service.errors import (
     RateLimited,
 )
 from app.service.journal import Journal
+from app.service.market_feeds import ExchangeFeed, MarketFeeds
 from app.service.rate_limit import TokenBucket
 from app.service.reporting import Reporter
 from app.service.settings import Settings
@@ -112,6 +113,7 @@ class CapabilitiesInfo:
     degraded_reason: str | None
     generated_at: str
     stale_market_data: list[str]
+    market_data_feeds: list[ExchangeFeed]
 
 
 class OrderService:
@@ -148,6 +150,8 @@ class OrderService:
             store.name, store.blocking, settings.store_timeout_ms, store.quick, store.wait_for
         )
         self.journal = Journal(store, self._store_call)
+        # The feeds running beside this service (app.venues fills it in; none: empty).
+        self.feeds = MarketFeeds()
         self._bucket = (
             None
             if settings.max_intents_per_second is None
@@ -163,6 +167,7 @@ class OrderService:
             *(["rate_limit"] if self._bucket is not None else []),
             *(["max_quote_age"] if self._max_quote_age is not None else []),
             *(["latency"] if settings.latency_ms else []),
+            *(["market_data_feeds"] if settings.market_data_feeds else []),
         ]
         if settings.paper_balances is not None:
             assets = {asset for symbol in settings.allowed_symbols for asset in assets_of(symbol)}
@@ -399,7 +404,13 @@ class OrderService:
         return await self._store_call(self.store.positions)
 
     async def capabilities(self) -> CapabilitiesInfo:
-        reason = self._degraded_reason or await self._trading_reason() or await self._store_reason()
+        stale = await self._stale_market_data()
+        reason = (
+            self._degraded_reason
+            or await self._trading_reason()
+            or await self._store_reason()
+            or self._stale_feeds_reason(stale)
+        )
         return CapabilitiesInfo(
             service=self.settings.service_name,
             version=self.settings.service_version,
@@ -408,8 +419,20 @@ class OrderService:
             store=self.store.name,
             degraded_reason=reason,
             generated_at=iso_z(self.clock()),
-            stale_market_data=await self._stale_market_data(),
+            stale_market_data=stale,
+            market_data_feeds=self.feeds.exchanges,
         )
+
+    def _stale_feeds_reason(self, stale: list[str]) -> str | None:
+        """Why orders of fed instruments do not fill now, if some do not: their feed's
+        data is older than MAX_QUOTE_AGE_MS, or none has come yet."""
+        if self._max_quote_age is None:
+            return None
+        fed = self.feeds.instruments()
+        behind = [feed.instrument for feed in fed if feed.received_at is None or feed.instrument in stale]
+        if not behind:
+            return None
+        return f"market data feeds behind (older than MAX_QUOTE_AGE_MS, or none yet): {', '.join(behind)}"
 
     async def _stale_market_data(self) -> list[str]:
         """The instruments (`exchange:symbol`) whose latest market data is older than

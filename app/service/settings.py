@@ -1,9 +1,12 @@
 """Settings read from the environment once, at start-up."""
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -28,6 +31,27 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DEFAULT_MEMORY_MAX_ORDERS = 1_000_000
 MIN_TOKEN_LENGTH = 16
 BasisPoints = Annotated[Decimal, Field(ge=0, le=10_000, allow_inf_nan=False)]
+
+
+def check_base(base: str) -> str:
+    """`base` if it is only scheme://host[:port], http or https (what replaces an
+    exchange's addresses, their paths kept); else ValueError saying why."""
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{base!r} is not an http:// or https:// URL with a host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{base!r} must be only scheme://host[:port]: the exchange's paths are kept")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError as error:
+        raise ValueError(f"{base!r}: {error}") from None
+    return base
+
+
+def market_data_urls(environment: Mapping[str, str]) -> dict[str, str]:
+    """MARKET_DATA_URL_<EXCHANGE> variables: exchange id (lower case) -> base URL."""
+    prefix = "MARKET_DATA_URL_"
+    return {name[len(prefix) :].lower(): value for name, value in environment.items() if name.startswith(prefix)}
 
 
 def parse_allowlist(value: object) -> object:
@@ -94,8 +118,39 @@ class Settings(BaseSettings):
     events_retain: Annotated[int, Field(ge=1, le=10_000_000)] = DEFAULT_EVENTS_RETAIN
     events_queue: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     events_heartbeat_seconds: Annotated[float, Field(gt=0, le=15)] = 15.0
+    # Exchanges whose public books and trades of every allowlisted symbol are followed
+    # through ccxt and fed to the fill model; each must be allowlisted. Empty: none
+    # (and ccxt is never imported).
+    market_data_feeds: Annotated[frozenset[str], NoDecode] = frozenset()
+    # MARKET_DATA_URL_<EXCHANGE>: the scheme, host and port that replace those of every
+    # address of that exchange's feed (load_settings reads them from the environment).
+    market_data_urls: dict[str, str] = Field(default_factory=dict)
 
-    _split = field_validator("allowed_symbols", "allowed_exchanges", mode="before")(parse_allowlist)
+    _split = field_validator("allowed_symbols", "allowed_exchanges", "market_data_feeds", mode="before")(
+        parse_allowlist
+    )
+
+    @field_validator("market_data_feeds", mode="after")
+    @classmethod
+    def _allowlisted_feeds(cls, value: frozenset[str], info: ValidationInfo) -> frozenset[str]:
+        missing = sorted(value - info.data.get("allowed_exchanges", frozenset()))
+        if missing:
+            raise ValueError(f"{', '.join(missing)} not in ALLOWED_EXCHANGES: a feed is for an allowlisted exchange")
+        # Every process sharing a database would feed it the same data again (a print
+        # applied twice fills twice): until one feed per instrument is elected across
+        # processes, feeds run with the memory store, where each process is alone.
+        if value and info.data.get("storage_url", "memory://") != "memory://":
+            raise ValueError("feeds run with the memory store only for now (STORAGE_URL=memory://)")
+        return value
+
+    @field_validator("market_data_urls", mode="after")
+    @classmethod
+    def _urls_of_feeds(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        for exchange, base in value.items():
+            if exchange not in info.data.get("market_data_feeds", frozenset()):
+                raise ValueError(f"MARKET_DATA_URL_{exchange.upper()} is set but {exchange} has no feed")
+            check_base(base)
+        return value
 
     @field_validator("service_name")
     @classmethod
@@ -223,7 +278,7 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read Settings from the environment, or stop start-up with one clear line."""
     try:
-        return Settings()
+        return Settings(market_data_urls=market_data_urls(os.environ))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()

@@ -2,6 +2,7 @@
 rendering, the OpenAPI document and one router per resource."""
 
 import gc
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,8 @@ from app.service.settings import Settings
 from app.store.base import OrderStore
 from app.store.journal import MAX_READ
 from app.store.open import load_store
+from app.venues.ccxt_exchange import ccxt_exchange
+from app.venues.feeds import ExchangeFactory, MarketDataFeeds
 from app.web.errors import add_exception_handlers
 from app.web.middleware import BearerTokenMiddleware, RequestBodyMiddleware, RequestMiddleware
 from app.web.openapi import OPEN_PATHS, OPENAPI_URL, QUERY_TOKEN_PATHS, install_openapi, operation_id
@@ -25,9 +28,17 @@ from app.web.streams import Feed
 from app.web.views import entry_json
 
 
-def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings,
+    store: OrderStore | None = None,
+    *,
+    freeze_gc: bool = False,
+    exchanges: ExchangeFactory = ccxt_exchange,
+) -> FastAPI:
     """The app around `store`, or around the store `settings.storage_url` names, which
     it then also closes at shutdown (a store passed in belongs to the caller).
+    `exchanges` makes the exchanges MARKET_DATA_FEEDS names (ccxt's; tests may pass
+    their own).
 
     `freeze_gc` (for the server process, not tests): once started, everything made so
     far (modules, the OpenAPI document) is moved out of the garbage collector's sight.
@@ -53,6 +64,19 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
         heartbeat_seconds=settings.events_heartbeat_seconds,
     )
 
+    feeds = None
+    if settings.market_data_feeds:
+        feeds = MarketDataFeeds(
+            service,
+            events,
+            factory=exchanges,
+            exchanges=settings.market_data_feeds,
+            symbols=settings.allowed_symbols,
+            base_urls=settings.market_data_urls,
+        )
+        service.feeds = feeds.status
+        metrics.watch_feeds(lambda: feeds.status.samples(time.time()))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if freeze_gc:
@@ -61,9 +85,13 @@ def create_app(settings: Settings, store: OrderStore | None = None, *, freeze_gc
             gc.freeze()
         restore_signals = on_stop_signal(feed.close)
         async with the_store.serve():
+            if feeds is not None:
+                feeds.start()
             yield
             restore_signals()
             await feed.stop()
+            if feeds is not None:
+                await feeds.stop()
         if owned:
             the_store.close()
 

@@ -490,6 +490,13 @@ class Health(BaseModel):
     store: str = Field(description="Where orders are kept: memory, sqlite or postgresql")
 
 
+class MarketDataFeed(BaseModel):
+    exchange: str
+    symbols: list[str] = Field(description="Allowlisted symbols whose books and trades are followed")
+    unlisted: list[str] = Field(description="Allowlisted symbols the exchange does not list: no feed")
+    markets_loaded: bool = Field(description="Whether the exchange's markets were read (until then, no symbol runs)")
+
+
 class Capabilities(BaseModel):
     service: str
     version: str
@@ -501,4 +508,7 @@ class Capabilities(BaseModel):
     stale_market_data: list[str] = Field(
         description="Instruments (`exchange:symbol`) whose latest market data is older than MAX_QUOTE_AGE_MS: "
         "their orders fill nothing until fresh data comes (always empty without MAX_QUOTE_AGE_MS)"
+    )
+    market_data_feeds: list[MarketDataFeed] = Field(
+        description="The exchanges whose market data this process follows (MARKET_DATA_FEEDS; empty without)"
     )

@@ -65,3 +65,36 @@ def test_invalid_configuration_stops_with_one_clear_line(
     assert err.count("\n") == 1
     assert err.startswith("execution: invalid configuration: ")
     assert name in err
+
+
+def test_market_data_feeds_and_their_urls_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_EXCHANGES", "binance,okx,coinbase")
+    monkeypatch.setenv("MARKET_DATA_FEEDS", "binance, okx")
+    monkeypatch.setenv("MARKET_DATA_URL_BINANCE", "http://127.0.0.1:9000")
+    settings = load_settings()
+    assert settings.market_data_feeds == frozenset({"binance", "okx"})
+    assert settings.market_data_urls == {"binance": "http://127.0.0.1:9000"}
+    monkeypatch.delenv("MARKET_DATA_FEEDS")
+    monkeypatch.delenv("MARKET_DATA_URL_BINANCE")
+    assert (load_settings().market_data_feeds, load_settings().market_data_urls) == (frozenset(), {})
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"MARKET_DATA_FEEDS": "kraken"}, "MARKET_DATA_FEEDS: Value error, kraken not in ALLOWED_EXCHANGES"),
+        ({"MARKET_DATA_URL_BINANCE": "http://127.0.0.1:9000"}, "MARKET_DATA_URL_BINANCE is set but binance has no"),
+        ({"MARKET_DATA_FEEDS": "binance", "MARKET_DATA_URL_BINANCE": "http://h/api"}, "must be only scheme://host"),
+    ],
+)
+def test_a_feed_setting_that_cannot_work_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str], said: str
+) -> None:
+    monkeypatch.setenv("ALLOWED_EXCHANGES", "binance")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit):
+        load_settings()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert said in err

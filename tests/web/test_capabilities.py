@@ -30,7 +30,8 @@ def test_capabilities_ok(client: TestClient, store: OrderStore) -> None:
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {
-        "service", "version", "status", "features", "degraded_reason", "generated_at", "store", "stale_market_data"
+        "service", "version", "status", "features", "degraded_reason", "generated_at", "store", "stale_market_data",
+        "market_data_feeds"
     }  # fmt: skip
     assert body["store"] == store.name
     assert body["service"] == "execution"
@@ -45,6 +46,7 @@ def test_capabilities_ok(client: TestClient, store: OrderStore) -> None:
     assert body["degraded_reason"] is None
     assert body["generated_at"].endswith("Z")
     assert body["stale_market_data"] == []  # without MAX_QUOTE_AGE_MS nothing is stale
+    assert body["market_data_feeds"] == []  # without MARKET_DATA_FEEDS
 
 
 def test_capabilities_degraded_without_symbols(make_client: Callable[..., TestClient]) -> None:

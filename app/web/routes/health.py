@@ -8,7 +8,7 @@ from app.ops.clock import iso_z, now_micros
 from app.ops.metrics import CONTENT_TYPE
 from app.service.orders import OrderService
 from app.web.responses import STORE_DOWN
-from app.web.schemas import Capabilities, Health
+from app.web.schemas import Capabilities, Health, MarketDataFeed
 
 TAGS: list[str | Enum] = ["service"]
 
@@ -40,6 +40,15 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
             degraded_reason=info.degraded_reason,
             generated_at=info.generated_at,
             stale_market_data=info.stale_market_data,
+            market_data_feeds=[
+                MarketDataFeed(
+                    exchange=feed.exchange,
+                    symbols=[instrument.symbol for instrument in feed.instruments],
+                    unlisted=list(feed.unlisted),
+                    markets_loaded=feed.markets_loaded,
+                )
+                for feed in info.market_data_feeds
+            ],
         )
 
     @routes.get(

@@ -1,0 +1,31 @@
+"""The real exchanges: ccxt's (its `pro` module has the websocket `watch_*` methods).
+Imported here only, and only when a feed is configured: the import costs about a
+second and 80 MB, which a service without feeds does not pay."""
+
+import importlib
+from typing import Any, cast
+
+from app.venues.feeds import Exchange
+from app.venues.urls import rebase
+
+# Per exchange, what ccxt is told beyond its defaults: Binance's markets are read from
+# its spot API only (the futures APIs' markets are not instruments this service fills).
+OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {"fetchMarkets": {"types": ["spot"]}},
+}
+
+
+class UnknownExchange(ValueError):
+    """An exchange id ccxt does not have."""
+
+
+def ccxt_exchange(exchange_id: str, base_url: str | None) -> Exchange:
+    """ccxt's exchange of that id, its rate limiter on; with `base_url`, every address
+    it uses on that scheme, host and port (MARKET_DATA_URL_<EXCHANGE>)."""
+    pro = importlib.import_module("ccxt.pro")
+    if exchange_id not in pro.exchanges:
+        raise UnknownExchange(f"ccxt has no exchange {exchange_id!r}")
+    exchange = getattr(pro, exchange_id)({"enableRateLimit": True, "options": OPTIONS.get(exchange_id, {})})
+    if base_url is not None:
+        exchange.urls["api"] = rebase(exchange.urls["api"], base_url)
+    return cast(Exchange, exchange)
