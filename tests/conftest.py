@@ -110,7 +110,9 @@ def empty_postgres_store(url: str) -> SqlStore:
     """A store on the session's cluster, its tables emptied of earlier tests' rows."""
     store = SqlStore(url)
     with store.engine.begin() as conn:
-        conn.execute(text("TRUNCATE events, fills, orders, quotes, queues, positions, balances RESTART IDENTITY"))
+        conn.execute(
+            text("TRUNCATE events, fills, orders, quotes, queues, positions, balances, feed_leases RESTART IDENTITY")
+        )
         conn.execute(text("UPDATE journal_head SET seq = 0"))
         conn.execute(text("UPDATE trading_state SET state = 'ACTIVE', reason = NULL"))
     return store

@@ -19,6 +19,7 @@ class InstrumentFeed:
     trades: int = 0  # trades received
     refused: int = 0  # taken by neither (out of order, stale, a store failure)
     reconnects: int = 0
+    held: bool = False  # whether this process runs it (processes sharing a store take turns)
 
     @property
     def instrument(self) -> str:

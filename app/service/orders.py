@@ -404,12 +404,13 @@ class OrderService:
         return await self._store_call(self.store.positions)
 
     async def capabilities(self) -> CapabilitiesInfo:
-        stale = await self._stale_market_data()
+        times = await self._market_data_times()
+        stale = self._stale_market_data(times)
         reason = (
             self._degraded_reason
             or await self._trading_reason()
             or await self._store_reason()
-            or self._stale_feeds_reason(stale)
+            or self._stale_feeds_reason(times, stale)
         )
         return CapabilitiesInfo(
             service=self.settings.service_name,
@@ -423,32 +424,49 @@ class OrderService:
             market_data_feeds=self.feeds.exchanges,
         )
 
-    def _stale_feeds_reason(self, stale: list[str]) -> str | None:
-        """Why orders of fed instruments do not fill now, if some do not: their feed's
-        data is older than MAX_QUOTE_AGE_MS, or none has come yet."""
-        if self._max_quote_age is None:
+    def _stale_feeds_reason(self, times: dict[Instrument, int | None] | None, stale: list[str]) -> str | None:
+        """Why orders of fed instruments do not fill now, if some do not: their data (in
+        the store, whichever process's feed brought it) is older than MAX_QUOTE_AGE_MS,
+        or none has come yet."""
+        if self._max_quote_age is None or times is None:
             return None
         fed = self.feeds.instruments()
-        behind = [feed.instrument for feed in fed if feed.received_at is None or feed.instrument in stale]
+        behind = [
+            feed.instrument for feed in fed if (feed.exchange, feed.symbol) not in times or feed.instrument in stale
+        ]
         if not behind:
             return None
         return f"market data feeds behind (older than MAX_QUOTE_AGE_MS, or none yet): {', '.join(behind)}"
 
-    async def _stale_market_data(self) -> list[str]:
+    async def _market_data_times(self) -> dict[Instrument, int | None] | None:
+        """Each instrument's latest market data time, when MAX_QUOTE_AGE_MS makes it
+        matter (None: it does not, or the store is down, which the degraded reason says)."""
+        if self._max_quote_age is None:
+            return None
+        try:
+            return await self._store_call(self.store.market_data_times)
+        except StoreUnavailable:
+            return None
+
+    def _stale_market_data(self, times: dict[Instrument, int | None] | None) -> list[str]:
         """The instruments (`exchange:symbol`) whose latest market data is older than
         MAX_QUOTE_AGE_MS: their orders fill nothing until fresh data comes."""
-        if self._max_quote_age is None:
+        if self._max_quote_age is None or times is None:
             return []
-        try:
-            times = await self._store_call(self.store.market_data_times)
-        except StoreUnavailable:
-            return []  # the degraded reason says the store is down
         now = self.clock()
         return sorted(
             f"{exchange}:{symbol}"
             for (exchange, symbol), ts in times.items()
             if not is_fresh(ts, now, self._max_quote_age)
         )
+
+    async def claim_feeds(self, holder: str, instruments: list[Instrument], ttl_ms: int) -> set[Instrument]:
+        """The instruments whose feed `holder` (a process) is to run for the next
+        `ttl_ms`: exactly one process per instrument among those sharing the store."""
+        return await self._store_call(self.store.claim_feeds, holder, instruments, self.clock(), ttl_ms * 1_000)
+
+    async def release_feeds(self, holder: str, instruments: list[Instrument]) -> None:
+        await self._store_call(self.store.release_feeds, holder, instruments)
 
     async def _trading_reason(self) -> str | None:
         try:

@@ -136,11 +136,6 @@ class Settings(BaseSettings):
         missing = sorted(value - info.data.get("allowed_exchanges", frozenset()))
         if missing:
             raise ValueError(f"{', '.join(missing)} not in ALLOWED_EXCHANGES: a feed is for an allowlisted exchange")
-        # Every process sharing a database would feed it the same data again (a print
-        # applied twice fills twice): until one feed per instrument is elected across
-        # processes, feeds run with the memory store, where each process is alone.
-        if value and info.data.get("storage_url", "memory://") != "memory://":
-            raise ValueError("feeds run with the memory store only for now (STORAGE_URL=memory://)")
         return value
 
     @field_validator("market_data_urls", mode="after")

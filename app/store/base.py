@@ -2,7 +2,7 @@
 with. A store loads an instrument's state under its lock, calls the core, and persists
 what the core's events describe."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -188,6 +188,17 @@ class OrderStore(Protocol):
         ...
 
     def trading_state(self) -> TradingState: ...
+
+    def claim_feeds(self, holder: str, instruments: Sequence[Instrument], now: int, ttl: int) -> set[Instrument]:
+        """Of `instruments`, those whose market data feed `holder` runs until `now + ttl`
+        (microseconds): each one it held already, or nobody held, or whose lease has
+        lapsed. One step; every process sharing the store sees the same holders."""
+        ...
+
+    def release_feeds(self, holder: str, instruments: Sequence[Instrument]) -> None:
+        """Give up `holder`'s leases of `instruments` (a process stopping: another may
+        take them at once)."""
+        ...
 
     def set_trading_state(
         self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False

@@ -9,7 +9,7 @@ a limit only one of them fits.
 import threading
 import uuid
 from bisect import bisect_right
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from decimal import Decimal
@@ -238,6 +238,12 @@ class InMemoryStore:
 
     def trading_state(self) -> TradingState:
         return self._trading
+
+    def claim_feeds(self, holder: str, instruments: Sequence[Instrument], now: int, ttl: int) -> set[Instrument]:
+        return set(instruments)  # no other process shares this store: every feed is this one's
+
+    def release_feeds(self, holder: str, instruments: Sequence[Instrument]) -> None:
+        return None
 
     def set_trading_state(
         self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False

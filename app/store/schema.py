@@ -35,7 +35,7 @@ OPEN = sorted(OPEN_STATUSES)
 # 5: the event journal (every order and trading-state event, numbered in commit order).
 # 6: orders indexed by status and seq (a listing filtered by status reads its page),
 # events by order and seq (a page of an order's fills reads that page).
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -172,6 +172,17 @@ trading_state = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 _STATE_ROW = trading_state.c.id == 1
+
+# Which process runs each instrument's market data feed, and until when: a lease its
+# holder renews while it runs, and another process takes once it lapses.
+feed_leases = Table(
+    "feed_leases",
+    metadata,
+    Column("exchange", String(64), primary_key=True),
+    Column("symbol", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
 
 # The event journal: one row per event, `seq` 1, 2, 3, ... in commit order with no gaps.
 # A writer takes its seqs from `journal_head` (one row) as the last step of its

@@ -73,6 +73,7 @@ from app.store.schema import (
     SchemaError,
     balances,
     events,
+    feed_leases,
     fills,
     journal_head,
     orders,
@@ -992,6 +993,34 @@ class SqlStore:
     def trading_state(self) -> TradingState:
         with self._reading_once() as conn:
             return self._trading_state(conn)
+
+    def claim_feeds(self, holder: str, instruments: Sequence[Instrument], now: int, ttl: int) -> set[Instrument]:
+        won: set[Instrument] = set()
+        with self._writing() as conn:
+            for exchange, symbol in instruments:
+                # A lease nobody held is made; then the row is locked (PostgreSQL: two
+                # processes claiming at once take turns) and taken if it is free.
+                conn.execute(
+                    self._insert(feed_leases)
+                    .values(exchange=exchange, symbol=symbol, holder=holder, expires_at=now + ttl)
+                    .on_conflict_do_nothing()
+                )
+                lease = feed_leases.c.exchange == exchange, feed_leases.c.symbol == symbol
+                row = conn.execute(select(feed_leases).where(*lease).with_for_update()).one()
+                if row.holder == holder or row.expires_at <= now:
+                    conn.execute(update(feed_leases).where(*lease).values(holder=holder, expires_at=now + ttl))
+                    won.add((exchange, symbol))
+        return won
+
+    def release_feeds(self, holder: str, instruments: Sequence[Instrument]) -> None:
+        with self._writing() as conn:
+            for exchange, symbol in instruments:
+                conn.execute(
+                    update(feed_leases)
+                    .where(feed_leases.c.exchange == exchange, feed_leases.c.symbol == symbol)
+                    .where(feed_leases.c.holder == holder)
+                    .values(expires_at=0)
+                )
 
     def set_trading_state(
         self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False

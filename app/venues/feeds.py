@@ -4,7 +4,9 @@ the exchange has them, REST polling otherwise) and fed to the fill model as book
 trades, exactly as if they had been posted (OrderService.add_book, add_trade)."""
 
 import asyncio
+import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -21,6 +23,11 @@ BOOK_LEVELS = 100
 POLL_SECONDS = 1.0
 # Trade ids a polled feed remembers, to drop the trades a poll returns again.
 SEEN_TRADES = 10_000
+# A process runs an instrument's feed under a lease in the store, renewed every
+# LEASE_RENEW_SECONDS for LEASE_MS: when its process dies, another takes the feed over
+# within LEASE_MS plus one renewal (about 8 s).
+LEASE_MS = 6_000
+LEASE_RENEW_SECONDS = 2.0
 
 
 class Exchange(Protocol):
@@ -83,6 +90,8 @@ class MarketDataFeeds:
         symbols: Iterable[str],
         base_urls: Mapping[str, str],
         clock: Callable[[], float] = time.time,
+        lease_ms: int = LEASE_MS,
+        renew_seconds: float = LEASE_RENEW_SECONDS,
     ) -> None:
         self.service = service
         self.events = events
@@ -91,8 +100,12 @@ class MarketDataFeeds:
         self._factory = factory
         self._base_urls = dict(base_urls)
         self._clock = clock
+        self._lease_ms = lease_ms
+        self._renew_seconds = renew_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self._clients: list[Exchange] = []
+        self.holder = uuid.uuid4().hex  # this process, as the holder of feed leases
+        self._held: dict[tuple[str, str], list[asyncio.Task[None]]] = {}
 
     def start(self) -> None:
         for feed in self.status.exchanges:
@@ -101,13 +114,22 @@ class MarketDataFeeds:
             self._spawn(self._run_exchange(feed, client))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        held = list(self._held)
+        for task in [*self._tasks, *(task for tasks in self._held.values() for task in tasks)]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(
+            *self._tasks, *(task for tasks in self._held.values() for task in tasks), return_exceptions=True
+        )
         for client in self._clients:
             await client.close()
         self._tasks.clear()
         self._clients.clear()
+        self._held.clear()
+        if held:
+            # Given up, so another process takes them at once; if the store cannot
+            # answer, they lapse on their own.
+            with contextlib.suppress(ServiceError):
+                await self.service.release_feeds(self.holder, held)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         self._tasks.append(asyncio.ensure_future(work))
@@ -134,12 +156,8 @@ class MarketDataFeeds:
                     "Market data feed: symbol not listed",
                     {"exchange": feed.exchange, "symbol": symbol, "detail": "no feed for it; the other symbols run"},
                 )
-                continue
-            instrument = InstrumentFeed(feed.exchange, symbol)
-            feed.instruments.append(instrument)
-            websockets = bool(client.has.get("watchOrderBook")) and bool(client.has.get("watchTrades"))
-            self._spawn(self._follow(instrument, self._books(client, symbol, websockets), self._take_book))
-            self._spawn(self._follow(instrument, self._trades(client, symbol, websockets), self._take_trades))
+            else:
+                feed.instruments.append(InstrumentFeed(feed.exchange, symbol))
         self.events.info(
             "Market data feed started",
             {
@@ -148,6 +166,39 @@ class MarketDataFeeds:
                 "unlisted": feed.unlisted,
             },
         )
+        websockets = bool(client.has.get("watchOrderBook")) and bool(client.has.get("watchTrades"))
+        while True:
+            await self._lease(feed, client, websockets)
+            await asyncio.sleep(self._renew_seconds)
+
+    async def _lease(self, feed: ExchangeFeed, client: Exchange, websockets: bool) -> None:
+        """Claim (or renew) the leases of the exchange's instruments; run the feeds this
+        process holds, stop those it no longer does. A store that cannot answer proves
+        no lease: every feed of the exchange stops until it can."""
+        instruments = [(feed.exchange, instrument.symbol) for instrument in feed.instruments]
+        try:
+            held = await self.service.claim_feeds(self.holder, instruments, self._lease_ms)
+        except ServiceError as error:
+            held = set()
+            self.events.warning(
+                "Market data feed leases not renewed", {"exchange": feed.exchange, "error": _describe(error)}
+            )
+        for instrument in feed.instruments:
+            key = (instrument.exchange, instrument.symbol)
+            if key in held and key not in self._held:
+                self._held[key] = [
+                    asyncio.ensure_future(
+                        self._follow(instrument, self._books(client, instrument.symbol, websockets), self._take_book)
+                    ),
+                    asyncio.ensure_future(
+                        self._follow(instrument, self._trades(client, instrument.symbol, websockets), self._take_trades)
+                    ),
+                ]
+                instrument.held = True
+            elif key not in held and key in self._held:
+                for task in self._held.pop(key):
+                    task.cancel()
+                instrument.held = False
 
     async def _follow(
         self,

@@ -5,12 +5,14 @@ back, a symbol the exchange does not list is named, and a feed with no fresh dat
 the service degraded."""
 
 import asyncio
+import logging
 import queue
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +20,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
+from app.ops.logs import EventLog, configure_logging
+from app.service.orders import OrderService
 from app.store.memory import InMemoryStore
-from app.venues.feeds import Exchange, book_request, trade_request
+from app.store.sql import SqlStore
+from app.venues.feeds import Exchange, MarketDataFeeds, book_request, trade_request
 from tests.conftest import URL, intent, make_settings
 from tests.uvicorn_server import ROOT
 
@@ -217,3 +222,51 @@ def test_without_feeds_ccxt_is_never_imported() -> None:
     code = "import sys, app.main; sys.exit('ccxt' in sys.modules or 'aiohttp' in sys.modules)"
     env = {"PYTHONPATH": str(ROOT), "ALLOWED_EXCHANGES": "binance", "ALLOWED_SYMBOLS": "BTC/USDT"}
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=False, timeout=60).returncode == 0
+
+
+def test_processes_sharing_a_store_run_one_feed_per_instrument_and_take_over(tmp_path: Path) -> None:
+    """Two feeds on one SQLite file, as two workers: one runs BTC/USDT's feed; when it
+    stops (giving its lease up) the other takes it over at its next renewal."""
+    settings = make_settings(**FEED, allowed_symbols="BTC/USDT", storage_url=f"sqlite:///{tmp_path / 'o.db'}")
+    events = EventLog(configure_logging("execution", logging.INFO, "text"))
+
+    def feeds_on(store: SqlStore) -> MarketDataFeeds:
+        return MarketDataFeeds(
+            OrderService(settings, store, events),
+            events,
+            factory=lambda name, base: FakeExchange(markets={"BTC/USDT": {}}),
+            exchanges={"binance"},
+            symbols={"BTC/USDT"},
+            base_urls={},
+            lease_ms=400,
+            renew_seconds=0.05,
+        )
+
+    def held(feeds: MarketDataFeeds) -> bool:
+        return any(instrument.held for instrument in feeds.status.instruments())
+
+    async def scenario() -> None:
+        stores = [SqlStore(settings.storage_url), SqlStore(settings.storage_url)]
+        first, second = (feeds_on(store) for store in stores)
+        try:
+            first.start()
+            await until_async(lambda: held(first), "the first takes the feed")
+            second.start()
+            await asyncio.sleep(0.3)  # several renewals: the lease stays the first's
+            assert (held(first), held(second)) == (True, False)
+            await first.stop()
+            await until_async(lambda: held(second), "the second takes it over")
+        finally:
+            await first.stop()
+            await second.stop()
+            for store in stores:
+                store.close()
+
+    asyncio.run(scenario())
+
+
+async def until_async(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        await asyncio.sleep(0.01)
