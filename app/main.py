@@ -6,6 +6,7 @@ import sys
 from app.core.errors import AccountMismatch
 from app.ops.limits import raise_open_files_limit
 from app.service.settings import load_settings
+from app.venues.ccxt_exchange import UnknownExchange
 from app.web.app import create_app
 
 __all__ = ["app", "create_app"]
@@ -15,4 +16,7 @@ try:
     app = create_app(load_settings(), freeze_gc=True)
 except AccountMismatch as mismatch:  # PAPER_BALANCES over open orders it cannot cover
     print(f"execution: cannot turn PAPER_BALANCES on: {mismatch.detail}", file=sys.stderr)
+    raise SystemExit(2) from None
+except UnknownExchange as unknown:  # a MARKET_DATA_FEEDS name ccxt does not have
+    print(f"execution: invalid configuration: MARKET_DATA_FEEDS: {unknown}", file=sys.stderr)
     raise SystemExit(2) from None

@@ -97,20 +97,18 @@ class MarketDataFeeds:
         self.events = events
         self.status = MarketFeeds([ExchangeFeed(name) for name in sorted(exchanges)])
         self._symbols = sorted(symbols)
-        self._factory = factory
         self._base_urls = dict(base_urls)
         self._clock = clock
         self._lease_ms = lease_ms
         self._renew_seconds = renew_seconds
         self._tasks: list[asyncio.Task[None]] = []
-        self._clients: list[Exchange] = []
         self.holder = uuid.uuid4().hex  # this process, as the holder of feed leases
         self._held: dict[tuple[str, str], list[asyncio.Task[None]]] = {}
+        # Made now, so that an exchange the library does not have stops start-up.
+        self._clients = [factory(feed.exchange, self._base_urls.get(feed.exchange)) for feed in self.status.exchanges]
 
     def start(self) -> None:
-        for feed in self.status.exchanges:
-            client = self._factory(feed.exchange, self._base_urls.get(feed.exchange))
-            self._clients.append(client)
+        for feed, client in zip(self.status.exchanges, self._clients, strict=True):
             self._spawn(self._run_exchange(feed, client))
 
     async def stop(self) -> None:
@@ -123,7 +121,6 @@ class MarketDataFeeds:
         for client in self._clients:
             await client.close()
         self._tasks.clear()
-        self._clients.clear()
         self._held.clear()
         if held:
             # Given up, so another process takes them at once; if the store cannot

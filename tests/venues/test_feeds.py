@@ -270,3 +270,20 @@ async def until_async(check: Callable[[], bool], what: str) -> None:
     while not check():
         assert time.monotonic() < deadline, f"never: {what}"
         await asyncio.sleep(0.01)
+
+
+def test_an_exchange_ccxt_does_not_have_stops_start_up_with_one_line() -> None:
+    env = {"PYTHONPATH": str(ROOT), "ALLOWED_EXCHANGES": "nosuchexchange", "MARKET_DATA_FEEDS": "nosuchexchange"}
+    started = subprocess.run(
+        [sys.executable, "-c", "import app.main"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 2
+    assert started.stderr == (
+        "execution: invalid configuration: MARKET_DATA_FEEDS: ccxt has no exchange 'nosuchexchange'\n"
+    )
