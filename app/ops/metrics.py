@@ -76,7 +76,9 @@ class FeedSnapshot(Collector):
             labels=[*labels, "kind"],
         )
         reconnects = CounterMetricFamily(
-            "execution_market_data_reconnects", "Times a feed lost its connection and connected again", labels=labels
+            "execution_market_data_reconnects",
+            "Times a feed's book or trade stream failed and then received data again",
+            labels=labels,
         )
         for sample in self.samples():
             instrument = [sample.exchange, sample.symbol]

@@ -52,29 +52,30 @@ class Exchange(Protocol):
 ExchangeFactory = Callable[[str, str | None], Exchange]
 
 
+# Fed data is stamped with the time it arrives here, not the exchange's: a book and
+# the trades inside it come on separate streams with the exchange's stamps out of
+# order between them (a 100 ms depth batch is stamped after its trades), so one of
+# them would be refused as out of order; and the exchange's clock is not this
+# machine's, which MAX_QUOTE_AGE_MS compares with.
+
+
 def book_request(exchange: str, symbol: str, book: Mapping[str, Any]) -> BookRequest | None:
-    """A ccxt order book as the service takes a posted one; None while a side is empty
-    (a book needs both)."""
+    """A ccxt order book as the service takes a posted one (stamped on arrival); None
+    while a side is empty (a book needs both)."""
     bids = [(float(level[0]), float(level[1])) for level in book["bids"][:BOOK_LEVELS]]
     asks = [(float(level[0]), float(level[1])) for level in book["asks"][:BOOK_LEVELS]]
     if not bids or not asks:
         return None
-    return BookRequest(exchange, symbol, bids, asks, ts=_micros(book.get("timestamp")))
+    return BookRequest(exchange, symbol, bids, asks)
 
 
 def trade_request(exchange: str, symbol: str, trade: Mapping[str, Any]) -> TradeRequest | None:
-    """A ccxt trade as the service takes a posted print; None without the aggressor's
-    side (the queue model needs it)."""
+    """A ccxt trade as the service takes a posted print (stamped on arrival); None
+    without the aggressor's side (the queue model needs it)."""
     side = {"buy": Side.BUY, "sell": Side.SELL}.get(trade.get("side") or "")
     if side is None:
         return None
-    return TradeRequest(
-        exchange, symbol, float(trade["price"]), float(trade["amount"]), side, ts=_micros(trade.get("timestamp"))
-    )
-
-
-def _micros(milliseconds: object) -> int | None:
-    return None if milliseconds is None else int(float(str(milliseconds)) * 1000)
+    return TradeRequest(exchange, symbol, float(trade["price"]), float(trade["amount"]), side)
 
 
 class MarketDataFeeds:
@@ -204,20 +205,22 @@ class MarketDataFeeds:
         take: Callable[[InstrumentFeed, Any], Awaitable[None]],
     ) -> None:
         """Receive and take data until stopped; after a failure to receive, wait (with
-        backoff and jitter) and receive again: ccxt connects anew."""
+        backoff and jitter) and receive again: ccxt connects anew. The first data after
+        failures counts one reconnect."""
         backoff = Backoff()
         while True:
             try:
                 received = await receive()
             except Exception as error:  # a dropped connection, a timeout, an exchange error
-                instrument.reconnects += 1
                 self.events.warning(
                     "Market data feed interrupted",
                     {"exchange": instrument.exchange, "symbol": instrument.symbol, "error": _describe(error)},
                 )
                 await asyncio.sleep(backoff.next())
                 continue
-            backoff.reset()
+            if backoff.failures:
+                instrument.reconnects += 1
+                backoff.reset()
             await take(instrument, received)
 
     async def _take_book(self, instrument: InstrumentFeed, book: Mapping[str, Any]) -> None:

@@ -143,16 +143,20 @@ def test_a_fed_book_fills_orders_as_a_posted_one_does() -> None:
 def test_fed_trades_fill_resting_orders_by_their_queue() -> None:
     exchange = FakeExchange()
     with fed(exchange) as client:
-        exchange.books["ETH/USDT"].put(book(10.0, 11.0, size=2.0))
+        now = int(time.time() * 1000)
+        # The book's exchange stamp is after the print's (as a depth batch's is after the
+        # trades in it): both are taken, each stamped as it arrives.
+        exchange.books["ETH/USDT"].put(book(10.0, 11.0, size=2.0, ms=now + 50))
         until(lambda: sample(client, "execution_market_data_age_seconds", "ETH/USDT") is not None, "the book taken")
         resting = client.post(
             URL, json=intent(idempotency_key="t-1", symbol="ETH/USDT", type="LIMIT", limit_price=10.0, qty=1.0)
         ).json()
         # 2 ahead of it at 10: a print of 2.5 there takes the queue, then half of it.
-        exchange.trades["ETH/USDT"].put([{"id": "1", "price": 10.0, "amount": 2.5, "side": "sell", "timestamp": None}])
+        exchange.trades["ETH/USDT"].put([{"id": "1", "price": 10.0, "amount": 2.5, "side": "sell", "timestamp": now}])
         until(lambda: order_status(client, resting["order_id"]) == "PARTIALLY_FILLED", "the print reaches it")
         [fill] = client.get(f"/execution/orders/{resting['order_id']}/fills").json()["items"]
         assert (fill["qty"], fill["provenance"]["source"], fill["provenance"]["queue_ahead"]) == (0.5, "trade", 2.0)
+        assert sample(client, "execution_market_data_messages_total", "ETH/USDT", kind="refused") == 0
 
 
 def test_an_interrupted_feed_counts_a_reconnect_and_feeds_again(caplog: pytest.LogCaptureFixture) -> None:
@@ -210,11 +214,12 @@ def test_a_polled_feed_plays_only_the_trades_after_it_started() -> None:
 def test_conversions_from_ccxt() -> None:
     request = book_request("binance", "BTC/USDT", {"bids": [[1, 2, 3]], "asks": [["4", "5"]], "timestamp": 1500})
     assert request is not None
-    assert (request.bids, request.asks, request.ts) == ([(1.0, 2.0)], [(4.0, 5.0)], 1_500_000)
+    # Stamped on arrival, not with the exchange's clock (see feeds.book_request).
+    assert (request.bids, request.asks, request.ts) == ([(1.0, 2.0)], [(4.0, 5.0)], None)
     assert book_request("binance", "BTC/USDT", {"bids": [], "asks": [[4, 5]]}) is None
     trade = trade_request("okx", "BTC/USDT", {"price": 3, "amount": 0.5, "side": "sell", "timestamp": 2})
     assert trade is not None
-    assert (trade.price, trade.qty, trade.aggressor_side.value, trade.ts) == (3.0, 0.5, "SELL", 2000)
+    assert (trade.price, trade.qty, trade.aggressor_side.value, trade.ts) == (3.0, 0.5, "SELL", None)
     assert trade_request("okx", "BTC/USDT", {"price": 3, "amount": 0.5, "side": None}) is None
 
 
