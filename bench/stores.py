@@ -66,11 +66,13 @@ def measure(
     label: str,
     intent_fields: str | None = None,
     before_load: Callable[[int], None] | None = None,
+    after_load: Callable[[int], None] | None = None,
     root: Path = ROOT,
 ) -> Result:
     """One run of fresh-key intents (`intent_fields`: their fields after the key and
     instrument, as bench/post_intents.lua takes them), after `before_load(port)` if
-    given; every acknowledged intent must then be stored, once. The service's code is
+    given, then `after_load(port)` before the server stops; every acknowledged intent
+    must then be stored, once. The service's code is
     `root`'s (a `git worktree` of another commit, say); the load script is this tree's."""
     wrk_env = None if intent_fields is None else {"BENCH_INTENT_FIELDS": intent_fields}
     port = free_port()
@@ -81,6 +83,8 @@ def measure(
         _, warmup_requests = run_wrk(wrk, port, warmup, f"{label}-warmup", env=wrk_env)
         cpu_before = cpu_seconds(proc.pid)
         result, requests = run_wrk(wrk, port, seconds, f"{label}-measured", env=wrk_env)
+        if after_load is not None:
+            after_load(port)
         # With --workers the requests are served by children this cannot see: no figure.
         if "--workers" not in uvicorn_args:
             result.cpu_us = (cpu_seconds(proc.pid) - cpu_before) * 1e6 / max(requests, 1)

@@ -1,4 +1,5 @@
-"""A fake Binance spot exchange on 127.0.0.1, for tests that run the real ccxt against it.
+"""A fake Binance spot exchange on 127.0.0.1, for tests (and benches) that run the real
+ccxt against it.
 
 It speaks only the part of Binance's public API that ccxt.pro's binance calls to follow
 books and trades: GET /api/v3/exchangeInfo (the markets), GET /api/v3/depth (a book
@@ -11,6 +12,7 @@ waits for the loop with a bound, so a wedged fake fails the test instead of hang
 """
 
 import asyncio
+import itertools
 import json
 import socket
 import threading
@@ -92,6 +94,8 @@ class FakeBinance:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
+        self._pump: asyncio.Future[None] | None = None
+        self.pumped = 0  # diff depth updates pump_depth made
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -198,23 +202,22 @@ class FakeBinance:
         lastUpdateId + 1, as ccxt checks; `skip` > 0 makes a gap of that many updates
         (as if some were lost). How many connections it was sent to."""
         bids, asks = list(bids), list(asks)
+        return self._call(self._push_diff(symbol, bids, asks, at_ms, skip))
 
-        async def push() -> int:
-            market = self._markets[symbol]
-            market.apply(bids, asks)
-            market.update_id += 1 + skip
-            event = {
-                "e": "depthUpdate",
-                "E": _now_ms() if at_ms is None else at_ms,
-                "s": market.id,
-                "U": market.update_id,
-                "u": market.update_id,
-                "b": [[_number(price), _number(size)] for price, size in bids],
-                "a": [[_number(price), _number(size)] for price, size in asks],
-            }
-            return await self._send(f"{market.id.lower()}@{DEPTH}", event)
-
-        return self._call(push())
+    async def _push_diff(self, symbol: str, bids: list[Level], asks: list[Level], at_ms: int | None, skip: int) -> int:
+        market = self._markets[symbol]
+        market.apply(bids, asks)
+        market.update_id += 1 + skip
+        event = {
+            "e": "depthUpdate",
+            "E": _now_ms() if at_ms is None else at_ms,
+            "s": market.id,
+            "U": market.update_id,
+            "u": market.update_id,
+            "b": [[_number(price), _number(size)] for price, size in bids],
+            "a": [[_number(price), _number(size)] for price, size in asks],
+        }
+        return await self._send(f"{market.id.lower()}@{DEPTH}", event)
 
     def push_trade(
         self, symbol: str, price: float, qty: float, *, buyer_is_maker: bool, at_ms: int | None = None
@@ -257,6 +260,48 @@ class FakeBinance:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no subscriber to {symbol} {kind} within {timeout:g} s")
             time.sleep(0.01)
+
+    def pump_depth(self, rate: float, levels: int = 150) -> None:
+        """For benches: give every symbol a book of `levels` a side around 100, then send
+        `rate` diff depth updates a second (in batches every 10 ms, on schedule), round
+        robin over the symbols, each changing the size of one of the top five bids,
+        until `stop_pump`."""
+
+        async def pump() -> None:
+            for market in self._markets.values():
+                market.bids.clear()
+                market.asks.clear()
+                market.apply(
+                    [(round(99.99 - n * 0.01, 2), 1.0) for n in range(levels)],
+                    [(round(100.00 + n * 0.01, 2), 1.0) for n in range(levels)],
+                )
+                market.update_id += 1
+            symbols = list(self._markets)
+            start = time.monotonic()
+            for n in itertools.count():
+                due = start + n / rate
+                if due > time.monotonic():
+                    await asyncio.sleep(due - time.monotonic())
+                symbol = symbols[n % len(symbols)]
+                level = (round(99.99 - (n // len(symbols)) % 5 * 0.01, 2), 1.0 + n % 7)
+                await self._push_diff(symbol, [level], [], None, 0)
+                self.pumped += 1
+
+        async def begin() -> None:
+            self._pump = asyncio.ensure_future(pump())
+
+        self._call(begin())
+
+    def stop_pump(self) -> int:
+        """Stop what `pump_depth` started; how many updates it made."""
+
+        async def end() -> None:
+            if self._pump is not None:
+                self._pump.cancel()
+                self._pump = None
+
+        self._call(end())
+        return self.pumped
 
     def drop_connections(self) -> int:
         """Close every open websocket connection; how many there were."""
@@ -310,7 +355,8 @@ class FakeBinance:
             self.refused += 1
             return web.Response(status=503, text="refusing connections")
         # A short close timeout: a client that does not answer a close is not waited for.
-        connection = web.WebSocketResponse(timeout=CLOSE_TIMEOUT)
+        # No permessage-deflate: Binance's market streams send plain frames.
+        connection = web.WebSocketResponse(timeout=CLOSE_TIMEOUT, compress=False)
         await connection.prepare(request)
         self.connections += 1
         self._sockets[connection] = set()

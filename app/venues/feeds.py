@@ -246,6 +246,8 @@ class MarketDataFeeds:
 
     def _books(self, client: Exchange, symbol: str, websockets: bool) -> Callable[[], Awaitable[Mapping[str, Any]]]:
         if websockets:
+            # Always awaited again at once: ccxt reports a lost update (and then asks
+            # for a new snapshot) only to a watch that is waiting.
             return lambda: client.watch_order_book(symbol)
 
         async def poll() -> Mapping[str, Any]:
