@@ -6,7 +6,7 @@ import sys
 from app.core.errors import AccountMismatch
 from app.ops.limits import raise_open_files_limit
 from app.service.settings import load_settings
-from app.venues.ccxt_exchange import UnknownExchange
+from app.venues.feed_runner import UnknownExchange
 from app.web.app import create_app
 
 __all__ = ["app", "create_app"]

@@ -55,6 +55,27 @@ def run_exchange(rate: float) -> None:
         fake.stop()
 
 
+def post_books(port: int) -> None:
+    """The no-feed contender's books, one per symbol, as the feed's first ones look:
+    the intents then meet the same books in both (a resting order takes its place in
+    its level's queue only where there is a book)."""
+    for symbol in SYMBOLS:
+        book = {
+            "exchange": "binance",
+            "symbol": symbol,
+            "bids": [[round(99.99 - n * 0.01, 2), 1.0] for n in range(100)],
+            "asks": [[round(100.00 + n * 0.01, 2), 1.0] for n in range(100)],
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/execution/market-data/books",
+            data=json.dumps(book).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+
+
 def books_taken(port: int) -> dict[str, float]:
     """Books each instrument's feed has received, from /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
@@ -126,7 +147,7 @@ def main() -> None:
                     log=Path(tmp) / f"{name}.log",
                     label=f"{name}-{round_no}",
                     intent_fields=RESTING_LIMIT_BUY,
-                    before_load=None if hooks is None else hooks.before,
+                    before_load=post_books if hooks is None else hooks.before,
                     after_load=None if hooks is None else hooks.after,
                 )
 

@@ -1,11 +1,11 @@
 """The real exchanges: ccxt's (its `pro` module has the websocket `watch_*` methods).
-Imported here only, and only when a feed is configured: the import costs about a
-second and 80 MB, which a service without feeds does not pay."""
+Imported here only, in the feeds' own process (app.venues.feed_process): the import
+costs about a second and 80 MB, which the service itself never pays."""
 
 import importlib
 from typing import Any, cast
 
-from app.venues.feeds import Exchange
+from app.venues.feed_runner import Exchange, UnknownExchange
 from app.venues.urls import rebase
 
 # Per exchange, what ccxt is told beyond its defaults: Binance's markets are read from
@@ -13,10 +13,6 @@ from app.venues.urls import rebase
 OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {"fetchMarkets": {"types": ["spot"]}},
 }
-
-
-class UnknownExchange(ValueError):
-    """An exchange id ccxt does not have."""
 
 
 def ccxt_exchange(exchange_id: str, base_url: str | None) -> Exchange:

@@ -1,14 +1,24 @@
-"""Market data feeds: for each MARKET_DATA_FEEDS exchange, the public order book and
-trades of every allowlisted symbol it lists, followed through ccxt (websockets where
-the exchange has them, REST polling otherwise) and fed to the fill model as books and
-trades, exactly as if they had been posted (OrderService.add_book, add_trade)."""
+"""Market data feeds, the service's side: for each MARKET_DATA_FEEDS exchange, the
+public order book and trades of every allowlisted symbol it lists are followed (by a
+FeedRunner, through ccxt: websockets where the exchange has them, REST polling
+otherwise) and fed to the fill model as books and trades, exactly as if they had been
+posted (OrderService.add_book, add_trade).
+
+The runner works in its own process (ChildProcessSource: ccxt's handling of every
+websocket message then costs the service nothing), or in the service's loop for
+stand-in exchanges (InProcessSource, for tests). Among processes sharing a store, one
+runs each instrument's feed, under a lease in the store."""
 
 import asyncio
 import contextlib
+import importlib.util
+import json
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Protocol
 
 from app.core.errors import ServiceError
 from app.core.vocabulary import Side
@@ -16,37 +26,13 @@ from app.ops.logs import EventLog
 from app.service.market_feeds import ExchangeFeed, InstrumentFeed, MarketFeeds
 from app.service.orders import BookRequest, OrderService, TradeRequest
 from app.venues.backoff import Backoff
+from app.venues.feed_runner import Emit, Exchange, FeedRunner, Instrument, Message, UnknownExchange
 
-# Levels per side fed to the fill model: what an order walks; deeper ones cost every book.
-BOOK_LEVELS = 100
-# An exchange without websockets is asked this often (seconds).
-POLL_SECONDS = 1.0
-# Trade ids a polled feed remembers, to drop the trades a poll returns again.
-SEEN_TRADES = 10_000
 # A process runs an instrument's feed under a lease in the store, renewed every
 # LEASE_RENEW_SECONDS for LEASE_MS: when its process dies, another takes the feed over
 # within LEASE_MS plus one renewal (about 8 s).
 LEASE_MS = 6_000
 LEASE_RENEW_SECONDS = 2.0
-
-
-class Exchange(Protocol):
-    """The part of a ccxt (pro) exchange a feed uses."""
-
-    has: Mapping[str, Any]
-
-    async def load_markets(self) -> Mapping[str, Any]: ...
-
-    async def watch_order_book(self, symbol: str) -> Mapping[str, Any]: ...
-
-    async def watch_trades(self, symbol: str) -> Sequence[Mapping[str, Any]]: ...
-
-    async def fetch_order_book(self, symbol: str) -> Mapping[str, Any]: ...
-
-    async def fetch_trades(self, symbol: str) -> Sequence[Mapping[str, Any]]: ...
-
-    async def close(self) -> None: ...
-
 
 # (exchange id, base URL or None) -> the exchange; the real one is venues.ccxt_exchange.
 ExchangeFactory = Callable[[str, str | None], Exchange]
@@ -59,37 +45,150 @@ ExchangeFactory = Callable[[str, str | None], Exchange]
 # machine's, which MAX_QUOTE_AGE_MS compares with.
 
 
-def book_request(exchange: str, symbol: str, book: Mapping[str, Any]) -> BookRequest | None:
-    """A ccxt order book as the service takes a posted one (stamped on arrival); None
+def book_request(message: Message) -> BookRequest | None:
+    """A runner's book as the service takes a posted one (stamped on arrival); None
     while a side is empty (a book needs both)."""
-    bids = [(float(level[0]), float(level[1])) for level in book["bids"][:BOOK_LEVELS]]
-    asks = [(float(level[0]), float(level[1])) for level in book["asks"][:BOOK_LEVELS]]
+    bids = [(float(price), float(size)) for price, size in message["bids"]]
+    asks = [(float(price), float(size)) for price, size in message["asks"]]
     if not bids or not asks:
         return None
-    return BookRequest(exchange, symbol, bids, asks)
+    return BookRequest(message["exchange"], message["symbol"], bids, asks)
 
 
-def trade_request(exchange: str, symbol: str, trade: Mapping[str, Any]) -> TradeRequest | None:
-    """A ccxt trade as the service takes a posted print (stamped on arrival); None
-    without the aggressor's side (the queue model needs it)."""
-    side = {"buy": Side.BUY, "sell": Side.SELL}.get(trade.get("side") or "")
-    if side is None:
-        return None
-    return TradeRequest(exchange, symbol, float(trade["price"]), float(trade["amount"]), side)
+def trade_requests(message: Message) -> list[TradeRequest]:
+    """A runner's trades as the service takes posted prints (stamped on arrival)."""
+    exchange, symbol = message["exchange"], message["symbol"]
+    return [
+        TradeRequest(exchange, symbol, float(price), float(qty), Side(side)) for price, qty, side in message["trades"]
+    ]
+
+
+class FeedSource(Protocol):
+    """Where a FeedRunner works, and how its messages come back."""
+
+    def start(self, emit: Emit) -> None: ...
+
+    def follow(self, instruments: set[Instrument]) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class InProcessSource:
+    """The runner in the service's own loop, on exchanges made here (stand-ins, in tests)."""
+
+    def __init__(
+        self, factory: ExchangeFactory, exchanges: Iterable[str], symbols: Sequence[str], base_urls: Mapping[str, str]
+    ) -> None:
+        self._clients = {name: factory(name, base_urls.get(name)) for name in sorted(exchanges)}
+        self._symbols = symbols
+        self._runner: FeedRunner | None = None
+
+    def start(self, emit: Emit) -> None:
+        self._runner = FeedRunner(self._clients, self._symbols, emit)
+        self._runner.start()
+
+    def follow(self, instruments: set[Instrument]) -> None:
+        if self._runner is not None:
+            self._runner.follow(instruments)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.stop()
+            self._runner = None
+
+
+def check_ccxt_has(exchanges: Iterable[str]) -> None:
+    """UnknownExchange unless ccxt has a websocket module for each exchange: looked up
+    on disk, so that the service never imports ccxt (its feed process does)."""
+    found = importlib.util.find_spec("ccxt")
+    folder = None if found is None or found.origin is None else Path(found.origin).parent / "pro"
+    for name in exchanges:
+        if folder is None or not name.isidentifier() or not (folder / f"{name}.py").is_file():
+            raise UnknownExchange(f"ccxt has no exchange {name!r}")
+
+
+class ChildProcessSource:
+    """The runner in its own process (app.venues.feed_process), started again (with
+    backoff) if it ends while the service runs."""
+
+    def __init__(
+        self, events: EventLog, exchanges: Iterable[str], symbols: Sequence[str], base_urls: Mapping[str, str]
+    ) -> None:
+        names = sorted(exchanges)
+        check_ccxt_has(names)
+        self._events = events
+        self._config = json.dumps({"exchanges": names, "symbols": list(symbols), "base_urls": dict(base_urls)})
+        self._following: set[Instrument] = set()
+        self._process: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, emit: Emit) -> None:
+        self._task = asyncio.ensure_future(self._run(emit))
+
+    def follow(self, instruments: set[Instrument]) -> None:
+        if instruments != self._following:
+            self._following = set(instruments)
+            self._send()
+
+    def _send(self) -> None:
+        process = self._process
+        if process is not None and process.stdin is not None and not process.stdin.is_closing():
+            command = {"follow": sorted([exchange, symbol] for exchange, symbol in self._following)}
+            process.stdin.write(json.dumps(command).encode() + b"\n")
+
+    async def _run(self, emit: Emit) -> None:
+        backoff = Backoff()
+        while True:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "app.venues.feed_process",
+                self._config,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=16 * 1024 * 1024,
+            )
+            self._process = process
+            self._send()
+            assert process.stdout is not None
+            started = time.monotonic()
+            while line := await process.stdout.readline():
+                emit(json.loads(line))
+            code = await process.wait()
+            self._process = None
+            self._events.warning("Market data feed process ended", {"exit_code": code})
+            if time.monotonic() - started > 60:
+                backoff.reset()
+            await asyncio.sleep(backoff.next())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        process, self._process = self._process, None
+        if process is not None:
+            if process.stdin is not None:
+                process.stdin.close()  # its stdin ends: it stops
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
 
 
 class MarketDataFeeds:
-    """Runs every configured feed in this process's event loop, from `start` to `stop`."""
+    """Takes what a FeedSource brings into the service, from `start` to `stop`, and
+    holds the leases that say which instruments this process follows."""
 
     def __init__(
         self,
         service: OrderService,
         events: EventLog,
-        *,
-        factory: ExchangeFactory,
+        source: FeedSource,
         exchanges: Iterable[str],
-        symbols: Iterable[str],
-        base_urls: Mapping[str, str],
+        *,
         clock: Callable[[], float] = time.time,
         lease_ms: int = LEASE_MS,
         renew_seconds: float = LEASE_RENEW_SECONDS,
@@ -97,144 +196,124 @@ class MarketDataFeeds:
         self.service = service
         self.events = events
         self.status = MarketFeeds([ExchangeFeed(name) for name in sorted(exchanges)])
-        self._symbols = sorted(symbols)
-        self._base_urls = dict(base_urls)
+        self.holder = uuid.uuid4().hex  # this process, as the holder of feed leases
+        self._source = source
         self._clock = clock
         self._lease_ms = lease_ms
         self._renew_seconds = renew_seconds
+        self._instruments: dict[Instrument, InstrumentFeed] = {}
+        self._inbox: asyncio.Queue[list[Message]] | None = None
+        self._markets_changed: asyncio.Event | None = None
+        self._held: set[Instrument] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self.holder = uuid.uuid4().hex  # this process, as the holder of feed leases
-        self._held: dict[tuple[str, str], list[asyncio.Task[None]]] = {}
-        # Made now, so that an exchange the library does not have stops start-up.
-        self._clients = [factory(feed.exchange, self._base_urls.get(feed.exchange)) for feed in self.status.exchanges]
 
     def start(self) -> None:
-        for feed, client in zip(self.status.exchanges, self._clients, strict=True):
-            self._spawn(self._run_exchange(feed, client))
+        inbox: asyncio.Queue[list[Message]] = asyncio.Queue()
+        self._inbox = inbox
+        self._markets_changed = asyncio.Event()
+        self._source.start(inbox.put_nowait)
+        self._tasks = [asyncio.ensure_future(self._take_messages(inbox)), asyncio.ensure_future(self._lease())]
 
     async def stop(self) -> None:
-        held = list(self._held)
-        for task in [*self._tasks, *(task for tasks in self._held.values() for task in tasks)]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(
-            *self._tasks, *(task for tasks in self._held.values() for task in tasks), return_exceptions=True
-        )
-        for client in self._clients:
-            await client.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        self._held.clear()
+        await self._source.stop()
+        held, self._held = self._held, set()
         if held:
             # Given up, so another process takes them at once; if the store cannot
             # answer, they lapse on their own.
             with contextlib.suppress(ServiceError):
-                await self.service.release_feeds(self.holder, held)
+                await self.service.release_feeds(self.holder, sorted(held))
 
-    def _spawn(self, work: Awaitable[None]) -> None:
-        self._tasks.append(asyncio.ensure_future(work))
-
-    async def _run_exchange(self, feed: ExchangeFeed, client: Exchange) -> None:
-        """Load the exchange's markets (again and again until it answers), name the
-        symbols it does not list, then follow each one it does."""
-        backoff = Backoff()
+    async def _lease(self) -> None:
+        """Claim (or renew) the leases of every listed instrument, and follow those this
+        process holds. A store that cannot answer proves no lease: nothing is followed
+        until it can."""
+        assert self._markets_changed is not None
         while True:
-            try:
-                markets = await client.load_markets()
-                break
-            except Exception as error:  # any failure of the exchange: try again later
-                self.events.warning(
-                    "Market data feed cannot load markets",
-                    {"exchange": feed.exchange, "error": _describe(error)},
-                )
-                await asyncio.sleep(backoff.next())
+            instruments = sorted(self._instruments)
+            held: set[Instrument] = set()
+            if instruments:
+                try:
+                    held = await self.service.claim_feeds(self.holder, instruments, self._lease_ms)
+                except ServiceError as error:
+                    self.events.warning("Market data feed leases not renewed", {"error": str(error)})
+            self._held = held
+            for key, instrument in self._instruments.items():
+                instrument.held = key in held
+            self._source.follow(held)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._markets_changed.wait(), self._renew_seconds)
+            self._markets_changed.clear()
+
+    async def _take_messages(self, inbox: "asyncio.Queue[list[Message]]") -> None:
+        while True:
+            for message in await inbox.get():
+                await self._take_message(message)
+
+    async def _take_message(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "markets":
+            self._markets(message)
+        elif kind == "book":
+            await self._take_book(message)
+        elif kind == "trades":
+            await self._take_trades(message)
+        elif kind == "interrupted":
+            self._interrupted(message)
+        elif kind == "reconnected":
+            instrument = self._instruments.get((message["exchange"], message["symbol"]))
+            if instrument is not None:
+                instrument.reconnects += 1
+
+    def _markets(self, message: Message) -> None:
+        feed = next(feed for feed in self.status.exchanges if feed.exchange == message["exchange"])
+        feed.unlisted = list(message["unlisted"])
+        feed.instruments = [InstrumentFeed(feed.exchange, symbol) for symbol in message["listed"]]
         feed.markets_loaded = True
-        for symbol in self._symbols:
-            if symbol not in markets:
-                feed.unlisted.append(symbol)
-                self.events.warning(
-                    "Market data feed: symbol not listed",
-                    {"exchange": feed.exchange, "symbol": symbol, "detail": "no feed for it; the other symbols run"},
-                )
-            else:
-                feed.instruments.append(InstrumentFeed(feed.exchange, symbol))
+        for instrument in feed.instruments:
+            self._instruments[(instrument.exchange, instrument.symbol)] = instrument
+        for symbol in feed.unlisted:
+            self.events.warning(
+                "Market data feed: symbol not listed",
+                {"exchange": feed.exchange, "symbol": symbol, "detail": "no feed for it; the other symbols run"},
+            )
         self.events.info(
             "Market data feed started",
-            {
-                "exchange": feed.exchange,
-                "symbols": [instrument.symbol for instrument in feed.instruments],
-                "unlisted": feed.unlisted,
-            },
+            {"exchange": feed.exchange, "symbols": list(message["listed"]), "unlisted": feed.unlisted},
         )
-        websockets = bool(client.has.get("watchOrderBook")) and bool(client.has.get("watchTrades"))
-        while True:
-            await self._lease(feed, client, websockets)
-            await asyncio.sleep(self._renew_seconds)
+        assert self._markets_changed is not None
+        self._markets_changed.set()  # claim its instruments now
 
-    async def _lease(self, feed: ExchangeFeed, client: Exchange, websockets: bool) -> None:
-        """Claim (or renew) the leases of the exchange's instruments; run the feeds this
-        process holds, stop those it no longer does. A store that cannot answer proves
-        no lease: every feed of the exchange stops until it can."""
-        instruments = [(feed.exchange, instrument.symbol) for instrument in feed.instruments]
-        try:
-            held = await self.service.claim_feeds(self.holder, instruments, self._lease_ms)
-        except ServiceError as error:
-            held = set()
+    def _interrupted(self, message: Message) -> None:
+        if message["symbol"] is None:
             self.events.warning(
-                "Market data feed leases not renewed", {"exchange": feed.exchange, "error": _describe(error)}
+                "Market data feed cannot load markets", {"exchange": message["exchange"], "error": message["error"]}
             )
-        for instrument in feed.instruments:
-            key = (instrument.exchange, instrument.symbol)
-            if key in held and key not in self._held:
-                self._held[key] = [
-                    asyncio.ensure_future(
-                        self._follow(instrument, self._books(client, instrument.symbol, websockets), self._take_book)
-                    ),
-                    asyncio.ensure_future(
-                        self._follow(instrument, self._trades(client, instrument.symbol, websockets), self._take_trades)
-                    ),
-                ]
-                instrument.held = True
-            elif key not in held and key in self._held:
-                for task in self._held.pop(key):
-                    task.cancel()
-                instrument.held = False
+            return
+        self.events.warning(
+            "Market data feed interrupted",
+            {"exchange": message["exchange"], "symbol": message["symbol"], "error": message["error"]},
+        )
 
-    async def _follow(
-        self,
-        instrument: InstrumentFeed,
-        receive: Callable[[], Awaitable[Any]],
-        take: Callable[[InstrumentFeed, Any], Awaitable[None]],
-    ) -> None:
-        """Receive and take data until stopped; after a failure to receive, wait (with
-        backoff and jitter) and receive again: ccxt connects anew. The first data after
-        failures counts one reconnect."""
-        backoff = Backoff()
-        while True:
-            try:
-                received = await receive()
-            except Exception as error:  # a dropped connection, a timeout, an exchange error
-                self.events.warning(
-                    "Market data feed interrupted",
-                    {"exchange": instrument.exchange, "symbol": instrument.symbol, "error": _describe(error)},
-                )
-                await asyncio.sleep(backoff.next())
-                continue
-            if backoff.failures:
-                instrument.reconnects += 1
-                backoff.reset()
-            await take(instrument, received)
-
-    async def _take_book(self, instrument: InstrumentFeed, book: Mapping[str, Any]) -> None:
+    async def _take_book(self, message: Message) -> None:
+        instrument = self._instruments.get((message["exchange"], message["symbol"]))
+        if instrument is None:
+            return
         instrument.books += 1
-        request = book_request(instrument.exchange, instrument.symbol, book)
+        request = book_request(message)
         if request is not None:
             await self._take(instrument, self.service.add_book(request))
 
-    async def _take_trades(self, instrument: InstrumentFeed, trades: Sequence[Mapping[str, Any]]) -> None:
-        for trade in trades:
+    async def _take_trades(self, message: Message) -> None:
+        instrument = self._instruments.get((message["exchange"], message["symbol"]))
+        if instrument is None:
+            return
+        for request in trade_requests(message):
             instrument.trades += 1
-            request = trade_request(instrument.exchange, instrument.symbol, trade)
-            if request is not None:
-                await self._take(instrument, self.service.add_trade(request))
+            await self._take(instrument, self.service.add_trade(request))
 
     async def _take(self, instrument: InstrumentFeed, call: Awaitable[object]) -> None:
         try:
@@ -243,44 +322,3 @@ class MarketDataFeeds:
             instrument.refused += 1
             return
         instrument.received_at = self._clock()
-
-    def _books(self, client: Exchange, symbol: str, websockets: bool) -> Callable[[], Awaitable[Mapping[str, Any]]]:
-        if websockets:
-            # Always awaited again at once: ccxt reports a lost update (and then asks
-            # for a new snapshot) only to a watch that is waiting.
-            return lambda: client.watch_order_book(symbol)
-
-        async def poll() -> Mapping[str, Any]:
-            await asyncio.sleep(POLL_SECONDS)
-            return await client.fetch_order_book(symbol)
-
-        return poll
-
-    def _trades(
-        self, client: Exchange, symbol: str, websockets: bool
-    ) -> Callable[[], Awaitable[Sequence[Mapping[str, Any]]]]:
-        if websockets:
-            return lambda: client.watch_trades(symbol)
-        seen: dict[str, None] = {}  # trade ids, oldest first (a dict keeps insertion order)
-        first = True
-
-        async def poll() -> Sequence[Mapping[str, Any]]:
-            nonlocal first
-            await asyncio.sleep(POLL_SECONDS)
-            trades = await client.fetch_trades(symbol)
-            new = [trade for trade in trades if str(trade.get("id")) not in seen]
-            for trade in new:
-                seen[str(trade.get("id"))] = None
-            while len(seen) > SEEN_TRADES:
-                del seen[next(iter(seen))]
-            if first:  # the tape before the feed started is not played again
-                first = False
-                return []
-            return sorted(new, key=lambda trade: trade.get("timestamp") or 0)
-
-        return poll
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).strip().replace("\n", " ")
-    return f"{type(error).__name__}: {text[:200]}" if text else type(error).__name__

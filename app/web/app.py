@@ -15,8 +15,7 @@ from app.service.settings import Settings
 from app.store.base import OrderStore
 from app.store.journal import MAX_READ
 from app.store.open import load_store
-from app.venues.ccxt_exchange import ccxt_exchange
-from app.venues.feeds import ExchangeFactory, MarketDataFeeds
+from app.venues.feeds import ChildProcessSource, ExchangeFactory, FeedSource, InProcessSource, MarketDataFeeds
 from app.web.errors import add_exception_handlers
 from app.web.middleware import BearerTokenMiddleware, RequestBodyMiddleware, RequestMiddleware
 from app.web.openapi import OPEN_PATHS, OPENAPI_URL, QUERY_TOKEN_PATHS, install_openapi, operation_id
@@ -33,12 +32,12 @@ def create_app(
     store: OrderStore | None = None,
     *,
     freeze_gc: bool = False,
-    exchanges: ExchangeFactory = ccxt_exchange,
+    exchanges: ExchangeFactory | None = None,
 ) -> FastAPI:
     """The app around `store`, or around the store `settings.storage_url` names, which
     it then also closes at shutdown (a store passed in belongs to the caller).
-    `exchanges` makes the exchanges MARKET_DATA_FEEDS names (ccxt's; tests may pass
-    their own).
+    `exchanges` makes the exchanges MARKET_DATA_FEEDS names, in this process (tests pass
+    stand-ins); by default ccxt's, in the feeds' own process.
 
     `freeze_gc` (for the server process, not tests): once started, everything made so
     far (modules, the OpenAPI document) is moved out of the garbage collector's sight.
@@ -66,14 +65,13 @@ def create_app(
 
     feeds = None
     if settings.market_data_feeds:
-        feeds = MarketDataFeeds(
-            service,
-            events,
-            factory=exchanges,
-            exchanges=settings.market_data_feeds,
-            symbols=settings.allowed_symbols,
-            base_urls=settings.market_data_urls,
+        symbols = sorted(settings.allowed_symbols)
+        source: FeedSource = (
+            ChildProcessSource(events, settings.market_data_feeds, symbols, settings.market_data_urls)
+            if exchanges is None
+            else InProcessSource(exchanges, settings.market_data_feeds, symbols, settings.market_data_urls)
         )
+        feeds = MarketDataFeeds(service, events, source, settings.market_data_feeds)
         service.feeds = feeds.status
         metrics.watch_feeds(lambda: feeds.status.samples(time.time()))
 

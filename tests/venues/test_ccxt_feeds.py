@@ -9,6 +9,9 @@ that what ccxt really sends and reads fits it."""
 
 import asyncio
 import importlib
+import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -237,3 +240,26 @@ def test_a_feed_cut_off_degrades_the_service_and_comes_back(tmp_path: Path) -> N
                 until(lambda: order_status(server, again["order_id"]) == "FILLED", "orders fill again")
         log = server.log()
     assert "Market data feed interrupted" in log
+
+
+def test_a_feed_process_that_dies_is_started_again(tmp_path: Path) -> None:
+    """ccxt runs in a process of its own beside the service: killed, it is started
+    again, follows the books again, and orders fill again."""
+    with running(["ETH/USDT"]) as fake:
+        fake.set_book("ETH/USDT", bids=[(10.0, 2.0)], asks=[(11.0, 2.0)])
+        with fed_server(tmp_path, fake, symbols="ETH/USDT") as server:
+            found = subprocess.run(
+                ["pgrep", "-P", str(server.process.pid), "-f", "app.venues.feed_process"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=10,
+            )
+            [child] = found.stdout.split()
+            os.kill(int(child), signal.SIGKILL)
+            until(lambda: "Market data feed process ended" in server.log(), "the service sees it end")
+            until(lambda: fake.connections >= 4, "a new feed process subscribes again")  # a book's and a trade's each
+            fake.wait_for_subscribers("ETH/USDT", DEPTH)
+            order = post_limit_buy(server, "again-1", price=10.5, qty=1.0, symbol="ETH/USDT")
+            fake.push_depth("ETH/USDT", asks=[(10.5, 1.0)])
+            until(lambda: order_status(server, order["order_id"]) == "FILLED", "the new process's book fills it")

@@ -24,7 +24,8 @@ from app.ops.logs import EventLog, configure_logging
 from app.service.orders import OrderService
 from app.store.memory import InMemoryStore
 from app.store.sql import SqlStore
-from app.venues.feeds import Exchange, MarketDataFeeds, book_request, trade_request
+from app.venues.feed_runner import book_levels, trade_of
+from app.venues.feeds import Exchange, InProcessSource, MarketDataFeeds, book_request, trade_requests
 from tests.conftest import URL, intent, make_settings
 from tests.uvicorn_server import ROOT
 
@@ -212,15 +213,19 @@ def test_a_polled_feed_plays_only_the_trades_after_it_started() -> None:
 
 
 def test_conversions_from_ccxt() -> None:
-    request = book_request("binance", "BTC/USDT", {"bids": [[1, 2, 3]], "asks": [["4", "5"]], "timestamp": 1500})
+    bids, asks = book_levels({"bids": [[1, 2, 3]], "asks": [["4", "5"]], "timestamp": 1500})
+    assert (bids, asks) == ([[1.0, 2.0]], [[4.0, 5.0]])
+    request = book_request({"exchange": "binance", "symbol": "BTC/USDT", "bids": bids, "asks": asks})
     assert request is not None
     # Stamped on arrival, not with the exchange's clock (see feeds.book_request).
     assert (request.bids, request.asks, request.ts) == ([(1.0, 2.0)], [(4.0, 5.0)], None)
-    assert book_request("binance", "BTC/USDT", {"bids": [], "asks": [[4, 5]]}) is None
-    trade = trade_request("okx", "BTC/USDT", {"price": 3, "amount": 0.5, "side": "sell", "timestamp": 2})
-    assert trade is not None
-    assert (trade.price, trade.qty, trade.aggressor_side.value, trade.ts) == (3.0, 0.5, "SELL", None)
-    assert trade_request("okx", "BTC/USDT", {"price": 3, "amount": 0.5, "side": None}) is None
+    assert book_request({"exchange": "binance", "symbol": "BTC/USDT", "bids": [], "asks": asks}) is None
+    trade = trade_of({"price": 3, "amount": 0.5, "side": "sell", "timestamp": 2})
+    assert trade == [3.0, 0.5, "SELL"]
+    assert trade_of({"price": 3, "amount": 0.5, "side": None}) is None
+    [request_of_trade] = trade_requests({"exchange": "okx", "symbol": "BTC/USDT", "trades": [trade]})
+    assert (request_of_trade.price, request_of_trade.qty, request_of_trade.aggressor_side.value) == (3.0, 0.5, "SELL")
+    assert request_of_trade.ts is None
 
 
 def test_without_feeds_ccxt_is_never_imported() -> None:
@@ -236,13 +241,14 @@ def test_processes_sharing_a_store_run_one_feed_per_instrument_and_take_over(tmp
     events = EventLog(configure_logging("execution", logging.INFO, "text"))
 
     def feeds_on(store: SqlStore) -> MarketDataFeeds:
+        source = InProcessSource(
+            lambda name, base: FakeExchange(markets={"BTC/USDT": {}}), {"binance"}, ["BTC/USDT"], {}
+        )
         return MarketDataFeeds(
             OrderService(settings, store, events),
             events,
-            factory=lambda name, base: FakeExchange(markets={"BTC/USDT": {}}),
-            exchanges={"binance"},
-            symbols={"BTC/USDT"},
-            base_urls={},
+            source,
+            {"binance"},
             lease_ms=400,
             renew_seconds=0.05,
         )
