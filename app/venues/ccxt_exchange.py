@@ -8,10 +8,12 @@ from typing import Any, cast
 from app.venues.feed_runner import Exchange, UnknownExchange
 from app.venues.urls import rebase
 
-# Per exchange, what ccxt is told beyond its defaults: Binance's markets are read from
-# its spot API only (the futures APIs' markets are not instruments this service fills).
+# Per exchange, what ccxt is told beyond its defaults: markets are read from the spot
+# API only (futures, swaps and options are not instruments this service fills, and a
+# failure to read them would stop the whole feed).
 OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {"fetchMarkets": {"types": ["spot"]}},
+    "okx": {"fetchMarkets": {"types": ["spot"]}},
 }
 
 
