@@ -12,89 +12,37 @@ import importlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.venues.ccxt_exchange import OPTIONS
 from app.venues.urls import rebase
 from harness.fake_binance import DEPTH, TRADE, FakeBinance, moving, running, until
-from tests.payloads import URL, intent
-from tests.uvicorn_server import Server, running_server
+from tests.uvicorn_server import Server
+from tests.venues import fed_service
+from tests.venues.fed_service import capabilities, fills, order_status, post_limit_buy
 
 UNLISTED = "SOL/USDT"  # allowlisted, but the fake exchange does not list it
 
 
 def feed_env(fake: FakeBinance, symbols: str, **extra: str) -> dict[str, str]:
-    return {
-        "ALLOWED_EXCHANGES": "binance",
-        "ALLOWED_SYMBOLS": symbols,
-        "MARKET_DATA_FEEDS": "binance",
-        "MARKET_DATA_URL_BINANCE": fake.base_url,
-        "STORAGE_URL": "memory://",  # this process alone: every feed is its own
-        **extra,
-    }
+    return fed_service.feed_env("binance", fake, symbols, **extra)
 
 
-@contextmanager
 def fed_server(
     tmp_path: Path, fake: FakeBinance, symbols: str = f"BTC/USDT,ETH/USDT,{UNLISTED}", **env: str
-) -> Iterator[Server]:
-    """The service, once its feeds have subscribed to the streams of every allowlisted
-    symbol the fake lists."""
-    with running_server(tmp_path, feed_env(fake, symbols, **env)) as server:
-        for symbol in set(symbols.split(",")) & set(fake.symbols):
-            for kind in (DEPTH, TRADE):
-                fake.wait_for_subscribers(symbol, kind)
-        yield server
+) -> AbstractContextManager[Server]:
+    return fed_service.fed_server(tmp_path, "binance", fake, symbols, (DEPTH, TRADE), **env)
 
 
 def sample(server: Server, name: str, symbol: str = "BTC/USDT", **labels: str) -> float | None:
-    """One sample of /metrics for binance's feed of `symbol`; None if absent."""
-    wanted = {"exchange": "binance", "symbol": symbol, **labels}
-    _, _, body = server.fetch("GET", "/metrics")
-    for family in text_string_to_metric_families(body.decode()):
-        for found in family.samples:
-            if found.name == name and found.labels == wanted:
-                return float(found.value)
-    return None
+    return fed_service.sample(server, name, "binance", symbol, **labels)
 
 
 def books_taken(server: Server, symbol: str) -> float:
     return sample(server, "execution_market_data_messages_total", symbol, kind="book") or 0.0
-
-
-def post_limit_buy(server: Server, key: str, price: float, qty: float, symbol: str = "BTC/USDT") -> dict[str, Any]:
-    body = intent(idempotency_key=key, symbol=symbol, type="LIMIT", limit_price=price, qty=qty)
-    status, order = server.request("POST", URL, body)
-    assert status == 201, order
-    return dict(order)
-
-
-def order_status(server: Server, order_id: str) -> str:
-    status, order = server.request("GET", f"/execution/orders/{order_id}")
-    assert status == 200, order
-    return str(order["status"])
-
-
-def fills(server: Server, order_id: str) -> list[tuple[float, float, str, float | None]]:
-    """An order's fills: quantity, price, source, and the price of the level it met."""
-    status, body = server.request("GET", f"/execution/orders/{order_id}/fills")
-    assert status == 200, body
-    return [
-        (fill["qty"], fill["price"], fill["provenance"]["source"], fill["provenance"].get("level_price"))
-        for fill in body["items"]
-    ]
-
-
-def capabilities(server: Server) -> dict[str, Any]:
-    status, body = server.request("GET", "/capabilities")
-    assert status == 200, body
-    return dict(body)
 
 
 def test_the_fake_speaks_what_ccxt_binance_reads() -> None:
