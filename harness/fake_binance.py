@@ -14,21 +14,17 @@ waits for the loop with a bound, so a wedged fake fails the test instead of hang
 import asyncio
 import itertools
 import json
-import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
-HOST = "127.0.0.1"
-# Bound on any wait for the fake's loop (start, stop, a push): far above what it takes.
-LOOP_TIMEOUT = 10.0
-# How long closing a websocket waits for the client's close frame (aiohttp waits 10 s by default).
-CLOSE_TIMEOUT = 2.0
+from harness.fake_venue import CLOSE_TIMEOUT, LOOP_TIMEOUT, FakeVenue
+
 # The depth stream ccxt subscribes to by default (watchOrderBookRate 100 ms).
 DEPTH = "depth@100ms"
 TRADE = "trade"
@@ -77,7 +73,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class FakeBinance:
+class FakeBinance(FakeVenue[str]):
     """The fake exchange; use `running()` (a context manager) or start/stop."""
 
     def __init__(self, symbols: Iterable[str] = ("BTC/USDT", "ETH/USDT")) -> None:
@@ -85,93 +81,22 @@ class FakeBinance:
         for symbol in symbols:
             base, quote = symbol.split("/")
             self._markets[symbol] = _Market(base, quote)
-        self.port = 0
-        self.connections = 0  # websocket connections accepted, in all
-        self.refused = 0  # websocket upgrades refused while refusing
-        self.requests: list[str] = []  # REST paths asked, in order
-        self._refusing = False
-        self._sockets: dict[web.WebSocketResponse, set[str]] = {}  # open connection -> its streams
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__("fake-binance")
         self._pump: asyncio.Future[None] | None = None
         self.pumped = 0  # diff depth updates pump_depth made
 
     # -- life cycle ---------------------------------------------------------------------
 
-    @property
-    def symbols(self) -> list[str]:
-        """The symbols it lists (ccxt's unified ones)."""
-        return list(self._markets)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> None:
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as error:  # reported to the starting thread
-                failure.append(error)
-                started.set()
-                loop.close()
-                return
-            started.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-binance", daemon=True)
-        self._thread.start()
-        if not started.wait(LOOP_TIMEOUT):
-            raise RuntimeError("the fake exchange did not start")
-        if failure:
-            raise RuntimeError("the fake exchange did not start") from failure[0]
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        if self._runner is not None:
-            self._call(self._shutdown())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(LOOP_TIMEOUT)
-        if self._thread.is_alive():
-            raise RuntimeError("the fake exchange's thread did not end")
-        self._loop = None
-        self._thread = None
-
-    async def _serve(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
         app.router.add_get("/api/v3/depth", self._depth)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/ws/{tail:.*}", self._websocket)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        listener = socket.socket()
-        listener.bind((HOST, 0))  # the kernel's pick of a free port, held from here on
-        self.port = int(listener.getsockname()[1])
-        await web.SockSite(self._runner, listener).start()
 
-    async def _shutdown(self) -> None:
-        await self._drop()
-        assert self._runner is not None
-        await self._runner.cleanup()
-        self._runner = None
-
-    def _call(self, work: Awaitable[T]) -> T:
-        """Run `work` on the fake's loop from the test's thread; bounded."""
-        assert self._loop is not None, "the fake exchange is not running"
-
-        async def wrapped() -> T:
-            return await work
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(LOOP_TIMEOUT)
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols it lists (ccxt's unified ones)."""
+        return list(self._markets)
 
     # -- what a test does ---------------------------------------------------------------
 
@@ -254,13 +179,6 @@ class FakeBinance:
 
         return self._call(count())
 
-    def wait_for_subscribers(self, symbol: str, kind: str, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.subscribers(symbol, kind) == 0:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no subscriber to {symbol} {kind} within {timeout:g} s")
-            time.sleep(0.01)
-
     def pump_depth(self, rate: float, levels: int = 150) -> None:
         """For benches: give every symbol a book of `levels` a side around 100, then send
         `rate` diff depth updates a second (in batches every 10 ms, on schedule), round
@@ -302,25 +220,6 @@ class FakeBinance:
 
         self._call(end())
         return self.pumped
-
-    def drop_connections(self) -> int:
-        """Close every open websocket connection; how many there were."""
-        return self._call(self._drop())
-
-    def refuse_connections(self, refusing: bool) -> None:
-        """While refusing, websocket upgrades get 503 (REST still answers)."""
-
-        async def switch() -> None:
-            self._refusing = refusing
-
-        self._call(switch())
-
-    @property
-    def open_connections(self) -> int:
-        async def count() -> int:
-            return len(self._sockets)
-
-        return self._call(count())
 
     # -- the API ------------------------------------------------------------------------
 
@@ -389,12 +288,6 @@ class FakeBinance:
             await connection.send_json(event)
         return len(targets)
 
-    async def _drop(self) -> int:
-        connections = list(self._sockets)
-        self._sockets.clear()  # no push reaches a connection being closed
-        await asyncio.gather(*(each.close(code=1001, message=b"going away") for each in connections))
-        return len(connections)
-
 
 def _spot_market(market: _Market) -> dict[str, Any]:
     """A symbol as Binance's spot exchangeInfo lists it (the fields ccxt reads)."""
@@ -460,15 +353,3 @@ def moving(fake: FakeBinance, symbol: str, every: float = 0.2) -> Iterator[None]
     finally:
         stop.set()
         thread.join(LOOP_TIMEOUT)
-
-
-def until(check: Callable[[], T], what: str, timeout: float = 10.0, every: float = 0.05) -> T:
-    """`check()` once it is truthy, polled until a deadline (then the test fails)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never within {timeout:g} s: {what}")
-        time.sleep(every)

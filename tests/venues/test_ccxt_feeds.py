@@ -19,7 +19,8 @@ import pytest
 
 from app.venues.ccxt_exchange import OPTIONS
 from app.venues.urls import rebase
-from harness.fake_binance import DEPTH, TRADE, FakeBinance, moving, running, until
+from harness.fake_binance import DEPTH, TRADE, FakeBinance, moving, running
+from harness.fake_venue import until
 from tests.uvicorn_server import Server
 from tests.venues import fed_service
 from tests.venues.fed_service import capabilities, fills, order_status, post_limit_buy

@@ -19,7 +19,8 @@ import pytest
 
 from app.venues.ccxt_exchange import OPTIONS
 from app.venues.urls import rebase
-from harness.fake_okx import DEPTH, TRADE, FakeOkx, checksum, moving, running, until
+from harness.fake_okx import DEPTH, TRADE, FakeOkx, checksum, moving, running
+from harness.fake_venue import until
 from tests.uvicorn_server import Server
 from tests.venues import fed_service
 from tests.venues.fed_service import capabilities, fills, order_status

@@ -18,7 +18,8 @@ from functools import partial
 from pathlib import Path
 
 from app.venues.feeds import LEASE_MS, LEASE_RENEW_SECONDS
-from harness.fake_binance import DEPTH, TRADE, FakeBinance, running, until
+from harness.fake_binance import DEPTH, TRADE, FakeBinance, running
+from harness.fake_venue import until
 from tests.uvicorn_server import Server, running_server
 from tests.venues.fed_service import capabilities, fills, order_status, post_limit_buy
 from tests.venues.test_ccxt_feeds import books_taken, feed_env, sample
