@@ -18,11 +18,10 @@ import argparse
 import json
 import statistics
 import tempfile
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.run import Result, alternate, per_round_ratios, print_medians, require_wrk
+from bench.run import Result, alternate, per_round_ratios, post_json, print_medians, require_wrk
 from bench.stores import measure
 
 TARGET = 0.9
@@ -65,14 +64,7 @@ def controls_on(rules: Path) -> dict[str, str]:
 
 def post_quote(port: int) -> None:
     """QUOTE, before the load, so the LIMIT BUYs cross it."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/execution/market-data/quotes",
-        data=json.dumps(QUOTE).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+    post_json(port, "/execution/market-data/quotes", QUOTE)
 
 
 def main() -> None:

@@ -21,13 +21,11 @@ orders.
 """
 
 import argparse
-import json
 import tempfile
-import urllib.request
 from pathlib import Path
 
 from bench.quotes import prefill
-from bench.run import Result, median, require_wrk, run_wrk, start_server, stop_server
+from bench.run import Result, median, post_json, require_wrk, run_wrk, start_server, stop_server
 from harness.servers import ROOT, free_port
 
 BOOKS_LUA = ROOT / "bench" / "post_books.lua"
@@ -46,13 +44,7 @@ def first_book(port: int) -> None:
         "bids": [[49999 - i, 2.5] for i in range(LEVELS)],
         "asks": [[50001 + i, 2.5] for i in range(LEVELS)],
     }
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/execution/market-data/books",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 200
+    post_json(port, "/execution/market-data/books", body)
 
 
 def measure(wrk: str, resting: int, seconds: int, log: Path) -> tuple[Result, Result, int]:

@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.run import Result, alternate, per_round_ratios, print_medians, require_wrk
+from bench.run import Result, alternate, per_round_ratios, post_json, print_medians, require_wrk
 from bench.stores import measure
 from harness.fake_binance import FakeBinance
 from harness.servers import ROOT
@@ -66,14 +66,7 @@ def post_books(port: int) -> None:
             "bids": [[round(99.99 - n * 0.01, 2), 1.0] for n in range(100)],
             "asks": [[round(100.00 + n * 0.01, 2), 1.0] for n in range(100)],
         }
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/execution/market-data/books",
-            data=json.dumps(book).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200
+        post_json(port, "/execution/market-data/books", book)
 
 
 def books_taken(port: int) -> dict[str, float]:

@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,18 @@ class Result:
     # The server's own CPU time (user + system) per answered request, in microseconds:
     # what the code costs, much less moved by the machine's other load than throughput.
     cpu_us: float | None = None
+
+
+def post_json(port: int, path: str, body: object) -> None:
+    """POST `body` to the service on `port` before a load (a quote, a book); it must be taken."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200, answer.status
 
 
 def require_wrk() -> str:

@@ -119,8 +119,8 @@ class Settings(BaseSettings):
     events_queue: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     events_heartbeat_seconds: Annotated[float, Field(gt=0, le=15)] = 15.0
     # Exchanges whose public books and trades of every allowlisted symbol are followed
-    # through ccxt and fed to the fill model; each must be allowlisted. Empty: none
-    # (and ccxt is never imported).
+    # through ccxt (in the feeds' own process) and fed to the fill model; each must be
+    # allowlisted. Empty: none.
     market_data_feeds: Annotated[frozenset[str], NoDecode] = frozenset()
     # MARKET_DATA_URL_<EXCHANGE>: the scheme, host and port that replace those of every
     # address of that exchange's feed (load_settings reads them from the environment).

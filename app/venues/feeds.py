@@ -202,14 +202,12 @@ class MarketDataFeeds:
         self._lease_ms = lease_ms
         self._renew_seconds = renew_seconds
         self._instruments: dict[Instrument, InstrumentFeed] = {}
-        self._inbox: asyncio.Queue[list[Message]] | None = None
         self._markets_changed: asyncio.Event | None = None
         self._held: set[Instrument] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         inbox: asyncio.Queue[list[Message]] = asyncio.Queue()
-        self._inbox = inbox
         self._markets_changed = asyncio.Event()
         self._source.start(inbox.put_nowait)
         self._tasks = [asyncio.ensure_future(self._take_messages(inbox)), asyncio.ensure_future(self._lease())]
