@@ -1,5 +1,6 @@
 """The trading core's operations: admitting an order, matching a quote, canceling one
-order or every open one, and changing the trading state.
+order or every open one, changing the trading state, and taking what a live exchange
+reports of an order it holds (its fills, its end).
 
 Each is a function over the state of one instrument (`InstrumentState`) and the paper
 account, which a store loads under that instrument's lock; it changes that state and
@@ -19,26 +20,29 @@ from app.core.events import (
     OrderCanceled,
     OrderExpired,
     OrderFilled,
+    OrderRejected,
     TradingStateChanged,
 )
 from app.core.market_data import check_arrival, is_fresh
 from app.core.matching import Fill, Queued, Reach, Working, match, match_trade
-from app.core.order import Order, Provenance, StoredFill, record_fill, transition
+from app.core.order import IllegalTransition, Order, Provenance, StoredFill, record_fill, transition
 from app.core.positions import Position, apply_fill
 from app.core.queue import QueuePlace, Queues
 from app.core.rules import InstrumentRules
 from app.core.values import EXACT, ZERO, Costs, Instrument, Quote, Trade
-from app.core.vocabulary import CancelReason, FillSource, OrderStatus, Side, TimeInForce
+from app.core.vocabulary import CancelReason, FillSource, Liquidity, OrderStatus, Side, TimeInForce
 
+FEE_BPS_STEP = Decimal("0.000001")
 # Why a MARKET BUY's remainder is canceled when its fill is cut to the balance.
 BALANCE_CUT = "the paper balance covers only part of this order: what it covered is filled, the rest is canceled"
 
 
 class Policy:
     """What every operation is given: the paper costs, the instruments' rules, the
-    oldest market data (microseconds; None: any) that orders fill against, and the
+    oldest market data (microseconds; None: any) that orders fill against, the
     latency (microseconds) between an order's acceptance and the first market data it
-    can fill against."""
+    can fill against, and the exchanges whose orders a live exchange fills (`live`:
+    market data only prices and marks them; none of it fills them)."""
 
     def __init__(
         self,
@@ -46,12 +50,17 @@ class Policy:
         rules: Mapping[Instrument, InstrumentRules] | None = None,
         max_quote_age: int | None = None,
         latency: int = 0,
+        live: frozenset[str] = frozenset(),
     ) -> None:
         self.costs = Costs() if costs is None else costs
         self.rules = dict(rules or {})
         self.controls = Controls(self.rules)
         self.max_quote_age = max_quote_age
         self.latency = latency
+        self.live = live
+
+    def is_live(self, exchange: str) -> bool:
+        return exchange in self.live
 
     def arrived(self, order: Order, ts: int | None) -> bool:
         """Whether `order` has reached the venue by market data stamped `ts`: at once
@@ -191,9 +200,16 @@ def admit(
 ) -> Admitted:
     """Vet a new order (trading state, rules, limits; raises IntentRefused), reserve its
     funds, match it against the instrument's quote, expire an IOC or FOK remainder,
-    and say whether the rest rests."""
+    and say whether the rest rests. An order for a live exchange is vetted only: the
+    exchange fills it (`apply_exchange_fills`), so it neither matches nor rests here,
+    and the paper account has no part in it."""
     quote = instrument.quote
     policy.controls.vet(order, trading, quote, instrument.exposure)
+    if policy.is_live(order.exchange):
+        exposure = instrument.exposure_known
+        if exposure is not None:
+            exposure.arrived(order.side, ZERO, order.remaining, still_open=True)
+        return Admitted([OrderAccepted(order)], rests=False, passive=False)
     if account is not None:
         account.reserve(order, quote, policy.costs)
     # Stale data prices the checks above but fills nothing: the order waits for fresh.
@@ -279,7 +295,7 @@ def apply_quote(
     instrument.quote = quote
     instrument.quote_ts = ts
     _show(instrument, quote)
-    if not reached:
+    if not reached or policy.is_live(instrument.key[0]):
         return []
     # Only orders that have reached the venue by this data's time fill; an IOC or FOK
     # that waited for it (a latency) ends after it, with what it filled.
@@ -313,6 +329,8 @@ def apply_trade(
     for a book or quote."""
     ts = stamp(instrument, ts, now, policy)
     instrument.trade_ts = ts
+    if policy.is_live(instrument.key[0]):
+        return []
     side = Side.SELL if trade.buys else Side.BUY  # the side of the orders it meets
     queues = instrument.queues
     ordered = sorted(
@@ -427,16 +445,20 @@ def change_trading_state(
     cancel_open: bool,
     only_stricter: bool = False,
     exposure_of: Callable[[Order], Exposure | None] = lambda _order: None,
+    live: frozenset[str] = frozenset(),
 ) -> list[Event]:
     """Set the trading state (with `only_stricter`: only if it refuses more than
     `before`) and, with `cancel_open`, cancel `open_orders` (every open order) in the
-    same step, oldest first. No events if nothing changed."""
+    same step, oldest first. No events if nothing changed. The orders of `live`
+    exchanges are left open: their exchange holds them, and only its word ends them
+    (the caller asks it to cancel them)."""
     if not takes_effect(before, wanted, only_stricter=only_stricter):
         return []
     canceled: list[Event] = []
     if cancel_open:
         detail = f"cancel_open_orders with trading state {wanted.state}"
-        for order in sorted(open_orders, key=lambda order: order.accepted_at):
+        paper = [order for order in open_orders if order.exchange not in live]
+        for order in sorted(paper, key=lambda order: order.accepted_at):
             event = cancel(
                 order,
                 exposure_of(order),
@@ -448,6 +470,101 @@ def change_trading_state(
             if event is not None:
                 canceled.append(event)
     return [TradingStateChanged(before, wanted, len(canceled)), *canceled]
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeFill:
+    """A fill of a live order as its exchange reports it: the exchange's trade id
+    (a store applies each once), the quantity, price and fee (in the quote asset), who
+    provided liquidity, and the exchange's time of the trade (None: not given)."""
+
+    trade_id: str
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    liquidity: Liquidity
+    ts: int | None
+
+
+class ExchangeReportRefused(Exception):
+    """What an exchange reported cannot be true of the order as kept here (a fill of
+    more than is left, a fill of an ended order): nothing of the report is applied."""
+
+
+def apply_exchange_fills(
+    instrument: InstrumentState,
+    order: Order,
+    fills: list[ExchangeFill],
+    *,
+    now: int,
+    new_id: Callable[[], int],
+) -> list[Event]:
+    """Apply the exchange's fills of a live `order` (those not applied before, oldest
+    first): the order fills, the instrument's position moves. All or none: a report
+    that overfills the order or fills an ended one raises ExchangeReportRefused and
+    changes nothing."""
+    total = sum((fill.qty for fill in fills), ZERO)
+    if fills and (not order.is_open or total > order.remaining or any(fill.qty <= 0 for fill in fills)):
+        raise ExchangeReportRefused(
+            f"order {order.order_id} ({order.status}, {order.remaining} left): the exchange reports fills of {total}"
+        )
+    events: list[Event] = []
+    for reported in fills:
+        notional = EXACT.multiply(reported.qty, reported.price)
+        provenance = Provenance(
+            FillSource.EXCHANGE,
+            reported.ts,
+            reported.price,
+            None,
+            ZERO,
+            _fee_bps(reported.fee, notional),
+        )
+        fill = StoredFill(
+            number=new_id(),
+            qty=reported.qty,
+            price=reported.price,
+            fee=reported.fee,
+            liquidity=reported.liquidity,
+            ts=now,
+            provenance=provenance,
+        )
+        before = record_fill(order, fill)
+        instrument.position = apply_fill(instrument.position, order.side, reported.qty, reported.price, reported.fee)
+        events.append(OrderFilled(order, fill, before, order.status, order.filled_qty, instrument.position))
+    _moved(instrument, events)
+    return events
+
+
+def _fee_bps(fee: Decimal, notional: Decimal) -> Decimal:
+    """The rate an exchange's fee came to, in basis points, to a millionth of one."""
+    if not notional:
+        return ZERO
+    return EXACT.divide(EXACT.multiply(fee, Decimal(10_000)), notional).quantize(FEE_BPS_STEP)
+
+
+def end_at_exchange(
+    order: Order,
+    status: OrderStatus,
+    exposure: Exposure | None,
+    *,
+    now: int,
+    detail: str | None = None,
+    reason: CancelReason = CancelReason.EXCHANGE,
+) -> list[Event]:
+    """A live order's exchange ended it (CANCELED, with `reason`: why it was asked to;
+    EXPIRED; REJECTED, with the exchange's `detail`). Nothing if it has ended already."""
+    if not order.is_open:
+        return []
+    if exposure is not None:
+        exposure.filled(order.side, order.remaining, ended=True)
+    before = transition(order, status, now)
+    if status == OrderStatus.CANCELED:
+        return [OrderCanceled(order, before, reason, detail)]
+    if status == OrderStatus.EXPIRED:
+        return [OrderExpired(order, before)]
+    if status == OrderStatus.REJECTED:
+        return [OrderRejected(order, before, detail or "rejected by the exchange")]
+    raise IllegalTransition(f"order {order.order_id}: an exchange cannot end an order as {status}")
 
 
 def _working(ref: int, order: Order, taker: bool) -> Working:
@@ -555,13 +672,17 @@ def _fill(
 __all__ = [
     "BALANCE_CUT",
     "Admitted",
+    "ExchangeFill",
+    "ExchangeReportRefused",
     "InstrumentState",
     "Policy",
     "admit",
+    "apply_exchange_fills",
     "apply_quote",
     "apply_trade",
     "arrive",
     "cancel",
     "change_trading_state",
+    "end_at_exchange",
     "stamp",
 ]

@@ -48,10 +48,19 @@ class OrderExpired:
 
 
 @dataclass(slots=True)
+class OrderRejected:
+    """A live exchange refused the order: `detail` is its reason, for people."""
+
+    order: Order
+    before: OrderStatus
+    detail: str
+
+
+@dataclass(slots=True)
 class TradingStateChanged:
     before: TradingState
     after: TradingState
     canceled: int  # open orders canceled with it
 
 
-Event = OrderAccepted | OrderFilled | OrderCanceled | OrderExpired | TradingStateChanged
+Event = OrderAccepted | OrderFilled | OrderCanceled | OrderExpired | OrderRejected | TradingStateChanged

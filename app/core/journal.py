@@ -19,6 +19,7 @@ from app.core.events import (
     OrderCanceled,
     OrderExpired,
     OrderFilled,
+    OrderRejected,
     TradingStateChanged,
 )
 from app.core.order import Order, StoredFill
@@ -28,8 +29,8 @@ from app.core.vocabulary import CancelReason, OrderStatus
 
 
 class EventType(StrEnum):
-    """What an entry records (its wire text). `rejected` and `replaced` are reserved for
-    later: no entry has them yet."""
+    """What an entry records (its wire text). `replaced` is reserved for later: no
+    entry has it yet."""
 
     NEW = "new"
     PARTIAL_FILL = "partial_fill"
@@ -71,6 +72,8 @@ def type_of(event: Event) -> EventType:
         return EventType.CANCELED
     if isinstance(event, OrderExpired):
         return EventType.EXPIRED
+    if isinstance(event, OrderRejected):
+        return EventType.REJECTED
     return EventType.TRADING_STATE
 
 
@@ -78,7 +81,8 @@ def entry_of(seq: int, event: Event) -> Entry:
     """The entry for `event`, numbered `seq`. Its order is rebuilt as of the event from
     what the event and the order (which may have changed since) still tell: a `new`
     order had nothing filled; a fill's order had the fills up to and including it; a
-    cancel or an expiry ends the order, so the order as it is now is as it was then."""
+    cancel, an expiry or a rejection ends the order, so the order as it is now is as it
+    was then."""
     kind = type_of(event)
     if isinstance(event, OrderAccepted):
         order = event.order
@@ -95,6 +99,8 @@ def entry_of(seq: int, event: Event) -> Entry:
         return Entry(seq, kind, _changed_at(order), order=order, reason=event.reason, detail=event.detail)
     if isinstance(event, OrderExpired):
         return Entry(seq, kind, _changed_at(event.order), order=event.order)
+    if isinstance(event, OrderRejected):
+        return Entry(seq, kind, _changed_at(event.order), order=event.order, detail=event.detail)
     assert isinstance(event, TradingStateChanged)
     return Entry(
         seq,

@@ -14,11 +14,12 @@ from app.core.vocabulary import FillSource, Liquidity, OrderStatus, OrderType, S
 _S = OrderStatus
 # Every status change an order may make; anything else is a bug, and raises.
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    _S.NEW: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED}),
+    _S.NEW: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED, _S.REJECTED}),
     _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED}),
     _S.FILLED: frozenset(),
     _S.CANCELED: frozenset(),
     _S.EXPIRED: frozenset(),
+    _S.REJECTED: frozenset(),
 }
 
 

@@ -35,6 +35,8 @@ class OrderStatus(StrEnum):
     FILLED = "FILLED"
     CANCELED = "CANCELED"
     EXPIRED = "EXPIRED"
+    # A live exchange refused the order (its reason is in the `rejected` event).
+    REJECTED = "REJECTED"
 
     @property
     def is_open(self) -> bool:
@@ -52,12 +54,13 @@ class Liquidity(StrEnum):
 class FillSource(StrEnum):
     """What market data a fill met: a quote or a book as it came (`quote`, `book`), a
     print on the tape (`trade`), or the latest quote or book when the order itself
-    arrived (`arrival`)."""
+    arrived (`arrival`); or none: a live exchange filled the order (`exchange`)."""
 
     QUOTE = "quote"
     BOOK = "book"
     TRADE = "trade"
     ARRIVAL = "arrival"
+    EXCHANGE = "exchange"  # a live exchange's own fill of the order
 
 
 class TradingStateName(StrEnum):
@@ -83,3 +86,4 @@ class CancelReason(StrEnum):
     REQUESTED = "requested"  # a client asked (POST .../cancel)
     KILL_SWITCH = "kill_switch"  # a trading-state change with cancel_open_orders
     BALANCE = "balance"  # a MARKET BUY whose fill the paper balance covered only in part
+    EXCHANGE = "exchange"  # a live exchange canceled it of its own accord

@@ -8,6 +8,7 @@ from app.core.events import (
     OrderCanceled,
     OrderExpired,
     OrderFilled,
+    OrderRejected,
     TradingStateChanged,
 )
 from app.core.order import Order
@@ -54,6 +55,10 @@ class Reporter:
                 self._changed("Order canceled", event.order, event.before, OrderStatus.CANCELED, event.detail)
             elif isinstance(event, OrderExpired):
                 self._changed("Order expired", event.order, event.before, OrderStatus.EXPIRED, None)
+            elif isinstance(event, OrderRejected):
+                self._changed(
+                    "Order rejected by the exchange", event.order, event.before, OrderStatus.REJECTED, event.detail
+                )
             elif isinstance(event, TradingStateChanged):
                 self.event_log.warning(
                     "Trading state changed",

@@ -22,7 +22,7 @@ from app.core.balances import Account, Holding
 from app.core.book import Book
 from app.core.controls import Exposure, TradingState
 from app.core.engine import InstrumentState, Policy
-from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled
+from app.core.events import Event, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled, OrderRejected
 from app.core.ids import parse_order_id
 from app.core.journal import EntryFilter
 from app.core.matching import Reach
@@ -366,6 +366,8 @@ class InMemoryStore:
                 before, after = event.before, OrderStatus.CANCELED
             elif isinstance(event, OrderExpired):
                 before, after = event.before, OrderStatus.EXPIRED
+            elif isinstance(event, OrderRejected):
+                before, after = event.before, OrderStatus.REJECTED
             else:
                 continue
             order = event.order

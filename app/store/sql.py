@@ -50,7 +50,7 @@ from app.core.balances import Account, Holding, Reservation, assets_of, reserved
 from app.core.controls import Exposure, TradingState
 from app.core.engine import InstrumentState, Policy
 from app.core.errors import IntentRefused, MarketDataRefused
-from app.core.events import Event, OrderCanceled, OrderExpired, OrderFilled
+from app.core.events import Event, OrderCanceled, OrderExpired, OrderFilled, OrderRejected
 from app.core.ids import number_of, parse_order_id
 from app.core.journal import EntryFilter
 from app.core.matching import Reach
@@ -1281,9 +1281,8 @@ class SqlStore:
             )
         if not inserted:
             # An order changed more than once in one step: its last state is what counts.
-            changed = {
-                e.order.order_id: e.order for e in events if isinstance(e, OrderFilled | OrderCanceled | OrderExpired)
-            }
+            changes = OrderFilled | OrderCanceled | OrderExpired | OrderRejected
+            changed = {e.order.order_id: e.order for e in events if isinstance(e, changes)}
             if changed:
                 self._sql.update_progress.run_many(
                     conn,

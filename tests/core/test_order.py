@@ -126,9 +126,9 @@ def test_every_other_move_raises(before: OrderStatus, after: OrderStatus) -> Non
 
 
 def test_table_size() -> None:
-    """4 + 4 legal moves out of 25 pairs: the parametrized tests above cover all 25."""
-    assert len(LEGAL) == 8
-    assert len(LEGAL) + len(ILLEGAL) == 25
+    """5 + 4 legal moves out of 36 pairs: the parametrized tests above cover all 36."""
+    assert len(LEGAL) == 9
+    assert len(LEGAL) + len(ILLEGAL) == 36
 
 
 def test_record_fill_partially_then_fully() -> None:
