@@ -111,7 +111,10 @@ def empty_postgres_store(url: str) -> SqlStore:
     store = SqlStore(url)
     with store.engine.begin() as conn:
         conn.execute(
-            text("TRUNCATE events, fills, orders, quotes, queues, positions, balances, feed_leases RESTART IDENTITY")
+            text(
+                "TRUNCATE events, fills, orders, quotes, queues, positions, balances, feed_leases, live_orders, "
+                "exchange_fills RESTART IDENTITY"
+            )
         )
         conn.execute(text("UPDATE journal_head SET seq = 0"))
         conn.execute(text("UPDATE trading_state SET state = 'ACTIVE', reason = NULL"))

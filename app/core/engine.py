@@ -486,6 +486,17 @@ class ExchangeFill:
     ts: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class ExchangeReport:
+    """What a live exchange says of an order: its fills not applied here yet (oldest
+    first) and, if the exchange ended it before it filled whole, how (`ended`:
+    CANCELED, EXPIRED or REJECTED, with the exchange's `detail`)."""
+
+    fills: list[ExchangeFill]
+    ended: OrderStatus | None = None
+    detail: str | None = None
+
+
 class ExchangeReportRefused(Exception):
     """What an exchange reported cannot be true of the order as kept here (a fill of
     more than is left, a fill of an ended order): nothing of the report is applied."""
@@ -532,6 +543,24 @@ def apply_exchange_fills(
         instrument.position = apply_fill(instrument.position, order.side, reported.qty, reported.price, reported.fee)
         events.append(OrderFilled(order, fill, before, order.status, order.filled_qty, instrument.position))
     _moved(instrument, events)
+    return events
+
+
+def apply_exchange_report(
+    instrument: InstrumentState,
+    order: Order,
+    report: ExchangeReport,
+    *,
+    now: int,
+    new_id: Callable[[], int],
+    cancel_reason: CancelReason = CancelReason.EXCHANGE,
+) -> list[Event]:
+    """Apply a report of a live `order`: its new fills, then its end if the exchange
+    ended it (`cancel_reason`: why a cancel was asked for, if one was)."""
+    events = apply_exchange_fills(instrument, order, report.fills, now=now, new_id=new_id)
+    if report.ended is not None:
+        exposure = instrument.exposure_known
+        events += end_at_exchange(order, report.ended, exposure, now=now, detail=report.detail, reason=cancel_reason)
     return events
 
 
@@ -673,11 +702,13 @@ __all__ = [
     "BALANCE_CUT",
     "Admitted",
     "ExchangeFill",
+    "ExchangeReport",
     "ExchangeReportRefused",
     "InstrumentState",
     "Policy",
     "admit",
     "apply_exchange_fills",
+    "apply_exchange_report",
     "apply_quote",
     "apply_trade",
     "arrive",

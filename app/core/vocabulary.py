@@ -80,6 +80,17 @@ class TradingStateName(StrEnum):
 _STRICTNESS = {TradingStateName.ACTIVE: 0, TradingStateName.REDUCING: 1, TradingStateName.HALTED: 2}
 
 
+class LiveState(StrEnum):
+    """How far a live order's sending has come (its row in the store's outbox): stored
+    and not sent yet (`pending`); a send was tried and its answer is not known (`sent`);
+    the exchange holds it (`held`); final here and at the exchange (`done`)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    HELD = "held"
+    DONE = "done"
+
+
 class CancelReason(StrEnum):
     """Why an order was canceled."""
 

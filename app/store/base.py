@@ -201,11 +201,18 @@ class OrderStore(Protocol):
         ...
 
     def set_trading_state(
-        self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False
+        self,
+        state: TradingState,
+        *,
+        cancel_open: bool = False,
+        only_stricter: bool = False,
+        live: frozenset[str] = frozenset(),
     ) -> StateChange:
         """Record `state` (with `only_stricter`: only if it refuses more than the one
-        recorded) and, with `cancel_open`, cancel every open order in the same step.
-        Shared by every process using the store."""
+        recorded) and, with `cancel_open`, cancel every open order in the same step;
+        the open orders of `live` exchanges are not canceled here but their cancel is
+        asked for at their exchange (SQL stores). Shared by every process using the
+        store."""
         ...
 
     def open_account(self, start: dict[str, Decimal], assets: set[str], policy: Policy) -> None:

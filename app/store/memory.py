@@ -246,7 +246,12 @@ class InMemoryStore:
         return None
 
     def set_trading_state(
-        self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False
+        self,
+        state: TradingState,
+        *,
+        cancel_open: bool = False,
+        only_stricter: bool = False,
+        live: frozenset[str] = frozenset(),
     ) -> StateChange:
         with self._lock:
             before = self._trading
@@ -258,6 +263,7 @@ class InMemoryStore:
                 self._account,
                 cancel_open=cancel_open,
                 only_stricter=only_stricter,
+                live=live,
                 exposure_of=lambda order: self._instrument((order.exchange, order.symbol)).state.exposure_known,
             )
             if events:

@@ -35,7 +35,9 @@ OPEN = sorted(OPEN_STATUSES)
 # 5: the event journal (every order and trading-state event, numbered in commit order).
 # 6: orders indexed by status and seq (a listing filtered by status reads its page),
 # events by order and seq (a page of an order's fills reads that page).
-SCHEMA_VERSION = 11
+# 12: the live outbox (live_orders) and the exchanges' trade ids already applied
+# (exchange_fills).
+SCHEMA_VERSION = 12
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -182,6 +184,37 @@ feed_leases = Table(
     Column("symbol", String(64), primary_key=True),
     Column("holder", String(64), nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+)
+
+# The outbox of live orders: a row per order for a live exchange, inserted in the
+# transaction that stores the order (no order the exchange must hold is stored without
+# one); the live executor sends it, checks it and brings the order up to date until
+# it is final. `state`: pending (not sent), sent (a send was tried, its answer not
+# known), held (the exchange acknowledged it), done (final here and there). `cancel`:
+# a cancel asked for and not yet confirmed (its reason).
+live_orders = Table(
+    "live_orders",
+    metadata,
+    Column("order_id", String(48), ForeignKey("orders.order_id"), primary_key=True),
+    Column("exchange", String(64), nullable=False),
+    Column("client_order_id", String(64), nullable=False, unique=True),
+    Column("state", String(8), nullable=False),
+    Column("exchange_order_id", String(128)),
+    Column("cancel", String(16)),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("live_orders_by_state", "exchange", "state"),
+)
+
+# The exchanges' trades applied as fills: each once, whatever resends and checks report.
+exchange_fills = Table(
+    "exchange_fills",
+    metadata,
+    Column("exchange", String(64), primary_key=True),
+    Column("trade_id", String(128), primary_key=True),
+    Column("order_id", String(48), ForeignKey("orders.order_id"), nullable=False),
+    Column("fill_id", String(48), nullable=False),
 )
 
 # The event journal: one row per event, `seq` 1, 2, 3, ... in commit order with no gaps.

@@ -48,7 +48,7 @@ from sqlalchemy.util.concurrency import in_greenlet
 from app.core import engine as core
 from app.core.balances import Account, Holding, Reservation, assets_of, reserved_asset
 from app.core.controls import Exposure, TradingState
-from app.core.engine import InstrumentState, Policy
+from app.core.engine import ExchangeReport, InstrumentState, Policy
 from app.core.errors import IntentRefused, MarketDataRefused
 from app.core.events import Event, OrderCanceled, OrderExpired, OrderFilled, OrderRejected
 from app.core.ids import number_of, parse_order_id
@@ -58,9 +58,10 @@ from app.core.order import Order, StoredFill
 from app.core.positions import Position
 from app.core.queue import QueuePlace, Queues
 from app.core.values import EXACT, Instrument, Quote, Trade, exact
-from app.core.vocabulary import FillSource, Side, TradingStateName
+from app.core.vocabulary import CancelReason, FillSource, LiveState, Side, TradingStateName
 from app.ops.clock import now_micros
 from app.store import sql_journal as journal
+from app.store import sql_live
 from app.store.base import Admission, OrderFilter, PositionView, StateChange
 from app.store.errors import StoreFull, StoreUnavailable
 from app.store.group_commit import GroupCommit, LoopGroupCommit, Waiting
@@ -81,6 +82,7 @@ from app.store.schema import (
     quotes,
     trading_state,
 )
+from app.store.sql_live import LiveOrder
 from app.store.sql_reachable import Reachable, widest
 from app.store.sql_rows import (
     book_of_row,
@@ -211,8 +213,20 @@ class TradeArrival:
     ts: int | None  # the time of the print (None: it arrives now)
 
 
-# What the writer takes (intents and market data, in arrival order) and what it answers.
-Write = Arrival | QuoteArrival | TradeArrival
+@dataclass
+class ReportArrival:
+    """What a live exchange reported of one of its orders, waiting to be applied."""
+
+    instrument: Instrument
+    live: LiveOrder
+    report: ExchangeReport
+    now: int
+    exchange_order_id: str | None  # the exchange's id of the order, if it gave one
+
+
+# What the writer takes (intents, market data and exchanges' reports, in arrival order)
+# and what it answers.
+Write = Arrival | QuoteArrival | TradeArrival | ReportArrival
 Written = Admission | list[Event]
 # An item and its answer, given once its batch has committed.
 Answer = tuple[Waiting[Write, Written], Written | Exception]
@@ -241,6 +255,7 @@ class _Batch:
         self.accepted: dict[str, tuple[Order, bool, QueuePlace | str | None]] = {}
         self.admitted: dict[str, Order] = {}  # every order this transaction accepted, by key
         self.events: list[Event] = []  # of the accepted orders not yet inserted
+        self.live: list[Order] = []  # accepted for live exchanges, their outbox rows not yet inserted
         self.quoted: set[Instrument] = set()  # whose latest quote changed
         self.traded: set[Instrument] = set()  # whose position moved
         # Inserts of orders whose counts come back at the end (a pipeline): inserted, sent.
@@ -527,6 +542,54 @@ class SqlStore:
         assert isinstance(events, list)  # the writer answers a print with its events
         return events
 
+    # -- live orders (app.store.sql_live) ----------------------------------------------
+
+    async def apply_report(
+        self, live: LiveOrder, report: ExchangeReport, now: int, exchange_order_id: str | None = None
+    ) -> list[Event]:
+        """Apply what a live order's exchange reports of it (each trade once; raises
+        core.ExchangeReportRefused, changing nothing, if it cannot be true); its outbox
+        row says the exchange holds it, or that it is done."""
+        order = live.order
+        events = await self._write(ReportArrival((order.exchange, order.symbol), live, report, now, exchange_order_id))
+        assert isinstance(events, list)  # the writer answers a report with its events
+        return events
+
+    def live_orders(self, exchange: str) -> list[LiveOrder]:
+        """The live orders of `exchange` not yet done, oldest first."""
+        with self._reading_once() as conn:
+            return sql_live.unfinished(conn, exchange, self._sql.fills_of)
+
+    def live_order(self, order_id: str) -> LiveOrder | None:
+        with self._reading_once() as conn:
+            return sql_live.find(conn, order_id, self._sql.fills_of)
+
+    def mark_live(
+        self,
+        order_id: str,
+        state: LiveState,
+        *,
+        now: int,
+        attempt: bool = False,
+        error: str | None = None,
+        exchange_order_id: str | None = None,
+    ) -> None:
+        """Record how far a live order's sending has come (see sql_live.mark)."""
+        with self._writing() as conn:
+            sql_live.mark(
+                conn, order_id, state, now=now, attempt=attempt, error=error, exchange_order_id=exchange_order_id
+            )
+
+    def ask_cancel(self, order_id: str, reason: CancelReason, now: int) -> LiveOrder | None:
+        """Ask for the cancel of a live order at its exchange (if it is still open there:
+        a cancel asked for earlier keeps its reason); the order as it is now. None: no
+        such live order."""
+        with self._writing() as conn:
+            live = sql_live.find(conn, order_id, self._sql.fills_of, lock=True)
+            if live is not None and live.order.is_open:
+                sql_live.ask_cancel(conn, [order_id], reason, now)
+        return self.live_order(order_id) if live is not None else None
+
     async def _write(self, work: Write) -> Written:
         if self._closed:  # shutting down: the writer takes nothing more
             raise StoreUnavailable(f"The {self.name} store is closed (the service is stopping); retry")
@@ -709,15 +772,40 @@ class SqlStore:
         self._journal(conn, events)
         return answers
 
-    def _apply_market_data(self, work: _Batch, item: Write) -> list[Event] | MarketDataRefused:
-        """A quote's or a print's events, or its refusal (then nothing changed)."""
+    def _apply_market_data(
+        self, work: _Batch, item: Write
+    ) -> list[Event] | MarketDataRefused | core.ExchangeReportRefused:
+        """A quote's, a print's or an exchange report's events, or its refusal (then
+        nothing changed)."""
         try:
             if isinstance(item, QuoteArrival):
                 return self._apply_quote(work, item)
+            if isinstance(item, ReportArrival):
+                return self._apply_report(work, item)
             assert isinstance(item, TradeArrival)  # a run holds intents or market data
             return self._apply_trade(work, item)
-        except MarketDataRefused as refusal:
+        except (MarketDataRefused, core.ExchangeReportRefused) as refusal:
             return refusal
+
+    def _apply_report(self, work: _Batch, arrival: ReportArrival) -> list[Event]:
+        """Apply a live exchange's report of an order (the caller holds its instrument's
+        lock, writes its position and journals the events)."""
+        live = sql_live.find(work.conn, arrival.live.order.order_id, self._sql.fills_of, lock=True)
+        assert live is not None  # the executor read it from the outbox
+        events = sql_live.apply_report(
+            work.conn,
+            work.instrument(arrival.instrument),
+            live,
+            arrival.report,
+            now=arrival.now,
+            new_id=new_number,
+            exchange_order_id=arrival.exchange_order_id,
+        )
+        self._record(work.conn, events, inserted=False)
+        if any(isinstance(event, OrderFilled) for event in events):
+            work.traded.add(arrival.instrument)
+        work.reachables.pop(arrival.instrument, None)  # its orders changed
+        return events
 
     def _admit_run(
         self,
@@ -770,6 +858,8 @@ class SqlStore:
         place = ARRIVING if admitted.arriving else admitted.queue_place
         work.accepted[order.idempotency_key] = (order, admitted.passive, place)
         work.admitted[order.idempotency_key] = order
+        if arrival.policy.is_live(order.exchange):
+            work.live.append(order)
         if admitted.rests:
             work.resting.setdefault(key, []).append(order)
             if key in work.reachables:
@@ -802,11 +892,12 @@ class SqlStore:
                 work.inserted.append((inserted, len(rows)))
             elif inserted.value != len(rows):
                 raise _KeyRace
+            sql_live.insert_outbox(conn, work.live, self.journal_id)
             self._record(conn, work.events, inserted=True)
             work.traded |= {(e.order.exchange, e.order.symbol) for e in work.events if isinstance(e, OrderFilled)}
             if account is not None:
                 self._keep_account(conn, account, [])
-        work.accepted, work.resting, work.events = {}, {}, []
+        work.accepted, work.resting, work.events, work.live = {}, {}, [], []
 
     def _keep_instruments(self, work: _Batch) -> None:
         """Write the latest quote of every instrument whose quote changed or traded, and
@@ -1023,7 +1114,12 @@ class SqlStore:
                 )
 
     def set_trading_state(
-        self, state: TradingState, *, cancel_open: bool = False, only_stricter: bool = False
+        self,
+        state: TradingState,
+        *,
+        cancel_open: bool = False,
+        only_stricter: bool = False,
+        live: frozenset[str] = frozenset(),
     ) -> StateChange:
         with self._writing() as conn:
             # FOR UPDATE: waits for the batches reading the state under a share lock.
@@ -1036,8 +1132,12 @@ class SqlStore:
             open_orders = with_fills(conn, rows, self._sql.fills_of)
             account = self._account(conn, {row.symbol for row in rows}, rows) if rows else None
             events = core.change_trading_state(
-                before, state, open_orders, account, cancel_open=cancel_open, only_stricter=only_stricter
+                before, state, open_orders, account, cancel_open=cancel_open, only_stricter=only_stricter, live=live
             )
+            if events and cancel_open:
+                # Live orders end when their exchange says so: their cancels are asked for.
+                held = [order.order_id for order in open_orders if order.exchange in live]
+                sql_live.ask_cancel(conn, held, CancelReason.KILL_SWITCH, state.updated_at)
             if events:
                 conn.execute(
                     update(trading_state)

@@ -1,0 +1,194 @@
+"""The SQL store's part in live orders: the outbox row written with each order for a
+live exchange, the exchange's reports applied (each of its trades once), and what the
+live executor reads and marks as it sends, checks and cancels."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+
+from app.core import engine as core
+from app.core.engine import ExchangeReport, InstrumentState
+from app.core.events import Event, OrderFilled
+from app.core.ids import client_order_id
+from app.core.order import Order
+from app.core.vocabulary import CancelReason, LiveState
+from app.store.schema import exchange_fills, live_orders, orders
+from app.store.sql_rows import with_fills
+
+FillsOf = Any  # the store's prepared statement that reads orders' fills (sql_rows.with_fills)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOrder:
+    """A live order with its outbox row: the id it has at the exchange
+    (`client_order_id`, and the exchange's own once known), how far its sending has
+    come, a cancel asked for and not yet confirmed (its reason), how many sends were
+    tried and the last one's error."""
+
+    order: Order
+    client_order_id: str
+    state: LiveState
+    exchange_order_id: str | None
+    cancel: CancelReason | None
+    attempts: int
+    last_error: str | None
+    updated_at: int
+
+
+def insert_outbox(conn: Connection, accepted: Sequence[Order], journal_id: str) -> None:
+    """The outbox rows of orders just accepted for live exchanges, in their transaction."""
+    if accepted:
+        conn.execute(
+            live_orders.insert(),
+            [
+                {
+                    "order_id": order.order_id,
+                    "exchange": order.exchange,
+                    "client_order_id": client_order_id(journal_id, order.idempotency_key),
+                    "state": LiveState.PENDING.value,
+                    "exchange_order_id": None,
+                    "cancel": None,
+                    "attempts": 0,
+                    "last_error": None,
+                    "updated_at": order.accepted_at,
+                }
+                for order in accepted
+            ],
+        )
+
+
+def unfinished(conn: Connection, exchange: str, fills_of: FillsOf) -> list[LiveOrder]:
+    """Every live order of `exchange` not yet done, oldest first."""
+    rows = conn.execute(
+        select(live_orders, orders)
+        .join(orders, orders.c.order_id == live_orders.c.order_id)
+        .where(live_orders.c.exchange == exchange, live_orders.c.state != LiveState.DONE.value)
+        .order_by(orders.c.seq)
+    ).all()
+    return _live(conn, rows, fills_of)
+
+
+def find(conn: Connection, order_id: str, fills_of: FillsOf, *, lock: bool = False) -> LiveOrder | None:
+    """A live order by its id (None: no such live order); `lock`: its rows locked."""
+    query = (
+        select(live_orders, orders)
+        .join(orders, orders.c.order_id == live_orders.c.order_id)
+        .where(live_orders.c.order_id == order_id)
+    )
+    row = conn.execute(query.with_for_update() if lock else query).one_or_none()
+    return None if row is None else _live(conn, [row], fills_of)[0]
+
+
+def _live(conn: Connection, rows: Sequence[Row[Any]], fills_of: FillsOf) -> list[LiveOrder]:
+    kept = with_fills(conn, rows, fills_of)
+    return [
+        LiveOrder(
+            order,
+            row.client_order_id,
+            LiveState(row.state),
+            row.exchange_order_id,
+            None if row.cancel is None else CancelReason(row.cancel),
+            row.attempts,
+            row.last_error,
+            row.updated_at,
+        )
+        for order, row in zip(kept, rows, strict=True)
+    ]
+
+
+def mark(
+    conn: Connection,
+    order_id: str,
+    state: LiveState,
+    *,
+    now: int,
+    attempt: bool = False,
+    error: str | None = None,
+    exchange_order_id: str | None = None,
+) -> None:
+    """Record how far an order's sending has come (`attempt`: one more send was tried;
+    `error`: why the last step failed, None once one succeeds). A done order stays done."""
+    values: dict[str, Any] = {"state": state.value, "last_error": error, "updated_at": now}
+    if attempt:
+        values["attempts"] = live_orders.c.attempts + 1
+    if exchange_order_id is not None:
+        values["exchange_order_id"] = exchange_order_id
+    conn.execute(
+        update(live_orders)
+        .where(live_orders.c.order_id == order_id, live_orders.c.state != LiveState.DONE.value)
+        .values(**values)
+    )
+
+
+def ask_cancel(conn: Connection, order_ids: Sequence[str], reason: CancelReason, now: int) -> None:
+    """Ask for the cancel of these live orders at their exchange (those not done; a
+    cancel asked for already keeps its first reason)."""
+    if order_ids:
+        conn.execute(
+            update(live_orders)
+            .where(
+                live_orders.c.order_id.in_(list(order_ids)),
+                live_orders.c.state != LiveState.DONE.value,
+                live_orders.c.cancel.is_(None),
+            )
+            .values(cancel=reason.value, updated_at=now)
+        )
+
+
+def apply_report(
+    conn: Connection,
+    instrument: InstrumentState,
+    live: LiveOrder,
+    report: ExchangeReport,
+    *,
+    now: int,
+    new_id: Callable[[], int],
+    exchange_order_id: str | None,
+) -> list[Event]:
+    """Apply what the exchange reports of `live` (its rows locked, and its instrument):
+    the fills whose trade ids were not applied before, then its end; the outbox row
+    says the exchange holds it, or that it is done once it is final. Raises
+    core.ExchangeReportRefused, changing nothing, if the report cannot be true."""
+    order = live.order
+    ids = list(dict.fromkeys(fill.trade_id for fill in report.fills))
+    applied: set[str] = set()
+    if ids:
+        applied = set(
+            conn.execute(
+                select(exchange_fills.c.trade_id).where(
+                    exchange_fills.c.exchange == order.exchange, exchange_fills.c.trade_id.in_(ids)
+                )
+            ).scalars()
+        )
+    fresh, seen = [], set(applied)
+    for fill in report.fills:
+        if fill.trade_id not in seen:
+            seen.add(fill.trade_id)
+            fresh.append(fill)
+    events = core.apply_exchange_report(
+        instrument,
+        order,
+        ExchangeReport(fresh, report.ended, report.detail),
+        now=now,
+        new_id=new_id,
+        cancel_reason=live.cancel or CancelReason.EXCHANGE,
+    )
+    filled = [event for event in events if isinstance(event, OrderFilled)]
+    if filled:
+        conn.execute(
+            exchange_fills.insert(),
+            [
+                {
+                    "exchange": order.exchange,
+                    "trade_id": fill.trade_id,
+                    "order_id": order.order_id,
+                    "fill_id": e.fill.fill_id,
+                }
+                for fill, e in zip(fresh, filled, strict=True)
+            ],
+        )
+    state = LiveState.HELD if order.is_open else LiveState.DONE
+    mark(conn, order.order_id, state, now=now, exchange_order_id=exchange_order_id)
+    return events

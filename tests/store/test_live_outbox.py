@@ -1,0 +1,180 @@
+"""Live orders in the SQL stores: an order for a live exchange is stored with its outbox
+row in one step (its client order id derived from its idempotency key), market data
+never fills it, and what the exchange reports moves it once per trade, whatever is
+reported twice; the kill switch asks its exchange to cancel it. SQLite and PostgreSQL
+alike (live execution needs a SQL store)."""
+
+import asyncio
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app.core.controls import TradingState
+from app.core.engine import ExchangeFill, ExchangeReport, ExchangeReportRefused, Policy
+from app.core.events import OrderCanceled, OrderFilled, OrderRejected, TradingStateChanged
+from app.core.ids import client_order_id
+from app.core.journal import EntryFilter, EventType
+from app.core.order import Order, OrderKind, OrderTerms
+from app.core.values import Quote
+from app.core.vocabulary import CancelReason, Liquidity, LiveState, OrderStatus, OrderType, Side, TimeInForce
+from app.core.vocabulary import TradingStateName as Name
+from app.store.ids import new_number
+from app.store.schema import live_orders
+from app.store.sql import SqlStore
+from app.store.sql_live import LiveOrder
+from tests.conftest import open_test_store
+
+LIVE = Policy(live=frozenset({"binance"}))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    store = open_test_store(request.param, tmp_path, request)
+    assert isinstance(store, SqlStore)
+    yield store
+    store.close()
+
+
+def admit(
+    store: SqlStore, key: str, *, exchange: str = "binance", qty: float = 1.0, limit: float | None = 100.0
+) -> Order:
+    kind = OrderKind(
+        exchange, "BTC/USDT", Side.BUY, OrderType.MARKET if limit is None else OrderType.LIMIT, TimeInForce.GTC
+    )
+    new = Order(number=new_number(), idempotency_key=key, kind=kind, terms=OrderTerms.of(qty, limit, 1, None))
+    order, created, _ = asyncio.run(store.admit(new, LIVE, 1))
+    assert created
+    return order
+
+
+def live(store: SqlStore, order: Order) -> LiveOrder:
+    found = store.live_order(order.order_id)
+    assert found is not None
+    return found
+
+
+def trade(trade_id: str, qty: str, price: str = "100", fee: str = "0.01") -> ExchangeFill:
+    return ExchangeFill(trade_id, Decimal(qty), Decimal(price), Decimal(fee), Liquidity.MAKER, 5)
+
+
+def report(store: SqlStore, order: Order, found: ExchangeReport, now: int = 10, exchange_id: str | None = "77") -> list:  # type: ignore[type-arg]
+    return asyncio.run(store.apply_report(live(store, order), found, now, exchange_id))
+
+
+def test_a_live_order_is_stored_with_its_outbox_row_and_market_data_never_fills_it(sql_store: SqlStore) -> None:
+    order = admit(sql_store, "k-1")
+    paper = admit(sql_store, "k-2", exchange="okx")
+    found = live(sql_store, order)
+    assert (found.client_order_id, found.state, found.attempts, found.exchange_order_id, found.cancel) == (
+        client_order_id(sql_store.journal_id, "k-1"),
+        LiveState.PENDING,
+        0,
+        None,
+        None,
+    )
+    assert found.client_order_id.isalnum()
+    assert len(found.client_order_id) == 32
+    assert sql_store.live_order(paper.order_id) is None
+    assert [each.order.order_id for each in sql_store.live_orders("binance")] == [order.order_id]
+    assert sql_store.live_orders("okx") == []
+
+    crossing = Quote(Decimal(90), Decimal(95), Decimal(10), Decimal(10))
+    assert asyncio.run(sql_store.add_quote(("binance", "BTC/USDT"), crossing, LIVE, 2)) == []
+    assert sql_store.get(order.order_id).status == OrderStatus.NEW  # type: ignore[union-attr]
+
+
+def test_each_exchange_trade_fills_once_however_often_it_is_reported(sql_store: SqlStore) -> None:
+    order = admit(sql_store, "k-1", qty=1.0)
+    events = report(sql_store, order, ExchangeReport([trade("t1", "0.4")]))
+    assert [type(event) for event in events] == [OrderFilled]
+    held = live(sql_store, order)
+    assert (held.state, held.exchange_order_id, held.order.status, held.order.filled_qty) == (
+        LiveState.HELD,
+        "77",
+        OrderStatus.PARTIALLY_FILLED,
+        Decimal("0.4"),
+    )
+    # Reported again with the next trade (and that one twice): only t2 is new.
+    events = report(sql_store, order, ExchangeReport([trade("t1", "0.4"), trade("t2", "0.6"), trade("t2", "0.6")]))
+    assert [type(event) for event in events] == [OrderFilled]
+    done = live(sql_store, order)
+    assert (done.state, done.order.status, done.order.filled_qty) == (LiveState.DONE, OrderStatus.FILLED, Decimal(1))
+    assert [fill.provenance.source for fill in done.order.fills if fill.provenance] == ["exchange", "exchange"]
+    assert sql_store.live_orders("binance") == []
+    [position] = sql_store.positions()
+    assert (position.position.qty, position.position.fees) == (Decimal(1), Decimal("0.02"))
+    assert report(sql_store, order, ExchangeReport([trade("t2", "0.6")])) == []  # done: nothing more
+    page = sql_store.read_journal(0, 10, EntryFilter())
+    assert [entry.type for entry in page.entries] == [EventType.NEW, EventType.PARTIAL_FILL, EventType.FILL]
+
+
+def test_a_report_that_cannot_be_true_changes_nothing(sql_store: SqlStore) -> None:
+    order = admit(sql_store, "k-1", qty=1.0)
+    with pytest.raises(ExchangeReportRefused):
+        report(sql_store, order, ExchangeReport([trade("t1", "0.5"), trade("t2", "0.7")]))
+    kept = live(sql_store, order)
+    assert (kept.state, kept.order.status, kept.order.fills) == (LiveState.PENDING, OrderStatus.NEW, [])
+    # Nothing of it was kept: t1 reported alone later still fills.
+    report(sql_store, order, ExchangeReport([trade("t1", "0.5")]))
+    assert live(sql_store, order).order.filled_qty == Decimal("0.5")
+
+
+def test_a_rejection_ends_the_order_with_the_exchange_s_reason(sql_store: SqlStore) -> None:
+    order = admit(sql_store, "k-1")
+    reason = "Account has insufficient balance for requested action."
+    [event] = report(sql_store, order, ExchangeReport([], OrderStatus.REJECTED, reason), exchange_id=None)
+    assert isinstance(event, OrderRejected)
+    ended = live(sql_store, order)
+    assert (ended.state, ended.order.status) == (LiveState.DONE, OrderStatus.REJECTED)
+    [entry] = sql_store.read_journal(1, 10, EntryFilter()).entries
+    assert (entry.type, entry.detail, entry.order.status) == (EventType.REJECTED, reason, OrderStatus.REJECTED)  # type: ignore[union-attr]
+    assert sql_store.count_by_status() == {OrderStatus.REJECTED: 1}
+
+
+def test_a_cancel_asked_for_ends_with_its_reason_once_the_exchange_confirms(sql_store: SqlStore) -> None:
+    order = admit(sql_store, "k-1")
+    asked = sql_store.ask_cancel(order.order_id, CancelReason.REQUESTED, 3)
+    assert asked is not None
+    assert (asked.cancel, asked.order.status) == (CancelReason.REQUESTED, OrderStatus.NEW)  # open until confirmed
+    assert sql_store.ask_cancel("paper-nope", CancelReason.REQUESTED, 3) is None
+    [event] = report(sql_store, order, ExchangeReport([trade("t1", "0.25")], OrderStatus.CANCELED))[1:]
+    assert isinstance(event, OrderCanceled)
+    assert event.reason == CancelReason.REQUESTED
+    ended = live(sql_store, order)
+    assert (ended.state, ended.order.status, ended.order.filled_qty) == (
+        LiveState.DONE,
+        OrderStatus.CANCELED,
+        Decimal("0.25"),
+    )
+
+
+def test_the_kill_switch_asks_the_exchange_to_cancel_live_orders(sql_store: SqlStore) -> None:
+    held = admit(sql_store, "k-1")
+    paper = admit(sql_store, "k-2", exchange="okx")
+    change = sql_store.set_trading_state(
+        TradingState(Name.HALTED, "stop", 5), cancel_open=True, live=frozenset({"binance"})
+    )
+    assert [type(event) for event in change.events] == [TradingStateChanged, OrderCanceled]
+    assert sql_store.get(paper.order_id).status == OrderStatus.CANCELED  # type: ignore[union-attr]
+    asked = live(sql_store, held)
+    assert (asked.order.status, asked.cancel) == (OrderStatus.NEW, CancelReason.KILL_SWITCH)
+    [event] = report(sql_store, held, ExchangeReport([], OrderStatus.CANCELED))
+    assert isinstance(event, OrderCanceled)
+    assert event.reason == CancelReason.KILL_SWITCH
+
+
+def test_sending_is_recorded_step_by_step(sql_store: SqlStore) -> None:
+    order = admit(sql_store, "k-1")
+    sql_store.mark_live(order.order_id, LiveState.SENT, now=2, attempt=True, error="timed out")
+    sql_store.mark_live(order.order_id, LiveState.SENT, now=3, attempt=True)
+    sent = live(sql_store, order)
+    assert (sent.state, sent.attempts, sent.last_error, sent.updated_at) == (LiveState.SENT, 2, None, 3)
+    sql_store.mark_live(order.order_id, LiveState.HELD, now=4, exchange_order_id="9")
+    report(sql_store, order, ExchangeReport([], OrderStatus.EXPIRED), exchange_id=None)
+    sql_store.mark_live(order.order_id, LiveState.SENT, now=6, attempt=True)  # done stays done
+    with sql_store.engine.connect() as conn:
+        row = conn.execute(select(live_orders)).one()
+    assert (row.state, row.exchange_order_id, row.attempts) == (LiveState.DONE, "9", 2)
