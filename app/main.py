@@ -17,6 +17,6 @@ try:
 except AccountMismatch as mismatch:  # PAPER_BALANCES over open orders it cannot cover
     print(f"execution: cannot turn PAPER_BALANCES on: {mismatch.detail}", file=sys.stderr)
     raise SystemExit(2) from None
-except UnknownExchange as unknown:  # a MARKET_DATA_FEEDS name ccxt does not have
-    print(f"execution: invalid configuration: MARKET_DATA_FEEDS: {unknown}", file=sys.stderr)
+except UnknownExchange as unknown:  # a MARKET_DATA_FEEDS or LIVE_EXCHANGES name ccxt does not have
+    print(f"execution: invalid configuration: {unknown}", file=sys.stderr)
     raise SystemExit(2) from None

@@ -90,6 +90,40 @@ class FeedSnapshot(Collector):
         yield from (age, messages, reconnects)
 
 
+@dataclass(frozen=True)
+class LiveSample:
+    """One live exchange, as this process last saw it."""
+
+    exchange: str
+    reachable: bool | None  # None: not asked yet (or another process sends its orders)
+    unknown_open_orders: int
+
+
+class LiveSnapshot(Collector):
+    """The live exchanges, read at scrape time (what the process that sends each one's
+    orders saw; the others have not looked)."""
+
+    def __init__(self, samples: Callable[[], Iterable[LiveSample]]) -> None:
+        self.samples = samples
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily(
+            "execution_live_exchange_up",
+            "Whether the live exchange answered the last look (1) or not (0)",
+            labels=["exchange"],
+        )
+        unknown = GaugeMetricFamily(
+            "execution_live_unknown_open_orders",
+            "Open orders at the live exchange that this service does not know (left alone)",
+            labels=["exchange"],
+        )
+        for sample in self.samples():
+            if sample.reachable is not None:
+                up.add_metric([sample.exchange], 1 if sample.reachable else 0)
+                unknown.add_metric([sample.exchange], sample.unknown_open_orders)
+        yield from (up, unknown)
+
+
 class Metrics:
     """The service's counters and the request latency histogram."""
 
@@ -116,10 +150,15 @@ class Metrics:
         self._rejected: dict[str, Any] = {}
         self._latency_of: dict[tuple[str, str, int], Any] = {}
         self._feeds: FeedSnapshot | None = None
+        self._live: LiveSnapshot | None = None
 
     def watch_feeds(self, samples: Callable[[], Iterable[FeedSample]]) -> None:
         """Show the market data feeds `samples` describes on every scrape."""
         self._feeds = FeedSnapshot(samples)
+
+    def watch_live(self, samples: Callable[[], Iterable[LiveSample]]) -> None:
+        """Show the live exchanges `samples` describes on every scrape."""
+        self._live = LiveSnapshot(samples)
 
     def intent_created(self) -> None:
         self._created.inc()
@@ -157,6 +196,7 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         store = CollectorRegistry()
         store.register(StoreSnapshot(store_name, by_status))
-        if self._feeds is not None:
-            store.register(self._feeds)
+        for snapshot in (self._feeds, self._live):
+            if snapshot is not None:
+                store.register(snapshot)
         return generate_latest(registry) + generate_latest(store)

@@ -1,7 +1,9 @@
 """Order intake and the other use cases, in the spec's order of checks. No HTTP here: the
 web layer parses requests into the values below and renders what comes back."""
 
+import asyncio
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NoReturn
@@ -14,7 +16,7 @@ from app.core.events import Event, OrderFilled
 from app.core.market_data import is_fresh
 from app.core.order import Order, OrderKind, OrderTerms, StoredFill, differing_terms
 from app.core.values import Costs, Instrument, Quote, Trade, book_of, exact
-from app.core.vocabulary import FillSource, OrderType, Side, TimeInForce, TradingStateName
+from app.core.vocabulary import CancelReason, FillSource, OrderStatus, OrderType, Side, TimeInForce, TradingStateName
 from app.ops.clock import iso_z, now_micros
 from app.ops.logs import EventLog, Fields
 from app.ops.metrics import Metrics
@@ -28,6 +30,7 @@ from app.service.errors import (
     RateLimited,
 )
 from app.service.journal import Journal
+from app.service.live import ExchangeStatus, LiveOrders, Mode, exchange_modes
 from app.service.market_feeds import ExchangeFeed, MarketFeeds
 from app.service.rate_limit import TokenBucket
 from app.service.reporting import Reporter
@@ -35,6 +38,7 @@ from app.service.settings import Settings
 from app.store.base import OrderFilter, OrderStore, PositionView
 from app.store.errors import StoreFull, StoreUnavailable
 from app.store.ids import new_number
+from app.store.sql import SqlStore
 
 FEATURES = (
     "paper_execution",
@@ -50,6 +54,10 @@ FEATURES = (
     "trading_state",
 )
 DURABLE_FEATURES = ("durable_store",)
+# How long a cancel of a live order waits for its exchange to confirm, and how often it
+# looks meanwhile.
+LIVE_CANCEL_WAIT_SECONDS = 5.0
+LIVE_CANCEL_POLL_SECONDS = 0.05
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, and this
@@ -114,6 +122,8 @@ class CapabilitiesInfo:
     generated_at: str
     stale_market_data: list[str]
     market_data_feeds: list[ExchangeFeed]
+    exchange_modes: dict[str, Mode]
+    live_exchanges: list[ExchangeStatus]
 
 
 class OrderService:
@@ -143,6 +153,10 @@ class OrderService:
             settings.instrument_rules(),
             self._max_quote_age,
             settings.latency_ms * 1_000,
+            live=frozenset(settings.live_exchanges),
+        )
+        self.exchange_modes = exchange_modes(
+            self._exchanges, frozenset(settings.live_exchanges), frozenset(settings.live_real_money)
         )
         # The in-memory store only takes a lock for a moment: calling it inline is
         # cheaper than a hop to a thread.
@@ -150,6 +164,12 @@ class OrderService:
             store.name, store.blocking, settings.store_timeout_ms, store.quick, store.wait_for
         )
         self.journal = Journal(store, self._store_call)
+        # Live orders' outbox (LIVE_EXCHANGES; the settings allow it with SQL stores only).
+        self.live: LiveOrders | None = None
+        if settings.live_exchanges:
+            assert isinstance(store, SqlStore)
+            self.live = LiveOrders(store, self._store_call, clock, self._publish, self.exchange_modes)
+            self.metrics.watch_live(self.live.samples)
         # The feeds running beside this service (app.venues fills it in; none: empty).
         self.feeds = MarketFeeds()
         self._bucket = (
@@ -168,6 +188,7 @@ class OrderService:
             *(["max_quote_age"] if self._max_quote_age is not None else []),
             *(["latency"] if settings.latency_ms else []),
             *(["market_data_feeds"] if settings.market_data_feeds else []),
+            *(["live_execution"] if settings.live_exchanges else []),
         ]
         if settings.paper_balances is not None:
             assets = {asset for symbol in settings.allowed_symbols for asset in assets_of(symbol)}
@@ -259,6 +280,8 @@ class OrderService:
                 payload_matches=not differing,
             )
         self._publish(events)
+        if self.live is not None:
+            self.live.wake(stored.exchange)  # its outbox row waits to be sent
         return stored
 
     def _check_allowed(self, allowed: frozenset[str], value: str, what: str, fields: Fields) -> None:
@@ -350,6 +373,13 @@ class OrderService:
         return [event for event in events if isinstance(event, OrderFilled)]
 
     async def cancel(self, order_id: str) -> Order:
+        """Cancel an open order: at once (paper), or, for a live order, once its
+        exchange confirms, waited for up to LIVE_CANCEL_WAIT_SECONDS (the order is
+        answered as it is then: still open if the exchange has not confirmed yet)."""
+        if self.live is not None:
+            live = await self.live.find(order_id)
+            if live is not None:
+                return await self._cancel_live(live.order)
         result = await self._store_call(self.store.cancel, order_id, self.clock())
         if result is None:
             raise OrderNotFound(f"Order {order_id!r} not found")
@@ -359,6 +389,22 @@ class OrderService:
         self._publish([event])
         return order
 
+    async def _cancel_live(self, order: Order) -> Order:
+        assert self.live is not None
+        if not order.is_open:
+            raise OrderNotCancelable(f"Order {order.order_id} is already {order.status}", status=order.status)
+        await self.live.ask_cancel(order.order_id, CancelReason.REQUESTED)
+        deadline = time.monotonic() + LIVE_CANCEL_WAIT_SECONDS
+        while True:
+            found = await self.live.find(order.order_id)
+            assert found is not None  # it was found above, and live orders are kept
+            current = found.order
+            if not current.is_open and current.status != OrderStatus.CANCELED:
+                raise OrderNotCancelable(f"Order {current.order_id} is already {current.status}", status=current.status)
+            if not current.is_open or time.monotonic() >= deadline:
+                return current
+            await asyncio.sleep(LIVE_CANCEL_POLL_SECONDS)
+
     async def trading_state(self) -> TradingState:
         return await self._store_call(self.store.trading_state)
 
@@ -366,8 +412,13 @@ class OrderService:
         """Record the new state (shared by every worker of a shared store) and, if asked,
         cancel every open order in the same step."""
         wanted = TradingState(state, reason, self.clock())
-        change = await self._store_call(self.store.set_trading_state, wanted, cancel_open=cancel_open)
+        change = await self._store_call(
+            self.store.set_trading_state, wanted, cancel_open=cancel_open, live=self.policy.live
+        )
         self._publish(change.events)
+        if self.live is not None and cancel_open:
+            for exchange in self.live.exchanges:
+                self.live.wake(exchange)  # their open orders' cancels wait to be sent
         return wanted
 
     # -- reads ------------------------------------------------------------------------
@@ -422,6 +473,8 @@ class OrderService:
             generated_at=iso_z(self.clock()),
             stale_market_data=stale,
             market_data_feeds=self.feeds.exchanges,
+            exchange_modes=self.exchange_modes,
+            live_exchanges=[] if self.live is None else list(self.live.status.values()),
         )
 
     def _stale_feeds_reason(self, times: dict[Instrument, int | None] | None, stale: list[str]) -> str | None:

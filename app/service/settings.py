@@ -5,6 +5,7 @@ import os
 import sys
 from collections.abc import Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -52,6 +54,44 @@ def market_data_urls(environment: Mapping[str, str]) -> dict[str, str]:
     """MARKET_DATA_URL_<EXCHANGE> variables: exchange id (lower case) -> base URL."""
     prefix = "MARKET_DATA_URL_"
     return {name[len(prefix) :].lower(): value for name, value in environment.items() if name.startswith(prefix)}
+
+
+def live_urls(environment: Mapping[str, str]) -> dict[str, str]:
+    """LIVE_URL_<EXCHANGE> variables: exchange id (lower case) -> base URL."""
+    prefix = "LIVE_URL_"
+    return {name[len(prefix) :].lower(): value for name, value in environment.items() if name.startswith(prefix)}
+
+
+# A live exchange's credentials: LIVE_<EXCHANGE>_API_KEY and LIVE_<EXCHANGE>_SECRET, or
+# files named by the same names with _FILE appended (container secrets).
+_CREDENTIALS = {"_API_KEY": "api_key", "_SECRET": "secret"}
+
+
+def live_credentials(environment: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Each exchange's credentials from the environment (values, or files' contents);
+    ValueError naming the variable if one is given twice or a file cannot be read. The
+    messages never hold a value."""
+    found: dict[str, dict[str, str]] = {}
+    for name, value in sorted(environment.items()):
+        if not name.startswith("LIVE_") or name.startswith("LIVE_URL_"):
+            continue
+        from_file = name.endswith("_FILE")
+        stem = name.removesuffix("_FILE")
+        suffix = next((end for end in _CREDENTIALS if stem.endswith(end)), None)
+        if suffix is None or len(stem) <= len("LIVE_") + len(suffix):
+            continue
+        exchange = stem[len("LIVE_") : -len(suffix)].lower()
+        key = _CREDENTIALS[suffix]
+        if key in found.get(exchange, {}):
+            raise ValueError(f"{stem} and {stem}_FILE are both set: set one")
+        text = value
+        if from_file:
+            try:
+                text = Path(value).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(f"{name}: the file cannot be read ({type(error).__name__})") from None
+        found.setdefault(exchange, {})[key] = text
+    return found
 
 
 def parse_allowlist(value: object) -> object:
@@ -126,9 +166,27 @@ class Settings(BaseSettings):
     # address of that exchange's feed (load_settings reads them from the environment).
     market_data_urls: dict[str, str] = Field(default_factory=dict)
 
-    _split = field_validator("allowed_symbols", "allowed_exchanges", "market_data_feeds", mode="before")(
-        parse_allowlist
-    )
+    # Live execution, off when LIVE_EXCHANGES is empty: orders for these exchanges (each
+    # allowlisted) are sent to the exchange through ccxt, on its sandbox or testnet
+    # unless the exchange is also in LIVE_REAL_MONEY. Needs a SQL store.
+    live_exchanges: Annotated[frozenset[str], NoDecode] = frozenset()
+    live_real_money: Annotated[frozenset[str], NoDecode] = frozenset()
+    # LIVE_URL_<EXCHANGE> (scheme, host and port of every address ccxt uses for it; the
+    # sandbox switch then does not apply) and the credentials, read by load_settings.
+    live_urls: dict[str, str] = Field(default_factory=dict)
+    live_credentials: dict[str, dict[str, SecretStr]] = Field(default_factory=dict, repr=False)
+    # How long a call to a live exchange waits for its answer (ms); past it, whether the
+    # call took effect is unknown, and the order is looked up by its client order id.
+    live_timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 10_000
+
+    _split = field_validator(
+        "allowed_symbols",
+        "allowed_exchanges",
+        "market_data_feeds",
+        "live_exchanges",
+        "live_real_money",
+        mode="before",
+    )(parse_allowlist)
 
     @field_validator("market_data_feeds", mode="after")
     @classmethod
@@ -146,6 +204,38 @@ class Settings(BaseSettings):
                 raise ValueError(f"MARKET_DATA_URL_{exchange.upper()} is set but {exchange} has no feed")
             check_base(base)
         return value
+
+    @model_validator(mode="after")
+    def _live_is_safe(self) -> "Settings":
+        """Live execution's settings hold together, or start-up stops naming what is wrong
+        (never a credential's value)."""
+        live = self.live_exchanges
+        if not live:
+            named = sorted(set(self.live_real_money) | set(self.live_urls) | set(self.live_credentials))
+            if named:
+                raise ValueError(f"live settings are given for {', '.join(named)} but LIVE_EXCHANGES is empty")
+            return self
+        missing = sorted(live - self.allowed_exchanges)
+        if missing:
+            raise ValueError(f"LIVE_EXCHANGES: {', '.join(missing)} not in ALLOWED_EXCHANGES")
+        if self.storage_url == "memory://":
+            raise ValueError(
+                "LIVE_EXCHANGES needs a SQL store (STORAGE_URL=sqlite:///PATH or postgresql://...): a crash must "
+                "not forget an order that the exchange holds"
+            )
+        for what, names in (("LIVE_REAL_MONEY", self.live_real_money), ("LIVE_URL_<EXCHANGE>", self.live_urls)):
+            stray = sorted(set(names) - live)
+            if stray:
+                raise ValueError(f"{what} names {', '.join(stray)}, which is not in LIVE_EXCHANGES")
+        for base in self.live_urls.values():
+            check_base(base)
+        for exchange in sorted(live):
+            given = self.live_credentials.get(exchange, {})
+            for key, variable in (("api_key", "API_KEY"), ("secret", "SECRET")):
+                if not given.get(key, SecretStr("")).get_secret_value():
+                    name = f"LIVE_{exchange.upper()}_{variable}"
+                    raise ValueError(f"{name} (or {name}_FILE) is required for a live exchange")
+        return self
 
     @field_validator("service_name")
     @classmethod
@@ -273,10 +363,23 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read Settings from the environment, or stop start-up with one clear line."""
     try:
-        return Settings(market_data_urls=market_data_urls(os.environ))
+        credentials = live_credentials(os.environ)
+    except ValueError as error:  # a credential given twice, or a file that cannot be read
+        print(f"execution: invalid configuration: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        return Settings(
+            market_data_urls=market_data_urls(os.environ),
+            live_urls=live_urls(os.environ),
+            live_credentials=credentials,
+        )
     except ValidationError as exc:
+        # (A check across settings has no field: its message says which.)
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            if error["loc"]
+            else error["msg"].removeprefix("Value error, ")
+            for error in exc.errors()
         )
         print(f"execution: invalid configuration: {problems}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -564,6 +564,11 @@ class SqlStore:
         with self._reading_once() as conn:
             return sql_live.find(conn, order_id, self._sql.fills_of)
 
+    def known_client_ids(self, client_order_ids: Sequence[str]) -> set[str]:
+        """Those of `client_order_ids` that name live orders of this store."""
+        with self._reading_once() as conn:
+            return sql_live.known(conn, client_order_ids)
+
     def mark_live(
         self,
         order_id: str,
@@ -704,9 +709,10 @@ class SqlStore:
         work = _Batch(self, conn)
         piped = False
         try:
-            # (The cap's count and the account's rows are read through SQLAlchemy
-            # itself, which cannot read them in pipeline mode.)
-            with pipelined(conn, wanted=not (caps or self._account_on)) as piped:
+            # (The cap's count, the account's rows and a live order's rows are read
+            # through SQLAlchemy itself, which cannot read them in pipeline mode.)
+            reports = any(isinstance(entry.item, ReportArrival) for entry in batch)
+            with pipelined(conn, wanted=not (caps or self._account_on or reports)) as piped:
                 answers = self._write_batch_in(work, batch, intents, caps)
         except DataError as error:  # a value of an intent being inserted
             raise ValueRefused(

@@ -98,6 +98,14 @@ def _live(conn: Connection, rows: Sequence[Row[Any]], fills_of: FillsOf) -> list
     ]
 
 
+def known(conn: Connection, client_order_ids: Sequence[str]) -> set[str]:
+    """Those of `client_order_ids` that name orders of this store."""
+    if not client_order_ids:
+        return set()
+    query = select(live_orders.c.client_order_id).where(live_orders.c.client_order_id.in_(list(client_order_ids)))
+    return set(conn.execute(query).scalars())
+
+
 def mark(
     conn: Connection,
     order_id: str,

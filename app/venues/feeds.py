@@ -104,7 +104,7 @@ def check_ccxt_has(exchanges: Iterable[str]) -> None:
     folder = None if found is None or found.origin is None else Path(found.origin).parent / "pro"
     for name in exchanges:
         if folder is None or not name.isidentifier() or not (folder / f"{name}.py").is_file():
-            raise UnknownExchange(f"ccxt has no exchange {name!r}")
+            raise UnknownExchange(f"MARKET_DATA_FEEDS: ccxt has no exchange {name!r}")
 
 
 class ChildProcessSource:

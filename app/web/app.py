@@ -16,6 +16,7 @@ from app.store.base import OrderStore
 from app.store.journal import MAX_READ
 from app.store.open import load_store
 from app.venues.feeds import ChildProcessSource, ExchangeFactory, FeedSource, InProcessSource, MarketDataFeeds
+from app.venues.live import live_executors
 from app.web.errors import add_exception_handlers
 from app.web.middleware import BearerTokenMiddleware, RequestBodyMiddleware, RequestMiddleware
 from app.web.openapi import OPEN_PATHS, OPENAPI_URL, QUERY_TOKEN_PATHS, install_openapi, operation_id
@@ -25,6 +26,25 @@ from app.web.routes import events as journal_routes
 from app.web.shutdown import on_stop_signal
 from app.web.streams import Feed
 from app.web.views import entry_json
+
+
+def _market_data_feeds(
+    service: OrderService, settings: Settings, events: EventLog, metrics: Metrics, exchanges: ExchangeFactory | None
+) -> MarketDataFeeds | None:
+    """The MARKET_DATA_FEEDS feeds (None without): ccxt in the feeds' own process, or
+    the `exchanges` given, in this one."""
+    if not settings.market_data_feeds:
+        return None
+    symbols = sorted(settings.allowed_symbols)
+    source: FeedSource = (
+        ChildProcessSource(events, settings.market_data_feeds, symbols, settings.market_data_urls)
+        if exchanges is None
+        else InProcessSource(exchanges, settings.market_data_feeds, symbols, settings.market_data_urls)
+    )
+    feeds = MarketDataFeeds(service, events, source, settings.market_data_feeds)
+    service.feeds = feeds.status
+    metrics.watch_feeds(lambda: feeds.status.samples(time.time()))
+    return feeds
 
 
 def create_app(
@@ -63,17 +83,8 @@ def create_app(
         heartbeat_seconds=settings.events_heartbeat_seconds,
     )
 
-    feeds = None
-    if settings.market_data_feeds:
-        symbols = sorted(settings.allowed_symbols)
-        source: FeedSource = (
-            ChildProcessSource(events, settings.market_data_feeds, symbols, settings.market_data_urls)
-            if exchanges is None
-            else InProcessSource(exchanges, settings.market_data_feeds, symbols, settings.market_data_urls)
-        )
-        feeds = MarketDataFeeds(service, events, source, settings.market_data_feeds)
-        service.feeds = feeds.status
-        metrics.watch_feeds(lambda: feeds.status.samples(time.time()))
+    feeds = _market_data_feeds(service, settings, events, metrics, exchanges)
+    executors = live_executors(service, settings, events)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,11 +96,15 @@ def create_app(
         async with the_store.serve():
             if feeds is not None:
                 feeds.start()
+            for executor in executors:
+                executor.start()
             yield
             restore_signals()
             await feed.stop()
             if feeds is not None:
                 await feeds.stop()
+            for executor in executors:
+                await executor.stop()
         if owned:
             the_store.close()
 

@@ -497,6 +497,19 @@ class MarketDataFeed(BaseModel):
     markets_loaded: bool = Field(description="Whether the exchange's markets were read (until then, no symbol runs)")
 
 
+class LiveExchange(BaseModel):
+    exchange: str
+    mode: Literal["live-sandbox", "live"] = Field(
+        description="`live-sandbox`: the exchange's sandbox or testnet (or LIVE_URL_<EXCHANGE>); `live`: real money"
+    )
+    reachable: bool | None = Field(description="Whether the exchange answered the last look (null: not asked yet)")
+    last_error: str | None = Field(description="Why the last look at the exchange failed, if it did")
+    unknown_open_orders: list[str] = Field(
+        description="Open orders at the exchange this service does not know (their client order ids, or the "
+        "exchange's ids): reported, never touched"
+    )
+
+
 class Capabilities(BaseModel):
     service: str
     version: str
@@ -511,4 +524,11 @@ class Capabilities(BaseModel):
     )
     market_data_feeds: list[MarketDataFeed] = Field(
         description="The exchanges whose market data this process follows (MARKET_DATA_FEEDS; empty without)"
+    )
+    exchanges: dict[str, Literal["paper", "live-sandbox", "live"]] = Field(
+        description="Each allowlisted exchange's mode: `paper` (filled here), `live-sandbox` (sent to the exchange's "
+        "sandbox or testnet) or `live` (sent to the exchange, real money)"
+    )
+    live_exchanges: list[LiveExchange] = Field(
+        description="The live exchanges (LIVE_EXCHANGES) and what this process last saw of them; empty without"
     )

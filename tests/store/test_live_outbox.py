@@ -8,13 +8,14 @@ import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from app.core.controls import TradingState
 from app.core.engine import ExchangeFill, ExchangeReport, ExchangeReportRefused, Policy
-from app.core.events import OrderCanceled, OrderFilled, OrderRejected, TradingStateChanged
+from app.core.events import Event, OrderCanceled, OrderFilled, OrderRejected, TradingStateChanged
 from app.core.ids import client_order_id
 from app.core.journal import EntryFilter, EventType
 from app.core.order import Order, OrderKind, OrderTerms
@@ -60,8 +61,17 @@ def trade(trade_id: str, qty: str, price: str = "100", fee: str = "0.01") -> Exc
     return ExchangeFill(trade_id, Decimal(qty), Decimal(price), Decimal(fee), Liquidity.MAKER, 5)
 
 
-def report(store: SqlStore, order: Order, found: ExchangeReport, now: int = 10, exchange_id: str | None = "77") -> list:  # type: ignore[type-arg]
-    return asyncio.run(store.apply_report(live(store, order), found, now, exchange_id))
+def report(
+    store: SqlStore, order: Order, found: ExchangeReport, now: int = 10, exchange_id: str | None = "77"
+) -> list[Event]:
+    """Applied as the service applies it: on the store's loop (PostgreSQL then batches
+    in a pipeline, which a report must not use)."""
+
+    async def apply() -> list[Event]:
+        async with store.serve():
+            return await store.apply_report(live(store, order), found, now, exchange_id)
+
+    return asyncio.run(apply())
 
 
 def test_a_live_order_is_stored_with_its_outbox_row_and_market_data_never_fills_it(sql_store: SqlStore) -> None:
@@ -178,3 +188,23 @@ def test_sending_is_recorded_step_by_step(sql_store: SqlStore) -> None:
     with sql_store.engine.connect() as conn:
         row = conn.execute(select(live_orders)).one()
     assert (row.state, row.exchange_order_id, row.attempts) == (LiveState.DONE, "9", 2)
+
+
+def test_a_report_and_intents_in_one_batch(sql_store: SqlStore) -> None:
+    """A report committed in the same batch as intents (one on the loop)."""
+    held = admit(sql_store, "k-1")
+    kind = OrderKind("binance", "BTC/USDT", Side.SELL, OrderType.LIMIT, TimeInForce.GTC)
+    new = Order(number=new_number(), idempotency_key="k-2", kind=kind, terms=OrderTerms.of(1.0, 120.0, 2, None))
+
+    async def together() -> tuple[Any, list[Event]]:
+        async with sql_store.serve():
+            return await asyncio.gather(
+                sql_store.admit(new, LIVE, 2),
+                sql_store.apply_report(live(sql_store, held), ExchangeReport([trade("t1", "1")]), 3, "77"),
+            )
+
+    admitted, events = asyncio.run(together())
+    assert admitted.created
+    assert [type(event) for event in events] == [OrderFilled]
+    assert live(sql_store, held).state == LiveState.DONE
+    assert live(sql_store, new).state == LiveState.PENDING

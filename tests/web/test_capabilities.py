@@ -31,7 +31,7 @@ def test_capabilities_ok(client: TestClient, store: OrderStore) -> None:
     body = response.json()
     assert set(body) == {
         "service", "version", "status", "features", "degraded_reason", "generated_at", "store", "stale_market_data",
-        "market_data_feeds"
+        "market_data_feeds", "exchanges", "live_exchanges",
     }  # fmt: skip
     assert body["store"] == store.name
     assert body["service"] == "execution"
@@ -47,6 +47,8 @@ def test_capabilities_ok(client: TestClient, store: OrderStore) -> None:
     assert body["generated_at"].endswith("Z")
     assert body["stale_market_data"] == []  # without MAX_QUOTE_AGE_MS nothing is stale
     assert body["market_data_feeds"] == []  # without MARKET_DATA_FEEDS
+    assert body["exchanges"] == {"binance": "paper", "coinbase": "paper"}  # without LIVE_EXCHANGES
+    assert body["live_exchanges"] == []
 
 
 def test_capabilities_degraded_without_symbols(make_client: Callable[..., TestClient]) -> None:

@@ -8,7 +8,7 @@ from app.ops.clock import iso_z, now_micros
 from app.ops.metrics import CONTENT_TYPE
 from app.service.orders import OrderService
 from app.web.responses import STORE_DOWN
-from app.web.schemas import Capabilities, Health, MarketDataFeed
+from app.web.schemas import Capabilities, Health, LiveExchange, MarketDataFeed
 
 TAGS: list[str | Enum] = ["service"]
 
@@ -48,6 +48,17 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
                     markets_loaded=feed.markets_loaded,
                 )
                 for feed in info.market_data_feeds
+            ],
+            exchanges=info.exchange_modes,
+            live_exchanges=[
+                LiveExchange(
+                    exchange=live.exchange,
+                    mode=live.mode,
+                    reachable=live.reachable,
+                    last_error=live.last_error,
+                    unknown_open_orders=live.unknown_open_orders,
+                )
+                for live in info.live_exchanges
             ],
         )
 

@@ -143,10 +143,19 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
     @routes.post(
         "/execution/orders/{order_id}/cancel",
         response_model=OrderOut,
-        responses={**ORDER_NOT_FOUND, 409: {"model": NotCancelableBody, "description": "The order has already ended"}},
+        responses={
+            **ORDER_NOT_FOUND,
+            202: {"model": OrderOut, "description": "A live order whose exchange has not confirmed the cancel yet"},
+            409: {"model": NotCancelableBody, "description": "The order has already ended"},
+        },
         tags=TAGS,
     )
-    async def cancel_order(order_id: str) -> dict[str, Any]:
+    async def cancel_order(order_id: str, response: Response) -> dict[str, Any]:
         """Cancel an open (NEW or PARTIALLY_FILLED) order; what it filled stays filled.
-        Answers the canceled order."""
-        return order_view(await service.cancel(order_id))
+        Answers the canceled order. A live order is canceled at its exchange: `200` once
+        the exchange confirms (within 5 s), else `202` with the order as it is (still
+        open; the cancel goes on, and its `canceled` event tells when it ends)."""
+        order = await service.cancel(order_id)
+        if order.is_open:
+            response.status_code = 202
+        return order_view(order)

@@ -1,0 +1,125 @@
+"""Live orders, the service's side: the store's outbox read and marked for the live
+executor (app.venues.live), the exchanges' reports applied and published like every
+other change, cancels asked for, and what each exchange is (paper, live-sandbox, live)."""
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from app.core.engine import ExchangeReport
+from app.core.events import Event
+from app.core.vocabulary import CancelReason, LiveState
+from app.ops.metrics import LiveSample
+from app.service.calls import StoreCalls
+from app.store.sql import SqlStore
+from app.store.sql_live import LiveOrder
+
+Mode = Literal["paper", "live-sandbox", "live"]
+PAPER: Mode = "paper"
+LIVE_SANDBOX: Mode = "live-sandbox"
+LIVE: Mode = "live"
+
+
+def exchange_modes(allowed: frozenset[str], live: frozenset[str], real_money: frozenset[str]) -> dict[str, Mode]:
+    """Each allowlisted exchange's mode: `paper`, `live-sandbox` (sent to the exchange's
+    sandbox or testnet, or to LIVE_URL_<EXCHANGE>) or `live` (real money)."""
+    return {
+        exchange: LIVE if exchange in real_money else LIVE_SANDBOX if exchange in live else PAPER
+        for exchange in sorted(allowed)
+    }
+
+
+@dataclass
+class ExchangeStatus:
+    """What /capabilities and /metrics show of one live exchange."""
+
+    exchange: str
+    mode: Mode
+    reachable: bool | None = None  # None: not asked yet
+    last_error: str | None = None
+    # Open orders at the exchange this service does not know (client order ids, or the
+    # exchange's ids when they have none): reported, never touched.
+    unknown_open_orders: list[str] = field(default_factory=list)
+
+
+class LiveOrders:
+    """The outbox of a SQL store, for the live executors, and their wake-ups."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        calls: StoreCalls,
+        clock: Callable[[], int],
+        publish: Callable[[list[Event]], None],
+        modes: dict[str, Mode],
+    ) -> None:
+        self._store = store
+        self._calls = calls
+        self._clock = clock
+        self._publish = publish
+        self.exchanges = sorted(exchange for exchange, mode in modes.items() if mode != PAPER)
+        self.status = {exchange: ExchangeStatus(exchange, modes[exchange]) for exchange in self.exchanges}
+        self._wake = {exchange: asyncio.Event() for exchange in self.exchanges}
+
+    def samples(self) -> list[LiveSample]:
+        return [
+            LiveSample(status.exchange, status.reachable, len(status.unknown_open_orders))
+            for status in self.status.values()
+        ]
+
+    def wake(self, exchange: str) -> None:
+        """Something of `exchange` is waiting to go out (an order stored, a cancel asked)."""
+        event = self._wake.get(exchange)
+        if event is not None:
+            event.set()
+
+    async def wait(self, exchange: str, seconds: float) -> None:
+        """Until woken for `exchange`, or `seconds` have passed."""
+        event = self._wake[exchange]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+        event.clear()
+
+    async def unfinished(self, exchange: str) -> list[LiveOrder]:
+        return await self._calls(self._store.live_orders, exchange)
+
+    async def find(self, order_id: str) -> LiveOrder | None:
+        return await self._calls(self._store.live_order, order_id)
+
+    async def mark(
+        self,
+        live: LiveOrder,
+        state: LiveState,
+        *,
+        attempt: bool = False,
+        error: str | None = None,
+        exchange_order_id: str | None = None,
+    ) -> None:
+        await self._calls(
+            self._store.mark_live,
+            live.order.order_id,
+            state,
+            now=self._clock(),
+            attempt=attempt,
+            error=error,
+            exchange_order_id=exchange_order_id,
+        )
+
+    async def apply(self, live: LiveOrder, report: ExchangeReport, exchange_order_id: str | None) -> list[Event]:
+        """Apply what the exchange reports of `live` (raises ExchangeReportRefused if it
+        cannot be true) and publish its events."""
+        events = await self._calls.bounded(self._store.apply_report(live, report, self._clock(), exchange_order_id))
+        self._publish(events)
+        return events
+
+    async def ask_cancel(self, order_id: str, reason: CancelReason) -> LiveOrder | None:
+        live = await self._calls(self._store.ask_cancel, order_id, reason, self._clock())
+        if live is not None:
+            self.wake(live.order.exchange)
+        return live
+
+    async def known(self, client_order_ids: list[str]) -> set[str]:
+        """Those of `client_order_ids` that are orders of this store."""
+        return await self._calls(self._store.known_client_ids, client_order_ids)

@@ -1,0 +1,266 @@
+"""The live executor: for each live exchange, one process among those sharing the store
+(under a lease in it) sends the outbox's orders to the exchange, looks each up by its
+client order id until it is final here, cancels those a cancel was asked for, and
+reports open orders at the exchange that this service does not know (never touching
+them).
+
+How an order goes out, so that a fault anywhere can never make two orders of one
+intent, nor forget one:
+- `pending` (stored, not sent): it is marked `sent` before the exchange is called, so a
+  crash after the call finds it `sent`;
+- `sent` (tried; the answer may have been lost): it is looked up by its client order id
+  before anything else. Found: the exchange holds it (`held`). Not found: it is sent
+  again under the same client order id (the exchange refuses a second order with one),
+  unless it was accepted more than SEND_WINDOW_SECONDS ago or a cancel was asked for:
+  then it ends here (REJECTED, or CANCELED) and is never sent;
+- `held`: looked up every POLL_SECONDS (sooner when woken); its fills (each trade once)
+  and its end reach the order, the journal and the stream; a cancel asked for is sent.
+Every step is written to the store before the next, so a restart (start-up is a pass
+like any other) picks up each order where it was."""
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from app.core.engine import ExchangeReport, ExchangeReportRefused
+from app.core.errors import ServiceError
+from app.core.vocabulary import LiveState, OrderStatus
+from app.ops.logs import EventLog
+from app.service.live import LIVE, LiveOrders
+from app.service.orders import OrderService
+from app.service.settings import Settings
+from app.store.sql_live import LiveOrder
+from app.venues.backoff import Backoff
+from app.venues.feed_runner import UnknownExchange
+from app.venues.venue import Busy, Refused, Seen, Unknown, Venue
+
+# The lease row (in the feeds' lease table) whose holder executes an exchange's orders.
+LEASE_SYMBOL = "*live*"
+LEASE_MS = 6_000
+POLL_SECONDS = 1.0
+# An order the exchange has never seen is sent (again) only this long after it was
+# accepted: a MARKET order stored during a long outage must not reach the market late.
+SEND_WINDOW_SECONDS = 30.0
+# How often the exchange's open orders are listed, for those this service does not know.
+FOREIGN_SECONDS = 10.0
+
+
+def check_ccxt_trades(exchanges: Iterable[str]) -> None:
+    """UnknownExchange unless ccxt has an exchange class for each (looked up on disk:
+    ccxt is imported only once everything else is known to be right)."""
+    found = importlib.util.find_spec("ccxt")
+    folder = None if found is None or found.origin is None else Path(found.origin).parent / "async_support"
+    for name in exchanges:
+        if folder is None or not name.isidentifier() or not (folder / f"{name}.py").is_file():
+            raise UnknownExchange(f"LIVE_EXCHANGES: ccxt has no exchange {name!r}")
+
+
+def live_executors(service: OrderService, settings: Settings, events: EventLog) -> list["LiveExecutor"]:
+    """An executor per LIVE_EXCHANGES exchange, on ccxt's exchange of that id with its
+    credentials; each exchange's mode logged. Imports ccxt (app.venues.ccxt_venue)."""
+    live = service.live
+    if live is None:
+        return []
+    check_ccxt_trades(live.exchanges)
+    connect = importlib.import_module("app.venues.ccxt_venue").CcxtVenue.connect
+    executors = []
+    for exchange in live.exchanges:
+        credentials = settings.live_credentials[exchange]
+        venue = connect(
+            exchange,
+            credentials["api_key"].get_secret_value(),
+            credentials["secret"].get_secret_value(),
+            sandbox=exchange not in settings.live_real_money,
+            base_url=settings.live_urls.get(exchange),
+            timeout_ms=settings.live_timeout_ms,
+        )
+        executors.append(
+            LiveExecutor(service, live, exchange, venue, events=events, symbols=sorted(settings.allowed_symbols))
+        )
+    for exchange, mode in service.exchange_modes.items():
+        fields = {"exchange": exchange, "mode": mode, "url": settings.live_urls.get(exchange)}
+        if mode == LIVE:
+            events.warning("Exchange mode: orders are sent to the exchange with real money", fields)
+        else:
+            events.info("Exchange mode", fields)
+    return executors
+
+
+class LiveExecutor:
+    """Sends and follows the live orders of one exchange."""
+
+    def __init__(
+        self,
+        service: OrderService,
+        live: LiveOrders,
+        exchange: str,
+        venue: Venue,
+        *,
+        events: EventLog,
+        symbols: Sequence[str],
+        poll_seconds: float = POLL_SECONDS,
+        send_window_seconds: float = SEND_WINDOW_SECONDS,
+        foreign_seconds: float = FOREIGN_SECONDS,
+    ) -> None:
+        self.service = service
+        self.live = live
+        self.exchange = exchange
+        self.venue = venue
+        self.events = events
+        self.symbols = list(symbols)
+        self.status = live.status[exchange]
+        self.holder = uuid.uuid4().hex
+        self._poll = poll_seconds
+        self._window_us = int(send_window_seconds * 1_000_000)
+        self._foreign_seconds = foreign_seconds
+        self._foreign_at = 0.0
+        self._held = False
+        self._reported: set[str] = set()  # refusals and unknown orders already logged
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._held:
+            with contextlib.suppress(ServiceError):
+                await self.service.release_feeds(self.holder, [(self.exchange, LEASE_SYMBOL)])
+        await self.venue.close()
+
+    async def _run(self) -> None:
+        backoff = Backoff()
+        while True:
+            pause = self._poll
+            try:
+                self._held = bool(
+                    await self.service.claim_feeds(self.holder, [(self.exchange, LEASE_SYMBOL)], LEASE_MS)
+                )
+                if self._held:
+                    await self.run_pass()
+                    self.status.reachable, self.status.last_error = True, None
+                    backoff.reset()
+            except Busy as busy:
+                self._failed(busy.detail, "Live exchange asks to slow down")
+                pause = max(busy.retry_after, backoff.next())
+            except Unknown as unknown:
+                self._failed(unknown.detail, "Live exchange did not answer")
+                pause = backoff.next()
+            except ServiceError as error:
+                self.events.warning(
+                    "Live orders: the store did not answer", {"exchange": self.exchange, "error": str(error)}
+                )
+                pause = backoff.next()
+            except Exception as error:  # a fault of this service: logged, and the next pass tries again
+                self.events.error("Live orders: pass failed", {"exchange": self.exchange}, error)
+                self.status.last_error = f"internal error: {type(error).__name__}"
+                pause = backoff.next()
+            await self.live.wait(self.exchange, pause)
+
+    def _failed(self, detail: str, message: str) -> None:
+        self.status.reachable, self.status.last_error = False, detail
+        self.events.warning(message, {"exchange": self.exchange, "error": detail})
+
+    async def run_pass(self) -> None:
+        """One look at every live order not yet final here, oldest first, then (every
+        FOREIGN_SECONDS) at the exchange's open orders. Busy ends the pass (the exchange
+        asks for a pause); Unknown ends the step of one order (the next pass tries again)."""
+        for live in await self.live.unfinished(self.exchange):
+            try:
+                await self._step(live)
+            except Unknown as unknown:
+                self.events.warning(
+                    "Live order: no answer from the exchange",
+                    {"exchange": self.exchange, "order_id": live.order.order_id, "error": unknown.detail},
+                )
+                self.status.last_error = unknown.detail
+        if time.monotonic() >= self._foreign_at:
+            await self._look_for_foreign()
+            self._foreign_at = time.monotonic() + self._foreign_seconds
+
+    async def _step(self, live: LiveOrder) -> None:
+        order, client_id = live.order, live.client_order_id
+        if live.state == LiveState.PENDING:
+            if live.cancel is not None:  # never sent: nothing is at the exchange
+                await self._end(live, OrderStatus.CANCELED, "canceled before it was sent to the exchange")
+            else:
+                await self._send(live)
+            return
+        if live.state == LiveState.HELD and live.cancel is not None and order.is_open:
+            await self.venue.cancel(order, client_id)
+        seen = await self.venue.look(order, client_id)
+        if seen is not None:
+            await self._apply(live, seen)
+        elif live.state == LiveState.SENT:
+            if live.cancel is not None:
+                await self._end(live, OrderStatus.CANCELED, "canceled: the exchange never received it")
+            elif self.service.clock() - order.accepted_at > self._window_us:
+                await self._end(
+                    live,
+                    OrderStatus.REJECTED,
+                    f"not sent: the exchange had not received it within {self._window_us // 1_000_000} s "
+                    "of its acceptance",
+                )
+            else:
+                await self._send(live)
+        else:  # held, yet the exchange has no such order
+            self._report_once(
+                f"lost:{order.order_id}",
+                "Live order not found at the exchange",
+                {"exchange": self.exchange, "order_id": order.order_id, "client_order_id": client_id},
+            )
+
+    async def _send(self, live: LiveOrder) -> None:
+        # Marked sent first: from the call on, the order may be at the exchange.
+        await self.live.mark(live, LiveState.SENT, attempt=True)
+        try:
+            exchange_order_id = await self.venue.send(live.order, live.client_order_id)
+        except Refused as refused:
+            await self._end(live, OrderStatus.REJECTED, refused.detail)
+            return
+        seen = await self.venue.look(live.order, live.client_order_id)  # its fills, if it filled at once
+        if seen is not None:
+            await self._apply(live, seen)
+        elif exchange_order_id is not None:
+            await self.live.mark(live, LiveState.HELD, exchange_order_id=exchange_order_id)
+
+    async def _end(self, live: LiveOrder, status: OrderStatus, detail: str) -> None:
+        await self.live.apply(live, ExchangeReport([], status, detail), None)
+
+    async def _apply(self, live: LiveOrder, seen: Seen) -> None:
+        try:
+            await self.live.apply(live, seen.report, seen.exchange_order_id)
+        except ExchangeReportRefused as refused:
+            self._report_once(
+                f"refused:{live.order.order_id}:{len(seen.report.fills)}:{seen.report.ended}",
+                "Live order: what the exchange reports cannot be applied",
+                {"exchange": self.exchange, "order_id": live.order.order_id, "error": str(refused)},
+            )
+
+    async def _look_for_foreign(self) -> None:
+        listed = await self.venue.open_orders(self.symbols)
+        known = await self.live.known([each.client_order_id for each in listed if each.client_order_id])
+        foreign = sorted(
+            each.client_order_id or each.exchange_order_id for each in listed if each.client_order_id not in known
+        )
+        self.status.unknown_open_orders = foreign
+        for name in foreign:
+            self._report_once(
+                f"foreign:{name}",
+                "Open order at the exchange that this service does not know (left alone)",
+                {"exchange": self.exchange, "order": name},
+            )
+
+    def _report_once(self, key: str, message: str, fields: dict[str, object]) -> None:
+        if key not in self._reported:
+            self._reported.add(key)
+            self.events.warning(message, fields)

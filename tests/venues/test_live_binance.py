@@ -1,0 +1,360 @@
+"""Live execution end to end: the real service (uvicorn, SQLite) sends orders through
+the real ccxt to a local Binance spot emulator (harness/fake_binance_spot.py, which
+checks every private call's signature and keeps client order ids unique), and what the
+exchange does reaches the order, its fills, the journal and /capabilities."""
+
+import asyncio
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.venues.ccxt_exchange import OPTIONS
+from app.venues.ccxt_venue import LIVE_OPTIONS
+from app.venues.urls import rebase
+from harness.fake_binance_spot import FakeBinanceSpot, running_spot
+from harness.fake_venue import until
+from tests.payloads import URL, intent
+from tests.uvicorn_server import Server, running_server
+
+BTC = "BTC/USDT"
+
+
+def live_env(tmp_path: Path, spot: FakeBinanceSpot, **extra: str) -> dict[str, str]:
+    return {
+        "ALLOWED_EXCHANGES": "binance,okx",
+        "ALLOWED_SYMBOLS": "BTC/USDT,ETH/USDT",
+        "STORAGE_URL": f"sqlite:///{tmp_path / 'live.db'}",
+        "LIVE_EXCHANGES": "binance",
+        "LIVE_URL_BINANCE": spot.base_url,
+        "LIVE_BINANCE_API_KEY": spot.api_key,
+        "LIVE_BINANCE_SECRET": spot.secret,
+        **extra,
+    }
+
+
+@contextmanager
+def live_server(tmp_path: Path, spot: FakeBinanceSpot, **extra: str) -> Iterator[Server]:
+    with running_server(tmp_path, live_env(tmp_path, spot, **extra)) as server:
+        yield server
+
+
+def post(server: Server, key: str, **fields: Any) -> dict[str, Any]:
+    status, order = server.request("POST", URL, intent(idempotency_key=key, **fields))
+    assert status == 201, order
+    return dict(order)
+
+
+def get(server: Server, order_id: str) -> dict[str, Any]:
+    status, order = server.request("GET", f"/execution/orders/{order_id}")
+    assert status == 200, order
+    return dict(order)
+
+
+def status_of(server: Server, order_id: str) -> str:
+    return str(get(server, order_id)["status"])
+
+
+def funded(spot: FakeBinanceSpot) -> None:
+    spot.set_price(BTC, 99, 100)
+    spot.set_balance("USDT", 100_000)
+    spot.set_balance("BTC", 10)
+
+
+def test_a_market_order_is_sent_once_and_filled_by_the_exchange(tmp_path: Path) -> None:
+    with running_spot() as spot:
+        funded(spot)
+        with live_server(tmp_path, spot) as server:
+            order = post(server, "m-1", exchange="binance", symbol=BTC, side="BUY", type="MARKET", qty=0.5)
+            assert order["status"] == "NEW"  # the 201 is the spec's: the order as accepted
+            until(lambda: status_of(server, order["order_id"]) == "FILLED", "the exchange fills it")
+            [placed] = spot.orders()
+            assert (placed.side, placed.type, placed.status) == ("BUY", "MARKET", "FILLED")
+            status, page = server.request("GET", f"/execution/orders/{order['order_id']}/fills")
+            assert status == 200
+            [fill] = page["items"]
+            assert (fill["qty"], fill["price"], fill["provenance"]["source"]) == (0.5, 100.0, "exchange")
+            assert Decimal(str(fill["fee"])) == Decimal("0.05")  # 0.0005 BTC at 100
+            status, caps = server.request("GET", "/capabilities")
+            assert caps["exchanges"] == {"binance": "live-sandbox", "okx": "paper"}
+            assert "live_execution" in caps["features"]
+            [binance] = caps["live_exchanges"]
+            assert (binance["exchange"], binance["mode"], binance["unknown_open_orders"]) == (
+                "binance",
+                "live-sandbox",
+                [],
+            )
+            log = server.log()
+    assert spot.bad_signatures == 0
+    assert spot.api_key not in log
+    assert spot.secret not in log
+
+
+def events_of(server: Server, order_id: str) -> list[dict[str, Any]]:
+    status, page = server.request("GET", f"/execution/events?order_id={order_id}")
+    assert status == 200, page
+    return list(page["items"])
+
+
+def test_a_limit_order_rests_fills_in_part_and_is_canceled_at_the_exchange(tmp_path: Path) -> None:
+    with running_spot() as spot:
+        funded(spot)
+        with live_server(tmp_path, spot) as server:
+            order = post(
+                server, "l-1", exchange="binance", symbol=BTC, side="BUY", type="LIMIT", qty=1.0, limit_price=90.0
+            )
+            until(lambda: spot.orders() and spot.orders()[0].status == "NEW", "the exchange holds it")
+            [held] = spot.orders()
+            spot.fill(held.client_order_id, "0.25")
+            until(lambda: status_of(server, order["order_id"]) == "PARTIALLY_FILLED", "its partial fill reaches it")
+            status, canceled = server.request("POST", f"/execution/orders/{order['order_id']}/cancel")
+            assert status == 200, canceled
+            assert (canceled["status"], canceled["filled_qty"]) == ("CANCELED", 0.25)
+            assert spot.order(held.client_order_id).status == "CANCELED"
+            status, again = server.request("POST", f"/execution/orders/{order['order_id']}/cancel")
+            assert (status, again["code"]) == (409, "ORDER_NOT_CANCELABLE")
+            kinds = [(event["type"], event["reason"]) for event in events_of(server, order["order_id"])]
+            assert kinds == [("new", None), ("partial_fill", None), ("canceled", "requested")]
+
+
+def test_an_order_the_exchange_refuses_ends_rejected_with_its_reason(tmp_path: Path) -> None:
+    with running_spot() as spot:
+        funded(spot)
+        spot.set_balance("USDT", 10)  # not enough for 1 BTC at 100
+        with live_server(tmp_path, spot) as server:
+            order = post(server, "r-1", exchange="binance", symbol=BTC, side="BUY", type="MARKET", qty=1.0)
+            until(lambda: status_of(server, order["order_id"]) == "REJECTED", "the exchange refuses it")
+            [rejected] = [event for event in events_of(server, order["order_id"]) if event["type"] == "rejected"]
+            assert "insufficient balance" in rejected["detail"]
+            assert rejected["order"]["status"] == "REJECTED"
+            assert spot.orders() == []
+            _, listed = server.request("GET", "/execution/orders?status=REJECTED")
+            assert [item["order_id"] for item in listed["items"]] == [order["order_id"]]
+            assert "Order rejected by the exchange" in server.log()
+
+
+def test_the_kill_switch_cancels_live_orders_at_the_exchange_and_paper_ones_here(tmp_path: Path) -> None:
+    with running_spot() as spot:
+        funded(spot)
+        with live_server(tmp_path, spot) as server:
+            live = post(
+                server, "k-1", exchange="binance", symbol=BTC, side="SELL", type="LIMIT", qty=1.0, limit_price=150.0
+            )
+            paper = post(
+                server, "k-2", exchange="okx", symbol=BTC, side="SELL", type="LIMIT", qty=1.0, limit_price=150.0
+            )
+            until(lambda: spot.orders() and spot.orders()[0].status == "NEW", "the exchange holds the live one")
+            status, state = server.request(
+                "PUT", "/execution/trading-state", {"state": "HALTED", "reason": "drill", "cancel_open_orders": True}
+            )
+            assert status == 200, state
+            assert status_of(server, paper["order_id"]) == "CANCELED"  # at once
+            until(lambda: status_of(server, live["order_id"]) == "CANCELED", "the exchange cancels the live one")
+            assert [each.status for each in spot.orders()] == ["CANCELED"]
+            [canceled] = [event for event in events_of(server, live["order_id"]) if event["type"] == "canceled"]
+            assert canceled["reason"] == "kill_switch"
+            status, refused = server.request(
+                "POST", URL, intent(idempotency_key="k-3", exchange="binance", symbol=BTC, type="MARKET", qty=0.1)
+            )
+            assert (status, refused["code"]) == (400, "TRADING_HALTED")
+            assert len(spot.orders()) == 1
+
+
+def one_order_each(spot: FakeBinanceSpot, server: Server, orders: list[dict[str, Any]]) -> None:
+    """Each intent is exactly one order at the exchange, FILLED here, and the exchange
+    holds no order this service does not know."""
+    for order in orders:
+        until(lambda order=order: status_of(server, order["order_id"]) == "FILLED", "the exchange fills it", 20)
+    placed = spot.orders()
+    assert len(placed) == len(orders)
+    assert len({each.client_order_id for each in placed}) == len(orders)
+    assert all(each.status == "FILLED" for each in placed)
+    for order in orders:
+        _, page = server.request("GET", f"/execution/orders/{order['order_id']}/fills")
+        assert sum(fill["qty"] for fill in page["items"]) == order["qty"]  # each trade applied once
+    _, caps = server.request("GET", "/capabilities")
+    assert caps["live_exchanges"][0]["unknown_open_orders"] == []
+
+
+def market_buy(server: Server, key: str, qty: float = 0.1) -> dict[str, Any]:
+    return post(server, key, exchange="binance", symbol=BTC, side="BUY", type="MARKET", qty=qty)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["answer lost", "timeout", "429", "503", "ban"],
+)
+def test_a_fault_while_sending_never_makes_two_orders(tmp_path: Path, fault: str) -> None:
+    with running_spot() as spot:
+        funded(spot)
+        with live_server(tmp_path, spot, LIVE_TIMEOUT_MS="1000") as server:
+            if fault == "answer lost":
+                spot.lose_next_answer("POST /api/v3/order")
+            elif fault == "timeout":
+                spot.delay_next(2.5, "POST /api/v3/order")  # placed at once, answered after ccxt gave up
+            elif fault == "ban":
+                spot.ban(2)
+            else:
+                spot.fail_next(int(fault), times=2, match="POST /api/v3/order")
+            order = market_buy(server, "f-1")
+            one_order_each(spot, server, [order])
+            log = server.log()
+    assert spot.bad_signatures == 0
+    sends = spot.requests.count("POST /api/v3/order")
+    if fault in ("answer lost", "timeout"):
+        # Placed, its answer never read: found by its client order id, never sent again.
+        assert "Live order: no answer from the exchange" in log
+        assert sends == 1
+    elif fault == "ban":
+        assert "Live exchange asks to slow down" in log
+    else:
+        assert sends == 3  # refused twice, doing nothing, then placed
+        assert ("Live exchange asks to slow down" if fault == "429" else "no answer from the exchange") in log
+
+
+def test_an_exchange_that_goes_away_and_comes_back(tmp_path: Path) -> None:
+    with running_spot() as spot:
+        funded(spot)
+        with live_server(tmp_path, spot) as server:
+            spot.stop_listening()
+            order = market_buy(server, "d-1")
+            until(
+                lambda: server.request("GET", "/capabilities")[1]["live_exchanges"][0]["reachable"] is False,
+                "the exchange is seen away",
+            )
+            assert status_of(server, order["order_id"]) == "NEW"
+            spot.start_listening()
+            one_order_each(spot, server, [order])
+            until(
+                lambda: server.request("GET", "/capabilities")[1]["live_exchanges"][0]["reachable"] is True,
+                "the exchange is seen back",
+            )
+
+
+def test_kill_9_between_sending_and_the_answer_then_a_restart(tmp_path: Path) -> None:
+    """The exchange has placed the order, the service is killed before the answer: the
+    restarted service finds it by its client order id and sends nothing more."""
+    with running_spot() as spot:
+        funded(spot)
+        spot.delay_next(5, "POST /api/v3/order")
+        with live_server(tmp_path, spot) as server:
+            order = market_buy(server, "9-1")
+            until(lambda: len(spot.orders()) == 1, "the exchange has placed it")
+            server.process.kill()
+            server.process.wait(10)
+        with live_server(tmp_path, spot) as again:
+            one_order_each(spot, again, [order])
+
+
+def test_kill_9_between_storing_and_sending_then_a_restart(tmp_path: Path) -> None:
+    """Orders stored (some maybe sent, some not) when the service is killed: after the
+    restart each is one order at the exchange."""
+    with running_spot() as spot:
+        funded(spot)
+        with live_server(tmp_path, spot) as server:
+            spot.stop_listening()  # the first is stored and tried, never sent
+            first = market_buy(server, "s-0")
+            until(lambda: "Live exchange did not answer" in server.log(), "a send is tried")
+            spot.start_listening()
+            rushed = [market_buy(server, f"s-{n}") for n in range(1, 6)]
+            server.process.kill()  # right after the 201s: some sent, some not yet
+            server.process.wait(10)
+        with live_server(tmp_path, spot) as again:
+            one_order_each(spot, again, [first, *rushed])
+
+
+def test_open_orders_at_the_exchange_this_service_does_not_know_are_reported_and_left_alone(
+    tmp_path: Path,
+) -> None:
+    async def place_by_hand(spot: FakeBinanceSpot) -> None:
+        ccxt = importlib.import_module("ccxt.async_support")
+        exchange = ccxt.binance(
+            {
+                "apiKey": spot.api_key,
+                "secret": spot.secret,
+                "options": {**OPTIONS["binance"], **LIVE_OPTIONS["binance"]},
+            }
+        )
+        exchange.urls["api"] = rebase(exchange.urls["api"], spot.base_url)
+        try:
+            await exchange.create_order(BTC, "limit", "buy", 1, 50, {"clientOrderId": "by-hand-1"})
+        finally:
+            await exchange.close()
+
+    with running_spot() as spot:
+        funded(spot)
+        asyncio.run(place_by_hand(spot))
+        with live_server(tmp_path, spot) as server:
+            until(
+                lambda: (
+                    server.request("GET", "/capabilities")[1]["live_exchanges"][0]["unknown_open_orders"]
+                    == ["by-hand-1"]
+                ),
+                "the foreign order is reported",
+            )
+            _, _, metrics = server.fetch("GET", "/metrics")
+            assert 'execution_live_unknown_open_orders{exchange="binance"} 1.0' in metrics.decode()
+            assert 'execution_live_exchange_up{exchange="binance"} 1.0' in metrics.decode()
+            log = server.log()
+        assert spot.order("by-hand-1").status == "NEW"
+    assert "Open order at the exchange that this service does not know" in log
+
+
+def test_an_ioc_the_exchange_cannot_fill_expires_and_a_crossing_limit_fills(tmp_path: Path) -> None:
+    with running_spot() as spot:
+        funded(spot)
+        with live_server(tmp_path, spot) as server:
+            ioc = post(
+                server,
+                "i-1",
+                exchange="binance",
+                symbol=BTC,
+                side="BUY",
+                type="LIMIT",
+                qty=1.0,
+                limit_price=90.0,
+                time_in_force="IOC",
+            )
+            crossing = post(
+                server, "i-2", exchange="binance", symbol=BTC, side="SELL", type="LIMIT", qty=0.5, limit_price=95.0
+            )
+            until(lambda: status_of(server, ioc["order_id"]) == "EXPIRED", "the exchange expires it")
+            until(lambda: status_of(server, crossing["order_id"]) == "FILLED", "the exchange fills it")
+            assert [(each.time_in_force, each.status) for each in spot.orders()] == [
+                ("IOC", "EXPIRED"),
+                ("GTC", "FILLED"),
+            ]
+            _, page = server.request("GET", f"/execution/orders/{crossing['order_id']}/fills")
+            [fill] = page["items"]
+            assert (fill["price"], fill["qty"], fill["fee"]) == (99.0, 0.5, 0.0495)  # at the bid; 0.1% of 49.5 USDT
+            _, positions = server.request("GET", "/execution/positions")
+            assert [(each["exchange"], each["qty"]) for each in positions["items"]] == [("binance", -0.5)]
+
+
+@pytest.mark.parametrize("storage_url", ["sqlite", "postgresql"], indirect=True)
+def test_two_replicas_send_each_order_once_and_one_takes_over_when_the_other_dies(
+    tmp_path: Path, storage_url: str
+) -> None:
+    """Two processes on one store: one (under a lease) sends every live order, whichever
+    process took the intent; killed, the other takes the sending over within seconds."""
+    with running_spot() as spot:
+        funded(spot)
+        env = live_env(tmp_path, spot, STORAGE_URL=storage_url)
+        with running_server(tmp_path, env) as first, running_server(tmp_path, env) as second:
+            orders = [market_buy(server, f"r-{n}") for n, server in enumerate([first, second, first, second])]
+            one_order_each(spot, second, orders)
+            holder = next(
+                server
+                for server in (first, second)
+                if server.request("GET", "/capabilities")[1]["live_exchanges"][0]["reachable"] is not None
+            )
+            survivor = second if holder is first else first
+            holder.process.kill()
+            holder.process.wait(10)
+            later = market_buy(survivor, "r-after")
+            until(lambda: status_of(survivor, later["order_id"]) == "FILLED", "the survivor sends it", 20)
+            assert len(spot.orders()) == len(orders) + 1
