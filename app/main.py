@@ -5,6 +5,7 @@ import sys
 
 from app.core.errors import AccountMismatch
 from app.ops.limits import raise_open_files_limit
+from app.service.live import LiveOrdersLeft
 from app.service.settings import load_settings
 from app.venues.feed_runner import UnknownExchange
 from app.web.app import create_app
@@ -16,6 +17,9 @@ try:
     app = create_app(load_settings(), freeze_gc=True)
 except AccountMismatch as mismatch:  # PAPER_BALANCES over open orders it cannot cover
     print(f"execution: cannot turn PAPER_BALANCES on: {mismatch.detail}", file=sys.stderr)
+    raise SystemExit(2) from None
+except LiveOrdersLeft as left:  # live orders open on an exchange now configured as paper
+    print(f"execution: cannot start: {left}", file=sys.stderr)
     raise SystemExit(2) from None
 except UnknownExchange as unknown:  # a MARKET_DATA_FEEDS or LIVE_EXCHANGES name ccxt does not have
     print(f"execution: invalid configuration: {unknown}", file=sys.stderr)

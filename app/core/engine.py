@@ -515,7 +515,13 @@ def apply_exchange_fills(
     that overfills the order or fills an ended one raises ExchangeReportRefused and
     changes nothing."""
     total = sum((fill.qty for fill in fills), ZERO)
-    if fills and (not order.is_open or total > order.remaining or any(fill.qty <= 0 for fill in fills)):
+    unreadable = any(
+        not (fill.qty.is_finite() and fill.price.is_finite() and fill.fee.is_finite())
+        or fill.qty <= 0
+        or fill.price <= 0
+        for fill in fills
+    )
+    if fills and (unreadable or not order.is_open or total > order.remaining):
         raise ExchangeReportRefused(
             f"order {order.order_id} ({order.status}, {order.remaining} left): the exchange reports fills of {total}"
         )

@@ -14,7 +14,7 @@ from app.core.vocabulary import CancelReason, LiveState
 from app.ops.metrics import LiveSample
 from app.service.calls import StoreCalls
 from app.store.sql import SqlStore
-from app.store.sql_live import LiveOrder
+from app.store.sql_live import Expected, LiveOrder
 
 Mode = Literal["paper", "live-sandbox", "live"]
 PAPER: Mode = "paper"
@@ -42,6 +42,22 @@ class ExchangeStatus:
     # Open orders at the exchange this service does not know (client order ids, or the
     # exchange's ids when they have none): reported, never touched.
     unknown_open_orders: list[str] = field(default_factory=list)
+
+
+class LiveOrdersLeft(Exception):
+    """The store holds live orders not final yet for exchanges this process would treat
+    as paper: it must not start (it would fill or cancel them here while their exchange
+    holds them)."""
+
+
+def check_live_orders_left(store: SqlStore, live: frozenset[str]) -> None:
+    """LiveOrdersLeft if the store has unfinished live orders of an exchange not in `live`."""
+    left = sorted(store.unfinished_live_exchanges() - live)
+    if left:
+        raise LiveOrdersLeft(
+            f"the store holds live orders not final yet on {', '.join(left)}, which LIVE_EXCHANGES does not name: "
+            "start with it live until they are final (they must not be filled or canceled here as paper)"
+        )
 
 
 class LiveOrders:
@@ -93,24 +109,36 @@ class LiveOrders:
         live: LiveOrder,
         state: LiveState,
         *,
+        expect: Expected,
         attempt: bool = False,
         error: str | None = None,
         exchange_order_id: str | None = None,
-    ) -> None:
-        await self._calls(
+    ) -> bool:
+        """Move `live`'s sending on if its row is still as `expect` says; whether it moved."""
+        return await self._calls(
             self._store.mark_live,
             live.order.order_id,
             state,
+            expect=expect,
             now=self._clock(),
             attempt=attempt,
             error=error,
             exchange_order_id=exchange_order_id,
         )
 
-    async def apply(self, live: LiveOrder, report: ExchangeReport, exchange_order_id: str | None) -> list[Event]:
+    async def apply(
+        self,
+        live: LiveOrder,
+        report: ExchangeReport,
+        exchange_order_id: str | None,
+        expect: Expected | None = None,
+    ) -> list[Event]:
         """Apply what the exchange reports of `live` (raises ExchangeReportRefused if it
-        cannot be true) and publish its events."""
-        events = await self._calls.bounded(self._store.apply_report(live, report, self._clock(), exchange_order_id))
+        cannot be true; nothing if its row is no longer as `expect` says) and publish
+        its events."""
+        events = await self._calls.bounded(
+            self._store.apply_report(live, report, self._clock(), exchange_order_id, expect)
+        )
         self._publish(events)
         return events
 
@@ -121,5 +149,5 @@ class LiveOrders:
         return live
 
     async def known(self, client_order_ids: list[str]) -> set[str]:
-        """Those of `client_order_ids` that are orders of this store."""
+        """Those of `client_order_ids` that are orders of this store not final here."""
         return await self._calls(self._store.known_client_ids, client_order_ids)

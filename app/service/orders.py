@@ -30,7 +30,7 @@ from app.service.errors import (
     RateLimited,
 )
 from app.service.journal import Journal
-from app.service.live import ExchangeStatus, LiveOrders, Mode, exchange_modes
+from app.service.live import ExchangeStatus, LiveOrders, Mode, check_live_orders_left, exchange_modes
 from app.service.market_feeds import ExchangeFeed, MarketFeeds
 from app.service.rate_limit import TokenBucket
 from app.service.reporting import Reporter
@@ -166,6 +166,8 @@ class OrderService:
         self.journal = Journal(store, self._store_call)
         # Live orders' outbox (LIVE_EXCHANGES; the settings allow it with SQL stores only).
         self.live: LiveOrders | None = None
+        if isinstance(store, SqlStore):
+            check_live_orders_left(store, frozenset(settings.live_exchanges))
         if settings.live_exchanges:
             assert isinstance(store, SqlStore)
             self.live = LiveOrders(store, self._store_call, clock, self._publish, self.exchange_modes)

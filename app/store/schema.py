@@ -207,11 +207,13 @@ live_orders = Table(
     Index("live_orders_by_state", "exchange", "state"),
 )
 
-# The exchanges' trades applied as fills: each once, whatever resends and checks report.
+# The exchanges' trades applied as fills: each once, whatever resends and checks report
+# (trade ids are an exchange's per symbol: Binance numbers each symbol's trades).
 exchange_fills = Table(
     "exchange_fills",
     metadata,
     Column("exchange", String(64), primary_key=True),
+    Column("symbol", String(64), primary_key=True),
     Column("trade_id", String(128), primary_key=True),
     Column("order_id", String(48), ForeignKey("orders.order_id"), nullable=False),
     Column("fill_id", String(48), nullable=False),

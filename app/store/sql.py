@@ -82,7 +82,7 @@ from app.store.schema import (
     quotes,
     trading_state,
 )
-from app.store.sql_live import LiveOrder
+from app.store.sql_live import Expected, LiveOrder
 from app.store.sql_reachable import Reachable, widest
 from app.store.sql_rows import (
     book_of_row,
@@ -222,6 +222,7 @@ class ReportArrival:
     report: ExchangeReport
     now: int
     exchange_order_id: str | None  # the exchange's id of the order, if it gave one
+    expect: Expected | None = None  # applied only if the outbox row is still so
 
 
 # What the writer takes (intents, market data and exchanges' reports, in arrival order)
@@ -545,13 +546,20 @@ class SqlStore:
     # -- live orders (app.store.sql_live) ----------------------------------------------
 
     async def apply_report(
-        self, live: LiveOrder, report: ExchangeReport, now: int, exchange_order_id: str | None = None
+        self,
+        live: LiveOrder,
+        report: ExchangeReport,
+        now: int,
+        exchange_order_id: str | None = None,
+        expect: Expected | None = None,
     ) -> list[Event]:
         """Apply what a live order's exchange reports of it (each trade once; raises
         core.ExchangeReportRefused, changing nothing, if it cannot be true); its outbox
-        row says the exchange holds it, or that it is done."""
+        row says the exchange holds it, or that it is done. Nothing if the row is no
+        longer as `expect` says."""
         order = live.order
-        events = await self._write(ReportArrival((order.exchange, order.symbol), live, report, now, exchange_order_id))
+        arrival = ReportArrival((order.exchange, order.symbol), live, report, now, exchange_order_id, expect)
+        events = await self._write(arrival)
         assert isinstance(events, list)  # the writer answers a report with its events
         return events
 
@@ -560,12 +568,17 @@ class SqlStore:
         with self._reading_once() as conn:
             return sql_live.unfinished(conn, exchange, self._sql.fills_of)
 
+    def unfinished_live_exchanges(self) -> set[str]:
+        """The exchanges with live orders not yet done."""
+        with self._reading_once() as conn:
+            return sql_live.unfinished_exchanges(conn)
+
     def live_order(self, order_id: str) -> LiveOrder | None:
         with self._reading_once() as conn:
             return sql_live.find(conn, order_id, self._sql.fills_of)
 
     def known_client_ids(self, client_order_ids: Sequence[str]) -> set[str]:
-        """Those of `client_order_ids` that name live orders of this store."""
+        """Those of `client_order_ids` that name live orders of this store not final here."""
         with self._reading_once() as conn:
             return sql_live.known(conn, client_order_ids)
 
@@ -574,15 +587,23 @@ class SqlStore:
         order_id: str,
         state: LiveState,
         *,
+        expect: Expected,
         now: int,
         attempt: bool = False,
         error: str | None = None,
         exchange_order_id: str | None = None,
-    ) -> None:
-        """Record how far a live order's sending has come (see sql_live.mark)."""
+    ) -> bool:
+        """Move a live order's sending on if its row is as `expect` says (see sql_live.mark)."""
         with self._writing() as conn:
-            sql_live.mark(
-                conn, order_id, state, now=now, attempt=attempt, error=error, exchange_order_id=exchange_order_id
+            return sql_live.mark(
+                conn,
+                order_id,
+                state,
+                expect=expect,
+                now=now,
+                attempt=attempt,
+                error=error,
+                exchange_order_id=exchange_order_id,
             )
 
     def ask_cancel(self, order_id: str, reason: CancelReason, now: int) -> LiveOrder | None:
@@ -806,6 +827,7 @@ class SqlStore:
             now=arrival.now,
             new_id=new_number,
             exchange_order_id=arrival.exchange_order_id,
+            expect=arrival.expect,
         )
         self._record(work.conn, events, inserted=False)
         if any(isinstance(event, OrderFilled) for event in events):

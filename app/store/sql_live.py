@@ -70,6 +70,11 @@ def unfinished(conn: Connection, exchange: str, fills_of: FillsOf) -> list[LiveO
     return _live(conn, rows, fills_of)
 
 
+def unfinished_exchanges(conn: Connection) -> set[str]:
+    query = select(live_orders.c.exchange).where(live_orders.c.state != LiveState.DONE.value).distinct()
+    return set(conn.execute(query).scalars())
+
+
 def find(conn: Connection, order_id: str, fills_of: FillsOf, *, lock: bool = False) -> LiveOrder | None:
     """A live order by its id (None: no such live order); `lock`: its rows locked."""
     query = (
@@ -77,7 +82,9 @@ def find(conn: Connection, order_id: str, fills_of: FillsOf, *, lock: bool = Fal
         .join(orders, orders.c.order_id == live_orders.c.order_id)
         .where(live_orders.c.order_id == order_id)
     )
-    row = conn.execute(query.with_for_update() if lock else query).one_or_none()
+    # Only the order's row is locked (the outbox row is then written under it): the kill
+    # switch locks orders, then writes outbox rows, in the same order.
+    row = conn.execute(query.with_for_update(of=orders) if lock else query).one_or_none()
     return None if row is None else _live(conn, [row], fills_of)[0]
 
 
@@ -99,10 +106,13 @@ def _live(conn: Connection, rows: Sequence[Row[Any]], fills_of: FillsOf) -> list
 
 
 def known(conn: Connection, client_order_ids: Sequence[str]) -> set[str]:
-    """Those of `client_order_ids` that name orders of this store."""
+    """Those of `client_order_ids` that name orders of this store not yet final here (an
+    order final here yet open at the exchange is not known: it is reported)."""
     if not client_order_ids:
         return set()
-    query = select(live_orders.c.client_order_id).where(live_orders.c.client_order_id.in_(list(client_order_ids)))
+    query = select(live_orders.c.client_order_id).where(
+        live_orders.c.client_order_id.in_(list(client_order_ids)), live_orders.c.state != LiveState.DONE.value
+    )
     return set(conn.execute(query).scalars())
 
 
@@ -111,23 +121,49 @@ def mark(
     order_id: str,
     state: LiveState,
     *,
+    expect: "Expected",
     now: int,
     attempt: bool = False,
     error: str | None = None,
     exchange_order_id: str | None = None,
-) -> None:
-    """Record how far an order's sending has come (`attempt`: one more send was tried;
-    `error`: why the last step failed, None once one succeeds). A done order stays done."""
+) -> bool:
+    """Move an order's sending on, if its row is still as `expect` says (compare and set:
+    of two processes, or a cancel asked meanwhile, only one step wins). `attempt`: one
+    more send is being tried. Whether it moved."""
     values: dict[str, Any] = {"state": state.value, "last_error": error, "updated_at": now}
     if attempt:
         values["attempts"] = live_orders.c.attempts + 1
     if exchange_order_id is not None:
         values["exchange_order_id"] = exchange_order_id
-    conn.execute(
-        update(live_orders)
-        .where(live_orders.c.order_id == order_id, live_orders.c.state != LiveState.DONE.value)
-        .values(**values)
-    )
+    moved = conn.execute(update(live_orders).where(*expect.conditions(order_id)).values(**values))
+    return bool(moved.rowcount == 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What a step expects of an order's outbox row: its state and number of attempts as
+    read, and (`no_cancel`) that no cancel has been asked for since."""
+
+    state: LiveState
+    attempts: int
+    no_cancel: bool = False
+
+    @classmethod
+    def of(cls, live: "LiveOrder", *, no_cancel: bool = False) -> "Expected":
+        return cls(live.state, live.attempts, no_cancel)
+
+    def conditions(self, order_id: str) -> list[Any]:
+        found = [
+            live_orders.c.order_id == order_id,
+            live_orders.c.state == self.state.value,
+            live_orders.c.attempts == self.attempts,
+        ]
+        if self.no_cancel:
+            found.append(live_orders.c.cancel.is_(None))
+        return found
+
+    def holds(self, live: "LiveOrder") -> bool:
+        return live.state == self.state and live.attempts == self.attempts and not (self.no_cancel and live.cancel)
 
 
 def ask_cancel(conn: Connection, order_ids: Sequence[str], reason: CancelReason, now: int) -> None:
@@ -154,11 +190,15 @@ def apply_report(
     now: int,
     new_id: Callable[[], int],
     exchange_order_id: str | None,
+    expect: Expected | None = None,
 ) -> list[Event]:
     """Apply what the exchange reports of `live` (its rows locked, and its instrument):
     the fills whose trade ids were not applied before, then its end; the outbox row
-    says the exchange holds it, or that it is done once it is final. Raises
-    core.ExchangeReportRefused, changing nothing, if the report cannot be true."""
+    says the exchange holds it, or that it is done once it is final. Nothing if the
+    row is no longer as `expect` says. Raises core.ExchangeReportRefused, changing
+    nothing, if the report cannot be true."""
+    if expect is not None and not expect.holds(live):
+        return []
     order = live.order
     ids = list(dict.fromkeys(fill.trade_id for fill in report.fills))
     applied: set[str] = set()
@@ -166,7 +206,9 @@ def apply_report(
         applied = set(
             conn.execute(
                 select(exchange_fills.c.trade_id).where(
-                    exchange_fills.c.exchange == order.exchange, exchange_fills.c.trade_id.in_(ids)
+                    exchange_fills.c.exchange == order.exchange,
+                    exchange_fills.c.symbol == order.symbol,
+                    exchange_fills.c.trade_id.in_(ids),
                 )
             ).scalars()
         )
@@ -190,6 +232,7 @@ def apply_report(
             [
                 {
                     "exchange": order.exchange,
+                    "symbol": order.symbol,
                     "trade_id": fill.trade_id,
                     "order_id": order.order_id,
                     "fill_id": e.fill.fill_id,
@@ -198,5 +241,8 @@ def apply_report(
             ],
         )
     state = LiveState.HELD if order.is_open else LiveState.DONE
-    mark(conn, order.order_id, state, now=now, exchange_order_id=exchange_order_id)
+    values: dict[str, Any] = {"state": state.value, "last_error": None, "updated_at": now}
+    if exchange_order_id is not None:
+        values["exchange_order_id"] = exchange_order_id
+    conn.execute(update(live_orders).where(live_orders.c.order_id == order.order_id).values(**values))
     return events

@@ -4,17 +4,24 @@ client order id until it is final here, cancels those a cancel was asked for, an
 reports open orders at the exchange that this service does not know (never touching
 them).
 
-How an order goes out, so that a fault anywhere can never make two orders of one
-intent, nor forget one:
-- `pending` (stored, not sent): it is marked `sent` before the exchange is called, so a
-  crash after the call finds it `sent`;
-- `sent` (tried; the answer may have been lost): it is looked up by its client order id
-  before anything else. Found: the exchange holds it (`held`). Not found: it is sent
-  again under the same client order id (the exchange refuses a second order with one),
-  unless it was accepted more than SEND_WINDOW_SECONDS ago or a cancel was asked for:
-  then it ends here (REJECTED, or CANCELED) and is never sent;
+How an order goes out, so that no fault can make two orders of one intent, nor leave
+one at the exchange unknown here. Each step is a compare-and-set on the order's outbox
+row (its state and attempts as read, and no cancel asked since, for a send), so of two
+processes, or a step and a cancel, exactly one wins:
+- `pending` (stored, not sent): marked `sent` before the exchange is called, so a crash
+  after the call finds it `sent`. A cancel asked for before that ends it unsent.
+- The call: an answer (the exchange's id, or "a duplicate": it holds one with that
+  client order id) makes it `held` at once; a refusal ends it REJECTED with the
+  exchange's reason; no connection (NotSent) or "slow down" (Busy: nothing done) puts it
+  back to `pending`; anything else (a timeout, a lost answer, a 5xx) leaves it `sent`.
+- `sent` (the answer is not known): looked up by its client order id. Found: `held`.
+  Not found: it is never sent again (Binance frees a client order id once its order has
+  ended, so a resend could make a second order); once QUIET_SECONDS have passed since
+  the send (the exchange refuses a request older than its recvWindow, 5 s), it never
+  reached the exchange and ends REJECTED (CANCELED if a cancel was asked for).
 - `held`: looked up every POLL_SECONDS (sooner when woken); its fills (each trade once)
   and its end reach the order, the journal and the stream; a cancel asked for is sent.
+  Not found for LOST_SECONDS in a row, it ends EXPIRED ("lost at the exchange").
 Every step is written to the store before the next, so a restart (start-up is a pass
 like any other) picks up each order where it was."""
 
@@ -34,23 +41,28 @@ from app.ops.logs import EventLog
 from app.service.live import LIVE, LiveOrders
 from app.service.orders import OrderService
 from app.service.settings import Settings
-from app.store.sql_live import LiveOrder
+from app.store.sql_live import Expected, LiveOrder
 from app.venues.backoff import Backoff
 from app.venues.feed_runner import UnknownExchange
-from app.venues.venue import Busy, Refused, Seen, Unknown, Venue
+from app.venues.venue import Busy, NotSent, Refused, Seen, Unknown, Venue
 
-# The lease row (in the feeds' lease table) whose holder executes an exchange's orders.
+# The lease row (in the feeds' lease table, schema 11) whose holder executes an
+# exchange's orders. Two holders at once (a pass longer than a lease) cost only work:
+# every step is a compare-and-set.
 LEASE_SYMBOL = "*live*"
 LEASE_MS = 6_000
 POLL_SECONDS = 1.0
-# An order the exchange has never seen is sent (again) only this long after it was
-# accepted: a MARKET order stored during a long outage must not reach the market late.
-SEND_WINDOW_SECONDS = 30.0
+# A `sent` order not found this long after its send never reached the exchange.
+QUIET_SECONDS = 15.0
+# A `held` order not found at the exchange for this long is ended as lost there.
+LOST_SECONDS = 60.0
 # How often the exchange's open orders are listed, for those this service does not know.
 FOREIGN_SECONDS = 10.0
+# How many "logged once" keys are kept (the oldest forgotten first).
+REPORTED_KEPT = 10_000
 
 
-def check_ccxt_trades(exchanges: Iterable[str]) -> None:
+def check_ccxt_has_trading(exchanges: Iterable[str]) -> None:
     """UnknownExchange unless ccxt has an exchange class for each (looked up on disk:
     ccxt is imported only once everything else is known to be right)."""
     found = importlib.util.find_spec("ccxt")
@@ -66,7 +78,7 @@ def live_executors(service: OrderService, settings: Settings, events: EventLog) 
     live = service.live
     if live is None:
         return []
-    check_ccxt_trades(live.exchanges)
+    check_ccxt_has_trading(live.exchanges)
     connect = importlib.import_module("app.venues.ccxt_venue").CcxtVenue.connect
     executors = []
     for exchange in live.exchanges:
@@ -104,7 +116,8 @@ class LiveExecutor:
         events: EventLog,
         symbols: Sequence[str],
         poll_seconds: float = POLL_SECONDS,
-        send_window_seconds: float = SEND_WINDOW_SECONDS,
+        quiet_seconds: float = QUIET_SECONDS,
+        lost_seconds: float = LOST_SECONDS,
         foreign_seconds: float = FOREIGN_SECONDS,
     ) -> None:
         self.service = service
@@ -116,11 +129,13 @@ class LiveExecutor:
         self.status = live.status[exchange]
         self.holder = uuid.uuid4().hex
         self._poll = poll_seconds
-        self._window_us = int(send_window_seconds * 1_000_000)
+        self._quiet_us = int(quiet_seconds * 1_000_000)
+        self._lost_seconds = lost_seconds
         self._foreign_seconds = foreign_seconds
         self._foreign_at = 0.0
+        self._missing: dict[str, float] = {}  # held orders the exchange did not find: since when
         self._held = False
-        self._reported: set[str] = set()  # refusals and unknown orders already logged
+        self._reported: dict[str, None] = {}  # what was logged once (bounded: oldest dropped)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -140,7 +155,6 @@ class LiveExecutor:
     async def _run(self) -> None:
         backoff = Backoff()
         while True:
-            pause = self._poll
             try:
                 self._held = bool(
                     await self.service.claim_feeds(self.holder, [(self.exchange, LEASE_SYMBOL)], LEASE_MS)
@@ -151,41 +165,57 @@ class LiveExecutor:
                     backoff.reset()
             except Busy as busy:
                 self._failed(busy.detail, "Live exchange asks to slow down")
-                pause = max(busy.retry_after, backoff.next())
-            except Unknown as unknown:
+                # Honoured whatever wakes come meanwhile: the exchange bans who ignores it.
+                await asyncio.sleep(max(busy.retry_after, backoff.next()))
+                continue
+            except (Unknown, NotSent) as unknown:
                 self._failed(unknown.detail, "Live exchange did not answer")
-                pause = backoff.next()
+                await asyncio.sleep(backoff.next())
+                continue
             except ServiceError as error:
                 self.events.warning(
                     "Live orders: the store did not answer", {"exchange": self.exchange, "error": str(error)}
                 )
-                pause = backoff.next()
+                await asyncio.sleep(backoff.next())
+                continue
             except Exception as error:  # a fault of this service: logged, and the next pass tries again
                 self.events.error("Live orders: pass failed", {"exchange": self.exchange}, error)
                 self.status.last_error = f"internal error: {type(error).__name__}"
-                pause = backoff.next()
-            await self.live.wait(self.exchange, pause)
+                await asyncio.sleep(backoff.next())
+                continue
+            await self.live.wait(self.exchange, self._poll)
 
     def _failed(self, detail: str, message: str) -> None:
         self.status.reachable, self.status.last_error = False, detail
         self.events.warning(message, {"exchange": self.exchange, "error": detail})
 
     async def run_pass(self) -> None:
-        """One look at every live order not yet final here, oldest first, then (every
-        FOREIGN_SECONDS) at the exchange's open orders. Busy ends the pass (the exchange
-        asks for a pause); Unknown ends the step of one order (the next pass tries again)."""
-        for live in await self.live.unfinished(self.exchange):
+        """One look at every live order not yet final here (those waiting to be sent
+        first, then oldest first), then (every FOREIGN_SECONDS) at the exchange's open
+        orders. Busy and NotSent end the pass (the exchange asks for a pause, or cannot be
+        reached); anything else ends the step of one order, and the next pass tries again."""
+        unfinished = await self.live.unfinished(self.exchange)
+        unfinished.sort(key=lambda live: live.state != LiveState.PENDING)  # stable: oldest first within
+        for live in unfinished:
             try:
                 await self._step(live)
+            except (Busy, NotSent, ServiceError):
+                raise
             except Unknown as unknown:
+                self.status.last_error = unknown.detail
                 self.events.warning(
                     "Live order: no answer from the exchange",
                     {"exchange": self.exchange, "order_id": live.order.order_id, "error": unknown.detail},
                 )
-                self.status.last_error = unknown.detail
+            except Exception as error:  # this order's step failed: the others go on
+                self._report_once(
+                    f"failed:{live.order.order_id}:{type(error).__name__}",
+                    "Live order: step failed",
+                    {"exchange": self.exchange, "order_id": live.order.order_id, "error": repr(error)},
+                )
         if time.monotonic() >= self._foreign_at:
-            await self._look_for_foreign()
             self._foreign_at = time.monotonic() + self._foreign_seconds
+            await self._look_for_foreign()
 
     async def _step(self, live: LiveOrder) -> None:
         order, client_id = live.order, live.client_order_id
@@ -199,42 +229,59 @@ class LiveExecutor:
             await self.venue.cancel(order, client_id)
         seen = await self.venue.look(order, client_id)
         if seen is not None:
+            self._missing.pop(order.order_id, None)
             await self._apply(live, seen)
         elif live.state == LiveState.SENT:
+            if self.service.clock() - live.updated_at < self._quiet_us:
+                return  # the send may still take effect: looked up again next pass
+            quiet = self._quiet_us // 1_000_000
             if live.cancel is not None:
-                await self._end(live, OrderStatus.CANCELED, "canceled: the exchange never received it")
-            elif self.service.clock() - order.accepted_at > self._window_us:
+                await self._end(
+                    live, OrderStatus.CANCELED, f"canceled: the exchange had not received it {quiet} s after its send"
+                )
+            else:
                 await self._end(
                     live,
                     OrderStatus.REJECTED,
-                    f"not sent: the exchange had not received it within {self._window_us // 1_000_000} s "
-                    "of its acceptance",
+                    f"not sent: the exchange had not received it {quiet} s after its send (it is not sent again)",
+                )
+        else:  # held, yet the exchange has no such order
+            since = self._missing.setdefault(order.order_id, time.monotonic())
+            if time.monotonic() - since >= self._lost_seconds:
+                self._missing.pop(order.order_id, None)
+                await self._end(
+                    live, OrderStatus.EXPIRED, f"lost at the exchange: not found for {self._lost_seconds:g} s"
                 )
             else:
-                await self._send(live)
-        else:  # held, yet the exchange has no such order
-            self._report_once(
-                f"lost:{order.order_id}",
-                "Live order not found at the exchange",
-                {"exchange": self.exchange, "order_id": order.order_id, "client_order_id": client_id},
-            )
+                self._report_once(
+                    f"lost:{order.order_id}",
+                    "Live order not found at the exchange",
+                    {"exchange": self.exchange, "order_id": order.order_id, "client_order_id": client_id},
+                )
 
     async def _send(self, live: LiveOrder) -> None:
-        # Marked sent first: from the call on, the order may be at the exchange.
-        await self.live.mark(live, LiveState.SENT, attempt=True)
+        # Marked sent first (if still pending, with no cancel asked): from the call on,
+        # the order may be at the exchange.
+        if not await self.live.mark(live, LiveState.SENT, expect=Expected.of(live, no_cancel=True), attempt=True):
+            return  # another process moved it, or a cancel came: the next pass reads it again
+        sent = Expected(LiveState.SENT, live.attempts + 1)
         try:
             exchange_order_id = await self.venue.send(live.order, live.client_order_id)
         except Refused as refused:
-            await self._end(live, OrderStatus.REJECTED, refused.detail)
+            await self._end(live, OrderStatus.REJECTED, refused.detail, expect=sent)
             return
+        except (NotSent, Busy):
+            await self.live.mark(live, LiveState.PENDING, expect=sent)  # nothing reached the exchange
+            raise
+        # (Unknown goes up: the order stays sent, and is looked up.)
+        await self.live.mark(live, LiveState.HELD, expect=sent, exchange_order_id=exchange_order_id)
         seen = await self.venue.look(live.order, live.client_order_id)  # its fills, if it filled at once
         if seen is not None:
             await self._apply(live, seen)
-        elif exchange_order_id is not None:
-            await self.live.mark(live, LiveState.HELD, exchange_order_id=exchange_order_id)
 
-    async def _end(self, live: LiveOrder, status: OrderStatus, detail: str) -> None:
-        await self.live.apply(live, ExchangeReport([], status, detail), None)
+    async def _end(self, live: LiveOrder, status: OrderStatus, detail: str, expect: Expected | None = None) -> None:
+        """End an order the exchange does not hold, if its row is still as read (`expect`)."""
+        await self.live.apply(live, ExchangeReport([], status, detail), None, expect or Expected.of(live))
 
     async def _apply(self, live: LiveOrder, seen: Seen) -> None:
         try:
@@ -261,6 +308,9 @@ class LiveExecutor:
             )
 
     def _report_once(self, key: str, message: str, fields: dict[str, object]) -> None:
-        if key not in self._reported:
-            self._reported.add(key)
-            self.events.warning(message, fields)
+        if key in self._reported:
+            return
+        if len(self._reported) >= REPORTED_KEPT:
+            del self._reported[next(iter(self._reported))]
+        self._reported[key] = None
+        self.events.warning(message, fields)

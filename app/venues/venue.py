@@ -44,6 +44,11 @@ class Unknown(VenueError):
     may or may not be at the exchange; only a look by its client order id tells."""
 
 
+class NotSent(VenueError):
+    """The call never reached the exchange (no connection could be made): nothing was
+    done there."""
+
+
 class Busy(VenueError):
     """The exchange asks us to slow down (429, a ban) and did nothing: try again after
     `retry_after` seconds."""
@@ -55,7 +60,7 @@ class Busy(VenueError):
 
 class Venue(Protocol):
     """One exchange's account, through ccxt (or a stand-in in tests). Every call may raise
-    Unknown or Busy; `send` may also raise Refused."""
+    Unknown, NotSent or Busy; `send` may also raise Refused."""
 
     async def send(self, order: Order, client_order_id: str) -> str | None:
         """Place `order` under `client_order_id`: the exchange's id of it (None: the

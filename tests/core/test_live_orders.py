@@ -105,6 +105,9 @@ def test_exchange_fills_move_the_order_position_and_exposure() -> None:
     [
         [fill("t1", "1.5", "100"), fill("t2", "0.6", "100")],  # more than the order
         [fill("t1", "0", "100")],  # nothing
+        [fill("t1", "1", "0")],  # at no price
+        [fill("t1", "1", "NaN")],
+        [fill("t1", "1", "100", "Infinity")],
     ],
 )
 def test_a_report_that_cannot_be_true_changes_nothing(fills: list[ExchangeFill]) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from app.core.controls import TradingState
 from app.core.engine import ExchangeFill, ExchangeReport, ExchangeReportRefused, Policy
@@ -23,9 +22,8 @@ from app.core.values import Quote
 from app.core.vocabulary import CancelReason, Liquidity, LiveState, OrderStatus, OrderType, Side, TimeInForce
 from app.core.vocabulary import TradingStateName as Name
 from app.store.ids import new_number
-from app.store.schema import live_orders
 from app.store.sql import SqlStore
-from app.store.sql_live import LiveOrder
+from app.store.sql_live import Expected, LiveOrder
 from tests.conftest import open_test_store
 
 LIVE = Policy(live=frozenset({"binance"}))
@@ -62,14 +60,20 @@ def trade(trade_id: str, qty: str, price: str = "100", fee: str = "0.01") -> Exc
 
 
 def report(
-    store: SqlStore, order: Order, found: ExchangeReport, now: int = 10, exchange_id: str | None = "77"
+    store: SqlStore,
+    order: Order,
+    found: ExchangeReport,
+    now: int = 10,
+    exchange_id: str | None = "77",
+    *,
+    expect: Expected | None = None,
 ) -> list[Event]:
     """Applied as the service applies it: on the store's loop (PostgreSQL then batches
     in a pipeline, which a report must not use)."""
 
     async def apply() -> list[Event]:
         async with store.serve():
-            return await store.apply_report(live(store, order), found, now, exchange_id)
+            return await store.apply_report(live(store, order), found, now, exchange_id, expect)
 
     return asyncio.run(apply())
 
@@ -176,18 +180,42 @@ def test_the_kill_switch_asks_the_exchange_to_cancel_live_orders(sql_store: SqlS
     assert event.reason == CancelReason.KILL_SWITCH
 
 
-def test_sending_is_recorded_step_by_step(sql_store: SqlStore) -> None:
+def test_each_step_is_a_compare_and_set(sql_store: SqlStore) -> None:
+    """Of two processes (or a step and a cancel), exactly one moves an order on."""
     order = admit(sql_store, "k-1")
-    sql_store.mark_live(order.order_id, LiveState.SENT, now=2, attempt=True, error="timed out")
-    sql_store.mark_live(order.order_id, LiveState.SENT, now=3, attempt=True)
+    pending = Expected(LiveState.PENDING, 0, no_cancel=True)
+    assert sql_store.mark_live(order.order_id, LiveState.SENT, expect=pending, now=2, attempt=True)
+    assert not sql_store.mark_live(order.order_id, LiveState.SENT, expect=pending, now=3, attempt=True)
     sent = live(sql_store, order)
-    assert (sent.state, sent.attempts, sent.last_error, sent.updated_at) == (LiveState.SENT, 2, None, 3)
-    sql_store.mark_live(order.order_id, LiveState.HELD, now=4, exchange_order_id="9")
-    report(sql_store, order, ExchangeReport([], OrderStatus.EXPIRED), exchange_id=None)
-    sql_store.mark_live(order.order_id, LiveState.SENT, now=6, attempt=True)  # done stays done
-    with sql_store.engine.connect() as conn:
-        row = conn.execute(select(live_orders)).one()
-    assert (row.state, row.exchange_order_id, row.attempts) == (LiveState.DONE, "9", 2)
+    assert (sent.state, sent.attempts, sent.updated_at) == (LiveState.SENT, 1, 2)
+    # Nothing reached the exchange: back to pending; then a cancel, and no send may start.
+    assert sql_store.mark_live(order.order_id, LiveState.PENDING, expect=Expected.of(sent), now=4)
+    sql_store.ask_cancel(order.order_id, CancelReason.REQUESTED, 5)
+    again = Expected(LiveState.PENDING, 1, no_cancel=True)
+    assert not sql_store.mark_live(order.order_id, LiveState.SENT, expect=again, now=6, attempt=True)
+    # An end that expects the row as it no longer is changes nothing; as it is, it ends it.
+    ended = ExchangeReport([], OrderStatus.CANCELED, "canceled before it was sent")
+    assert report(sql_store, order, ended, expect=Expected(LiveState.PENDING, 0)) == []
+    assert live(sql_store, order).order.status == OrderStatus.NEW
+    [event] = report(sql_store, order, ended, expect=Expected.of(live(sql_store, order)))
+    assert isinstance(event, OrderCanceled)
+    assert (event.reason, live(sql_store, order).state) == (CancelReason.REQUESTED, LiveState.DONE)
+    assert not sql_store.mark_live(order.order_id, LiveState.SENT, expect=Expected(LiveState.PENDING, 1), now=7)
+    assert sql_store.known_client_ids([live(sql_store, order).client_order_id]) == set()  # final: not known as open
+
+
+def test_trade_ids_are_the_exchange_s_per_symbol(sql_store: SqlStore) -> None:
+    """Binance numbers each symbol's trades: trade 1 of BTC/USDT is not trade 1 of ETH/USDT."""
+    btc = admit(sql_store, "k-1")
+    kind = OrderKind("binance", "ETH/USDT", Side.BUY, OrderType.LIMIT, TimeInForce.GTC)
+    new = Order(number=new_number(), idempotency_key="k-2", kind=kind, terms=OrderTerms.of(1.0, 10.0, 1, None))
+    eth, _, _ = asyncio.run(sql_store.admit(new, LIVE, 1))
+    report(sql_store, btc, ExchangeReport([trade("1", "1")]))
+    report(sql_store, eth, ExchangeReport([trade("1", "1", price="10")]))
+    assert (live(sql_store, btc).order.status, live(sql_store, eth).order.status) == (
+        OrderStatus.FILLED,
+        OrderStatus.FILLED,
+    )
 
 
 def test_a_report_and_intents_in_one_batch(sql_store: SqlStore) -> None:

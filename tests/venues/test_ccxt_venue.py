@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app.venues.ccxt_venue import CcxtVenue
+from app.venues.feed_runner import UnknownExchange
 
 
 def urls(venue: CcxtVenue) -> list[str]:
@@ -57,3 +58,14 @@ def test_a_base_url_replaces_every_address_and_the_sandbox_switch(closing: list[
     assert urls(venue)
     assert all(url.startswith(("http://127.0.0.1:9/", "ws://127.0.0.1:9/")) for url in urls(venue))
     assert "http://127.0.0.1:9/api/v3" in urls(venue)
+
+
+def test_an_exchange_without_a_sandbox_is_refused_unless_real_money_or_a_url(closing: list[CcxtVenue]) -> None:
+    with pytest.raises(
+        UnknownExchange, match="LIVE_EXCHANGES: ccxt's upbit has no sandbox; trade it with LIVE_URL_UPBIT"
+    ):
+        CcxtVenue.connect("upbit", "key", "secret", sandbox=True, base_url=None, timeout_ms=1000)
+    closing.append(CcxtVenue.connect("upbit", "key", "secret", sandbox=False, base_url=None, timeout_ms=1000))
+    closing.append(
+        CcxtVenue.connect("upbit", "key", "secret", sandbox=True, base_url="http://127.0.0.1:9", timeout_ms=1000)
+    )

@@ -5,6 +5,8 @@ exchange does reaches the order, its fills, the journal and /capabilities."""
 
 import asyncio
 import importlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -15,11 +17,12 @@ import pytest
 
 from app.venues.ccxt_exchange import OPTIONS
 from app.venues.ccxt_venue import LIVE_OPTIONS
+from app.venues.live import QUIET_SECONDS
 from app.venues.urls import rebase
 from harness.fake_binance_spot import FakeBinanceSpot, running_spot
 from harness.fake_venue import until
 from tests.payloads import URL, intent
-from tests.uvicorn_server import Server, running_server
+from tests.uvicorn_server import ROOT, Server, running_server
 
 BTC = "BTC/USDT"
 
@@ -184,10 +187,7 @@ def market_buy(server: Server, key: str, qty: float = 0.1) -> dict[str, Any]:
     return post(server, key, exchange="binance", symbol=BTC, side="BUY", type="MARKET", qty=qty)
 
 
-@pytest.mark.parametrize(
-    "fault",
-    ["answer lost", "timeout", "429", "503", "ban"],
-)
+@pytest.mark.parametrize("fault", ["answer lost", "timeout", "429", "ban"])
 def test_a_fault_while_sending_never_makes_two_orders(tmp_path: Path, fault: str) -> None:
     with running_spot() as spot:
         funded(spot)
@@ -199,7 +199,7 @@ def test_a_fault_while_sending_never_makes_two_orders(tmp_path: Path, fault: str
             elif fault == "ban":
                 spot.ban(2)
             else:
-                spot.fail_next(int(fault), times=2, match="POST /api/v3/order")
+                spot.fail_next(429, times=2, match="POST /api/v3/order")
             order = market_buy(server, "f-1")
             one_order_each(spot, server, [order])
             log = server.log()
@@ -209,11 +209,26 @@ def test_a_fault_while_sending_never_makes_two_orders(tmp_path: Path, fault: str
         # Placed, its answer never read: found by its client order id, never sent again.
         assert "Live order: no answer from the exchange" in log
         assert sends == 1
-    elif fault == "ban":
-        assert "Live exchange asks to slow down" in log
     else:
-        assert sends == 3  # refused twice, doing nothing, then placed
-        assert ("Live exchange asks to slow down" if fault == "429" else "no answer from the exchange") in log
+        # "Slow down" says nothing was done: sent again once the pause is over.
+        assert "Live exchange asks to slow down" in log
+        assert sends == (3 if fault == "429" else 1)
+
+
+def test_an_unanswered_send_the_exchange_never_got_is_not_sent_again(tmp_path: Path) -> None:
+    """A 503 says nothing certain: the order is looked up, never sent again (the
+    exchange frees a client order id once its order ends, so a resend could make a
+    second order); not found once QUIET_SECONDS have passed, it ends REJECTED."""
+    with running_spot() as spot:
+        funded(spot)
+        with live_server(tmp_path, spot) as server:
+            spot.fail_next(503, match="POST /api/v3/order")
+            order = market_buy(server, "u-1")
+            until(lambda: status_of(server, order["order_id"]) == "REJECTED", "it ends unsent", QUIET_SECONDS + 10)
+            [rejected] = [event for event in events_of(server, order["order_id"]) if event["type"] == "rejected"]
+            assert "the exchange had not received it" in rejected["detail"]
+        assert spot.orders() == []
+        assert spot.requests.count("POST /api/v3/order") == 1
 
 
 def test_an_exchange_that_goes_away_and_comes_back(tmp_path: Path) -> None:
@@ -358,3 +373,55 @@ def test_two_replicas_send_each_order_once_and_one_takes_over_when_the_other_die
             later = market_buy(survivor, "r-after")
             until(lambda: status_of(survivor, later["order_id"]) == "FILLED", "the survivor sends it", 20)
             assert len(spot.orders()) == len(orders) + 1
+
+
+def test_a_process_that_would_treat_open_live_orders_as_paper_refuses_to_start(tmp_path: Path) -> None:
+    with running_spot() as spot:
+        funded(spot)
+        env = live_env(tmp_path, spot)
+        with live_server(tmp_path, spot) as server:
+            order = post(
+                server, "p-1", exchange="binance", symbol=BTC, side="BUY", type="LIMIT", qty=1.0, limit_price=90.0
+            )
+            until(lambda: len(spot.orders()) == 1, "the exchange holds it")
+        paper = {key: value for key, value in env.items() if not key.startswith("LIVE_")}
+        started = subprocess.run(
+            [sys.executable, "-c", "import app.main"],
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", **paper},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert started.returncode == 2
+        assert started.stderr.splitlines() == [
+            "execution: cannot start: the store holds live orders not final yet on binance, which LIVE_EXCHANGES "
+            "does not name: start with it live until they are final (they must not be filled or canceled here as "
+            "paper)"
+        ]
+        with live_server(tmp_path, spot) as again:  # live again: it is followed as before
+            spot.fill(spot.orders()[0].client_order_id, "1")
+            until(lambda: status_of(again, order["order_id"]) == "FILLED", "its fill reaches it")
+
+
+@pytest.mark.parametrize(
+    ("fields", "detail"),
+    [
+        ({"type": "MARKET", "qty": 0.123456789}, "qty 0.123456789 is not a multiple of BTC/USDT's quantity step"),
+        ({"type": "LIMIT", "qty": 0.1, "limit_price": 90.005}, "limit_price 90.005 is not a multiple of BTC/USDT's"),
+    ],
+)
+def test_an_order_off_the_exchange_s_steps_is_rejected_not_rounded(
+    tmp_path: Path, fields: dict[str, Any], detail: str
+) -> None:
+    """ccxt would round it (the quantity down, the price to the nearest tick): the order
+    at the exchange would not be the one asked for."""
+    with running_spot() as spot:
+        funded(spot)
+        with live_server(tmp_path, spot) as server:
+            order = post(server, "s-1", exchange="binance", symbol=BTC, side="BUY", **fields)
+            until(lambda: status_of(server, order["order_id"]) == "REJECTED", "it is refused")
+            [rejected] = [event for event in events_of(server, order["order_id"]) if event["type"] == "rejected"]
+            assert detail in rejected["detail"]
+        assert spot.orders() == []

@@ -3,8 +3,8 @@
 - `live_orders`: the outbox of orders for live exchanges, one row per order, written
   with the order: its client order id at the exchange, how far its sending has come
   (`pending`, `sent`, `held`, `done`), the exchange's order id, a cancel asked for.
-- `exchange_fills`: every exchange trade applied as a fill, by the exchange's trade id,
-  so that a report seen twice fills once.
+- `exchange_fills`: every exchange trade applied as a fill, by the exchange's trade id
+  (per symbol), so that a report seen twice fills once.
 
 Revision ID: 0012
 Revises: 0011
@@ -36,6 +36,7 @@ def upgrade() -> None:
     op.create_table(
         "exchange_fills",
         sa.Column("exchange", sa.String(64), primary_key=True),
+        sa.Column("symbol", sa.String(64), primary_key=True),
         sa.Column("trade_id", sa.String(128), primary_key=True),
         sa.Column("order_id", sa.String(48), sa.ForeignKey("orders.order_id"), nullable=False),
         sa.Column("fill_id", sa.String(48), nullable=False),
