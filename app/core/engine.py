@@ -545,9 +545,7 @@ def apply_exchange_fills(
             ts=now,
             provenance=provenance,
         )
-        before = record_fill(order, fill)
-        instrument.position = apply_fill(instrument.position, order.side, reported.qty, reported.price, reported.fee)
-        events.append(OrderFilled(order, fill, before, order.status, order.filled_qty, instrument.position))
+        _record(instrument, order, fill, events)
     _moved(instrument, events)
     return events
 
@@ -568,6 +566,13 @@ def apply_exchange_report(
         exposure = instrument.exposure_known
         events += end_at_exchange(order, report.ended, exposure, now=now, detail=report.detail, reason=cancel_reason)
     return events
+
+
+def _record(instrument: InstrumentState, order: Order, fill: StoredFill, events: list[Event]) -> None:
+    """Apply `fill` to `order` and the instrument's position, appending its event."""
+    before = record_fill(order, fill)
+    instrument.position = apply_fill(instrument.position, order.side, fill.qty, fill.price, fill.fee)
+    events.append(OrderFilled(order, fill, before, order.status, order.filled_qty, instrument.position))
 
 
 def _fee_bps(fee: Decimal, notional: Decimal) -> Decimal:
@@ -692,9 +697,7 @@ def _fill(
         ts=now,
         provenance=provenance,
     )
-    before = record_fill(order, fill)
-    instrument.position = apply_fill(instrument.position, order.side, qty, fill.price, fee)
-    events.append(OrderFilled(order, fill, before, order.status, order.filled_qty, instrument.position))
+    _record(instrument, order, fill, events)
     if spends_all and order.is_open:  # its reservation is spent: the rest is canceled
         events.append(
             OrderCanceled(order, transition(order, OrderStatus.CANCELED, now), CancelReason.BALANCE, BALANCE_CUT)

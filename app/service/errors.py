@@ -42,6 +42,10 @@ class OrderNotCancelable(ServiceError):
 
     code = "ORDER_NOT_CANCELABLE"
 
+    @classmethod
+    def ended(cls, order_id: str, status: str) -> "OrderNotCancelable":
+        return cls(f"Order {order_id} is already {status}", status=status)
+
 
 class InvalidQuery(ServiceError):
     """A read's parameters are malformed (a cursor this service did not give out)."""

@@ -387,14 +387,14 @@ class OrderService:
             raise OrderNotFound(f"Order {order_id!r} not found")
         order, event = result
         if event is None:
-            raise OrderNotCancelable(f"Order {order_id} is already {order.status}", status=order.status)
+            raise OrderNotCancelable.ended(order_id, order.status)
         self._publish([event])
         return order
 
     async def _cancel_live(self, order: Order) -> Order:
         assert self.live is not None
         if not order.is_open:
-            raise OrderNotCancelable(f"Order {order.order_id} is already {order.status}", status=order.status)
+            raise OrderNotCancelable.ended(order.order_id, order.status)
         await self.live.ask_cancel(order.order_id, CancelReason.REQUESTED)
         deadline = time.monotonic() + LIVE_CANCEL_WAIT_SECONDS
         while True:
@@ -402,7 +402,7 @@ class OrderService:
             assert found is not None  # it was found above, and live orders are kept
             current = found.order
             if not current.is_open and current.status != OrderStatus.CANCELED:
-                raise OrderNotCancelable(f"Order {current.order_id} is already {current.status}", status=current.status)
+                raise OrderNotCancelable.ended(current.order_id, current.status)
             if not current.is_open or time.monotonic() >= deadline:
                 return current
             await asyncio.sleep(LIVE_CANCEL_POLL_SECONDS)

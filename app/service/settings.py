@@ -50,15 +50,9 @@ def check_base(base: str) -> str:
     return base
 
 
-def market_data_urls(environment: Mapping[str, str]) -> dict[str, str]:
-    """MARKET_DATA_URL_<EXCHANGE> variables: exchange id (lower case) -> base URL."""
-    prefix = "MARKET_DATA_URL_"
-    return {name[len(prefix) :].lower(): value for name, value in environment.items() if name.startswith(prefix)}
-
-
-def live_urls(environment: Mapping[str, str]) -> dict[str, str]:
-    """LIVE_URL_<EXCHANGE> variables: exchange id (lower case) -> base URL."""
-    prefix = "LIVE_URL_"
+def urls_by_exchange(environment: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """`<prefix><EXCHANGE>` variables (MARKET_DATA_URL_, LIVE_URL_): exchange id (lower
+    case) -> base URL."""
     return {name[len(prefix) :].lower(): value for name, value in environment.items() if name.startswith(prefix)}
 
 
@@ -369,8 +363,8 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
     try:
         return Settings(
-            market_data_urls=market_data_urls(os.environ),
-            live_urls=live_urls(os.environ),
+            market_data_urls=urls_by_exchange(os.environ, "MARKET_DATA_URL_"),
+            live_urls=urls_by_exchange(os.environ, "LIVE_URL_"),
             live_credentials=credentials,
         )
     except ValidationError as exc:

@@ -11,13 +11,11 @@ runs each instrument's feed, under a lease in the store."""
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Protocol
 
 from app.core.errors import ServiceError
@@ -26,7 +24,8 @@ from app.ops.logs import EventLog
 from app.service.market_feeds import ExchangeFeed, InstrumentFeed, MarketFeeds
 from app.service.orders import BookRequest, OrderService, TradeRequest
 from app.venues.backoff import Backoff
-from app.venues.feed_runner import Emit, Exchange, FeedRunner, Instrument, Message, UnknownExchange
+from app.venues.ccxt_lookup import check_ccxt_has
+from app.venues.feed_runner import Emit, Exchange, FeedRunner, Instrument, Message
 
 # A process runs an instrument's feed under a lease in the store, renewed every
 # LEASE_RENEW_SECONDS for LEASE_MS: when its process dies, another takes the feed over
@@ -97,16 +96,6 @@ class InProcessSource:
             self._runner = None
 
 
-def check_ccxt_has(exchanges: Iterable[str]) -> None:
-    """UnknownExchange unless ccxt has a websocket module for each exchange: looked up
-    on disk, so that the service never imports ccxt (its feed process does)."""
-    found = importlib.util.find_spec("ccxt")
-    folder = None if found is None or found.origin is None else Path(found.origin).parent / "pro"
-    for name in exchanges:
-        if folder is None or not name.isidentifier() or not (folder / f"{name}.py").is_file():
-            raise UnknownExchange(f"MARKET_DATA_FEEDS: ccxt has no exchange {name!r}")
-
-
 class ChildProcessSource:
     """The runner in its own process (app.venues.feed_process), started again (with
     backoff) if it ends while the service runs."""
@@ -115,7 +104,7 @@ class ChildProcessSource:
         self, events: EventLog, exchanges: Iterable[str], symbols: Sequence[str], base_urls: Mapping[str, str]
     ) -> None:
         names = sorted(exchanges)
-        check_ccxt_has(names)
+        check_ccxt_has(names, package="pro", setting="MARKET_DATA_FEEDS")
         self._events = events
         self._config = json.dumps({"exchanges": names, "symbols": list(symbols), "base_urls": dict(base_urls)})
         self._following: set[Instrument] = set()

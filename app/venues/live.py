@@ -31,8 +31,7 @@ import importlib
 import importlib.util
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 from app.core.engine import ExchangeReport, ExchangeReportRefused
 from app.core.errors import ServiceError
@@ -43,7 +42,7 @@ from app.service.orders import OrderService
 from app.service.settings import Settings
 from app.store.sql_live import Expected, LiveOrder
 from app.venues.backoff import Backoff
-from app.venues.feed_runner import UnknownExchange
+from app.venues.ccxt_lookup import check_ccxt_has
 from app.venues.venue import Busy, NotSent, Refused, Seen, Unknown, Venue
 
 # The lease row (in the feeds' lease table, schema 11) whose holder executes an
@@ -62,23 +61,13 @@ FOREIGN_SECONDS = 10.0
 REPORTED_KEPT = 10_000
 
 
-def check_ccxt_has_trading(exchanges: Iterable[str]) -> None:
-    """UnknownExchange unless ccxt has an exchange class for each (looked up on disk:
-    ccxt is imported only once everything else is known to be right)."""
-    found = importlib.util.find_spec("ccxt")
-    folder = None if found is None or found.origin is None else Path(found.origin).parent / "async_support"
-    for name in exchanges:
-        if folder is None or not name.isidentifier() or not (folder / f"{name}.py").is_file():
-            raise UnknownExchange(f"LIVE_EXCHANGES: ccxt has no exchange {name!r}")
-
-
 def live_executors(service: OrderService, settings: Settings, events: EventLog) -> list["LiveExecutor"]:
     """An executor per LIVE_EXCHANGES exchange, on ccxt's exchange of that id with its
     credentials; each exchange's mode logged. Imports ccxt (app.venues.ccxt_venue)."""
     live = service.live
     if live is None:
         return []
-    check_ccxt_has_trading(live.exchanges)
+    check_ccxt_has(live.exchanges, package="async_support", setting="LIVE_EXCHANGES")
     connect = importlib.import_module("app.venues.ccxt_venue").CcxtVenue.connect
     executors = []
     for exchange in live.exchanges:

@@ -17,7 +17,7 @@ from app.core.journal import EventType, entry_of, type_of
 from app.core.order import IllegalTransition
 from app.core.values import Trade
 from app.core.vocabulary import CancelReason, FillSource, Liquidity, OrderStatus, Side, TradingStateName
-from tests.core.factories import BTC, counter, d, make_instrument, make_order, make_quote
+from tests.core.factories import counter, d, make_instrument, make_order, make_quote
 
 LIVE = Policy(live=frozenset({"binance"}))
 ACTIVE = TradingState()
@@ -183,5 +183,4 @@ def test_rejected_is_final() -> None:
     exposure.opened(Side.BUY, order.remaining)
     engine.end_at_exchange(order, OrderStatus.REJECTED, exposure, now=2, detail="Filter failure: PRICE_FILTER")
     assert engine.apply_exchange_fills(make_instrument(), order, [], now=3, new_id=counter()) == []
-    assert (order.exchange, order.symbol) == BTC
-    assert Decimal(0) == exposure.open_buy
+    assert (order.status, exposure.open_orders, exposure.open_buy) == (OrderStatus.REJECTED, 0, Decimal(0))

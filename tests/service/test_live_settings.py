@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from app.service.live import exchange_modes
-from app.service.settings import Settings, live_credentials, live_urls
+from app.service.settings import Settings, live_credentials, urls_by_exchange
 from tests.uvicorn_server import ROOT
 
 KEYS = {"binance": {"api_key": SecretStr("key-123"), "secret": SecretStr("secret-456")}}
@@ -79,7 +79,7 @@ def test_credentials_from_values_or_files(tmp_path: Path) -> None:
         "LIVE_API_KEY": "no exchange named",
     }
     assert live_credentials(environment) == {"binance": {"api_key": "k", "secret": "from-a-file"}}
-    assert live_urls(environment) == {"binance": "http://127.0.0.1:1"}
+    assert urls_by_exchange(environment, "LIVE_URL_") == {"binance": "http://127.0.0.1:1"}
     with pytest.raises(ValueError, match="LIVE_BINANCE_SECRET and LIVE_BINANCE_SECRET_FILE are both set"):
         live_credentials({"LIVE_BINANCE_SECRET": "a", "LIVE_BINANCE_SECRET_FILE": str(secret)})
     with pytest.raises(ValueError, match="LIVE_BINANCE_SECRET_FILE: the file cannot be read"):
