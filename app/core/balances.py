@@ -63,6 +63,30 @@ def reserved_asset(side: Side, symbol: str) -> str:
     return quote if side == Side.BUY else base
 
 
+def claim(order: Order, qty: Decimal, quote: Quote | None, costs: Costs) -> Reservation:
+    """What `qty` of `order` needs to hold: a SELL its base asset, a BUY its quote asset
+    at its limit (or, for a MARKET BUY, the dearest level it would walk to on `quote`;
+    NO_QUOTE without one) plus the highest fee it may pay."""
+    asset = reserved_asset(order.side, order.symbol)
+    if order.side == Side.SELL:
+        return Reservation(asset, Decimal(1), qty)
+    if order.limit_price is not None:
+        price = exact(order.limit_price)
+    elif quote is None:
+        raise IntentRefused(
+            "NO_QUOTE",
+            f"No quote is known for {order.exchange}:{order.symbol}: a MARKET BUY cannot be priced "
+            "for its balance reservation",
+        )
+    else:
+        # The dearest level it would walk to on this book: no fill of it here costs more.
+        price = walk_price(Side.BUY, quote, qty, costs)
+    # The highest fee it may pay: a maker fill can cost more than a taker one.
+    fee_factor = EXACT.add(1, EXACT.divide(max(costs.taker_fee_bps, costs.maker_fee_bps), BPS))
+    unit = EXACT.multiply(price, fee_factor)
+    return Reservation(asset, unit, EXACT.multiply(qty, unit))
+
+
 class Account:
     """The holdings by asset and the reservations of open orders by order number (a
     store may load only the ones a step concerns), and the rules that move them."""
@@ -81,7 +105,7 @@ class Account:
         """Reserve what a new order needs, or refuse it: NO_QUOTE (a MARKET BUY with no
         quote to price it), INSUFFICIENT_BALANCE."""
         qty = order.exact_qty
-        reservation = self._claim(order, qty, quote, costs)
+        reservation = claim(order, qty, quote, costs)
         held = self.holding(reservation.asset)
         if held.free < reservation.held:
             raise IntentRefused(
@@ -92,27 +116,6 @@ class Account:
         held.reserved = EXACT.add(held.reserved, reservation.held)
         self.reservations[order.number] = reservation
         return reservation
-
-    @staticmethod
-    def _claim(order: Order, qty: Decimal, quote: Quote | None, costs: Costs) -> Reservation:
-        asset = reserved_asset(order.side, order.symbol)
-        if order.side == Side.SELL:
-            return Reservation(asset, Decimal(1), qty)
-        if order.limit_price is not None:
-            price = exact(order.limit_price)
-        elif quote is None:
-            raise IntentRefused(
-                "NO_QUOTE",
-                f"No quote is known for {order.exchange}:{order.symbol}: a MARKET BUY cannot be priced "
-                "for its balance reservation",
-            )
-        else:
-            # The dearest level it would walk to on this book: no fill of it here costs more.
-            price = walk_price(Side.BUY, quote, qty, costs)
-        # The highest fee it may pay: a maker fill can cost more than a taker one.
-        fee_factor = EXACT.add(1, EXACT.divide(max(costs.taker_fee_bps, costs.maker_fee_bps), BPS))
-        unit = EXACT.multiply(price, fee_factor)
-        return Reservation(asset, unit, EXACT.multiply(qty, unit))
 
     def covers(self, order: Order, cost: Decimal) -> bool:
         """Whether the account can pay `cost` (fills and fees) for `order` without a cut:
@@ -188,7 +191,7 @@ class Account:
                 continue
             quote = quotes.get((order.exchange, order.symbol))
             try:
-                reservation = self._claim(order, order.remaining, quote, costs)
+                reservation = claim(order, order.remaining, quote, costs)
             except IntentRefused as refusal:
                 raise AccountMismatch(f"open order {order.order_id} cannot be reserved for: {refusal.detail}") from None
             self.reservations[order.number] = reservation

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.core.balances import Account
+from app.core.balances import Account, Reservation
 from app.core.controls import Controls, Exposure, TradingState, takes_effect
 from app.core.events import (
     Event,
@@ -23,6 +23,7 @@ from app.core.events import (
     OrderRejected,
     TradingStateChanged,
 )
+from app.core.exchange_funds import ExchangeFunds
 from app.core.market_data import check_arrival, is_fresh
 from app.core.matching import Fill, Queued, Reach, Working, match, match_trade
 from app.core.order import IllegalTransition, Order, Provenance, StoredFill, record_fill, transition
@@ -186,6 +187,9 @@ class Admitted:
     # A LIMIT that rests before it has reached the venue (a latency): it takes its place
     # in the queue when it arrives (`arrive`), not now.
     arriving: bool = False
+    # An order for a live exchange, when balances apply: what it claims of the
+    # exchange's account while it is on its way there (see core.exchange_funds).
+    claim: Reservation | None = None
 
 
 def admit(
@@ -197,19 +201,24 @@ def admit(
     *,
     now: int,
     new_id: Callable[[], int],
+    funds: ExchangeFunds | None = None,
 ) -> Admitted:
     """Vet a new order (trading state, rules, limits; raises IntentRefused), reserve its
     funds, match it against the instrument's quote, expire an IOC or FOK remainder,
     and say whether the rest rests. An order for a live exchange is vetted only: the
     exchange fills it (`apply_exchange_fills`), so it neither matches nor rests here,
-    and the paper account has no part in it."""
+    and the paper account has no part in it; when balances apply (`account` is on) it
+    must fit in its exchange's `funds` instead (never read: refused)."""
     quote = instrument.quote
     policy.controls.vet(order, trading, quote, instrument.exposure)
     if policy.is_live(order.exchange):
+        claimed = None
+        if account is not None:
+            claimed = (funds or ExchangeFunds(order.exchange, None)).claim(order, quote, policy.costs)
         exposure = instrument.exposure_known
         if exposure is not None:
             exposure.arrived(order.side, ZERO, order.remaining, still_open=True)
-        return Admitted([OrderAccepted(order)], rests=False, passive=False)
+        return Admitted([OrderAccepted(order)], rests=False, passive=False, claim=claimed)
     if account is not None:
         account.reserve(order, quote, policy.costs)
     # Stale data prices the checks above but fills nothing: the order waits for fresh.

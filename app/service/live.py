@@ -10,6 +10,7 @@ from typing import Literal
 
 from app.core.engine import ExchangeReport
 from app.core.events import Event
+from app.core.exchange_funds import FundsReading
 from app.core.vocabulary import CancelReason, LiveState
 from app.ops.metrics import LiveSample
 from app.service.calls import StoreCalls
@@ -70,8 +71,13 @@ class LiveOrders:
         clock: Callable[[], int],
         publish: Callable[[list[Event]], None],
         modes: dict[str, Mode],
+        *,
+        reads_balances: bool = False,
     ) -> None:
         self._store = store
+        # Balances apply (PAPER_BALANCES): each executor reads its exchange's account for
+        # intake's check of live orders.
+        self.reads_balances = reads_balances
         self._calls = calls
         self._clock = clock
         self._publish = publish
@@ -147,6 +153,10 @@ class LiveOrders:
         if live is not None:
             self.wake(live.order.exchange)
         return live
+
+    async def keep_balances(self, exchange: str, reading: FundsReading) -> None:
+        """Keep `exchange`'s account as just read: live intents are checked against it."""
+        await self._calls(self._store.keep_exchange_balances, exchange, reading)
 
     async def known(self, client_order_ids: list[str]) -> set[str]:
         """Those of `client_order_ids` that are orders of this store not final here."""

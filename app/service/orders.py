@@ -170,7 +170,14 @@ class OrderService:
             check_live_orders_left(store, frozenset(settings.live_exchanges))
         if settings.live_exchanges:
             assert isinstance(store, SqlStore)
-            self.live = LiveOrders(store, self._store_call, clock, self._publish, self.exchange_modes)
+            self.live = LiveOrders(
+                store,
+                self._store_call,
+                clock,
+                self._publish,
+                self.exchange_modes,
+                reads_balances=settings.paper_balances is not None,
+            )
             self.metrics.watch_live(self.live.samples)
         # The feeds running beside this service (app.venues fills it in; none: empty).
         self.feeds = MarketFeeds()

@@ -36,8 +36,10 @@ OPEN = sorted(OPEN_STATUSES)
 # 6: orders indexed by status and seq (a listing filtered by status reads its page),
 # events by order and seq (a page of an order's fills reads that page).
 # 12: the live outbox (live_orders) and the exchanges' trade ids already applied
-# (exchange_fills).
-SCHEMA_VERSION = 12
+# (exchange_fills). 13: live orders' claims on their exchange's account and when the
+# exchange first answered for them, and each live exchange's account as last read
+# (exchange_balances): intake's balance check for live orders.
+SCHEMA_VERSION = 13
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY: SQLite's rowid
@@ -204,7 +206,23 @@ live_orders = Table(
     Column("attempts", Integer, nullable=False),
     Column("last_error", Text),
     Column("updated_at", BigInteger, nullable=False),
+    # When balances apply: what the order claims of its exchange's account (an asset and
+    # an exact amount), and when the exchange first answered for it (None: not yet).
+    Column("claim_asset", String(32)),
+    Column("claim", Text),
+    Column("seen_at", BigInteger),
     Index("live_orders_by_state", "exchange", "state"),
+    Index("live_orders_by_seen", "exchange", "seen_at"),
+)
+
+# Each live exchange's account as last read (when balances apply): the free amount of
+# each asset (a JSON object of exact decimal texts) and when the reading was asked for.
+exchange_balances = Table(
+    "exchange_balances",
+    metadata,
+    Column("exchange", String(64), primary_key=True),
+    Column("free", Text, nullable=False),
+    Column("taken_at", BigInteger, nullable=False),
 )
 
 # The exchanges' trades applied as fills: each once, whatever resends and checks report

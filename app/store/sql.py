@@ -51,6 +51,7 @@ from app.core.controls import Exposure, TradingState
 from app.core.engine import ExchangeReport, InstrumentState, Policy
 from app.core.errors import IntentRefused, MarketDataRefused
 from app.core.events import Event, OrderCanceled, OrderExpired, OrderFilled, OrderRejected
+from app.core.exchange_funds import ExchangeFunds, FundsReading
 from app.core.ids import number_of, parse_order_id
 from app.core.journal import EntryFilter
 from app.core.matching import Reach
@@ -256,7 +257,9 @@ class _Batch:
         self.accepted: dict[str, tuple[Order, bool, QueuePlace | str | None]] = {}
         self.admitted: dict[str, Order] = {}  # every order this transaction accepted, by key
         self.events: list[Event] = []  # of the accepted orders not yet inserted
-        self.live: list[Order] = []  # accepted for live exchanges, their outbox rows not yet inserted
+        # Accepted for live exchanges (with their claims), their outbox rows not yet inserted.
+        self.live: list[tuple[Order, Reservation | None]] = []
+        self.funds: dict[str, ExchangeFunds] = {}  # the current run's live exchanges' accounts
         self.quoted: set[Instrument] = set()  # whose latest quote changed
         self.traded: set[Instrument] = set()  # whose position moved
         # Inserts of orders whose counts come back at the end (a pipeline): inserted, sent.
@@ -616,6 +619,17 @@ class SqlStore:
                 sql_live.ask_cancel(conn, [order_id], reason, now)
         return self.live_order(order_id) if live is not None else None
 
+    def keep_exchange_balances(self, exchange: str, reading: FundsReading) -> None:
+        """Keep what `exchange`'s account had free as its latest reading, for intake's
+        balance check of live orders (an older reading than the one kept is dropped)."""
+        with self._writing() as conn:
+            sql_live.keep_reading(conn, exchange, reading, self._insert)
+
+    def exchange_balances(self, exchange: str) -> FundsReading | None:
+        """`exchange`'s account as last read (None: never)."""
+        with self._reading() as conn:
+            return sql_live.reading_of(conn, exchange)
+
     async def _write(self, work: Write) -> Written:
         if self._closed:  # shutting down: the writer takes nothing more
             raise StoreUnavailable(f"The {self.name} store is closed (the service is stopping); retry")
@@ -854,6 +868,9 @@ class SqlStore:
         new_keys = {order.idempotency_key for _, _, order in arrivals} - owners.keys() - work.admitted.keys()
         room = self._room(conn, cap, len(new_keys)) if cap is not None else None
         work.account = self._account(conn, {order.symbol for _, _, order in arrivals}, [])
+        if work.account is not None:  # balances apply: live orders must fit their exchange's account
+            live = sorted({o.exchange for _, arrival, o in arrivals if arrival.policy.is_live(o.exchange)})
+            work.funds = {exchange: sql_live.funds(conn, exchange) for exchange in live}
         answers: list[Answer] = []
         events: list[Event] = []
         # A taken key answers with its stored order: all of the run's read in one query.
@@ -881,13 +898,20 @@ class SqlStore:
         key = (order.exchange, order.symbol)
         instrument = work.instrument(key)
         admitted = core.admit(
-            order, instrument, state, arrival.policy, work.account, now=arrival.now, new_id=new_number
+            order,
+            instrument,
+            state,
+            arrival.policy,
+            work.account,
+            now=arrival.now,
+            new_id=new_number,
+            funds=work.funds.get(order.exchange),
         )
         place = ARRIVING if admitted.arriving else admitted.queue_place
         work.accepted[order.idempotency_key] = (order, admitted.passive, place)
         work.admitted[order.idempotency_key] = order
         if arrival.policy.is_live(order.exchange):
-            work.live.append(order)
+            work.live.append((order, admitted.claim))
         if admitted.rests:
             work.resting.setdefault(key, []).append(order)
             if key in work.reachables:
@@ -1193,6 +1217,8 @@ class SqlStore:
                     .on_conflict_do_nothing(index_elements=[balances.c.asset])
                 )
             rows = conn.execute(select(orders).where(_open).order_by(orders.c.seq).with_for_update()).all()
+            # Live orders hold nothing of the paper account: their exchange's account pays.
+            rows = [row for row in rows if not policy.is_live(row.exchange)]
             held = {
                 row.asset: Holding(Decimal(row.start), Decimal(row.total), Decimal(row.reserved))
                 for row in conn.execute(select(balances).with_for_update())

@@ -1,20 +1,27 @@
 """The SQL store's part in live orders: the outbox row written with each order for a
-live exchange, the exchange's reports applied (each of its trades once), and what the
-live executor reads and marks as it sends, checks and cancels."""
+live exchange, the exchange's reports applied (each of its trades once), what the live
+executor reads and marks as it sends, checks and cancels, and (when balances apply)
+each exchange's account as last read with the claims of the orders on their way to it
+(see core.exchange_funds)."""
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, func, or_, select, update
 
 from app.core import engine as core
+from app.core.balances import Reservation
 from app.core.engine import ExchangeReport, InstrumentState
 from app.core.events import Event, OrderFilled
+from app.core.exchange_funds import ExchangeFunds, FundsReading
 from app.core.ids import client_order_id
 from app.core.order import Order
+from app.core.values import EXACT, ZERO
 from app.core.vocabulary import CancelReason, LiveState
-from app.store.schema import exchange_fills, live_orders, orders
+from app.store.schema import exchange_balances, exchange_fills, live_orders, orders
 from app.store.sql_rows import with_fills
 
 FillsOf = Any  # the store's prepared statement that reads orders' fills (sql_rows.with_fills)
@@ -37,8 +44,9 @@ class LiveOrder:
     updated_at: int
 
 
-def insert_outbox(conn: Connection, accepted: Sequence[Order], journal_id: str) -> None:
-    """The outbox rows of orders just accepted for live exchanges, in their transaction."""
+def insert_outbox(conn: Connection, accepted: Sequence[tuple[Order, Reservation | None]], journal_id: str) -> None:
+    """The outbox rows of orders just accepted for live exchanges, in their transaction,
+    with what each claims of its exchange's account (None: balances do not apply)."""
     if accepted:
         conn.execute(
             live_orders.insert(),
@@ -53,10 +61,61 @@ def insert_outbox(conn: Connection, accepted: Sequence[Order], journal_id: str) 
                     "attempts": 0,
                     "last_error": None,
                     "updated_at": order.accepted_at,
+                    "claim_asset": None if claimed is None else claimed.asset,
+                    "claim": None if claimed is None else str(claimed.held),
+                    "seen_at": None,
                 }
-                for order in accepted
+                for order, claimed in accepted
             ],
         )
+
+
+def funds(conn: Connection, exchange: str) -> ExchangeFunds:
+    """`exchange`'s account as intake sees it: its latest reading, locked for this
+    transaction (so two workers' intakes count each other's claims), and the claims of
+    its orders on their way: not yet answered for by the exchange and not done, or
+    first answered for after the reading was asked for."""
+    row = conn.execute(
+        select(exchange_balances).where(exchange_balances.c.exchange == exchange).with_for_update()
+    ).one_or_none()
+    if row is None:
+        return ExchangeFunds(exchange, None)
+    reading = FundsReading({asset: Decimal(amount) for asset, amount in json.loads(row.free).items()}, row.taken_at)
+    unanswered = live_orders.c.seen_at.is_(None) & (live_orders.c.state != LiveState.DONE.value)
+    claims = conn.execute(
+        select(live_orders.c.claim_asset, live_orders.c.claim).where(
+            live_orders.c.exchange == exchange,
+            live_orders.c.claim.is_not(None),
+            or_(unanswered, live_orders.c.seen_at >= reading.taken_at),
+        )
+    )
+    on_the_way: dict[str, Decimal] = {}
+    for asset, amount in claims:
+        on_the_way[asset] = EXACT.add(on_the_way.get(asset, ZERO), Decimal(amount))
+    return ExchangeFunds(exchange, reading, on_the_way)
+
+
+def keep_reading(conn: Connection, exchange: str, reading: FundsReading, insert: Any) -> None:
+    """Keep `reading` as `exchange`'s latest, unless a later one is kept already (two
+    holders of the executor's lease for a moment). `insert`: the dialect's insert."""
+    free = json.dumps({asset: str(amount) for asset, amount in sorted(reading.free.items())})
+    conn.execute(
+        insert(exchange_balances)
+        .values(exchange=exchange, free=free, taken_at=reading.taken_at)
+        .on_conflict_do_update(
+            index_elements=[exchange_balances.c.exchange],
+            set_={"free": free, "taken_at": reading.taken_at},
+            where=exchange_balances.c.taken_at < reading.taken_at,
+        )
+    )
+
+
+def reading_of(conn: Connection, exchange: str) -> FundsReading | None:
+    """`exchange`'s account as last read (None: never)."""
+    row = conn.execute(select(exchange_balances).where(exchange_balances.c.exchange == exchange)).one_or_none()
+    if row is None:
+        return None
+    return FundsReading({asset: Decimal(amount) for asset, amount in json.loads(row.free).items()}, row.taken_at)
 
 
 def unfinished(conn: Connection, exchange: str, fills_of: FillsOf) -> list[LiveOrder]:
@@ -135,6 +194,8 @@ def mark(
         values["attempts"] = live_orders.c.attempts + 1
     if exchange_order_id is not None:
         values["exchange_order_id"] = exchange_order_id
+    if state == LiveState.HELD:  # the exchange answered for it
+        values["seen_at"] = func.coalesce(live_orders.c.seen_at, now)
     moved = conn.execute(update(live_orders).where(*expect.conditions(order_id)).values(**values))
     return bool(moved.rowcount == 1)
 
@@ -242,7 +303,8 @@ def apply_report(
         )
     state = LiveState.HELD if order.is_open else LiveState.DONE
     values: dict[str, Any] = {"state": state.value, "last_error": None, "updated_at": now}
-    if exchange_order_id is not None:
+    if exchange_order_id is not None:  # a report from the exchange: it answered for the order
         values["exchange_order_id"] = exchange_order_id
+        values["seen_at"] = func.coalesce(live_orders.c.seen_at, now)
     conn.execute(update(live_orders).where(live_orders.c.order_id == order.order_id).values(**values))
     return events

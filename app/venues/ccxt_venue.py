@@ -162,6 +162,13 @@ class CcxtVenue:
                 found.append(Foreign(symbol, _text(each, "id"), None if client_id is None else str(client_id)))
         return found
 
+    async def balances(self) -> dict[str, Decimal]:
+        found = await self._call(self.exchange.fetch_balance())
+        free = found.get("free") if isinstance(found, dict) else None
+        if not isinstance(free, dict):
+            raise Unknown("the exchange's balances have no free amounts")
+        return {str(asset): _amount(amount or 0, f"free {asset}") for asset, amount in free.items()}
+
     async def close(self) -> None:
         await self.exchange.close()
 

@@ -3,6 +3,7 @@ app.venues.ccxt_venue), in this service's own terms: orders by their client orde
 what the exchange says of one, and how a call can fail."""
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
 from app.core.engine import ExchangeReport
@@ -78,6 +79,10 @@ class Venue(Protocol):
 
     async def open_orders(self, symbols: list[str]) -> list[Foreign]:
         """Every open order of the account on these symbols."""
+        ...
+
+    async def balances(self) -> dict[str, Decimal]:
+        """What the account has free of each asset (one it does not list: none)."""
         ...
 
     async def close(self) -> None: ...

@@ -8,11 +8,12 @@ from decimal import Decimal
 import pytest
 
 from app.core import engine
-from app.core.balances import Account, Holding
+from app.core.balances import Account, Holding, Reservation
 from app.core.controls import Exposure, TradingState
 from app.core.engine import ExchangeFill, ExchangeReportRefused, Policy
 from app.core.errors import IntentRefused
 from app.core.events import OrderAccepted, OrderCanceled, OrderExpired, OrderFilled, OrderRejected
+from app.core.exchange_funds import ExchangeFunds, FundsReading
 from app.core.journal import EventType, entry_of, type_of
 from app.core.order import IllegalTransition
 from app.core.values import Trade
@@ -59,8 +60,23 @@ def test_a_live_order_meets_every_control_and_no_paper_balance() -> None:
         engine.admit(make_order(1), make_instrument(), halted, LIVE, None, now=1, new_id=counter())
     account = Account({"USDT": Holding(d(0), d(0)), "BTC": Holding(d(0), d(0))})
     order = make_order(2, Side.BUY, 1.0, limit=100.0)
-    engine.admit(order, make_instrument(), ACTIVE, LIVE, account, now=1, new_id=counter())
+    funds = ExchangeFunds("binance", FundsReading({"USDT": d(1000)}, taken_at=1))
+    admitted = engine.admit(order, make_instrument(), ACTIVE, LIVE, account, now=1, new_id=counter(), funds=funds)
     assert account.holdings["USDT"] == Holding(d(0), d(0))  # the exchange's account pays, not the paper one
+    assert admitted.claim == Reservation("USDT", d(100), d(100))
+    assert funds.free("USDT") == d(900)
+
+
+def test_with_balances_on_a_live_order_needs_its_exchange_account_read() -> None:
+    account = Account({"USDT": Holding(d(5000), d(5000))})
+    order = make_order(1, Side.BUY, 1.0, limit=100.0)
+    with pytest.raises(IntentRefused) as refused:
+        engine.admit(order, make_instrument(), ACTIVE, LIVE, account, now=1, new_id=counter())
+    assert refused.value.code == "EXCHANGE_BALANCE_UNKNOWN"
+    assert order.status == OrderStatus.NEW
+    # Without balances a live order is left to its exchange to pay for: no claim.
+    admitted = engine.admit(make_order(2), make_instrument(), ACTIVE, LIVE, None, now=1, new_id=counter())
+    assert admitted.claim is None
 
 
 def test_exchange_fills_move_the_order_position_and_exposure() -> None:

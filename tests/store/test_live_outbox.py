@@ -14,7 +14,9 @@ import pytest
 
 from app.core.controls import TradingState
 from app.core.engine import ExchangeFill, ExchangeReport, ExchangeReportRefused, Policy
+from app.core.errors import IntentRefused
 from app.core.events import Event, OrderCanceled, OrderFilled, OrderRejected, TradingStateChanged
+from app.core.exchange_funds import FundsReading
 from app.core.ids import client_order_id
 from app.core.journal import EntryFilter, EventType
 from app.core.order import Order, OrderKind, OrderTerms
@@ -236,3 +238,51 @@ def test_a_report_and_intents_in_one_batch(sql_store: SqlStore) -> None:
     assert [type(event) for event in events] == [OrderFilled]
     assert live(sql_store, held).state == LiveState.DONE
     assert live(sql_store, new).state == LiveState.PENDING
+
+
+def test_with_balances_on_intake_checks_the_exchange_account(sql_store: SqlStore) -> None:
+    """An order for a live exchange must fit in what its account had free when last read,
+    less the claims of the orders the reading cannot show: stored and not answered for
+    yet, or answered for after the reading was asked for."""
+    sql_store.open_account({"USDT": Decimal(0)}, {"USDT", "BTC"}, LIVE)  # the paper account pays nothing here
+
+    def refused(key: str) -> str:
+        with pytest.raises(IntentRefused) as refusal:
+            admit(sql_store, key)
+        return refusal.value.code
+
+    assert refused("k-0") == "EXCHANGE_BALANCE_UNKNOWN"
+    sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(250)}, taken_at=100))
+    first, second = admit(sql_store, "k-1"), admit(sql_store, "k-2")  # 100 USDT each
+    assert refused("k-3") == "INSUFFICIENT_BALANCE"  # 50 left
+    assert sql_store.balances()["USDT"].reserved == 0  # not the paper account's
+
+    # The exchange answered for the first before a reading was asked for: the reading counts it.
+    sent = Expected(LiveState.SENT, 1)
+    sql_store.mark_live(first.order_id, LiveState.SENT, expect=Expected(LiveState.PENDING, 0), now=50, attempt=True)
+    assert sql_store.mark_live(first.order_id, LiveState.HELD, expect=sent, now=60)
+    sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(150)}, taken_at=200))
+    assert refused("k-3") == "INSUFFICIENT_BALANCE"  # 150 less the second's 100
+    # Answered for after the reading: still on its way as far as that reading knows.
+    sql_store.mark_live(second.order_id, LiveState.SENT, expect=Expected(LiveState.PENDING, 0), now=210, attempt=True)
+    report(sql_store, second, ExchangeReport([trade("t1", "1", fee="0")]), now=220, exchange_id="78")
+    assert live(sql_store, second).state == LiveState.DONE
+    assert refused("k-3") == "INSUFFICIENT_BALANCE"
+    # The next reading shows what it spent; an older one arriving late is not kept.
+    sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(150)}, taken_at=300))
+    sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(0)}, taken_at=250))
+    assert sql_store.exchange_balances("binance") == FundsReading({"USDT": Decimal(150)}, taken_at=300)
+    third = admit(sql_store, "k-3")
+    # An order that ends without reaching the exchange claims nothing more.
+    ended = ExchangeReport([], OrderStatus.REJECTED, "not sent")
+    report(sql_store, third, ended, now=310, exchange_id=None, expect=Expected.of(live(sql_store, third)))
+    admit(sql_store, "k-4")
+    assert refused("k-5") == "INSUFFICIENT_BALANCE"
+
+
+def test_balances_turned_on_leave_live_orders_out_of_the_paper_account(sql_store: SqlStore) -> None:
+    """A live order open when PAPER_BALANCES is turned on reserves nothing of the paper
+    account (its exchange's account pays for it)."""
+    admit(sql_store, "k-1")
+    sql_store.open_account({"USDT": Decimal(10)}, {"USDT", "BTC"}, LIVE)
+    assert sql_store.balances()["USDT"].reserved == 0

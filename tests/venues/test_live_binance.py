@@ -425,3 +425,38 @@ def test_an_order_off_the_exchange_s_steps_is_rejected_not_rounded(
             [rejected] = [event for event in events_of(server, order["order_id"]) if event["type"] == "rejected"]
             assert detail in rejected["detail"]
         assert spot.orders() == []
+
+
+def test_with_balances_an_intent_must_fit_in_the_exchange_account(tmp_path: Path) -> None:
+    """PAPER_BALANCES on: a live intent is checked against the exchange account's free
+    balance as the executor last read it, less the orders on their way there."""
+    with running_spot() as spot:
+        funded(spot)
+        spot.set_balance("USDT", 1000)
+        env = {"PAPER_BALANCES": "USDT=0,BTC=0", "TAKER_FEE_BPS": "10"}
+        with live_server(tmp_path, spot, **env) as server:
+
+            def buy(key: str, qty: float) -> tuple[int, dict[str, Any]]:
+                fields = {"exchange": "binance", "symbol": BTC, "side": "BUY", "type": "LIMIT", "limit_price": 90.0}
+                status, body = server.request("POST", URL, intent(idempotency_key=key, qty=qty, **fields))
+                return status, dict(body)
+
+            def first_read() -> bool:
+                status, body = buy("b-1", 5.0)  # 450.45 USDT with its fee
+                assert status == 201 or (status, body["code"]) == (400, "EXCHANGE_BALANCE_UNKNOWN"), body
+                return status == 201
+
+            until(first_read, "the executor reads the exchange's account")
+            status, refused = buy("b-2", 7.0)  # 630.63 of the 549.55 left
+            assert (status, refused["code"]) == (400, "INSUFFICIENT_BALANCE"), refused
+            assert "549.55 USDT is free at binance" in refused["detail"]
+            assert buy("b-3", 5.0)[0] == 201  # 99.1 left, whatever the exchange has read or not
+            assert buy("b-4", 6.0)[0] == 400
+            until(lambda: len([o for o in spot.orders() if o.status == "NEW"]) == 2, "the exchange holds both")
+            first, _ = spot.orders()
+            spot.expire(first.client_order_id)  # 450 USDT free again at the exchange
+            # A reading after that frees it here too: 550 free, 540.54 needed.
+            until(lambda: buy("b-4", 6.0)[0] in (200, 201), "the next reading shows what the exchange freed")
+            status, balances = server.request("GET", "/execution/balances")
+            assert {b["asset"]: b["reserved"] for b in balances["items"]} == {"BTC": 0, "ETH": 0, "USDT": 0}
+    assert spot.bad_signatures == 0
