@@ -34,6 +34,12 @@ T = TypeVar("T")
 LIVE_OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {"fetchCurrencies": False, "fetchMargins": False, "recvWindow": 5_000},
 }
+# Per exchange, the parameter that pages an order's trades by trade id (from that id on,
+# oldest first), and the most trades a page holds: an order with more trades than a
+# page is read page after page. An exchange not named here is read in one page.
+TRADE_PAGING: dict[str, tuple[str, int]] = {"binance": ("fromId", 1000)}
+# The most pages of one order's trades read in one look: the rest waits for the next.
+MAX_TRADE_PAGES = 20
 # How long to wait after the exchange refused our credentials before trying again.
 CREDENTIALS_RETRY_SECONDS = 30.0
 # An order's end as ccxt's unified statuses say it (open and closed: not ended; a closed
@@ -45,8 +51,10 @@ _QUERY = re.compile(r"(\w+://[^\s?#]+)[?#]\S*")
 class CcxtVenue:
     """One exchange account through ccxt's exchange class of that id."""
 
-    def __init__(self, exchange: Any) -> None:
+    def __init__(self, exchange: Any, trade_paging: tuple[str, int] | None = None) -> None:
         self.exchange = exchange  # ccxt's, as set up (read by tests)
+        # How its trades are paged (TRADE_PAGING's, unless given).
+        self.trade_paging = trade_paging or TRADE_PAGING.get(str(exchange.id))
         self._errors = importlib.import_module("ccxt.base.errors")
         self._aiohttp = importlib.import_module("aiohttp")
 
@@ -131,19 +139,39 @@ class CcxtVenue:
             return None
         exchange_order_id = _text(found, "id")
         filled = _amount(found.get("filled") or 0, "filled")
+        # Its trades are read only when it has filled more than this service has applied.
+        known = order.filled_qty
         fills: list[ExchangeFill] = []
-        if filled > 0:
-            trades = await self._call(
-                self.exchange.fetch_my_trades(order.symbol, None, None, {"orderId": exchange_order_id})
-            )
+        if filled > known:
+            trades = await self._trades(order.symbol, exchange_order_id)
             fills = [_fill(order.symbol, trade) for trade in trades if str(trade.get("order")) == exchange_order_id]
         ended = _ENDED.get(str(found.get("status")))
-        if ended is not None and sum((fill.qty for fill in fills), ZERO) < filled:
+        if ended is not None and max(known, sum((fill.qty for fill in fills), ZERO)) < filled:
             ended = None  # its trades are not all listed yet: its end waits for them
-        if ended == OrderStatus.REJECTED and fills:
+        if ended == OrderStatus.REJECTED and (fills or known > 0):
             ended = OrderStatus.CANCELED  # what it filled stands: the rest is what ended
         detail = None if ended is None else f"{ended.lower()} by the exchange (status {found.get('status')})"
         return Seen(exchange_order_id, ExchangeReport(fills, ended, detail))
+
+    async def _trades(self, symbol: str, exchange_order_id: str) -> list[Any]:
+        """Every trade of one order (up to MAX_TRADE_PAGES pages), oldest first."""
+        params: dict[str, Any] = {"orderId": exchange_order_id}
+        paging = self.trade_paging
+        if paging is None:
+            return list(await self._call(self.exchange.fetch_my_trades(symbol, None, None, params)))
+        name, size = paging
+        found: list[Any] = []
+        start = 0
+        for _ in range(MAX_TRADE_PAGES):
+            page = await self._call(self.exchange.fetch_my_trades(symbol, None, size, {**params, name: start}))
+            found += page
+            if len(page) < size:
+                break
+            last = _text(page[-1], "id")
+            if not last.isdigit():
+                raise Unknown(f"the exchange's trade id {last!r} is not a number to page from")
+            start = int(last) + 1
+        return found
 
     async def cancel(self, order: Order, client_order_id: str) -> None:
         try:
