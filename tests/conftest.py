@@ -113,7 +113,7 @@ def empty_postgres_store(url: str) -> SqlStore:
         conn.execute(
             text(
                 "TRUNCATE events, fills, orders, quotes, queues, positions, balances, feed_leases, live_orders, "
-                "exchange_fills, exchange_balances RESTART IDENTITY"
+                "exchange_fills, exchange_balances, live_status RESTART IDENTITY"
             )
         )
         conn.execute(text("UPDATE journal_head SET seq = 0"))

@@ -92,10 +92,10 @@ class FeedSnapshot(Collector):
 
 @dataclass(frozen=True)
 class LiveSample:
-    """One live exchange, as this process last saw it."""
+    """One live exchange, as the process executing its orders last saw it."""
 
     exchange: str
-    reachable: bool | None  # None: not asked yet (or another process sends its orders)
+    reachable: bool | None  # None: not asked yet
     unknown_open_orders: int
 
 

@@ -15,7 +15,7 @@ from app.core.vocabulary import CancelReason, LiveState
 from app.ops.metrics import LiveSample
 from app.service.calls import StoreCalls
 from app.store.sql import SqlStore
-from app.store.sql_live import Expected, LiveOrder
+from app.store.sql_live import Expected, LiveOrder, SharedStatus
 
 Mode = Literal["paper", "live-sandbox", "live"]
 PAPER: Mode = "paper"
@@ -43,6 +43,7 @@ class ExchangeStatus:
     # Open orders at the exchange this service does not know (client order ids, or the
     # exchange's ids when they have none): reported, never touched.
     unknown_open_orders: list[str] = field(default_factory=list)
+    executor: str | None = None  # the process (host:pid) executing its orders
 
 
 class LiveOrdersLeft(Exception):
@@ -84,6 +85,8 @@ class LiveOrders:
         self.exchanges = sorted(exchange for exchange, mode in modes.items() if mode != PAPER)
         self.status = {exchange: ExchangeStatus(exchange, modes[exchange]) for exchange in self.exchanges}
         self._wake = {exchange: asyncio.Event() for exchange in self.exchanges}
+        # What this process last kept in the store of each exchange it executes.
+        self._shared: dict[str, tuple[bool | None, str | None, tuple[str, ...], str | None]] = {}
 
     def samples(self) -> list[LiveSample]:
         return [
@@ -153,6 +156,27 @@ class LiveOrders:
         if live is not None:
             self.wake(live.order.exchange)
         return live
+
+    async def share(self, exchange: str) -> None:
+        """Keep what this process (executing `exchange`'s orders) saw of it in the store,
+        for every process to show: when it changed since this process last kept it."""
+        status = self.status[exchange]
+        seen = (status.reachable, status.last_error, tuple(status.unknown_open_orders), status.executor)
+        if self._shared.get(exchange) == seen:
+            return
+        shared = SharedStatus(exchange, *seen, updated_at=self._clock())
+        await self._calls(self._store.keep_live_status, shared)
+        self._shared[exchange] = seen
+
+    async def follow(self, exchange: str) -> None:
+        """Show what the process executing `exchange`'s orders last kept of it."""
+        self._shared.pop(exchange, None)  # holding it again later, this process keeps its view anew
+        shared = await self._calls(self._store.live_status, exchange)
+        if shared is not None:
+            status = self.status[exchange]
+            status.reachable, status.last_error = shared.reachable, shared.last_error
+            status.unknown_open_orders = list(shared.unknown_open_orders)
+            status.executor = shared.executor
 
     async def keep_balances(self, exchange: str, reading: FundsReading) -> None:
         """Keep `exchange`'s account as just read: live intents are checked against it."""

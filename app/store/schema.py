@@ -38,7 +38,8 @@ OPEN = sorted(OPEN_STATUSES)
 # 12: the live outbox (live_orders) and the exchanges' trade ids already applied
 # (exchange_fills). 13: live orders' claims on their exchange's account and when the
 # exchange first answered for them, and each live exchange's account as last read
-# (exchange_balances): intake's balance check for live orders.
+# (exchange_balances): intake's balance check for live orders; what the executor of each
+# live exchange last saw of it (live_status), for every process to show.
 SCHEMA_VERSION = 13
 
 metadata = MetaData()
@@ -223,6 +224,20 @@ exchange_balances = Table(
     Column("exchange", String(64), primary_key=True),
     Column("free", Text, nullable=False),
     Column("taken_at", BigInteger, nullable=False),
+)
+
+# What the process executing each live exchange's orders last saw of it: whether it
+# answered (None: not asked yet), its last error, and the open orders there that this
+# service does not know (a JSON list), for /capabilities and /metrics in every process.
+live_status = Table(
+    "live_status",
+    metadata,
+    Column("exchange", String(64), primary_key=True),
+    Column("reachable", Boolean),
+    Column("last_error", Text),
+    Column("unknown_open_orders", Text, nullable=False),
+    Column("executor", String(128)),  # which process (host:pid)
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 # The exchanges' trades applied as fills: each once, whatever resends and checks report

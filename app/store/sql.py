@@ -83,7 +83,7 @@ from app.store.schema import (
     quotes,
     trading_state,
 )
-from app.store.sql_live import Expected, LiveOrder
+from app.store.sql_live import Expected, LiveOrder, SharedStatus
 from app.store.sql_reachable import Reachable, widest
 from app.store.sql_rows import (
     book_of_row,
@@ -624,6 +624,16 @@ class SqlStore:
         balance check of live orders (an older reading than the one kept is dropped)."""
         with self._writing() as conn:
             sql_live.keep_reading(conn, exchange, reading, self._insert)
+
+    def keep_live_status(self, status: SharedStatus) -> None:
+        """Keep what the executor of a live exchange last saw of it, for every process."""
+        with self._writing() as conn:
+            sql_live.keep_status(conn, status, self._insert)
+
+    def live_status(self, exchange: str) -> SharedStatus | None:
+        """What the executor of `exchange` last saw of it (None: nothing kept yet)."""
+        with self._reading() as conn:
+            return sql_live.status_of(conn, exchange)
 
     def exchange_balances(self, exchange: str) -> FundsReading | None:
         """`exchange`'s account as last read (None: never)."""

@@ -21,7 +21,7 @@ from app.core.ids import client_order_id
 from app.core.order import Order
 from app.core.values import EXACT, ZERO
 from app.core.vocabulary import CancelReason, LiveState
-from app.store.schema import exchange_balances, exchange_fills, live_orders, orders
+from app.store.schema import exchange_balances, exchange_fills, live_orders, live_status, orders
 from app.store.sql_rows import with_fills
 
 FillsOf = Any  # the store's prepared statement that reads orders' fills (sql_rows.with_fills)
@@ -308,3 +308,41 @@ def apply_report(
         values["seen_at"] = func.coalesce(live_orders.c.seen_at, now)
     conn.execute(update(live_orders).where(live_orders.c.order_id == order.order_id).values(**values))
     return events
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStatus:
+    """What the executor of a live exchange last saw of it: whether it answered (None:
+    not asked yet), its last error, the open orders there that this service does not
+    know; which process it is (host:pid) and when it wrote this."""
+
+    exchange: str
+    reachable: bool | None
+    last_error: str | None
+    unknown_open_orders: tuple[str, ...]
+    executor: str | None
+    updated_at: int
+
+
+def keep_status(conn: Connection, status: SharedStatus, insert: Any) -> None:
+    """Keep `status` as its exchange's. `insert`: the dialect's insert."""
+    values = {
+        "reachable": status.reachable,
+        "last_error": status.last_error,
+        "unknown_open_orders": json.dumps(list(status.unknown_open_orders)),
+        "executor": status.executor,
+        "updated_at": status.updated_at,
+    }
+    conn.execute(
+        insert(live_status)
+        .values(exchange=status.exchange, **values)
+        .on_conflict_do_update(index_elements=[live_status.c.exchange], set_=values)
+    )
+
+
+def status_of(conn: Connection, exchange: str) -> SharedStatus | None:
+    row = conn.execute(select(live_status).where(live_status.c.exchange == exchange)).one_or_none()
+    if row is None:
+        return None
+    unknown = tuple(str(each) for each in json.loads(row.unknown_open_orders))
+    return SharedStatus(exchange, row.reachable, row.last_error, unknown, row.executor, row.updated_at)

@@ -29,6 +29,8 @@ import asyncio
 import contextlib
 import importlib
 import importlib.util
+import os
+import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -122,6 +124,7 @@ class LiveExecutor:
         self.symbols = list(symbols)
         self.status = live.status[exchange]
         self.holder = uuid.uuid4().hex
+        self.identity = f"{socket.gethostname()}:{os.getpid()}"  # shown as the executor
         self._poll = poll_seconds
         self._quiet_us = int(quiet_seconds * 1_000_000)
         self._lost_seconds = lost_seconds
@@ -151,35 +154,52 @@ class LiveExecutor:
     async def _run(self) -> None:
         backoff = Backoff()
         while True:
-            try:
-                self._held = bool(
-                    await self.service.claim_feeds(self.holder, [(self.exchange, LEASE_SYMBOL)], LEASE_MS)
-                )
-                if self._held:
-                    await self.run_pass()
-                    self.status.reachable, self.status.last_error = True, None
-                    backoff.reset()
-            except Busy as busy:
-                self._failed(busy.detail, "Live exchange asks to slow down")
-                # Honoured whatever wakes come meanwhile: the exchange bans who ignores it.
-                await asyncio.sleep(max(busy.retry_after, backoff.next()))
-                continue
-            except (Unknown, NotSent) as unknown:
-                self._failed(unknown.detail, "Live exchange did not answer")
-                await asyncio.sleep(backoff.next())
-                continue
-            except ServiceError as error:
-                self.events.warning(
-                    "Live orders: the store did not answer", {"exchange": self.exchange, "error": str(error)}
-                )
-                await asyncio.sleep(backoff.next())
-                continue
-            except Exception as error:  # a fault of this service: logged, and the next pass tries again
-                self.events.error("Live orders: pass failed", {"exchange": self.exchange}, error)
-                self.status.last_error = f"internal error: {type(error).__name__}"
-                await asyncio.sleep(backoff.next())
-                continue
-            await self.live.wait(self.exchange, self._poll)
+            pause = await self._turn(backoff)
+            await self._show_status()
+            if pause is None:
+                await self.live.wait(self.exchange, self._poll)
+            else:
+                await asyncio.sleep(pause)
+
+    async def _turn(self, backoff: Backoff) -> float | None:
+        """Take (or keep) the lease and, holding it, make a pass. How long to pause after a
+        failure (None: none; the next turn comes after the poll interval, or when woken)."""
+        try:
+            self._held = bool(await self.service.claim_feeds(self.holder, [(self.exchange, LEASE_SYMBOL)], LEASE_MS))
+            if self._held:
+                self.status.executor = self.identity
+                await self.run_pass()
+                self.status.reachable, self.status.last_error = True, None
+                backoff.reset()
+            return None
+        except Busy as busy:
+            self._failed(busy.detail, "Live exchange asks to slow down")
+            # Honoured whatever wakes come meanwhile: the exchange bans who ignores it.
+            return max(busy.retry_after, backoff.next())
+        except (Unknown, NotSent) as unknown:
+            self._failed(unknown.detail, "Live exchange did not answer")
+            return backoff.next()
+        except ServiceError as error:
+            self.events.warning(
+                "Live orders: the store did not answer", {"exchange": self.exchange, "error": str(error)}
+            )
+            return backoff.next()
+        except Exception as error:  # a fault of this service: logged, and the next pass tries again
+            self.events.error("Live orders: pass failed", {"exchange": self.exchange}, error)
+            self.status.last_error = f"internal error: {type(error).__name__}"
+            return backoff.next()
+
+    async def _show_status(self) -> None:
+        """The lease holder keeps what it saw in the store; every other process shows that."""
+        try:
+            if self._held:
+                await self.live.share(self.exchange)
+            else:
+                await self.live.follow(self.exchange)
+        except ServiceError as error:
+            self.events.warning(
+                "Live orders: the store did not answer", {"exchange": self.exchange, "error": str(error)}
+            )
 
     def _failed(self, detail: str, message: str) -> None:
         self.status.reachable, self.status.last_error = False, detail

@@ -509,6 +509,10 @@ class LiveExchange(BaseModel):
         description="Open orders at the exchange this service does not know (their client order ids, or the "
         "exchange's ids): reported, never touched"
     )
+    executor: str | None = Field(
+        description="The process (host:pid) that sends and follows its orders and saw all this; every process "
+        "shows what that one last kept in the store (null: none has yet)"
+    )
 
 
 class Capabilities(BaseModel):
@@ -531,5 +535,6 @@ class Capabilities(BaseModel):
         "sandbox or testnet) or `live` (sent to the exchange, real money)"
     )
     live_exchanges: list[LiveExchange] = Field(
-        description="The live exchanges (LIVE_EXCHANGES) and what this process last saw of them; empty without"
+        description="The live exchanges (LIVE_EXCHANGES) and what the process executing their orders last saw of "
+        "them; empty without"
     )

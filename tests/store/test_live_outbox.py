@@ -25,7 +25,7 @@ from app.core.vocabulary import CancelReason, Liquidity, LiveState, OrderStatus,
 from app.core.vocabulary import TradingStateName as Name
 from app.store.ids import new_number
 from app.store.sql import SqlStore
-from app.store.sql_live import Expected, LiveOrder
+from app.store.sql_live import Expected, LiveOrder, SharedStatus
 from tests.conftest import open_test_store
 
 LIVE = Policy(live=frozenset({"binance"}))
@@ -286,3 +286,14 @@ def test_balances_turned_on_leave_live_orders_out_of_the_paper_account(sql_store
     admit(sql_store, "k-1")
     sql_store.open_account({"USDT": Decimal(10)}, {"USDT", "BTC"}, LIVE)
     assert sql_store.balances()["USDT"].reserved == 0
+
+
+def test_the_executor_s_view_of_its_exchange_is_kept_for_every_process(sql_store: SqlStore) -> None:
+    assert sql_store.live_status("binance") is None
+    seen = SharedStatus("binance", False, "NetworkError: no route", ("by-hand-1",), "host:12", 5)
+    sql_store.keep_live_status(seen)
+    assert sql_store.live_status("binance") == seen
+    back = SharedStatus("binance", True, None, (), "host:13", 9)  # another process took over
+    sql_store.keep_live_status(back)
+    assert sql_store.live_status("binance") == back
+    assert sql_store.live_status("okx") is None

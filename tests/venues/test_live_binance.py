@@ -362,16 +362,26 @@ def test_two_replicas_send_each_order_once_and_one_takes_over_when_the_other_die
         with running_server(tmp_path, env) as first, running_server(tmp_path, env) as second:
             orders = [market_buy(server, f"r-{n}") for n, server in enumerate([first, second, first, second])]
             one_order_each(spot, second, orders)
+            # Every process shows what the one executing the orders saw, and which one it is.
+            until(
+                lambda: all(
+                    server.request("GET", "/capabilities")[1]["live_exchanges"][0]["reachable"] is True
+                    for server in (first, second)
+                ),
+                "both processes show the exchange reachable",
+            )
+            views = [server.request("GET", "/capabilities")[1]["live_exchanges"][0] for server in (first, second)]
+            assert views[0]["executor"] == views[1]["executor"]
             holder = next(
-                server
-                for server in (first, second)
-                if server.request("GET", "/capabilities")[1]["live_exchanges"][0]["reachable"] is not None
+                server for server in (first, second) if views[0]["executor"].endswith(f":{server.process.pid}")
             )
             survivor = second if holder is first else first
             holder.process.kill()
             holder.process.wait(10)
             later = market_buy(survivor, "r-after")
             until(lambda: status_of(survivor, later["order_id"]) == "FILLED", "the survivor sends it", 20)
+            executor = survivor.request("GET", "/capabilities")[1]["live_exchanges"][0]["executor"]
+            assert executor.endswith(f":{survivor.process.pid}")
             assert len(spot.orders()) == len(orders) + 1
 
 

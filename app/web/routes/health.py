@@ -57,6 +57,7 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
                     reachable=live.reachable,
                     last_error=live.last_error,
                     unknown_open_orders=live.unknown_open_orders,
+                    executor=live.executor,
                 )
                 for live in info.live_exchanges
             ],

@@ -1,9 +1,12 @@
-"""Schema version 13: the balance check of live orders.
+"""Schema version 13: the balance check of live orders, and their exchanges' status shared.
 
 - `live_orders` gains `claim_asset` and `claim` (what the order claims of its
   exchange's account, when balances apply) and `seen_at` (when the exchange first
   answered for it); orders already there claim nothing.
 - `exchange_balances`: each live exchange's account as last read.
+- `live_status`: what the process executing each live exchange's orders last saw of
+  it (reachable, its last error, open orders there this service does not know), for
+  every process to show.
 
 Revision ID: 0013
 Revises: 0012
@@ -28,6 +31,15 @@ def upgrade() -> None:
         sa.Column("exchange", sa.String(64), primary_key=True),
         sa.Column("free", sa.Text(), nullable=False),
         sa.Column("taken_at", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
+        "live_status",
+        sa.Column("exchange", sa.String(64), primary_key=True),
+        sa.Column("reachable", sa.Boolean()),
+        sa.Column("last_error", sa.Text()),
+        sa.Column("unknown_open_orders", sa.Text(), nullable=False),
+        sa.Column("executor", sa.String(128)),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
     )
     op.execute(sa.text("UPDATE schema_version SET version = 13"))
 
