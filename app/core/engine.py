@@ -214,7 +214,7 @@ def admit(
     if policy.is_live(order.exchange):
         claimed = None
         if account is not None:
-            claimed = (funds or ExchangeFunds(order.exchange, None)).claim(order, quote, policy.costs)
+            claimed = (funds or ExchangeFunds(order.exchange, None)).claim(order, quote, policy.costs, now)
         exposure = instrument.exposure_known
         if exposure is not None:
             exposure.arrived(order.side, ZERO, order.remaining, still_open=True)

@@ -30,6 +30,17 @@ class IntentRefused(ServiceError):
         self.code = code
 
 
+class FundsUnknown(IntentRefused):
+    """What a live exchange's account has free is not known well enough to check an
+    intent against it (never read, read too long ago, or orders of unknown cost on their
+    way to it): a retry later may pass."""
+
+    code = "EXCHANGE_BALANCE_UNKNOWN"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(self.code, detail)
+
+
 class AccountMismatch(ServiceError):
     """The paper account cannot be turned on over the orders a store holds."""
 

@@ -259,7 +259,9 @@ class _Batch:
         self.events: list[Event] = []  # of the accepted orders not yet inserted
         # Accepted for live exchanges (with their claims), their outbox rows not yet inserted.
         self.live: list[tuple[Order, Reservation | None]] = []
-        self.funds: dict[str, ExchangeFunds] = {}  # the current run's live exchanges' accounts
+        # The live exchanges' accounts (when balances apply), locked and read once for the
+        # batch; each claim admitted adds to what is on its way.
+        self.funds: dict[str, ExchangeFunds] = {}
         self.quoted: set[Instrument] = set()  # whose latest quote changed
         self.traded: set[Instrument] = set()  # whose position moved
         # Inserts of orders whose counts come back at the end (a pipeline): inserted, sent.
@@ -807,6 +809,9 @@ class SqlStore:
         if intents:
             state = _state_of(state_row.rows()[0])
             owners = {order.idempotency_key: order for order in orders_and_fills(owner_rows.rows())}
+            if self._account_on:  # balances apply: live orders must fit their exchange's account
+                live = sorted({a.order.exchange for a in intents if a.policy.is_live(a.order.exchange)})
+                work.funds = {exchange: sql_live.funds(conn, exchange) for exchange in live}
         for run in _runs(batch):
             if isinstance(run[0].item, Arrival):
                 assert state is not None  # read above: the batch has intents
@@ -878,9 +883,6 @@ class SqlStore:
         new_keys = {order.idempotency_key for _, _, order in arrivals} - owners.keys() - work.admitted.keys()
         room = self._room(conn, cap, len(new_keys)) if cap is not None else None
         work.account = self._account(conn, {order.symbol for _, _, order in arrivals}, [])
-        if work.account is not None:  # balances apply: live orders must fit their exchange's account
-            live = sorted({o.exchange for _, arrival, o in arrivals if arrival.policy.is_live(o.exchange)})
-            work.funds = {exchange: sql_live.funds(conn, exchange) for exchange in live}
         answers: list[Answer] = []
         events: list[Event] = []
         # A taken key answers with its stored order: all of the run's read in one query.

@@ -73,32 +73,37 @@ def insert_outbox(conn: Connection, accepted: Sequence[tuple[Order, Reservation 
 def funds(conn: Connection, exchange: str) -> ExchangeFunds:
     """`exchange`'s account as intake sees it: its latest reading, locked for this
     transaction (so two workers' intakes count each other's claims), and the claims of
-    its orders on their way: not yet answered for by the exchange and not done, or
-    first answered for after the reading was asked for."""
+    its orders on their way: not yet answered for by the exchange (pending or sent), or
+    first answered for after the reading was asked for (see FundsReading.counts_from)."""
     row = conn.execute(
         select(exchange_balances).where(exchange_balances.c.exchange == exchange).with_for_update()
     ).one_or_none()
     if row is None:
         return ExchangeFunds(exchange, None)
-    reading = FundsReading({asset: Decimal(amount) for asset, amount in json.loads(row.free).items()}, row.taken_at)
-    unanswered = live_orders.c.seen_at.is_(None) & (live_orders.c.state != LiveState.DONE.value)
+    reading = _reading(row)
+    # (A sent order has not been answered for: an answer makes it held, or done.)
+    unanswered = live_orders.c.state.in_([LiveState.PENDING.value, LiveState.SENT.value])
     claims = conn.execute(
         select(live_orders.c.claim_asset, live_orders.c.claim).where(
             live_orders.c.exchange == exchange,
-            live_orders.c.claim.is_not(None),
-            or_(unanswered, live_orders.c.seen_at >= reading.taken_at),
+            or_(unanswered, live_orders.c.seen_at >= reading.counts_from),
         )
     )
     on_the_way: dict[str, Decimal] = {}
+    unclaimed = 0
     for asset, amount in claims:
-        on_the_way[asset] = EXACT.add(on_the_way.get(asset, ZERO), Decimal(amount))
-    return ExchangeFunds(exchange, reading, on_the_way)
+        if amount is None:
+            unclaimed += 1
+        else:
+            on_the_way[asset] = EXACT.add(on_the_way.get(asset, ZERO), Decimal(amount))
+    return ExchangeFunds(exchange, reading, on_the_way, unclaimed)
 
 
 def keep_reading(conn: Connection, exchange: str, reading: FundsReading, insert: Any) -> None:
     """Keep `reading` as `exchange`'s latest, unless a later one is kept already (two
     holders of the executor's lease for a moment). `insert`: the dialect's insert."""
-    free = json.dumps({asset: str(amount) for asset, amount in sorted(reading.free.items())})
+    # (An asset it does not list has none free: Binance lists hundreds at zero.)
+    free = json.dumps({asset: str(amount) for asset, amount in sorted(reading.free.items()) if amount})
     conn.execute(
         insert(exchange_balances)
         .values(exchange=exchange, free=free, taken_at=reading.taken_at)
@@ -113,8 +118,10 @@ def keep_reading(conn: Connection, exchange: str, reading: FundsReading, insert:
 def reading_of(conn: Connection, exchange: str) -> FundsReading | None:
     """`exchange`'s account as last read (None: never)."""
     row = conn.execute(select(exchange_balances).where(exchange_balances.c.exchange == exchange)).one_or_none()
-    if row is None:
-        return None
+    return None if row is None else _reading(row)
+
+
+def _reading(row: Row[Any]) -> FundsReading:
     return FundsReading({asset: Decimal(amount) for asset, amount in json.loads(row.free).items()}, row.taken_at)
 
 

@@ -85,9 +85,11 @@ class CcxtVenue:
                 ) from None
         return cls(exchange)
 
-    async def send(self, order: Order, client_order_id: str) -> str | None:
+    async def prepare(self, order: Order) -> None:
         await self._call(self.exchange.load_markets())
         self._check_steps(order)
+
+    async def send(self, order: Order, client_order_id: str) -> str | None:
         params: dict[str, Any] = {"clientOrderId": client_order_id}
         if order.type == OrderType.LIMIT:
             params["timeInForce"] = order.time_in_force.value
@@ -195,7 +197,9 @@ class CcxtVenue:
         free = found.get("free") if isinstance(found, dict) else None
         if not isinstance(free, dict):
             raise Unknown("the exchange's balances have no free amounts")
-        return {str(asset): _amount(amount or 0, f"free {asset}") for asset, amount in free.items()}
+        # An amount that is not a finite number of zero or more is read as none free: one
+        # odd asset must not leave every other unread.
+        return {str(asset): _free(amount) for asset, amount in free.items()}
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -260,6 +264,13 @@ def _amount(value: Any, what: str) -> Decimal:
     if not math.isfinite(number) or number < 0:
         raise Unknown(f"the exchange's {what} is not a finite amount: {value!r}")
     return exact(number)
+
+
+def _free(amount: Any) -> Decimal:
+    try:
+        return _amount(amount or 0, "free amount")
+    except Unknown:
+        return ZERO
 
 
 def _fill(symbol: str, trade: Any) -> ExchangeFill:

@@ -8,16 +8,19 @@ How an order goes out, so that no fault can make two orders of one intent, nor l
 one at the exchange unknown here. Each step is a compare-and-set on the order's outbox
 row (its state and attempts as read, and no cancel asked since, for a send), so of two
 processes, or a step and a cancel, exactly one wins:
-- `pending` (stored, not sent): marked `sent` before the exchange is called, so a crash
-  after the call finds it `sent`. A cancel asked for before that ends it unsent.
+- `pending` (stored, not sent): made ready (the exchange's markets read, the order on
+  its steps; a failure leaves it pending), then marked `sent` just before the exchange
+  is called, so a crash after the call finds it `sent`. A cancel asked for before that
+  ends it unsent.
 - The call: an answer (the exchange's id, or "a duplicate": it holds one with that
   client order id) makes it `held` at once; a refusal ends it REJECTED with the
   exchange's reason; no connection (NotSent) or "slow down" (Busy: nothing done) puts it
-  back to `pending`; anything else (a timeout, a lost answer, a 5xx) leaves it `sent`.
+  back to `pending`; anything else (a timeout, a lost answer, a 5xx) leaves it `sent`,
+  its time reset to when the call ended.
 - `sent` (the answer is not known): looked up by its client order id. Found: `held`.
   Not found: it is never sent again (Binance frees a client order id once its order has
   ended, so a resend could make a second order); once QUIET_SECONDS have passed since
-  the send (the exchange refuses a request older than its recvWindow, 5 s), it never
+  the send ended (the exchange refuses a request older than its recvWindow, 5 s), it never
   reached the exchange and ends REJECTED (CANCELED if a cancel was asked for).
 - `held`: looked up every POLL_SECONDS (sooner when woken); its fills (each trade once)
   and its end reach the order, the journal and the stream; a cancel asked for is sent.
@@ -167,9 +170,9 @@ class LiveExecutor:
         try:
             self._held = bool(await self.service.claim_feeds(self.holder, [(self.exchange, LEASE_SYMBOL)], LEASE_MS))
             if self._held:
-                self.status.executor = self.identity
+                # Set before the pass: what fails in it (an order's step, a reading) shows.
+                self.status.executor, self.status.reachable, self.status.last_error = self.identity, True, None
                 await self.run_pass()
-                self.status.reachable, self.status.last_error = True, None
                 backoff.reset()
             return None
         except Busy as busy:
@@ -288,6 +291,13 @@ class LiveExecutor:
                 )
 
     async def _send(self, live: LiveOrder) -> None:
+        # Ready first (the exchange's markets read, the order on its steps): a failure
+        # there leaves the order pending, as nothing was sent.
+        try:
+            await self.venue.prepare(live.order)
+        except Refused as refused:
+            await self._end(live, OrderStatus.REJECTED, refused.detail)
+            return
         # Marked sent first (if still pending, with no cancel asked): from the call on,
         # the order may be at the exchange.
         if not await self.live.mark(live, LiveState.SENT, expect=Expected.of(live, no_cancel=True), attempt=True):
@@ -301,7 +311,12 @@ class LiveExecutor:
         except (NotSent, Busy):
             await self.live.mark(live, LiveState.PENDING, expect=sent)  # nothing reached the exchange
             raise
-        # (Unknown goes up: the order stays sent, and is looked up.)
+        except Unknown:
+            # It stays sent, and is looked up; QUIET_SECONDS count from now, when the call
+            # is over (the exchange takes a request no later than its recvWindow after it
+            # was signed, which was before now).
+            await self.live.mark(live, LiveState.SENT, expect=sent)
+            raise
         await self.live.mark(live, LiveState.HELD, expect=sent, exchange_order_id=exchange_order_id)
         seen = await self.venue.look(live.order, live.client_order_id)  # its fills, if it filled at once
         if seen is not None:
@@ -325,6 +340,7 @@ class LiveExecutor:
         # Asked for before the request leaves: every order the exchange answered for
         # before then is in the reading (core.exchange_funds).
         taken_at = self.service.clock()
+        self._balances_at = time.monotonic() + self._balance_seconds  # a failed reading waits its turn too
         try:
             free = await self.venue.balances()
         except Unknown as unknown:  # the orders' steps go on; the next pass reads again
@@ -336,7 +352,6 @@ class LiveExecutor:
             )
             return
         await self.live.keep_balances(self.exchange, FundsReading(free, taken_at))
-        self._balances_at = time.monotonic() + self._balance_seconds
 
     async def _look_for_foreign(self) -> None:
         listed = await self.venue.open_orders(self.symbols)

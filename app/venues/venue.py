@@ -63,9 +63,16 @@ class Venue(Protocol):
     """One exchange's account, through ccxt (or a stand-in in tests). Every call may raise
     Unknown, NotSent or Busy; `send` may also raise Refused."""
 
+    async def prepare(self, order: Order) -> None:
+        """Get ready to send `order`, sending nothing: what the exchange lists is read,
+        and Refused if it cannot take the order as asked (an unknown symbol, a quantity
+        or price off its steps)."""
+        ...
+
     async def send(self, order: Order, client_order_id: str) -> str | None:
-        """Place `order` under `client_order_id`: the exchange's id of it (None: the
-        exchange says it already has an order with that id, which `look` then reads)."""
+        """Place `order` (prepared) under `client_order_id`: the exchange's id of it
+        (None: the exchange says it already has an order with that id, which `look`
+        then reads). The one call that may create an order."""
         ...
 
     async def look(self, order: Order, client_order_id: str) -> Seen | None:

@@ -13,7 +13,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 
-from app.core.errors import AccountMismatch, FutureMarketData, IntentRefused, MarketDataRefused, ServiceError
+from app.core.errors import (
+    AccountMismatch,
+    FundsUnknown,
+    FutureMarketData,
+    IntentRefused,
+    MarketDataRefused,
+    ServiceError,
+)
 from app.service.errors import (
     DuplicateIntent,
     InstrumentNotAllowed,
@@ -80,6 +87,7 @@ STATUS: dict[type[ServiceError], int] = {
     AccountMismatch: 500,
     StoreUnavailable: 503,
     StoreFull: 503,
+    FundsUnknown: 503,
 }
 
 

@@ -61,8 +61,9 @@ STORE_DOWN: dict[int | str, dict[str, Any]] = {
 }
 INTENT_RESPONSES[503] = {
     "model": ErrorBody,
-    "description": "The store is full (code STORE_FULL: MAX_ORDERS reached), or its database cannot be reached "
-    "(STORE_UNAVAILABLE): retry with the same idempotency_key, and a 409 names the order if it was taken",
+    "description": "The store is full (code STORE_FULL: MAX_ORDERS reached), its database cannot be reached "
+    "(STORE_UNAVAILABLE), or a live exchange's account is not known well enough to check the intent against it "
+    "(EXCHANGE_BALANCE_UNKNOWN): retry with the same idempotency_key, and a 409 names the order if it was taken",
 }
 # Listed where MAX_INTENTS_PER_SECOND is set: only then can the answer be a 429.
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {

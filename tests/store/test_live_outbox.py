@@ -40,13 +40,19 @@ def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlSto
 
 
 def admit(
-    store: SqlStore, key: str, *, exchange: str = "binance", qty: float = 1.0, limit: float | None = 100.0
+    store: SqlStore,
+    key: str,
+    *,
+    exchange: str = "binance",
+    qty: float = 1.0,
+    limit: float | None = 100.0,
+    now: int = 1,
 ) -> Order:
     kind = OrderKind(
         exchange, "BTC/USDT", Side.BUY, OrderType.MARKET if limit is None else OrderType.LIMIT, TimeInForce.GTC
     )
     new = Order(number=new_number(), idempotency_key=key, kind=kind, terms=OrderTerms.of(qty, limit, 1, None))
-    order, created, _ = asyncio.run(store.admit(new, LIVE, 1))
+    order, created, _ = asyncio.run(store.admit(new, LIVE, now))
     assert created
     return order
 
@@ -243,49 +249,74 @@ def test_a_report_and_intents_in_one_batch(sql_store: SqlStore) -> None:
 def test_with_balances_on_intake_checks_the_exchange_account(sql_store: SqlStore) -> None:
     """An order for a live exchange must fit in what its account had free when last read,
     less the claims of the orders the reading cannot show: stored and not answered for
-    yet, or answered for after the reading was asked for."""
+    yet, or answered for after (or just before: clocks differ) the reading was asked for."""
     sql_store.open_account({"USDT": Decimal(0)}, {"USDT", "BTC"}, LIVE)  # the paper account pays nothing here
+    s = 1_000_000  # a second, in the clock's microseconds
 
-    def refused(key: str) -> str:
+    def refused(key: str, now: int) -> str:
         with pytest.raises(IntentRefused) as refusal:
-            admit(sql_store, key)
+            admit(sql_store, key, now=now)
         return refusal.value.code
 
-    assert refused("k-0") == "EXCHANGE_BALANCE_UNKNOWN"
-    sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(250)}, taken_at=100))
-    first, second = admit(sql_store, "k-1"), admit(sql_store, "k-2")  # 100 USDT each
-    assert refused("k-3") == "INSUFFICIENT_BALANCE"  # 50 left
+    def read(usdt: int, at: int) -> None:
+        sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(usdt)}, taken_at=at))
+
+    assert refused("k-0", 1 * s) == "EXCHANGE_BALANCE_UNKNOWN"
+    read(250, 100 * s)
+    first, second = admit(sql_store, "k-1", now=101 * s), admit(sql_store, "k-2", now=101 * s)  # 100 USDT each
+    assert refused("k-3", 101 * s) == "INSUFFICIENT_BALANCE"  # 50 left
     assert sql_store.balances()["USDT"].reserved == 0  # not the paper account's
+    assert refused("k-3", 161 * s) == "EXCHANGE_BALANCE_UNKNOWN"  # a reading 61 s old checks nothing
 
     # The exchange answered for the first before a reading was asked for: the reading counts it.
     sent = Expected(LiveState.SENT, 1)
-    sql_store.mark_live(first.order_id, LiveState.SENT, expect=Expected(LiveState.PENDING, 0), now=50, attempt=True)
-    assert sql_store.mark_live(first.order_id, LiveState.HELD, expect=sent, now=60)
-    sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(150)}, taken_at=200))
-    assert refused("k-3") == "INSUFFICIENT_BALANCE"  # 150 less the second's 100
+    sql_store.mark_live(
+        first.order_id, LiveState.SENT, expect=Expected(LiveState.PENDING, 0), now=150 * s, attempt=True
+    )
+    assert sql_store.mark_live(first.order_id, LiveState.HELD, expect=sent, now=160 * s)
+    read(150, 200 * s)
+    assert refused("k-3", 201 * s) == "INSUFFICIENT_BALANCE"  # 150 less the second's 100
     # Answered for after the reading: still on its way as far as that reading knows.
-    sql_store.mark_live(second.order_id, LiveState.SENT, expect=Expected(LiveState.PENDING, 0), now=210, attempt=True)
-    report(sql_store, second, ExchangeReport([trade("t1", "1", fee="0")]), now=220, exchange_id="78")
+    sql_store.mark_live(
+        second.order_id, LiveState.SENT, expect=Expected(LiveState.PENDING, 0), now=210 * s, attempt=True
+    )
+    report(sql_store, second, ExchangeReport([trade("t1", "1", fee="0")]), now=220 * s, exchange_id="78")
     assert live(sql_store, second).state == LiveState.DONE
-    assert refused("k-3") == "INSUFFICIENT_BALANCE"
+    assert refused("k-3", 221 * s) == "INSUFFICIENT_BALANCE"
+    # A reading asked for a second after that may still miss it (another process's clock).
+    read(150, 221 * s)
+    assert refused("k-3", 222 * s) == "INSUFFICIENT_BALANCE"
     # The next reading shows what it spent; an older one arriving late is not kept.
-    sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(150)}, taken_at=300))
-    sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(0)}, taken_at=250))
-    assert sql_store.exchange_balances("binance") == FundsReading({"USDT": Decimal(150)}, taken_at=300)
-    third = admit(sql_store, "k-3")
+    read(150, 300 * s)
+    read(0, 250 * s)
+    assert sql_store.exchange_balances("binance") == FundsReading({"USDT": Decimal(150)}, taken_at=300 * s)
+    third = admit(sql_store, "k-3", now=301 * s)
     # An order that ends without reaching the exchange claims nothing more.
     ended = ExchangeReport([], OrderStatus.REJECTED, "not sent")
-    report(sql_store, third, ended, now=310, exchange_id=None, expect=Expected.of(live(sql_store, third)))
-    admit(sql_store, "k-4")
-    assert refused("k-5") == "INSUFFICIENT_BALANCE"
+    report(sql_store, third, ended, now=310 * s, exchange_id=None, expect=Expected.of(live(sql_store, third)))
+    admit(sql_store, "k-4", now=311 * s)
+    assert refused("k-5", 311 * s) == "INSUFFICIENT_BALANCE"
 
 
 def test_balances_turned_on_leave_live_orders_out_of_the_paper_account(sql_store: SqlStore) -> None:
     """A live order open when PAPER_BALANCES is turned on reserves nothing of the paper
-    account (its exchange's account pays for it)."""
-    admit(sql_store, "k-1")
+    account (its exchange's account pays for it); while it is on its way, its cost is
+    unknown: live intents wait (EXCHANGE_BALANCE_UNKNOWN) until the exchange has
+    answered for it and a reading shows it."""
+    s = 1_000_000
+    placed = admit(sql_store, "k-1")
     sql_store.open_account({"USDT": Decimal(10)}, {"USDT", "BTC"}, LIVE)
     assert sql_store.balances()["USDT"].reserved == 0
+    sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(1000)}, taken_at=10 * s))
+    with pytest.raises(IntentRefused) as refusal:
+        admit(sql_store, "k-2", now=11 * s)
+    assert "1 order(s) placed while balances were off" in refusal.value.detail
+    sql_store.mark_live(
+        placed.order_id, LiveState.SENT, expect=Expected(LiveState.PENDING, 0), now=12 * s, attempt=True
+    )
+    sql_store.mark_live(placed.order_id, LiveState.HELD, expect=Expected(LiveState.SENT, 1), now=13 * s)
+    sql_store.keep_exchange_balances("binance", FundsReading({"USDT": Decimal(900)}, taken_at=20 * s))
+    admit(sql_store, "k-2", now=21 * s)
 
 
 def test_the_executor_s_view_of_its_exchange_is_kept_for_every_process(sql_store: SqlStore) -> None:

@@ -1,10 +1,13 @@
 """The live executor's rules that the emulator cannot reach in a test's time, with a
 stand-in venue (in memory) and a real SQLite store: an order the exchange held and no
-longer knows ends EXPIRED once LOST_SECONDS have passed, and (when balances apply) the
-exchange's account is read on each pass that is due, a failed reading leaving the
-orders' steps to go on."""
+longer knows ends EXPIRED once LOST_SECONDS have passed; one marked sent that never
+reached the exchange ends REJECTED once QUIET_SECONDS have passed, never sent again;
+nothing is marked sent before the exchange's markets are read; and (when balances
+apply) the exchange's account is read on each pass that is due, a failed reading
+leaving the orders' steps to go on."""
 
 import asyncio
+import contextlib
 import logging
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +21,7 @@ from app.core.vocabulary import LiveState, OrderStatus, OrderType, Side, TimeInF
 from app.ops.logs import EventLog, configure_logging
 from app.service.orders import OrderRequest, OrderService
 from app.store.sql import SqlStore
+from app.store.sql_live import Expected
 from app.venues.live import LiveExecutor
 from app.venues.venue import Busy, Foreign, Seen, Unknown, VenueError
 from tests.conftest import make_settings
@@ -35,6 +39,11 @@ class StandIn:
         self.free = {"USDT": Decimal(1000)}
         self.balance_error: VenueError | None = None
         self.balance_reads = 0
+        self.prepare_error: VenueError | None = None
+
+    async def prepare(self, order: Order) -> None:
+        if self.prepare_error is not None:
+            raise self.prepare_error
 
     async def send(self, order: Order, client_order_id: str) -> str | None:
         self.sent.append(client_order_id)
@@ -145,6 +154,54 @@ def test_with_balances_each_pass_that_is_due_reads_the_exchange_account(tmp_path
         await runner.run_pass()
         assert venue.balance_reads == 2
         assert live_state(service, second) == (LiveState.HELD, OrderStatus.NEW)
+
+    asyncio.run(scenario())
+    service.store.close()
+
+
+def test_an_order_marked_sent_that_never_reached_the_exchange_ends_rejected_unsent(tmp_path: Path) -> None:
+    """As after a kill -9 between marking an order sent and its request leaving: the
+    exchange has no such order; once QUIET_SECONDS have passed it ends REJECTED, and it
+    is never sent."""
+    service = live_service(tmp_path)
+    assert isinstance(service.store, SqlStore)
+    venue = StandIn()
+    patient, quick = executor(service, venue), executor(service, venue, quiet_seconds=0)
+
+    async def scenario() -> None:
+        assert isinstance(service.store, SqlStore)
+        order = await service.submit(buy("k-1"))
+        pending = Expected(LiveState.PENDING, 0, no_cancel=True)
+        assert service.store.mark_live(
+            order.order_id, LiveState.SENT, expect=pending, now=service.clock(), attempt=True
+        )
+        await patient.run_pass()  # within QUIET_SECONDS: the send may still take effect
+        assert live_state(service, order) == (LiveState.SENT, OrderStatus.NEW)
+        await quick.run_pass()
+        assert live_state(service, order) == (LiveState.DONE, OrderStatus.REJECTED)
+        assert venue.sent == []
+
+    asyncio.run(scenario())
+    service.store.close()
+
+
+def test_nothing_is_marked_sent_before_the_exchange_s_markets_are_read(tmp_path: Path) -> None:
+    """A failure while getting ready to send (markets not loaded: a timeout) leaves the
+    order waiting to be sent, not sent-and-unknown: it is sent once the exchange answers."""
+    service = live_service(tmp_path)
+    venue = StandIn()
+    runner = executor(service, venue)
+
+    async def scenario() -> None:
+        order = await service.submit(buy("k-1"))
+        venue.prepare_error = Unknown("RequestTimeout: exchangeInfo")
+        with contextlib.suppress(Unknown):
+            await runner.run_pass()
+        assert live_state(service, order) == (LiveState.PENDING, OrderStatus.NEW)
+        venue.prepare_error = None
+        await runner.run_pass()
+        assert live_state(service, order) == (LiveState.HELD, OrderStatus.NEW)
+        assert len(venue.sent) == 1
 
     asyncio.run(scenario())
     service.store.close()
