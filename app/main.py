@@ -18,7 +18,7 @@ try:
 except AccountMismatch as mismatch:  # PAPER_BALANCES over open orders it cannot cover
     print(f"execution: cannot turn PAPER_BALANCES on: {mismatch.detail}", file=sys.stderr)
     raise SystemExit(2) from None
-except LiveOrdersLeft as left:  # live orders open on an exchange now configured as paper
+except LiveOrdersLeft as left:  # open orders this process would take for what they are not (live, paper)
     print(f"execution: cannot start: {left}", file=sys.stderr)
     raise SystemExit(2) from None
 except UnknownExchange as unknown:  # a MARKET_DATA_FEEDS or LIVE_EXCHANGES name ccxt does not have

@@ -47,18 +47,26 @@ class ExchangeStatus:
 
 
 class LiveOrdersLeft(Exception):
-    """The store holds live orders not final yet for exchanges this process would treat
-    as paper: it must not start (it would fill or cancel them here while their exchange
-    holds them)."""
+    """The store holds open orders that this process would treat as what they are not:
+    live orders of an exchange it treats as paper (it would fill or cancel them here
+    while their exchange holds them), or paper orders of an exchange it treats as live
+    (they would never fill). It must not start."""
 
 
 def check_live_orders_left(store: SqlStore, live: frozenset[str]) -> None:
-    """LiveOrdersLeft if the store has unfinished live orders of an exchange not in `live`."""
+    """LiveOrdersLeft if the store has unfinished live orders of an exchange not in
+    `live`, or open paper orders of one in it."""
     left = sorted(store.unfinished_live_exchanges() - live)
     if left:
         raise LiveOrdersLeft(
             f"the store holds live orders not final yet on {', '.join(left)}, which LIVE_EXCHANGES does not name: "
             "start with it live until they are final (they must not be filled or canceled here as paper)"
+        )
+    paper = sorted(store.open_paper_exchanges(live))
+    if paper:
+        raise LiveOrdersLeft(
+            f"the store holds open paper orders on {', '.join(paper)}, which LIVE_EXCHANGES names: cancel them, "
+            "or keep it paper until they are final (as live, nothing would ever fill them)"
         )
 
 

@@ -578,6 +578,11 @@ class SqlStore:
         with self._reading_once() as conn:
             return sql_live.unfinished_exchanges(conn)
 
+    def open_paper_exchanges(self, exchanges: frozenset[str]) -> set[str]:
+        """Those of `exchanges` with open orders that are not live orders (paper ones)."""
+        with self._reading_once() as conn:
+            return sql_live.open_paper_exchanges(conn, exchanges)
+
     def live_order(self, order_id: str) -> LiveOrder | None:
         with self._reading_once() as conn:
             return sql_live.find(conn, order_id, self._sql.fills_of)

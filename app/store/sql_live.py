@@ -21,7 +21,7 @@ from app.core.ids import client_order_id
 from app.core.order import Order
 from app.core.values import EXACT, ZERO
 from app.core.vocabulary import CancelReason, LiveState
-from app.store.schema import exchange_balances, exchange_fills, live_orders, live_status, orders
+from app.store.schema import OPEN, exchange_balances, exchange_fills, live_orders, live_status, orders
 from app.store.sql_rows import with_fills
 
 FillsOf = Any  # the store's prepared statement that reads orders' fills (sql_rows.with_fills)
@@ -138,6 +138,19 @@ def unfinished(conn: Connection, exchange: str, fills_of: FillsOf) -> list[LiveO
 
 def unfinished_exchanges(conn: Connection) -> set[str]:
     query = select(live_orders.c.exchange).where(live_orders.c.state != LiveState.DONE.value).distinct()
+    return set(conn.execute(query).scalars())
+
+
+def open_paper_exchanges(conn: Connection, exchanges: frozenset[str]) -> set[str]:
+    """Those of `exchanges` with open orders that have no outbox row (paper orders)."""
+    if not exchanges:
+        return set()
+    query = (
+        select(orders.c.exchange)
+        .outerjoin(live_orders, live_orders.c.order_id == orders.c.order_id)
+        .where(orders.c.status.in_(OPEN), orders.c.exchange.in_(sorted(exchanges)), live_orders.c.order_id.is_(None))
+        .distinct()
+    )
     return set(conn.execute(query).scalars())
 
 

@@ -328,3 +328,14 @@ def test_the_executor_s_view_of_its_exchange_is_kept_for_every_process(sql_store
     sql_store.keep_live_status(back)
     assert sql_store.live_status("binance") == back
     assert sql_store.live_status("okx") is None
+
+
+def test_open_paper_orders_are_told_from_live_ones(sql_store: SqlStore) -> None:
+    admit(sql_store, "k-1")  # live: it has its outbox row
+    assert sql_store.open_paper_exchanges(frozenset({"binance", "okx"})) == set()
+    kind = OrderKind("okx", "BTC/USDT", Side.BUY, OrderType.LIMIT, TimeInForce.GTC)
+    new = Order(number=new_number(), idempotency_key="k-2", kind=kind, terms=OrderTerms.of(1.0, 90.0, 1, None))
+    asyncio.run(sql_store.admit(new, Policy(), 1))  # paper, resting
+    assert sql_store.open_paper_exchanges(frozenset({"binance", "okx"})) == {"okx"}
+    assert sql_store.open_paper_exchanges(frozenset({"binance"})) == set()
+    assert sql_store.open_paper_exchanges(frozenset()) == set()
