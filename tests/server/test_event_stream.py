@@ -6,11 +6,8 @@ PostgreSQL database."""
 import http.client
 import itertools
 import json
-import socket
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,67 +15,11 @@ from urllib.parse import urlsplit
 from app.core.order import TRANSITIONS
 from app.core.vocabulary import OrderStatus
 from tests.conftest import URL, intent
+from tests.event_stream import STREAM, EventStream, stream
 from tests.uvicorn_server import Server, all_orders, running_server, server_get
 
-STREAM = "/execution/events/stream"
 QUOTES = "/execution/market-data/quotes"
 TOKEN = "s3cret-token-0123456789"
-
-
-class EventStream:
-    """A client of the stream: one message at a time, as the server framed it."""
-
-    def __init__(
-        self,
-        server: Server,
-        path: str = STREAM,
-        headers: dict[str, str] | None = None,
-        receive_buffer: int | None = None,
-    ) -> None:
-        address = urlsplit(server.base_url)
-        self.connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=20)
-        if receive_buffer is not None:  # a small window: the server's sends back up when this stops reading
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-            sock.settimeout(20)
-            sock.connect((address.hostname, address.port))
-            self.connection.sock = sock
-        self.connection.request("GET", path, headers=headers or {})
-        self.response = self.connection.getresponse()
-
-    def message(self) -> dict[str, Any]:
-        """The next message: its fields (`id`, `event`, `data` parsed as JSON) or, for
-        a heartbeat, its `comment`."""
-        fields: dict[str, Any] = {}
-        while True:
-            line = self.response.readline().decode()
-            if line in ("\n", ""):
-                if fields or line == "":
-                    return fields
-                continue
-            name, _, value = line.rstrip("\n").partition(": ")
-            fields["comment" if name == "" else name] = json.loads(value) if name == "data" else value
-
-    def events(self, count: int) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        while len(found) < count:
-            message = self.message()
-            assert message, f"the stream ended after {len(found)} of {count} events"
-            if "data" in message:
-                found.append(message)
-        return found
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-@contextmanager
-def stream(server: Server, path: str = STREAM, headers: dict[str, str] | None = None) -> Iterator[EventStream]:
-    opened = EventStream(server, path, headers)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def post_limits(server: Server, keys: list[str], price: float = 10.0) -> list[str]:

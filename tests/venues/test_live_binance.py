@@ -21,6 +21,7 @@ from app.venues.live import QUIET_SECONDS
 from app.venues.urls import rebase
 from harness.fake_binance_spot import FakeBinanceSpot, running_spot
 from harness.fake_venue import until
+from tests.event_stream import STREAM, stream
 from tests.payloads import URL, intent
 from tests.uvicorn_server import ROOT, Server, running_server
 
@@ -549,3 +550,28 @@ def test_each_exchange_s_mode_is_logged_and_real_money_warned(tmp_path: Path) ->
     [kept] = [line for line in lines if '"exchange": "okx"' in line]
     assert " - INFO - " in kept
     assert '"mode": "paper"' in kept
+
+
+def test_what_the_exchange_does_reaches_the_event_stream(tmp_path: Path) -> None:
+    """A bot following the stream sees a live order's life as it sees a paper one's."""
+    with running_spot() as spot:
+        funded(spot)
+        spot.set_balance("USDT", 50)  # enough for the limit below, not for 1 BTC at market
+        with live_server(tmp_path, spot) as server, stream(server, f"{STREAM}?after=0") as events:
+            limit = post(
+                server, "e-1", exchange="binance", symbol=BTC, side="BUY", type="LIMIT", qty=0.5, limit_price=90.0
+            )
+            until(lambda: bool(spot.orders()), "the exchange holds it")
+            spot.fill(spot.orders()[0].client_order_id, "0.1")
+            until(lambda: status_of(server, limit["order_id"]) == "PARTIALLY_FILLED", "its fill arrives")
+            status, _ = server.request("POST", f"/execution/orders/{limit['order_id']}/cancel")
+            assert status == 200
+            refused = market_buy(server, "e-2", qty=1.0)
+            got = [(m["event"], m["data"]["order"]["order_id"]) for m in events.events(5)]
+    assert got == [
+        ("new", limit["order_id"]),
+        ("partial_fill", limit["order_id"]),
+        ("canceled", limit["order_id"]),
+        ("new", refused["order_id"]),
+        ("rejected", refused["order_id"]),
+    ]
