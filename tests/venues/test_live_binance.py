@@ -501,7 +501,9 @@ def test_faults_while_following_and_canceling_lose_and_double_nothing(tmp_path: 
             spot.fill(held.client_order_id, "0.5")
             until(lambda: status_of(server, order["order_id"]) == "PARTIALLY_FILLED", "its fill arrives")
             inject("DELETE /api/v3/order", 1)
-            inject("GET /api/v3/order", 10)
+            # Look-ups fail for longer than the cancel waits (5 s): a 503 or a lost answer
+            # about a second each, a timeout about two.
+            inject("GET /api/v3/order", 5 if fault == "timeout" else 10)
             status, answer = server.request("POST", f"/execution/orders/{order['order_id']}/cancel")
             assert (status, answer["status"]) == (202, "PARTIALLY_FILLED"), answer
             until(lambda: status_of(server, order["order_id"]) == "CANCELED", "the exchange's cancel arrives", 30)
