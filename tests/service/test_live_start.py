@@ -37,8 +37,10 @@ def test_open_paper_orders_of_an_exchange_turned_live_stop_start_up(tmp_path: Pa
     asyncio.run(service.submit(dataclasses.replace(intent, idempotency_key="k-2", exchange="okx")))  # no matter
     service.store.close()
 
+    store = SqlStore(live.storage_url)
     with pytest.raises(LiveOrdersLeft) as refused:
-        service_on(live)
+        OrderService(live, store, EventLog(configure_logging("execution", logging.INFO, "text")))
+    store.close()  # (its writer thread must not outlive the test)
     assert str(refused.value) == (
         "the store holds open paper orders on binance, which LIVE_EXCHANGES names: cancel them, "
         "or keep it paper until they are final (as live, nothing would ever fill them)"
