@@ -128,7 +128,6 @@ class LiveOrders:
         *,
         expect: Expected,
         attempt: bool = False,
-        error: str | None = None,
         exchange_order_id: str | None = None,
     ) -> bool:
         """Move `live`'s sending on if its row is still as `expect` says; whether it moved."""
@@ -139,7 +138,6 @@ class LiveOrders:
             expect=expect,
             now=self._clock(),
             attempt=attempt,
-            error=error,
             exchange_order_id=exchange_order_id,
         )
 

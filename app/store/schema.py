@@ -205,7 +205,7 @@ live_orders = Table(
     Column("exchange_order_id", String(128)),
     Column("cancel", String(16)),
     Column("attempts", Integer, nullable=False),
-    Column("last_error", Text),
+    Column("last_error", Text),  # never written: a send's failures are logged
     Column("updated_at", BigInteger, nullable=False),
     # When balances apply: what the order claims of its exchange's account (an asset and
     # an exact amount), and when the exchange first answered for it (None: not yet).

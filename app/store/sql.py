@@ -600,7 +600,6 @@ class SqlStore:
         expect: Expected,
         now: int,
         attempt: bool = False,
-        error: str | None = None,
         exchange_order_id: str | None = None,
     ) -> bool:
         """Move a live order's sending on if its row is as `expect` says (see sql_live.mark)."""
@@ -612,7 +611,6 @@ class SqlStore:
                 expect=expect,
                 now=now,
                 attempt=attempt,
-                error=error,
                 exchange_order_id=exchange_order_id,
             )
 

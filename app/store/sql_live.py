@@ -32,7 +32,7 @@ class LiveOrder:
     """A live order with its outbox row: the id it has at the exchange
     (`client_order_id`, and the exchange's own once known), how far its sending has
     come, a cancel asked for and not yet confirmed (its reason), how many sends were
-    tried and the last one's error."""
+    tried."""
 
     order: Order
     client_order_id: str
@@ -40,7 +40,6 @@ class LiveOrder:
     exchange_order_id: str | None
     cancel: CancelReason | None
     attempts: int
-    last_error: str | None
     updated_at: int
 
 
@@ -59,7 +58,6 @@ def insert_outbox(conn: Connection, accepted: Sequence[tuple[Order, Reservation 
                     "exchange_order_id": None,
                     "cancel": None,
                     "attempts": 0,
-                    "last_error": None,
                     "updated_at": order.accepted_at,
                     "claim_asset": None if claimed is None else claimed.asset,
                     "claim": None if claimed is None else str(claimed.held),
@@ -177,7 +175,6 @@ def _live(conn: Connection, rows: Sequence[Row[Any]], fills_of: FillsOf) -> list
             row.exchange_order_id,
             None if row.cancel is None else CancelReason(row.cancel),
             row.attempts,
-            row.last_error,
             row.updated_at,
         )
         for order, row in zip(kept, rows, strict=True)
@@ -203,13 +200,12 @@ def mark(
     expect: "Expected",
     now: int,
     attempt: bool = False,
-    error: str | None = None,
     exchange_order_id: str | None = None,
 ) -> bool:
     """Move an order's sending on, if its row is still as `expect` says (compare and set:
     of two processes, or a cancel asked meanwhile, only one step wins). `attempt`: one
     more send is being tried. Whether it moved."""
-    values: dict[str, Any] = {"state": state.value, "last_error": error, "updated_at": now}
+    values: dict[str, Any] = {"state": state.value, "updated_at": now}
     if attempt:
         values["attempts"] = live_orders.c.attempts + 1
     if exchange_order_id is not None:
@@ -322,7 +318,7 @@ def apply_report(
             ],
         )
     state = LiveState.HELD if order.is_open else LiveState.DONE
-    values: dict[str, Any] = {"state": state.value, "last_error": None, "updated_at": now}
+    values: dict[str, Any] = {"state": state.value, "updated_at": now}
     if exchange_order_id is not None:  # a report from the exchange: it answered for the order
         values["exchange_order_id"] = exchange_order_id
         values["seen_at"] = func.coalesce(live_orders.c.seen_at, now)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from app.venues.backoff import Backoff
+from app.venues.tasks import cancel_and_wait
 
 Message = dict[str, Any]
 Emit = Callable[[list[Message]], None]  # a batch of messages, in order
@@ -114,10 +115,7 @@ class FeedRunner:
             ]
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *(task for tasks in self._following.values() for task in tasks)]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait([*self._tasks, *(task for tasks in self._following.values() for task in tasks)])
         self._tasks.clear()
         self._following.clear()
         for client in self._clients.values():

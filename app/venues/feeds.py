@@ -26,6 +26,7 @@ from app.service.orders import BookRequest, OrderService, TradeRequest
 from app.venues.backoff import Backoff
 from app.venues.ccxt_lookup import check_ccxt_has
 from app.venues.feed_runner import Emit, Exchange, FeedRunner, Instrument, Message
+from app.venues.tasks import cancel_and_wait
 
 # A process runs an instrument's feed under a lease in the store, renewed every
 # LEASE_RENEW_SECONDS for LEASE_MS: when its process dies, another takes the feed over
@@ -152,9 +153,7 @@ class ChildProcessSource:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
         process, self._process = self._process, None
         if process is not None:
@@ -202,9 +201,7 @@ class MarketDataFeeds:
         self._tasks = [asyncio.ensure_future(self._take_messages(inbox)), asyncio.ensure_future(self._lease())]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self._source.stop()
         held, self._held = self._held, set()

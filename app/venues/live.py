@@ -49,6 +49,7 @@ from app.service.settings import Settings
 from app.store.sql_live import Expected, LiveOrder
 from app.venues.backoff import Backoff
 from app.venues.ccxt_lookup import check_ccxt_has
+from app.venues.tasks import cancel_and_wait
 from app.venues.venue import Busy, NotSent, Refused, Seen, Unknown, Venue
 
 # The lease row (in the feeds' lease table, schema 11) whose holder executes an
@@ -145,9 +146,7 @@ class LiveExecutor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
         if self._held:
             with contextlib.suppress(ServiceError):

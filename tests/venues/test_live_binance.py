@@ -108,9 +108,7 @@ def test_a_limit_order_rests_fills_in_part_and_is_canceled_at_the_exchange(tmp_p
     with running_spot() as spot:
         funded(spot)
         with live_server(tmp_path, spot) as server:
-            order = post(
-                server, "l-1", exchange="binance", symbol=BTC, side="BUY", type="LIMIT", qty=1.0, limit_price=90.0
-            )
+            order = limit(server, "l-1", 90.0)
             until(lambda: spot.orders() and spot.orders()[0].status == "NEW", "the exchange holds it")
             [held] = spot.orders()
             spot.restart()  # its connections dropped, its orders kept
@@ -146,12 +144,8 @@ def test_the_kill_switch_cancels_live_orders_at_the_exchange_and_paper_ones_here
     with running_spot() as spot:
         funded(spot)
         with live_server(tmp_path, spot) as server:
-            live = post(
-                server, "k-1", exchange="binance", symbol=BTC, side="SELL", type="LIMIT", qty=1.0, limit_price=150.0
-            )
-            paper = post(
-                server, "k-2", exchange="okx", symbol=BTC, side="SELL", type="LIMIT", qty=1.0, limit_price=150.0
-            )
+            live = limit(server, "k-1", 150.0, side="SELL")
+            paper = limit(server, "k-2", 150.0, side="SELL", exchange="okx")
             until(lambda: spot.orders() and spot.orders()[0].status == "NEW", "the exchange holds the live one")
             status, state = server.request(
                 "PUT", "/execution/trading-state", {"state": "HALTED", "reason": "drill", "cancel_open_orders": True}
@@ -183,6 +177,12 @@ def one_order_each(spot: FakeBinanceSpot, server: Server, orders: list[dict[str,
         assert sum(fill["qty"] for fill in page["items"]) == order["qty"]  # each trade applied once
     _, caps = server.request("GET", "/capabilities")
     assert caps["live_exchanges"][0]["unknown_open_orders"] == []
+
+
+def limit(
+    server: Server, key: str, price: float, *, side: str = "BUY", qty: float = 1.0, exchange: str = "binance"
+) -> dict[str, Any]:
+    return post(server, key, exchange=exchange, symbol=BTC, side=side, type="LIMIT", qty=qty, limit_price=price)
 
 
 def market_buy(server: Server, key: str, qty: float = 0.1) -> dict[str, Any]:
@@ -337,9 +337,7 @@ def test_an_ioc_the_exchange_cannot_fill_expires_and_a_crossing_limit_fills(tmp_
                 limit_price=90.0,
                 time_in_force="IOC",
             )
-            crossing = post(
-                server, "i-2", exchange="binance", symbol=BTC, side="SELL", type="LIMIT", qty=0.5, limit_price=95.0
-            )
+            crossing = limit(server, "i-2", 95.0, side="SELL", qty=0.5)
             until(lambda: status_of(server, ioc["order_id"]) == "EXPIRED", "the exchange expires it")
             until(lambda: status_of(server, crossing["order_id"]) == "FILLED", "the exchange fills it")
             assert [(each.time_in_force, each.status) for each in spot.orders()] == [
@@ -393,9 +391,7 @@ def test_a_process_that_would_treat_open_live_orders_as_paper_refuses_to_start(t
         funded(spot)
         env = live_env(tmp_path, spot)
         with live_server(tmp_path, spot) as server:
-            order = post(
-                server, "p-1", exchange="binance", symbol=BTC, side="BUY", type="LIMIT", qty=1.0, limit_price=90.0
-            )
+            order = limit(server, "p-1", 90.0)
             until(lambda: len(spot.orders()) == 1, "the exchange holds it")
         paper = {key: value for key, value in env.items() if not key.startswith("LIVE_")}
         started = subprocess.run(
@@ -492,9 +488,7 @@ def test_faults_while_following_and_canceling_lose_and_double_nothing(tmp_path: 
     with running_spot() as spot:
         funded(spot)
         with live_server(tmp_path, spot, LIVE_TIMEOUT_MS="1000") as server:
-            order = post(
-                server, "f-1", exchange="binance", symbol=BTC, side="BUY", type="LIMIT", qty=1.0, limit_price=90.0
-            )
+            order = limit(server, "f-1", 90.0)
             until(lambda: spot.orders() and spot.orders()[0].status == "NEW", "the exchange holds it")
             [held] = spot.orders()
             inject("GET /api/v3/order", 2)
@@ -540,8 +534,8 @@ def test_each_exchange_s_mode_is_logged_and_real_money_warned(tmp_path: Path) ->
             _, caps = server.request("GET", "/capabilities")
             assert caps["exchanges"] == {"binance": "live", "okx": "paper"}
             # A live order's 201 is a paper order's: the same fields.
-            live = post(server, "m-1", exchange="binance", symbol=BTC, side="BUY", type="LIMIT", qty=1.0, limit_price=1)
-            paper = post(server, "m-2", exchange="okx", symbol=BTC, side="BUY", type="LIMIT", qty=1.0, limit_price=1)
+            live = limit(server, "m-1", 1)
+            paper = limit(server, "m-2", 1, exchange="okx")
             assert sorted(live) == sorted(paper)
             assert (live["status"], live["filled_qty"]) == ("NEW", 0.0)
             lines = [line for line in server.log().splitlines() if "Exchange mode" in line]
@@ -560,20 +554,18 @@ def test_what_the_exchange_does_reaches_the_event_stream(tmp_path: Path) -> None
         funded(spot)
         spot.set_balance("USDT", 50)  # enough for the limit below, not for 1 BTC at market
         with live_server(tmp_path, spot) as server, stream(server, f"{STREAM}?after=0") as events:
-            limit = post(
-                server, "e-1", exchange="binance", symbol=BTC, side="BUY", type="LIMIT", qty=0.5, limit_price=90.0
-            )
+            resting = limit(server, "e-1", 90.0, qty=0.5)
             until(lambda: bool(spot.orders()), "the exchange holds it")
             spot.fill(spot.orders()[0].client_order_id, "0.1")
-            until(lambda: status_of(server, limit["order_id"]) == "PARTIALLY_FILLED", "its fill arrives")
-            status, _ = server.request("POST", f"/execution/orders/{limit['order_id']}/cancel")
+            until(lambda: status_of(server, resting["order_id"]) == "PARTIALLY_FILLED", "its fill arrives")
+            status, _ = server.request("POST", f"/execution/orders/{resting['order_id']}/cancel")
             assert status == 200
             refused = market_buy(server, "e-2", qty=1.0)
             got = [(m["event"], m["data"]["order"]["order_id"]) for m in events.events(5)]
     assert got == [
-        ("new", limit["order_id"]),
-        ("partial_fill", limit["order_id"]),
-        ("canceled", limit["order_id"]),
+        ("new", resting["order_id"]),
+        ("partial_fill", resting["order_id"]),
+        ("canceled", resting["order_id"]),
         ("new", refused["order_id"]),
         ("rejected", refused["order_id"]),
     ]

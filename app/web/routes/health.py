@@ -1,5 +1,6 @@
 """Probes, the capabilities a bot checks before trading, and the metrics page."""
 
+from dataclasses import asdict
 from enum import Enum
 
 from fastapi import APIRouter, Response
@@ -50,17 +51,7 @@ def add_routes(routes: APIRouter, service: OrderService) -> None:
                 for feed in info.market_data_feeds
             ],
             exchanges=info.exchange_modes,
-            live_exchanges=[
-                LiveExchange(
-                    exchange=live.exchange,
-                    mode=live.mode,
-                    reachable=live.reachable,
-                    last_error=live.last_error,
-                    unknown_open_orders=live.unknown_open_orders,
-                    executor=live.executor,
-                )
-                for live in info.live_exchanges
-            ],
+            live_exchanges=[LiveExchange(**asdict(live)) for live in info.live_exchanges],
         )
 
     @routes.get(
